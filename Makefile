@@ -1,0 +1,59 @@
+# Front door: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the pinned packages
+
+tools: ## Install promtool/prometheus (Debian) and fetch the Kafka jars (Maven Central)
+	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+	@command -v java >/dev/null && command -v mvn >/dev/null || { echo "needs Java 17 and Maven"; exit 1; }
+
+run: install tools ## Main job: local Kafka, a worker and a simulated day of traffic; prints the URLs
+	$(PY) -m stream run
+
+stop: install ## Stop the main job's worker and broker
+	$(PY) -m stream stop
+
+test: install tools ## The whole suite: lint, types, unit, integration and fault tests
+	$(PY) -m ruff check stream tests
+	$(PY) -m mypy
+	$(PY) -m pytest -q
+
+unit: install ## Unit tests only (seconds)
+	$(PY) -m pytest -q tests/unit
+
+integration: install tools ## Real-broker tests except the slow fault group
+	$(PY) -m pytest -q -m "integration and not faults"
+
+faults: install tools ## The slow real-broker fault tests
+	$(PY) -m pytest -q -m faults
+
+lint: install ## ruff and mypy
+	$(PY) -m ruff check stream tests
+	$(PY) -m mypy
+
+schemas: install ## Regenerate topics/schemas from the event models
+	$(PY) -m stream schemas
+
+report: install ## Render the committee report from the running worker (MONTHS=2019-08..2019-10)
+	$(PY) -m stream report $(if $(MONTHS),--months $(MONTHS))
+
+clean: ## Remove caches (keeps the Kafka jars)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help install tools run stop test unit integration faults lint schemas report clean

@@ -1,0 +1,184 @@
+"""The Faust application: one agent per event topic, a records table each.
+
+Built by ``create_app(settings)``; nothing here reads the environment. Faust is
+given an empty ``env`` so its own variables (``BROKER_URL``, ``WEB_PORT``...)
+cannot silently override the settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import faust
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from stream.decoder import Decoder, Limits, Rejection
+from stream.figures import FactContext
+from stream.metrics import CallDefinitions, FiguresCollector, PipelineMetrics
+from stream.processor import TP, FamilyProcessor, FigureState, deadletter_message
+from stream.rules import load_rules
+from stream.settings import Settings
+from stream.taxonomy import load_taxonomy
+from stream.topics import DEADLETTER, event_families, load_topics
+from stream.working_days import OfficeHours, WorkingCalendar
+
+log = logging.getLogger("cspa.worker")
+
+
+@dataclass
+class Worker:
+    """The app and the state its views and tests look at."""
+
+    app: faust.App
+    settings: Settings
+    registry: CollectorRegistry
+    state: FigureState
+    metrics: PipelineMetrics
+    ctx: FactContext
+    processors: dict[str, FamilyProcessor] = field(default_factory=dict)
+
+    def owned(self) -> set[TP]:
+        """(topic, partition) pairs this worker actively owns right now."""
+        try:
+            actives = self.app.assignor.assigned_actives()
+        except Exception:  # noqa: BLE001 - before the first assignment
+            return set()
+        topics = {p.topic for p in self.processors.values()}
+        return {(tp.topic, tp.partition) for tp in actives if tp.topic in topics}
+
+    def current(self) -> tuple[Any, dict[str, int]]:
+        owned = self.owned()
+        counts: dict[str, int] = {t: 0 for t in (p.topic for p in self.processors.values())}
+        for topic, _ in owned:
+            counts[topic] += 1
+        return self.state.current(owned), counts
+
+
+def fact_context(settings: Settings) -> FactContext:
+    """Calendar, taxonomy and rules as the settings configure them."""
+    calendar = WorkingCalendar(settings.timezone,
+                               OfficeHours(settings.office_start, settings.office_end),
+                               roll_after_hours=settings.roll_after_hours)
+    return FactContext(calendar, load_taxonomy(settings.taxonomy_path),
+                       load_rules(settings.rules_path), ZoneInfo(settings.timezone))
+
+
+def create_app(settings: Settings) -> Worker:
+    """Build the worker's Faust app from settings."""
+    app = faust.App(
+        settings.app_id, env={}, broker=f"kafka://{settings.broker}", store=settings.store,
+        datadir=str(settings.data_dir), web_host=settings.web_host,
+        web_bind=settings.web_host, web_port=settings.web_port, web_enabled=True,
+        web_tables_enabled=False, web_router_enabled=False,
+        processing_guarantee=settings.processing_guarantee,
+        broker_credentials=_credentials(settings), topic_allow_declare=True,
+        table_standby_replicas=0, consumer_auto_offset_reset="earliest",
+        producer_acks=-1, logging_config=None,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+    )
+    registry = CollectorRegistry(auto_describe=True)
+    metrics = PipelineMetrics(registry)
+    ctx = fact_context(settings)
+    worker = Worker(app, settings, registry, FigureState(), metrics, ctx)
+    registry.register(FiguresCollector(worker.current, CallDefinitions(
+        settings.service_level_seconds, settings.service_level_variant.value,
+        settings.short_abandon_seconds, settings.period_combination.value),
+        settings.metrics_months))
+    topics = load_topics()
+    limits = Limits(settings.max_payload_bytes, settings.max_future_skew_seconds)
+    dlq = app.topic(topics[DEADLETTER].name, value_serializer="raw", key_serializer="raw",
+                    partitions=topics[DEADLETTER].partitions)
+    for family, spec in event_families(topics).items():
+        processor = FamilyProcessor(spec.name, Decoder(family, ctx.taxonomy, limits), ctx,
+                                    worker.state, metrics)
+        worker.processors[family] = processor
+        _add_agent(worker, processor, spec.partitions, dlq)
+    metrics.prime(p.topic for p in worker.processors.values())
+    _add_views(worker)
+    return worker
+
+
+def _credentials(settings: Settings) -> Any:
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value(),
+            mechanism=settings.sasl_mechanism, ssl_context=settings.ssl_context())
+    if settings.security_protocol == "SSL":
+        return faust.SSLCredentials(settings.ssl_context())
+    return None
+
+
+def _add_agent(worker: Worker, processor: FamilyProcessor, partitions: int,
+               dlq: faust.TopicT) -> None:
+    app = worker.app
+    name = processor.topic
+    source = app.topic(name, value_serializer="raw", key_serializer="raw",
+                       partitions=partitions)
+    table = app.Table(f"records-{name}", partitions=partitions, key_type=str,
+                      value_type=bytes)
+
+    async def rebuild() -> None:
+        active = {p for t, p in worker.owned() if t == name}
+        started = time.monotonic()
+        counted = worker.state.rebuild(name, table.items(), active, worker.ctx)
+        worker.metrics.rebuilds.inc()
+        log.info("figures rebuilt topic=%s partitions=%d records=%d seconds=%.2f",
+                 name, len(active), counted, time.monotonic() - started)
+
+    table.on_recover(rebuild)
+
+    async def agent(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            msg = event.message
+            try:
+                result = processor.process(msg.key, msg.value, msg.partition,
+                                           msg.timestamp * 1000, table)
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
+                # Only the exception's type: its message could quote event data.
+                result = Rejection("internal_error", type(exc).__name__)
+                worker.metrics.rejected.labels(name, result.reason).inc()
+            if isinstance(result, Rejection):
+                log.warning("rejected topic=%s partition=%d offset=%d reason=%s detail=%s",
+                            name, msg.partition, msg.offset, result.reason, result.detail)
+                await dlq.send(key=msg.key, value=deadletter_message(
+                    name, msg.partition, msg.offset, msg.timestamp * 1000, msg.key, msg.value,
+                    result))
+
+    app.agent(source, name=f"agent-{name}")(agent)
+
+
+def _add_views(worker: Worker) -> None:
+    app = worker.app
+
+    @app.page("/metrics")
+    class MetricsView(View):
+        async def get(self, request: Request) -> Response:
+            # aiohttp refuses a charset inside content_type; pass the header whole.
+            return self.bytes(generate_latest(worker.registry),
+                              headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/figures")
+    class FiguresView(View):
+        async def get(self, request: Request) -> Response:
+            agg, counts = worker.current()
+            owned = sorted(worker.owned())
+            return self.json({
+                "owned": [[t, p] for t, p in owned],
+                "recovering": bool(app.in_recovery or app.rebalancing),
+                "cells": agg.to_json(),
+            })
+
+    @app.page("/health")
+    class HealthView(View):
+        async def get(self, request: Request) -> Response:
+            ready = not (app.in_recovery or app.rebalancing)
+            return self.json({"ready": ready}, status=200 if ready else 503)
+
+    del MetricsView, FiguresView, HealthView

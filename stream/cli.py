@@ -1,0 +1,191 @@
+"""Command line: ``python -m stream COMMAND`` (installed as ``cspa``).
+
+Commands: ``worker``, ``topics``, ``run`` (the demo: broker + worker +
+simulator), ``stop``, ``report``, ``schemas``, ``broker``, ``simulate``,
+``import``, ``send``. Settings come from ``CSPA_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from stream import devbroker
+from stream.settings import ROOT, Settings
+from stream.topics import event_families, load_topics
+
+CACHE = ROOT / ".cache"
+
+
+def changelog_topic(settings: Settings, topic: str) -> str:
+    """Name Faust gives the changelog of a topic's records table."""
+    return f"{settings.app_id}-records-{topic}-changelog"
+
+
+def ensure_topics(settings: Settings) -> None:
+    """Create every contract topic and the worker's changelogs (idempotent).
+
+    Changelogs are created here, compacted and co-partitioned with their source
+    topic, rather than left to Faust or to broker auto-creation (which would
+    give them the broker's default partition count).
+    """
+    specs = [(s.name, s.partitions, s.kafka_config()) for s in load_topics().values()]
+    specs += [(changelog_topic(settings, s.name), s.partitions, {"cleanup.policy": "compact"})
+              for s in event_families(load_topics()).values()]
+    kwargs = settings.kafka_client_kwargs()
+    asyncio.run(devbroker.wait_ready(settings.broker, 60, **kwargs))
+    asyncio.run(devbroker.create_topics(settings.broker, specs, **kwargs))
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import faust
+
+    from stream.app import create_app
+
+    ensure_topics(settings)
+    worker = create_app(settings)
+    logging.getLogger("cspa").setLevel(settings.log_level)
+    faust.Worker(worker.app, loglevel=settings.log_level, quiet=True,
+                 redirect_stdouts=False).execute_from_commandline()
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    ensure_topics(settings)
+    for spec in load_topics().values():
+        print(f"{spec.name}\tpartitions={spec.partitions}\tretention.ms={spec.retention_ms}")
+    return 0
+
+
+def _worker_pidfile() -> Path:
+    return CACHE / "worker.pid"
+
+
+def _metrics_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            body: bytes = resp.read()
+    except OSError:
+        return False
+    return b"cspa_contacts_received{" in body
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """The main job: local broker, worker in the background, a day of traffic."""
+    from stream.simulator import run as simulate
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    broker = devbroker.LocalBroker(devbroker.BrokerConfig(data_dir=CACHE / "broker"))
+    if not broker.is_running():
+        broker.start()
+    print(f"broker   {broker.bootstrap} (pid {broker.pid})")
+    ensure_topics(settings)
+    if not _pid_alive(_worker_pidfile()):
+        log = (CACHE / "worker.log").open("ab")
+        proc = subprocess.Popen([sys.executable, "-m", "stream", "worker"], stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+        _worker_pidfile().write_text(str(proc.pid))
+    base = f"http://{settings.web_host}:{settings.web_port}"
+    from datetime import date, timedelta
+
+    start = date.today() - timedelta(days=args.days - 1)
+    sent = asyncio.run(simulate(settings, start, args.days, seed=args.seed, scale=args.scale,
+                                speed=None))
+    print(f"simulator sent {sent} events ({args.days} day(s) to now, seed {args.seed})")
+    deadline = time.monotonic() + 90
+    while not _metrics_ready(base + "/metrics"):
+        if time.monotonic() > deadline:
+            print(f"worker did not serve figures in time; see {CACHE / 'worker.log'}")
+            return 1
+        time.sleep(1)
+    print(f"metrics  {base}/metrics")
+    print(f"figures  {base}/figures")
+    print(f"report   python -m stream report --months {start:%Y-%m}..{date.today():%Y-%m}")
+    print("stop     make stop")
+    return 0
+
+
+def _pid_alive(pidfile: Path) -> bool:
+    try:
+        pid = int(pidfile.read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
+    pidfile = _worker_pidfile()
+    if _pid_alive(pidfile):
+        pid = int(pidfile.read_text())
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not _pid_alive(pidfile):
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        print(f"worker stopped (pid {pid})")
+    pidfile.unlink(missing_ok=True)
+    devbroker.LocalBroker(devbroker.BrokerConfig(data_dir=CACHE / "broker")).stop()
+    print("broker stopped")
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.schemas import write_schemas
+
+    for path in write_schemas(settings):
+        print(path.relative_to(ROOT))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.report_cli import run_report
+
+    return run_report(args, settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cspa", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("worker", help="run a Faust worker (foreground)").set_defaults(fn=cmd_worker)
+    sub.add_parser("topics", help="create the contract's topics").set_defaults(fn=cmd_topics)
+    run = sub.add_parser("run", help="demo: broker, worker and a simulated day of traffic")
+    run.add_argument("--days", type=int, default=1)
+    run.add_argument("--seed", type=int, default=1)
+    run.add_argument("--scale", type=float, default=1.0)
+    run.set_defaults(fn=cmd_run)
+    sub.add_parser("stop", help="stop the demo's worker and broker").set_defaults(fn=cmd_stop)
+    sub.add_parser("schemas", help="regenerate topics/schemas").set_defaults(fn=cmd_schemas)
+    try:
+        from stream.report_cli import add_arguments
+    except ImportError:  # report not built yet
+        pass
+    else:
+        add_arguments(sub.add_parser("report", help="render the committee report"))
+    try:
+        from stream.upstream_cli import add_commands
+    except ImportError:
+        pass
+    else:
+        add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "broker":
+        return devbroker.main(argv[1:])
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    result: int = args.fn(args, Settings())
+    return result

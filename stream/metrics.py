@@ -1,0 +1,259 @@
+"""Every Prometheus metric of the worker, declared on a registry passed in.
+
+Two kinds:
+
+* pipeline metrics: ordinary counters/gauges/histograms of this process
+  (events consumed, rejected, latency, last event seen);
+* figure metrics: produced at scrape time by ``FiguresCollector`` from the
+  figure cells of the partitions this worker *currently owns*. A partition
+  that moves to another worker vanishes from this one's scrape at once, so
+  ``sum()`` over all workers is exact and nothing stale lingers.
+
+Figure metrics are gauges (and histograms used as distributions) labelled by
+calendar month and closed category sets. They are additive: ratios such as the
+service level are formed in PromQL from their parts (see README).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from stream.aggregates import Aggregates, Cell
+from stream.decoder import REASONS
+
+DAY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 45.0)
+AGENCY_BUCKETS = tuple(float(n) for n in range(0, 13))
+WAIT_BUCKETS = (5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+HANDLE_BUCKETS = (60.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+#: figure -> (metric name, label names, help)
+COUNT_GAUGES: Mapping[str, tuple[str, tuple[str, ...], str]] = {
+    "contacts_received": ("cspa_contacts_received",
+                          ("month", "channel", "source_group", "team"),
+                          "Contacts received in the calendar month (event time)."),
+    "contacts_decided": ("cspa_contacts_decided", ("month", "outcome"),
+                         "Contacts decided in the month, by RFS outcome category."),
+    "emails_resolved": ("cspa_emails_resolved", ("month",),
+                        "Email enquiries resolved by the RFS team in the month."),
+    "progressions": ("cspa_progressions", ("month", "destination", "within_timescale"),
+                     "Progressions in the month, by destination and whether within timescale."),
+    "map_completed": ("cspa_map_enquiries_completed", ("month", "outcome"),
+                      "MAP enquiries completed in the month, by outcome level."),
+    "map_by_agency": ("cspa_map_enquiries_by_agency", ("month", "agency"),
+                      "MAP enquiries completed in the month that consulted the agency."),
+    "level3_outcomes": ("cspa_level3_outcomes", ("month", "service"),
+                        "MAP enquiries completed at Level 3, by Level 3 service."),
+    "audits": ("cspa_audits", ("month", "team", "grade"),
+               "Quality-assurance audits graded in the month."),
+}
+
+#: figure -> (metric name, label names, buckets, help)
+HISTOGRAMS: Mapping[str, tuple[str, tuple[str, ...], Sequence[float], str]] = {
+    "contact_completion_working_days": (
+        "cspa_contact_completion_working_days", ("month", "source_group", "pathway"),
+        DAY_BUCKETS, "Working days from contact received to completed, by completion month."),
+    "contact_completion_calendar_days": (
+        "cspa_contact_completion_calendar_days", ("month", "source_group", "pathway"),
+        DAY_BUCKETS, "Calendar days from contact received to completed."),
+    "early_help_allocation_working_days": (
+        "cspa_early_help_allocation_working_days", ("month",), DAY_BUCKETS,
+        "Working days from progression to early help to allocation by the EHH."),
+    "early_help_allocation_calendar_days": (
+        "cspa_early_help_allocation_calendar_days", ("month",), DAY_BUCKETS,
+        "Calendar days from progression to early help to allocation."),
+    "progression_working_days": (
+        "cspa_progression_working_days", ("month", "destination"), DAY_BUCKETS,
+        "Working days from contact received to progression."),
+    "progression_calendar_days": (
+        "cspa_progression_calendar_days", ("month", "destination"), DAY_BUCKETS,
+        "Calendar days from contact received to progression."),
+    "map_enquiry_working_days": (
+        "cspa_map_enquiry_working_days", ("month",), DAY_BUCKETS,
+        "Working days from MAP enquiry opened to completed, by completion month."),
+    "map_enquiry_calendar_days": (
+        "cspa_map_enquiry_calendar_days", ("month",), DAY_BUCKETS,
+        "Calendar days from MAP enquiry opened to completed."),
+    "map_agencies_consulted": (
+        "cspa_map_enquiry_agencies_consulted", ("month",), AGENCY_BUCKETS,
+        "Agencies consulted per completed MAP enquiry."),
+    "call_handle_seconds": (
+        "cspa_call_handle_seconds", ("month", "queue"), HANDLE_BUCKETS,
+        "Handling time of answered calls, by month the call ended."),
+}
+
+
+@dataclass(frozen=True)
+class CallDefinitions:
+    """The call definitions in force (settings), exported beside the figures."""
+
+    service_level_seconds: float
+    variant: str
+    short_abandon_seconds: float
+    period_combination: str
+
+
+class PipelineMetrics:
+    """Counters and gauges of this worker process."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.consumed = Counter("cspa_events_consumed_total",
+                                "Kafka messages consumed, by topic.", ["topic"], registry=registry)
+        self.applied = Counter("cspa_events_applied_total",
+                               "Valid events that changed a case record.",
+                               ["topic", "event_type"], registry=registry)
+        self.duplicates = Counter("cspa_events_duplicate_total",
+                                  "Valid events already applied (re-deliveries, replays).",
+                                  ["topic"], registry=registry)
+        self.rejected = Counter("cspa_events_rejected_total",
+                                "Messages sent to the dead-letter topic, by reason.",
+                                ["topic", "reason"], registry=registry)
+        self.last_event_time = Gauge("cspa_last_event_timestamp_seconds",
+                                     "Greatest event time seen, by topic (POSIX seconds).",
+                                     ["topic"], registry=registry)
+        self.last_processed = Gauge("cspa_last_processed_timestamp_seconds",
+                                    "Wall-clock time the last message was processed.",
+                                    ["topic"], registry=registry)
+        self.latency = Histogram("cspa_event_latency_seconds",
+                                 "Kafka record timestamp to figures updated (KIP-613).",
+                                 ["topic"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.rebuilds = Counter("cspa_figure_rebuilds_total",
+                                "Figure state rebuilt from the records table after recovery.",
+                                registry=registry)
+
+    def prime(self, topics: Iterable[str]) -> None:
+        """Create every labelled child up front so rates start at 0, not absent."""
+        for topic in topics:
+            self.consumed.labels(topic)
+            self.duplicates.labels(topic)
+            for reason in REASONS:
+                self.rejected.labels(topic, reason)
+
+
+def _cumulative(cell: Cell, buckets: Sequence[float]) -> list[tuple[str, float]]:
+    ordered = sorted(cell.values.items())
+    out: list[tuple[str, float]] = []
+    running, i = 0, 0
+    for bound in buckets:
+        while i < len(ordered) and ordered[i][0] <= bound:
+            running += ordered[i][1]
+            i += 1
+        out.append((repr(float(bound)), float(running)))
+    out.append(("+Inf", float(cell.count)))
+    return out
+
+
+class FiguresCollector(Collector):
+    """Turns the owned partitions' figure cells into metric families at scrape time."""
+
+    def __init__(self, current: Callable[[], tuple[Aggregates, dict[str, int]]],
+                 calls: CallDefinitions, months: int,
+                 now: Callable[[], datetime] = datetime.now) -> None:
+        self._current = current
+        self._calls = calls
+        self._months = months
+        self._now = now
+
+    def _keep(self, month: str) -> bool:
+        if self._months <= 0:
+            return True
+        now = self._now()
+        index = now.year * 12 + now.month - 1
+        year, mon = month.split("-")
+        return index - (int(year) * 12 + int(mon) - 1) < self._months
+
+    def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
+        agg, owned = self._current()
+        partitions = GaugeMetricFamily("cspa_owned_partitions",
+                                       "Partitions of each topic this worker owns.",
+                                       labels=["topic"])
+        for topic, count in sorted(owned.items()):
+            partitions.add_metric([topic], count)
+        yield partitions
+        yield self._definitions()
+        for figure, (name, labels, text) in COUNT_GAUGES.items():
+            family = GaugeMetricFamily(name, text, labels=list(labels))
+            for values, cell in agg.figure(figure):
+                if self._keep(values[0]):
+                    family.add_metric(list(values), cell.count)
+            yield family
+        for figure, (name, labels, buckets, text) in HISTOGRAMS.items():
+            hist = HistogramMetricFamily(name, text, labels=list(labels))
+            for values, cell in agg.figure(figure):
+                if self._keep(values[0]):
+                    hist.add_metric(list(values), _cumulative(cell, buckets), cell.total)
+            yield hist
+        yield from self._calls_families(agg)
+
+    def _definitions(self) -> GaugeMetricFamily:
+        c = self._calls
+        info = GaugeMetricFamily(
+            "cspa_definition_info", "Definitions in force for the call figures.",
+            labels=["service_level_seconds", "service_level_variant", "short_abandon_seconds",
+                    "period_combination"])
+        info.add_metric([f"{c.service_level_seconds:g}", c.variant,
+                         f"{c.short_abandon_seconds:g}", c.period_combination], 1)
+        return info
+
+    def _calls_families(self, agg: Aggregates) -> Iterator[GaugeMetricFamily |
+                                                            HistogramMetricFamily]:
+        names = ("offered", "answered", "answered_within_target", "abandoned",
+                 "abandoned_short", "service_level_denominator")
+        families = {n: GaugeMetricFamily(f"cspa_calls_{n}", _CALL_HELP[n],
+                                         labels=["month", "queue"]) for n in names}
+        wait = HistogramMetricFamily("cspa_call_wait_seconds",
+                                     "Queue wait of offered calls, by outcome.",
+                                     labels=["month", "queue", "outcome"])
+        buckets = sorted(set(WAIT_BUCKETS) | {self._calls.service_level_seconds})
+        for labels, parts in call_parts(agg, self._calls).items():
+            if not self._keep(labels[0]):
+                continue
+            for n in names:
+                families[n].add_metric(list(labels), parts[n])
+        for outcome in ("answered", "abandoned"):
+            for labels, cell in agg.figure("calls_" + outcome):
+                if self._keep(labels[0]):
+                    wait.add_metric([*labels, outcome], _cumulative(cell, buckets), cell.total)
+        yield from families.values()
+        yield wait
+
+
+_CALL_HELP = {
+    "offered": "Calls offered (answered + abandoned), by month offered.",
+    "answered": "Calls answered.",
+    "answered_within_target": "Calls answered within the service-level threshold.",
+    "abandoned": "Calls abandoned (all).",
+    "abandoned_short": "Calls abandoned within the short-abandon threshold.",
+    "service_level_denominator": "Denominator of the service level, per the variant in force.",
+}
+
+
+def call_parts(agg: Aggregates, defs: CallDefinitions) -> dict[tuple[str, ...], dict[str, int]]:
+    """Additive call counts per (month, queue) under the definitions in force."""
+    parts: dict[tuple[str, ...], dict[str, int]] = {}
+    for outcome in ("answered", "abandoned"):
+        for labels, cell in agg.figure("calls_" + outcome):
+            row = parts.setdefault(labels, dict.fromkeys(
+                ("offered", "answered", "answered_within_target", "abandoned",
+                 "abandoned_short", "service_level_denominator"), 0))
+            row[outcome] += cell.count
+            row["offered"] += cell.count
+            if outcome == "answered":
+                row["answered_within_target"] += sum(
+                    n for v, n in cell.values.items() if v <= defs.service_level_seconds)
+            elif defs.short_abandon_seconds > 0:
+                row["abandoned_short"] += sum(
+                    n for v, n in cell.values.items() if v <= defs.short_abandon_seconds)
+    for row in parts.values():
+        row["service_level_denominator"] = {
+            "offered": row["offered"],
+            "answered": row["answered"],
+            "offered_less_short_abandons": row["offered"] - row["abandoned_short"],
+        }[defs.variant]
+    return parts

@@ -1,0 +1,62 @@
+"""Plain dict builders for contract events (test data, independent of the worker)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from itertools import count
+from typing import Any
+
+_ids = count(1)
+
+
+def key(name: str) -> str:
+    """A pseudonymous key: 32 hex chars derived from a readable test name."""
+    return hashlib.blake2b(name.encode(), digest_size=16).hexdigest()
+
+
+def base(event_type: str, at: datetime, **fields: Any) -> dict[str, Any]:
+    return {"event_id": f"test-{next(_ids):08d}", "event_type": event_type,
+            "schema_version": 1, "occurred_at": at.isoformat(), "source_system": "lcs",
+            **fields}
+
+
+def received(k: str, at: datetime, channel: str = "email", source_code: str = "6",
+             team: str = "rfs") -> dict[str, Any]:
+    return base("contact.received", at, contact_key=k, channel=channel,
+                source_code=source_code, team=team)
+
+
+def decided(k: str, at: datetime, outcome: str = "level_1",
+            pathway: str | None = None) -> dict[str, Any]:
+    fields: dict[str, Any] = {"contact_key": k, "outcome": outcome}
+    if pathway:
+        fields["pathway"] = pathway
+    return base("contact.decided", at, **fields)
+
+
+def answered(k: str, at: datetime, wait: float, queue: str = "rfs") -> dict[str, Any]:
+    return base("call.answered", at, call_key=k, queue=queue, wait_seconds=wait,
+                source_system="telephony")
+
+
+def abandoned(k: str, at: datetime, wait: float, queue: str = "rfs") -> dict[str, Any]:
+    return base("call.abandoned", at, call_key=k, queue=queue, wait_seconds=wait,
+                source_system="telephony")
+
+
+def map_opened(k: str, at: datetime) -> dict[str, Any]:
+    return base("map_enquiry.opened", at, enquiry_key=k)
+
+
+def map_completed(k: str, at: datetime, agencies: list[str], outcome: str = "level_4",
+                  service: str | None = None) -> dict[str, Any]:
+    fields: dict[str, Any] = {"enquiry_key": k, "agencies_consulted": agencies,
+                              "outcome": outcome}
+    if service:
+        fields["level3_service"] = service
+    return base("map_enquiry.completed", at, **fields)
+
+
+def audit(k: str, at: datetime, team: str = "ehh", grade: str = "good") -> dict[str, Any]:
+    return base("audit.graded", at, audit_key=k, team=team, grade=grade)

@@ -1,0 +1,203 @@
+"""A random but fully known event set, and its figures computed independently.
+
+Nothing here imports the worker's logic: months, source groups, working days,
+de-duplication and "latest event wins" are re-implemented the plain way
+(day-by-day loops, dicts), so a test comparing the two can catch either.
+"""
+
+from __future__ import annotations
+
+import random
+import tomllib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import holidays
+import orjson
+
+from tests import factories as f
+
+LONDON = ZoneInfo("Europe/London")
+ROOT = Path(__file__).resolve().parent.parent
+TAXONOMY = tomllib.loads((ROOT / "topics" / "taxonomy.toml").read_text())
+TOPICS = {k: v["topic"] for k, v in
+          tomllib.loads((ROOT / "topics" / "topics.toml").read_text()).items()}
+_BANK = holidays.country_holidays("GB", subdiv="ENG", years=range(2015, 2031))
+
+
+def is_working(d: date) -> bool:
+    return d.weekday() < 5 and d not in _BANK
+
+
+def working_days(a: datetime, b: datetime) -> float:
+    """Elapsed time inside working days, in days (each local day counts as 1)."""
+    if b <= a:
+        return 0.0
+    a, b = a.astimezone(LONDON), b.astimezone(LONDON)
+    total, d = 0.0, a.date()
+    while d <= b.date():
+        if is_working(d):
+            start = datetime(d.year, d.month, d.day, tzinfo=LONDON)
+            nxt = d + timedelta(days=1)
+            end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=LONDON)
+            length = end.timestamp() - start.timestamp()
+            lo, hi = max(a.timestamp(), start.timestamp()), min(b.timestamp(), end.timestamp())
+            if hi > lo:
+                total += (hi - lo) / length
+        d += timedelta(days=1)
+    return total
+
+
+def month(at: datetime) -> str:
+    return at.astimezone(LONDON).strftime("%Y-%m")
+
+
+@dataclass
+class Message:
+    topic: str
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int | None
+
+
+@dataclass
+class Dataset:
+    messages: list[Message] = field(default_factory=list)
+    bad: int = 0
+
+    def add(self, family: str, key: str, event: dict[str, Any]) -> None:
+        at = datetime.fromisoformat(event["occurred_at"])
+        self.messages.append(Message(TOPICS[family], key.encode(), orjson.dumps(event),
+                                     int(at.timestamp() * 1000)))
+
+
+def _office_time(rng: random.Random, start: date, days: int) -> datetime:
+    while True:
+        d = start + timedelta(days=rng.randrange(days))
+        if is_working(d) or rng.random() < 0.1:
+            return datetime(d.year, d.month, d.day, 8, tzinfo=LONDON) + timedelta(
+                seconds=rng.randrange(10 * 3600))
+
+
+def generate(seed: int, start: date, days: int, contacts: int = 300, calls: int = 300,
+             enquiries: int = 60, audits: int = 30, bad: int = 20) -> Dataset:
+    """Events for all families, with duplicates, late and out-of-order ones, and bad ones."""
+    rng = random.Random(seed)
+    ds = Dataset()
+    outcomes = list(TAXONOMY["contact_outcome"])
+    pathways = [*TAXONOMY["pathway"], None]
+    channels, codes = list(TAXONOMY["channel"]), list(TAXONOMY["source_code"])
+    for i in range(contacts):
+        k = f.key(f"{seed}-contact-{i}")
+        at = _office_time(rng, start, days)
+        events = [f.received(k, at, rng.choice(channels), rng.choice(codes))]
+        if rng.random() < 0.9:
+            events.append(f.decided(k, at + timedelta(hours=rng.expovariate(1 / 30)),
+                                    rng.choice(outcomes), rng.choice(pathways)))
+        if rng.random() < 0.1:  # a correction of the decision, later
+            events.append(f.decided(k, at + timedelta(days=5), rng.choice(outcomes)))
+        if rng.random() < 0.2:
+            events.reverse()  # completion arrives before the opening
+        events += [e for e in events if rng.random() < 0.1]  # re-deliveries
+        for e in events:
+            ds.add("contacts", k, e)
+    for i in range(calls):
+        k = f.key(f"{seed}-call-{i}")
+        at, wait = _office_time(rng, start, days), float(rng.choice([2, 5, 15, 20, 21, 40, 90]))
+        e = f.answered(k, at, wait) if rng.random() < 0.9 else f.abandoned(k, at, wait)
+        ds.add("calls", k, e)
+        if rng.random() < 0.1:
+            ds.add("calls", k, e)
+    agencies = list(TAXONOMY["agency"])
+    for i in range(enquiries):
+        k = f.key(f"{seed}-map-{i}")
+        at = _office_time(rng, start, days)
+        outcome = rng.choice(list(TAXONOMY["map_outcome"]))
+        service = rng.choice(list(TAXONOMY["level3_service"])) if outcome == "level_3" else None
+        done = f.map_completed(k, at + timedelta(hours=rng.expovariate(1 / 20)),
+                               rng.sample(agencies, rng.randint(1, 10)), outcome, service)
+        for e in rng.sample([f.map_opened(k, at), done], 2):
+            ds.add("map_enquiries", k, e)
+    for i in range(audits):
+        k = f.key(f"{seed}-audit-{i}")
+        ds.add("audits", k, f.audit(k, _office_time(rng, start, days),
+                                    rng.choice(["ehh", "map"]),
+                                    rng.choice(list(TAXONOMY["grade"]))))
+    rng.shuffle(ds.messages)
+    for i in range(bad):
+        ds.messages.insert(rng.randrange(len(ds.messages)),
+                           Message(TOPICS["contacts"], b"bad", b"{not json %d" % i, None))
+    ds.bad = bad
+    return ds
+
+
+def _latest(events: list[dict[str, Any]]) -> dict[str, Any]:
+    return max(events, key=lambda e: (datetime.fromisoformat(e["occurred_at"]).timestamp(),
+                                      e["event_id"]))
+
+
+def expected(ds: Dataset) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Metric samples the worker must expose: (name, labels) -> value."""
+    by_case: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(
+        lambda: defaultdict(list))
+    for m in ds.messages:
+        try:
+            e = orjson.loads(m.value)
+        except orjson.JSONDecodeError:
+            continue
+        by_case[(m.topic, m.key.decode())][e["event_type"]].append(e)
+    out: dict[tuple[str, frozenset[tuple[str, str]]], float] = defaultdict(float)
+
+    def add(name: str, value: float = 1.0, **labels: str) -> None:
+        out[(name, frozenset(labels.items()))] += value
+
+    groups = TAXONOMY["source_code"]
+    for case in by_case.values():
+        rcv = _latest(case["contact.received"]) if case.get("contact.received") else None
+        dec = _latest(case["contact.decided"]) if case.get("contact.decided") else None
+        if rcv:
+            add("cspa_contacts_received", month=month(_at(rcv)), channel=rcv["channel"],
+                source_group=groups[rcv["source_code"]], team=rcv["team"])
+        if dec:
+            add("cspa_contacts_decided", month=month(_at(dec)), outcome=dec["outcome"])
+        if rcv and dec:
+            labels = dict(month=month(_at(dec)), source_group=groups[rcv["source_code"]],
+                          pathway=dec.get("pathway") or "not_yet_recorded")
+            add("cspa_contact_completion_working_days_count", **labels)
+            add("cspa_contact_completion_working_days_sum",
+                working_days(_at(rcv), _at(dec)), **labels)
+        call = case.get("call.answered") or case.get("call.abandoned")
+        if call:
+            e = _latest(call)
+            labels = dict(month=month(_at(e) - timedelta(seconds=e["wait_seconds"])),
+                          queue=e["queue"])
+            add("cspa_calls_offered", **labels)
+            if e["event_type"] == "call.answered":
+                add("cspa_calls_answered", **labels)
+                add("cspa_calls_answered_within_target", float(e["wait_seconds"] <= 20),
+                    **labels)
+            else:
+                add("cspa_calls_abandoned", **labels)
+        if case.get("map_enquiry.completed"):
+            done = _latest(case["map_enquiry.completed"])
+            mon = month(_at(done))
+            add("cspa_map_enquiries_completed", month=mon, outcome=done["outcome"])
+            for agency in done["agencies_consulted"]:
+                add("cspa_map_enquiries_by_agency", month=mon, agency=agency)
+            if case.get("map_enquiry.opened"):
+                opened = _latest(case["map_enquiry.opened"])
+                add("cspa_map_enquiry_working_days_count", month=mon)
+                add("cspa_map_enquiry_working_days_sum", working_days(_at(opened), _at(done)),
+                    month=mon)
+        if case.get("audit.graded"):
+            a = _latest(case["audit.graded"])
+            add("cspa_audits", month=month(_at(a)), team=a["team"], grade=a["grade"])
+    return dict(out)
+
+
+def _at(event: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(event["occurred_at"])

@@ -1,0 +1,192 @@
+"""Real parts for integration tests: a Kafka broker and worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+
+from stream.devbroker import BrokerConfig, LocalBroker
+from tests.groundtruth import Message
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / ".cache"
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def make_broker(tmp_path: Path, **kwargs: Any) -> Iterator[LocalBroker]:
+    """Start a broker in ``tmp_path``; stop it when the test ends."""
+    cfg = BrokerConfig(tmp_path / "broker", port=free_port(), controller_port=free_port(),
+                       cache_dir=CACHE, **kwargs)
+    broker = LocalBroker(cfg)
+    try:
+        broker.start(timeout=90)
+        yield broker
+    finally:
+        broker.stop()
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str,
+             interval: float = 0.25) -> T:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except OSError as exc:
+            last = exc
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class WorkerProcess:
+    """``python -m stream worker`` as a child process with its own port and data dir."""
+
+    def __init__(self, broker: str, workdir: Path, app_id: str = "cspa",
+                 env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = workdir / "worker.log"
+        self.env = {**os.environ, "CSPA_BROKER": broker, "CSPA_WEB_PORT": str(self.port),
+                    "CSPA_DATA_DIR": str(workdir / "data"), "CSPA_APP_ID": app_id,
+                    "CSPA_METRICS_MONTHS": "0", **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> WorkerProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "stream", "worker"], cwd=ROOT,
+                                     env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_for(self.ready, 90, "worker ready")
+        return self
+
+    def ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"worker exited: {self.log_tail()}")
+        try:
+            return bool(self.get_json("/health").get("ready")) and bool(
+                self.get_json("/figures")["owned"])
+        except OSError:
+            return False
+
+    def get(self, path: str) -> bytes:
+        with urllib.request.urlopen(self.url + path, timeout=5) as resp:
+            body: bytes = resp.read()
+            return body
+
+    def get_json(self, path: str) -> Any:
+        try:
+            return json.loads(self.get(path))
+        except urllib.error.HTTPError as exc:  # 503 while recovering still has a body
+            return json.loads(exc.read())
+
+    def samples(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        """Every sample of /metrics: (name, labels) -> value."""
+        return parse_metrics(self.get("/metrics").decode())
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def total(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
+          **labels: str) -> float:
+    """Sum of a metric's samples whose labels include ``labels``."""
+    want = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
+
+
+async def produce(bootstrap: str, messages: Iterable[Message], **kw: Any) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True,
+                                linger_ms=5, **kw)
+    await producer.start()
+    n = 0
+    try:
+        for m in messages:
+            await producer.send(m.topic, m.value, key=m.key, timestamp_ms=m.timestamp_ms)
+            n += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return n
+
+
+def produce_sync(bootstrap: str, messages: Iterable[Message], **kw: Any) -> int:
+    return asyncio.run(produce(bootstrap, messages, **kw))
+
+
+def consumed(worker: WorkerProcess) -> float:
+    return total(worker.samples(), "cspa_events_consumed_total")
+
+
+async def _consume(bootstrap: str, topic: str, n: int, timeout: float) -> list[bytes]:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    out: list[bytes] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(out) < n and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            out += [r.value for records in batch.values() for r in records]
+    finally:
+        await consumer.stop()
+    return out
+
+
+def consume_topic(bootstrap: str, topic: str, n: int, timeout: float = 30) -> list[bytes]:
+    """Read at least ``n`` records from the start of a topic (or what came in ``timeout``)."""
+    return asyncio.run(_consume(bootstrap, topic, n, timeout))
