@@ -14,12 +14,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 
+from stream.clock import Clock, make_clock
 from stream.decoder import Decoder, Limits, Rejection
 from stream.figures import FactContext
-from stream.metrics import CallDefinitions, FiguresCollector, PipelineMetrics
+from stream.metrics import CallDefinitions, FiguresCollector, LagCollector, PipelineMetrics
 from stream.processor import TP, FamilyProcessor, FigureState, deadletter_message
 from stream.rules import load_rules
 from stream.settings import Settings
@@ -40,6 +48,7 @@ class Worker:
     state: FigureState
     metrics: PipelineMetrics
     ctx: FactContext
+    clock: Clock
     processors: dict[str, FamilyProcessor] = field(default_factory=dict)
 
     def owned(self) -> set[TP]:
@@ -50,6 +59,25 @@ class Worker:
             return set()
         topics = {p.topic for p in self.processors.values()}
         return {(tp.topic, tp.partition) for tp in actives if tp.topic in topics}
+
+    def lag(self) -> dict[str, int]:
+        """Messages behind the high-water mark, per topic, over owned partitions."""
+        consumer = self.app.consumer
+        lags: dict[str, int] = {p.topic: 0 for p in self.processors.values()}
+        by_topic = {p.topic: p for p in self.processors.values()}
+        for tp in self.app.assignor.assigned_actives():
+            processor = by_topic.get(tp.topic)
+            if processor is None:
+                continue
+            position = processor.positions.get(tp.partition)
+            if position is None:  # nothing processed yet: count from the committed offset
+                committed = consumer._committed_offset  # type: ignore[attr-defined]
+                position = committed.get(tp) or 0
+            try:
+                lags[tp.topic] += max(0, consumer.highwater(tp) - position)
+            except Exception:  # noqa: BLE001 - high water unknown until the first fetch
+                continue
+        return lags
 
     def current(self) -> tuple[Any, dict[str, int]]:
         owned = self.owned()
@@ -82,14 +110,21 @@ def create_app(settings: Settings) -> Worker:
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
     )
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
     registry = CollectorRegistry(auto_describe=True)
     metrics = PipelineMetrics(registry)
     ctx = fact_context(settings)
-    worker = Worker(app, settings, registry, FigureState(), metrics, ctx)
+    worker = Worker(app, settings, registry, FigureState(), metrics, ctx,
+                    make_clock(settings.timezone, settings.clock_file))
     registry.register(FiguresCollector(worker.current, CallDefinitions(
         settings.service_level_seconds, settings.service_level_variant.value,
         settings.short_abandon_seconds, settings.period_combination.value),
-        settings.metrics_months))
+        settings.metrics_months, worker.clock.now))
+    registry.register(LagCollector(worker.lag))
+    registry.register(ProcessCollector(registry=None))
+    # Faust's own sensors (milliseconds, not promtool-clean) on their own registry and path.
+    setup_prometheus_sensors(app, pattern="/metrics/faust", registry=CollectorRegistry(),
+                             name_prefix="faust")
     topics = load_topics()
     limits = Limits(settings.max_payload_bytes, settings.max_future_skew_seconds)
     dlq = app.topic(topics[DEADLETTER].name, value_serializer="raw", key_serializer="raw",
@@ -137,6 +172,7 @@ def _add_agent(worker: Worker, processor: FamilyProcessor, partitions: int,
     async def agent(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             msg = event.message
+            processor.positions[msg.partition] = msg.offset + 1
             try:
                 result = processor.process(msg.key, msg.value, msg.partition,
                                            msg.timestamp * 1000, table)
@@ -167,7 +203,7 @@ def _add_views(worker: Worker) -> None:
     @app.page("/figures")
     class FiguresView(View):
         async def get(self, request: Request) -> Response:
-            agg, counts = worker.current()
+            agg, _ = worker.current()
             owned = sorted(worker.owned())
             return self.json({
                 "owned": [[t, p] for t, p in owned],

@@ -38,6 +38,14 @@ class FactContext:
         """Calendar month ("2019-08") of a POSIX time in the configured zone."""
         return datetime.fromtimestamp(ts, self.tz).strftime("%Y-%m")
 
+    @staticmethod
+    def hour(ts: float) -> str:
+        """The clock hour of a POSIX time, as whole hours since the epoch (DST-proof).
+
+        Hourly cells feed the live windows (this hour, last 24 hours, today).
+        """
+        return str(int(ts // 3600))
+
     def working_days(self, start: float, end: float) -> float:
         if end <= start:
             return 0.0  # out-of-order clocks upstream: never a negative duration
@@ -62,9 +70,11 @@ def contact_facts(rec: Record, ctx: FactContext) -> list[Fact]:
     group: str = ctx.taxonomy.group_of(rcv[3]) if rcv else ""
     if rcv:
         facts.append(("contacts_received", (ctx.month(rcv[0]), rcv[2], group, rcv[4]), None))
+        facts.append(("contacts_received_hourly", (ctx.hour(rcv[0]),), None))
     if dec:
         month = ctx.month(dec[0])
         facts.append(("contacts_decided", (month, dec[2]), None))
+        facts.append(("contacts_decided_hourly", (ctx.hour(dec[0]),), None))
         if rcv:
             labels: tuple[str, ...] = (month, group, dec[3] or "not_yet_recorded")
             facts += _durations(ctx, "contact_completion", labels, rcv[0], dec[0])
@@ -90,7 +100,9 @@ def _progression(ctx: FactContext, destination: str, start: float, end: float) -
 
 
 def email_facts(rec: Record, ctx: FactContext) -> list[Fact]:
-    return [("emails_resolved", (ctx.month(rec["res"][0]),), None)]
+    ts = rec["res"][0]
+    return [("emails_resolved", (ctx.month(ts),), None),
+            ("emails_resolved_hourly", (ctx.hour(ts),), None)]
 
 
 def map_facts(rec: Record, ctx: FactContext) -> list[Fact]:
@@ -100,6 +112,7 @@ def map_facts(rec: Record, ctx: FactContext) -> list[Fact]:
     ts, _, agencies, outcome, service = done
     month = ctx.month(ts)
     facts: list[Fact] = [("map_completed", (month, outcome), None),
+                         ("map_completed_hourly", (ctx.hour(ts),), None),
                          ("map_agencies_consulted", (month,), float(len(agencies)))]
     facts += [("map_by_agency", (month, agency), None) for agency in agencies]
     if outcome == "level_3" and service:
@@ -121,6 +134,7 @@ def call_facts(rec: Record, ctx: FactContext) -> list[Fact]:
         # the outcome time less the wait.
         offered = rec["q"][0] if rec.get("q") else ts - wait
         facts.append((name, (ctx.month(offered), queue), wait))
+        facts.append((name + "_hourly", (ctx.hour(offered), queue), wait))
     end = rec.get("end")
     if end and rec.get("ans"):
         facts.append(("call_handle_seconds", (ctx.month(end[0]), end[2]), end[3]))

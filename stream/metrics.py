@@ -54,37 +54,38 @@ COUNT_GAUGES: Mapping[str, tuple[str, tuple[str, ...], str]] = {
                "Quality-assurance audits graded in the month."),
 }
 
-#: figure -> (metric name, label names, buckets, help)
-HISTOGRAMS: Mapping[str, tuple[str, tuple[str, ...], Sequence[float], str]] = {
-    "contact_completion_working_days": (
-        "cspa_contact_completion_working_days", ("month", "source_group", "pathway"),
-        DAY_BUCKETS, "Working days from contact received to completed, by completion month."),
-    "contact_completion_calendar_days": (
-        "cspa_contact_completion_calendar_days", ("month", "source_group", "pathway"),
-        DAY_BUCKETS, "Calendar days from contact received to completed."),
-    "early_help_allocation_working_days": (
-        "cspa_early_help_allocation_working_days", ("month",), DAY_BUCKETS,
-        "Working days from progression to early help to allocation by the EHH."),
-    "early_help_allocation_calendar_days": (
-        "cspa_early_help_allocation_calendar_days", ("month",), DAY_BUCKETS,
-        "Calendar days from progression to early help to allocation."),
-    "progression_working_days": (
-        "cspa_progression_working_days", ("month", "destination"), DAY_BUCKETS,
-        "Working days from contact received to progression."),
-    "progression_calendar_days": (
-        "cspa_progression_calendar_days", ("month", "destination"), DAY_BUCKETS,
-        "Calendar days from contact received to progression."),
-    "map_enquiry_working_days": (
-        "cspa_map_enquiry_working_days", ("month",), DAY_BUCKETS,
-        "Working days from MAP enquiry opened to completed, by completion month."),
-    "map_enquiry_calendar_days": (
-        "cspa_map_enquiry_calendar_days", ("month",), DAY_BUCKETS,
-        "Calendar days from MAP enquiry opened to completed."),
+DAY = 86_400.0
+SECOND_BUCKETS = tuple(b * DAY for b in DAY_BUCKETS)
+
+
+def _durations(figure: str, metric: str, labels: tuple[str, ...],
+               what: str) -> dict[str, tuple[str, tuple[str, ...], Sequence[float], float, str]]:
+    # Working days have no conversion to seconds (the clock stops on weekends),
+    # so their unit is "workdays"; calendar durations use the base unit, seconds.
+    return {
+        f"{figure}_working_days": (f"{metric}_workdays", labels, DAY_BUCKETS, 1.0,
+                                   f"{what}, in working days of England and Wales."),
+        f"{figure}_calendar_days": (f"{metric}_seconds", labels, SECOND_BUCKETS, DAY,
+                                    f"{what}, in elapsed (calendar) seconds."),
+    }
+
+
+#: figure -> (metric name, label names, buckets, scale to the metric's unit, help)
+HISTOGRAMS: Mapping[str, tuple[str, tuple[str, ...], Sequence[float], float, str]] = {
+    **_durations("contact_completion", "cspa_contact_completion",
+                 ("month", "source_group", "pathway"),
+                 "Contact received to completed, by completion month"),
+    **_durations("early_help_allocation", "cspa_early_help_allocation", ("month",),
+                 "Progression to early help to allocation by the EHH"),
+    **_durations("progression", "cspa_progression", ("month", "destination"),
+                 "Contact received to progression"),
+    **_durations("map_enquiry", "cspa_map_enquiry", ("month",),
+                 "MAP enquiry opened to completed, by completion month"),
     "map_agencies_consulted": (
-        "cspa_map_enquiry_agencies_consulted", ("month",), AGENCY_BUCKETS,
+        "cspa_map_enquiry_agencies_consulted", ("month",), AGENCY_BUCKETS, 1.0,
         "Agencies consulted per completed MAP enquiry."),
     "call_handle_seconds": (
-        "cspa_call_handle_seconds", ("month", "queue"), HANDLE_BUCKETS,
+        "cspa_call_handle_seconds", ("month", "queue"), HANDLE_BUCKETS, 1.0,
         "Handling time of answered calls, by month the call ended."),
 }
 
@@ -136,8 +137,24 @@ class PipelineMetrics:
                 self.rejected.labels(topic, reason)
 
 
-def _cumulative(cell: Cell, buckets: Sequence[float]) -> list[tuple[str, float]]:
-    ordered = sorted(cell.values.items())
+class LagCollector(Collector):
+    """``cspa_consumer_lag{topic}``: messages behind the high-water mark, owned partitions."""
+
+    def __init__(self, lag: Callable[[], dict[str, int]]) -> None:
+        self._lag = lag
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("cspa_consumer_lag",
+                                   "Messages not yet processed on the partitions owned.",
+                                   labels=["topic"])
+        for topic, lag in sorted(self._lag().items()):
+            family.add_metric([topic], lag)
+        yield family
+
+
+def _cumulative(cell: Cell, buckets: Sequence[float],
+                scale: float = 1.0) -> list[tuple[str, float]]:
+    ordered = sorted((v * scale, n) for v, n in cell.values.items())
     out: list[tuple[str, float]] = []
     running, i = 0, 0
     for bound in buckets:
@@ -154,7 +171,7 @@ class FiguresCollector(Collector):
 
     def __init__(self, current: Callable[[], tuple[Aggregates, dict[str, int]]],
                  calls: CallDefinitions, months: int,
-                 now: Callable[[], datetime] = datetime.now) -> None:
+                 now: Callable[[], datetime]) -> None:
         self._current = current
         self._calls = calls
         self._months = months
@@ -183,13 +200,15 @@ class FiguresCollector(Collector):
                 if self._keep(values[0]):
                     family.add_metric(list(values), cell.count)
             yield family
-        for figure, (name, labels, buckets, text) in HISTOGRAMS.items():
+        for figure, (name, labels, buckets, scale, text) in HISTOGRAMS.items():
             hist = HistogramMetricFamily(name, text, labels=list(labels))
             for values, cell in agg.figure(figure):
                 if self._keep(values[0]):
-                    hist.add_metric(list(values), _cumulative(cell, buckets), cell.total)
+                    hist.add_metric(list(values), _cumulative(cell, buckets, scale),
+                                    cell.total * scale)
             yield hist
         yield from self._calls_families(agg)
+        yield from recent_families(agg, self._calls, self._now())
 
     def _definitions(self) -> GaugeMetricFamily:
         c = self._calls
@@ -224,6 +243,55 @@ class FiguresCollector(Collector):
         yield wait
 
 
+WINDOWS = ("this_hour", "last_24_hours", "today")
+
+#: hourly figure -> (metric name, help)
+RECENT_COUNTS: Mapping[str, tuple[str, str]] = {
+    "contacts_received_hourly": ("cspa_recent_contacts_received", "Contacts received"),
+    "contacts_decided_hourly": ("cspa_recent_contacts_decided", "Contacts decided"),
+    "emails_resolved_hourly": ("cspa_recent_emails_resolved", "Emails resolved"),
+    "map_completed_hourly": ("cspa_recent_map_enquiries_completed", "MAP enquiries completed"),
+}
+
+
+def window_hours(now: datetime) -> dict[str, set[str]]:
+    """The hour keys (see ``FactContext.hour``) in each live window at ``now``.
+
+    ``today`` starts at local midnight (always a whole hour in Europe/London).
+    """
+    current = int(now.timestamp() // 3600)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    first_today = int(midnight.timestamp() // 3600)
+    return {"this_hour": {str(current)},
+            "last_24_hours": {str(h) for h in range(current - 23, current + 1)},
+            "today": {str(h) for h in range(first_today, current + 1)}}
+
+
+def recent_families(agg: Aggregates, defs: CallDefinitions,
+                    now: datetime) -> Iterator[GaugeMetricFamily]:
+    """Live-window gauges: counts over this hour, the last 24 clock hours and today."""
+    windows = window_hours(now)
+    for figure, (name, text) in RECENT_COUNTS.items():
+        family = GaugeMetricFamily(name, text + " in the live window.", labels=["window"])
+        for window, hours in windows.items():
+            family.add_metric([window], sum(c.count for (h,), c in agg.figure(figure)
+                                            if h in hours))
+        yield family
+    parts = call_parts(agg, defs, "_hourly")
+    for part in _CALL_HELP:
+        family = GaugeMetricFamily(f"cspa_recent_calls_{part}",
+                                   _CALL_HELP[part] + " In the live window.",
+                                   labels=["window", "queue"])
+        for window, hours in windows.items():
+            by_queue: dict[str, int] = {}
+            for (hour, queue), row in parts.items():
+                if hour in hours:
+                    by_queue[queue] = by_queue.get(queue, 0) + row[part]
+            for queue, value in sorted(by_queue.items()):
+                family.add_metric([window, queue], value)
+        yield family
+
+
 _CALL_HELP = {
     "offered": "Calls offered (answered + abandoned), by month offered.",
     "answered": "Calls answered.",
@@ -234,11 +302,15 @@ _CALL_HELP = {
 }
 
 
-def call_parts(agg: Aggregates, defs: CallDefinitions) -> dict[tuple[str, ...], dict[str, int]]:
-    """Additive call counts per (month, queue) under the definitions in force."""
+def call_parts(agg: Aggregates, defs: CallDefinitions,
+               suffix: str = "") -> dict[tuple[str, ...], dict[str, int]]:
+    """Additive call counts per (month, queue) under the definitions in force.
+
+    With ``suffix="_hourly"`` the first label is the hour instead of the month.
+    """
     parts: dict[tuple[str, ...], dict[str, int]] = {}
     for outcome in ("answered", "abandoned"):
-        for labels, cell in agg.figure("calls_" + outcome):
+        for labels, cell in agg.figure("calls_" + outcome + suffix):
             row = parts.setdefault(labels, dict.fromkeys(
                 ("offered", "answered", "answered_within_target", "abandoned",
                  "abandoned_short", "service_level_denominator"), 0))

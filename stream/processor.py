@@ -77,6 +77,8 @@ class FamilyProcessor:
         self.state = state
         self.metrics = metrics
         self._latest = 0.0  # greatest event time seen (POSIX s)
+        #: next offset to process per partition (for consumer lag)
+        self.positions: dict[int, int] = {}
 
     def process(self, key: bytes | None, value: bytes | None, partition: int,
                 timestamp_ms: float | None, table: MutableMapping[str, bytes],

@@ -167,8 +167,8 @@ def expected(ds: Dataset) -> dict[tuple[str, frozenset[tuple[str, str]]], float]
         if rcv and dec:
             labels = dict(month=month(_at(dec)), source_group=groups[rcv["source_code"]],
                           pathway=dec.get("pathway") or "not_yet_recorded")
-            add("cspa_contact_completion_working_days_count", **labels)
-            add("cspa_contact_completion_working_days_sum",
+            add("cspa_contact_completion_workdays_count", **labels)
+            add("cspa_contact_completion_workdays_sum",
                 working_days(_at(rcv), _at(dec)), **labels)
         call = case.get("call.answered") or case.get("call.abandoned")
         if call:
@@ -190,8 +190,8 @@ def expected(ds: Dataset) -> dict[tuple[str, frozenset[tuple[str, str]]], float]
                 add("cspa_map_enquiries_by_agency", month=mon, agency=agency)
             if case.get("map_enquiry.opened"):
                 opened = _latest(case["map_enquiry.opened"])
-                add("cspa_map_enquiry_working_days_count", month=mon)
-                add("cspa_map_enquiry_working_days_sum", working_days(_at(opened), _at(done)),
+                add("cspa_map_enquiry_workdays_count", month=mon)
+                add("cspa_map_enquiry_workdays_sum", working_days(_at(opened), _at(done)),
                     month=mon)
         if case.get("audit.graded"):
             a = _latest(case["audit.graded"])

@@ -15,11 +15,11 @@ from tests.integration.harness import consume_topic, consumed, produce_sync, tot
 pytestmark = pytest.mark.integration
 
 FIGURES = ("cspa_contacts_received", "cspa_contacts_decided",
-           "cspa_contact_completion_working_days_count",
-           "cspa_contact_completion_working_days_sum", "cspa_calls_offered",
+           "cspa_contact_completion_workdays_count",
+           "cspa_contact_completion_workdays_sum", "cspa_calls_offered",
            "cspa_calls_answered", "cspa_calls_answered_within_target", "cspa_calls_abandoned",
            "cspa_map_enquiries_completed", "cspa_map_enquiries_by_agency",
-           "cspa_map_enquiry_working_days_count", "cspa_map_enquiry_working_days_sum",
+           "cspa_map_enquiry_workdays_count", "cspa_map_enquiry_workdays_sum",
            "cspa_audits")
 
 

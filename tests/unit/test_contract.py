@@ -1,0 +1,96 @@
+"""The published contract: schemas in sync, examples valid, settings isolated from Faust."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import orjson
+import pytest
+
+from stream.decoder import Decoder
+from stream.events import FAMILIES, family_types
+from stream.schemas import SCHEMA_DIR, render
+from stream.settings import Settings
+from stream.topics import event_families, load_topics
+
+ROOT = Path(__file__).resolve().parents[2]
+FAMILY_OF_TOPIC = {s.name: f for f, s in event_families(load_topics()).items()}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_committed_schema_matches_the_models(family, taxonomy):
+    spec = load_topics()[family]
+    committed = (SCHEMA_DIR / f"{spec.name}.schema.json").read_text()
+    assert committed == render(family, taxonomy), "run `make schemas` and commit the result"
+
+
+def test_schema_enums_come_from_the_taxonomy(taxonomy):
+    schema = json.loads((SCHEMA_DIR / "cspa.contacts.v1.schema.json").read_text())
+    received = schema["$defs"]["ContactReceived"]["properties"]
+    assert received["source_code"]["enum"] == list(taxonomy.ordered("source_code"))
+    assert "Jane" not in json.dumps(schema)
+
+
+def test_topic_catalogue_lists_every_model():
+    for family, spec in event_families(load_topics()).items():
+        modelled = {m.model_fields["event_type"].annotation.__args__[0]
+                    for m in family_types(family)}
+        assert modelled == set(spec.event_types), family
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "topics" / "examples").glob("*.jsonl")),
+                         ids=lambda p: p.name)
+def test_examples_are_valid_events(path, taxonomy):
+    topic = path.name.removesuffix(".jsonl")
+    decoder = Decoder(FAMILY_OF_TOPIC[topic], taxonomy)
+    lines = path.read_bytes().splitlines()
+    assert lines
+    for line in lines:
+        event = decoder.decode(_key(line), line, 2e9)
+        assert hasattr(event, "event_type"), (line, event)
+
+
+def _key(line: bytes) -> bytes:
+    body = orjson.loads(line)
+    for name in ("contact_key", "enquiry_key", "call_key", "audit_key"):
+        if name in body:
+            return body[name].encode()
+    raise AssertionError("no key")
+
+
+def test_examples_cover_every_event_type():
+    seen = set()
+    for path in (ROOT / "topics" / "examples").glob("*.jsonl"):
+        seen |= {orjson.loads(line)["event_type"] for line in path.read_bytes().splitlines()}
+    catalogue = tomllib.loads((ROOT / "topics" / "topics.toml").read_text())
+    wanted = {t for f, spec in catalogue.items() if f != "deadletter"
+              for t in spec["event_types"]}
+    assert wanted <= seen
+
+
+def test_faust_environment_variables_cannot_override_settings(monkeypatch):
+    from stream.app import create_app
+
+    monkeypatch.setenv("BROKER_URL", "kafka://elsewhere:1")
+    monkeypatch.setenv("WEB_PORT", "1")
+    monkeypatch.setenv("F_WEB_BIND", "0.0.0.0")
+    monkeypatch.setenv("STORE", "rocksdb://")
+    worker = create_app(Settings(broker="127.0.0.1:39092", web_port=16066))
+    conf = worker.app.conf
+    assert [str(u) for u in conf.broker] == ["kafka://127.0.0.1:39092"]
+    assert conf.web_port == 16066
+    assert conf.web_bind == "127.0.0.1"
+    assert str(conf.store) == "memory:"
+    assert conf.web_tables_enabled is False
+
+
+def test_settings_come_from_cspa_variables_only(monkeypatch):
+    monkeypatch.setenv("CSPA_SERVICE_LEVEL_SECONDS", "30")
+    monkeypatch.setenv("SERVICE_LEVEL_SECONDS", "99")
+    assert Settings().service_level_seconds == 30
+    monkeypatch.setenv("CSPA_NOT_A_SETTING", "1")
+    Settings()  # unknown CSPA_ variables are not an error for the env source
+    with pytest.raises(ValueError):
+        Settings(office_start="18:00", office_end="09:00")
