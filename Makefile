@@ -30,7 +30,7 @@ stop: install ## Stop the main job's worker and broker
 	$(PY) -m stream stop
 
 test: install tools ## The whole suite: lint, types, unit, integration and fault tests
-	$(PY) -m ruff check stream tests
+	$(PY) -m ruff check stream tests grafana
 	$(PY) -m mypy
 	$(PY) -m pytest -q
 
@@ -44,7 +44,7 @@ faults: install tools ## The slow real-broker fault tests
 	$(PY) -m pytest -q -m faults
 
 lint: install ## ruff and mypy
-	$(PY) -m ruff check stream tests
+	$(PY) -m ruff check stream tests grafana
 	$(PY) -m mypy
 
 schemas: install ## Regenerate topics/schemas from the event models

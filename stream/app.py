@@ -29,9 +29,11 @@ from stream.decoder import Decoder, Limits, Rejection
 from stream.figures import FactContext
 from stream.metrics import CallDefinitions, FiguresCollector, LagCollector, PipelineMetrics
 from stream.processor import TP, FamilyProcessor, FigureState, deadletter_message
+from stream.records import Record, dumps
 from stream.rules import load_rules
 from stream.settings import Settings
 from stream.taxonomy import load_taxonomy
+from stream.timeliness import OpenWork, TimelinessCollector
 from stream.topics import DEADLETTER, event_families, load_topics
 from stream.working_days import OfficeHours, WorkingCalendar
 
@@ -49,6 +51,7 @@ class Worker:
     metrics: PipelineMetrics
     ctx: FactContext
     clock: Clock
+    work: OpenWork
     processors: dict[str, FamilyProcessor] = field(default_factory=dict)
 
     def owned(self) -> set[TP]:
@@ -108,6 +111,10 @@ def create_app(settings: Settings) -> Worker:
         table_standby_replicas=0, consumer_auto_offset_reset="earliest",
         producer_acks=-1, logging_config=None,
         broker_session_timeout=settings.session_timeout_seconds,
+        # Throughput: batch the changelog writes (one produce request per event
+        # otherwise) and fetch in large batches.
+        producer_linger=0.005, producer_max_batch_size=1_048_576,
+        broker_max_poll_records=2000, stream_buffer_maxsize=8192,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
     )
     disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
@@ -115,12 +122,14 @@ def create_app(settings: Settings) -> Worker:
     metrics = PipelineMetrics(registry)
     ctx = fact_context(settings)
     worker = Worker(app, settings, registry, FigureState(), metrics, ctx,
-                    make_clock(settings.timezone, settings.clock_file))
+                    make_clock(settings.timezone, settings.clock_file),
+                    OpenWork(ctx.rules, ctx.calendar))
     registry.register(FiguresCollector(worker.current, CallDefinitions(
         settings.service_level_seconds, settings.service_level_variant.value,
         settings.short_abandon_seconds, settings.period_combination.value),
         settings.metrics_months, worker.clock.now))
     registry.register(LagCollector(worker.lag))
+    registry.register(TimelinessCollector(worker.work, worker.clock.time, worker.owned))
     registry.register(ProcessCollector(registry=None))
     # Faust's own sensors (milliseconds, not promtool-clean) on their own registry and path.
     setup_prometheus_sensors(app, pattern="/metrics/faust", registry=CollectorRegistry(),
@@ -131,7 +140,7 @@ def create_app(settings: Settings) -> Worker:
                     partitions=topics[DEADLETTER].partitions)
     for family, spec in event_families(topics).items():
         processor = FamilyProcessor(spec.name, Decoder(family, ctx.taxonomy, limits), ctx,
-                                    worker.state, metrics)
+                                    worker.state, metrics, worker.work)
         worker.processors[family] = processor
         _add_agent(worker, processor, spec.partitions, dlq)
     metrics.prime(p.topic for p in worker.processors.values())
@@ -162,7 +171,7 @@ def _add_agent(worker: Worker, processor: FamilyProcessor, partitions: int,
     async def rebuild() -> None:
         active = {p for t, p in worker.owned() if t == name}
         started = time.monotonic()
-        counted = worker.state.rebuild(name, table.items(), active, worker.ctx)
+        counted = worker.state.rebuild(name, table.items(), active, worker.ctx, worker.work)
         worker.metrics.rebuilds.inc()
         log.info("figures rebuilt topic=%s partitions=%d records=%d seconds=%.2f",
                  name, len(active), counted, time.monotonic() - started)
@@ -170,22 +179,43 @@ def _add_agent(worker: Worker, processor: FamilyProcessor, partitions: int,
     table.on_recover(rebuild)
 
     async def agent(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            msg = event.message
-            processor.positions[msg.partition] = msg.offset + 1
-            try:
-                result = processor.process(msg.key, msg.value, msg.partition,
-                                           msg.timestamp * 1000, table)
-            except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
-                # Only the exception's type: its message could quote event data.
-                result = Rejection("internal_error", type(exc).__name__)
-                worker.metrics.rejected.labels(name, result.reason).inc()
-            if isinstance(result, Rejection):
+        # Batches amortise Faust's per-event cost and coalesce changelog writes;
+        # Faust acknowledges (commits) a batch only after the next one is asked
+        # for, i.e. after flush() has put its records in the changelog buffer.
+        batch_size, within = worker.settings.batch_size, worker.settings.batch_seconds
+        pending: dict[str, Record] = {}
+        owners: dict[str, Any] = {}  # table key -> the event that last changed it
+        async for events in stream.take_events(batch_size, within=within):  # type: ignore[attr-defined]
+            rejected = []
+            for event in events:
+                msg = event.message
+                processor.positions[msg.partition] = msg.offset + 1
+                try:
+                    result = processor.process(msg.key, msg.value, msg.partition,
+                                               msg.timestamp * 1000, table, pending=pending)
+                except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
+                    # Only the exception's type: its message could quote event data.
+                    result = Rejection("internal_error", type(exc).__name__)
+                    worker.metrics.rejected.labels(name, result.reason).inc()
+                if isinstance(result, Rejection):
+                    rejected.append((msg, result))
+                elif result.changed:
+                    owners[result.table_key] = event
+            for tkey, record in pending.items():
+                # Faust routes a table write to the changelog partition of the
+                # "current event"; in a batch, that is the event that last changed it.
+                stream._set_current_event(owners[tkey])  # type: ignore[attr-defined]
+                table[tkey] = dumps(record)
+            stream._set_current_event(None)  # type: ignore[attr-defined]
+            pending.clear()
+            owners.clear()
+            for msg, rejection in rejected:
                 log.warning("rejected topic=%s partition=%d offset=%d reason=%s detail=%s",
-                            name, msg.partition, msg.offset, result.reason, result.detail)
+                            name, msg.partition, msg.offset, rejection.reason,
+                            rejection.detail)
                 await dlq.send(key=msg.key, value=deadletter_message(
                     name, msg.partition, msg.offset, msg.timestamp * 1000, msg.key, msg.value,
-                    result))
+                    rejection))
 
     app.agent(source, name=f"agent-{name}")(agent)
 
@@ -211,10 +241,19 @@ def _add_views(worker: Worker) -> None:
                 "cells": agg.to_json(),
             })
 
+    @app.page("/due")
+    class DueView(View):
+        async def get(self, request: Request) -> Response:
+            limit = min(int(request.query.get("limit", "200")), 5000)
+            return self.json({"now": worker.clock.now().isoformat(),
+                              "owned": [[t, p] for t, p in sorted(worker.owned())],
+                              "items": worker.work.due_list(worker.clock.time(), worker.owned(),
+                                                            limit)})
+
     @app.page("/health")
     class HealthView(View):
         async def get(self, request: Request) -> Response:
             ready = not (app.in_recovery or app.rebalancing)
             return self.json({"ready": ready}, status=200 if ready else 503)
 
-    del MetricsView, FiguresView, HealthView
+    del MetricsView, FiguresView, DueView, HealthView

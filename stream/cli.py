@@ -19,8 +19,11 @@ import urllib.request
 from pathlib import Path
 
 from stream import devbroker
+from stream.report_cli import add_arguments as add_report_arguments
+from stream.report_cli import run_report
 from stream.settings import ROOT, Settings
 from stream.topics import event_families, load_topics
+from stream.upstream_cli import add_commands as add_upstream_commands
 
 CACHE = ROOT / ".cache"
 
@@ -149,9 +152,28 @@ def cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.report_cli import run_report
-
     return run_report(args, settings)
+
+
+def cmd_due(args: argparse.Namespace, settings: Settings) -> int:
+    """Merge every worker's due list (each owns some partitions) and print it."""
+    import json
+
+    items: list[dict[str, object]] = []
+    for url in args.workers.split(","):
+        with urllib.request.urlopen(f"{url.rstrip('/')}/due?limit={args.limit}",
+                                    timeout=10) as resp:
+            items += json.loads(resp.read())["items"]
+    items.sort(key=lambda i: (str(i["deadline"]), str(i["rule"])))
+    items = items[: args.limit]
+    if args.json:
+        print(json.dumps(items, indent=2))
+        return 0
+    print(f"{'deadline':25} {'state':9} {'hours left':>10}  {'rule':24} {'team':5} case")
+    for i in items:
+        print(f"{i['deadline']!s:25} {i['state']!s:9} {i['working_hours_left']!s:>10}  "
+              f"{i['rule']!s:24} {i['team']!s:5} {i['key']}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,25 +181,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("worker", help="run a Faust worker (foreground)").set_defaults(fn=cmd_worker)
     sub.add_parser("topics", help="create the contract's topics").set_defaults(fn=cmd_topics)
-    run = sub.add_parser("run", help="demo: broker, worker and a simulated day of traffic")
-    run.add_argument("--days", type=int, default=1)
+    run = sub.add_parser("run", help="demo: broker, worker and simulated traffic up to now")
+    run.add_argument("--days", type=int, default=14, help="days of traffic up to now")
     run.add_argument("--seed", type=int, default=1)
     run.add_argument("--scale", type=float, default=1.0)
     run.set_defaults(fn=cmd_run)
     sub.add_parser("stop", help="stop the demo's worker and broker").set_defaults(fn=cmd_stop)
     sub.add_parser("schemas", help="regenerate topics/schemas").set_defaults(fn=cmd_schemas)
-    try:
-        from stream.report_cli import add_arguments
-    except ImportError:  # report not built yet
-        pass
-    else:
-        add_arguments(sub.add_parser("report", help="render the committee report"))
-    try:
-        from stream.upstream_cli import add_commands
-    except ImportError:
-        pass
-    else:
-        add_commands(sub)
+    report = sub.add_parser("report", help="render the committee report from running workers")
+    add_report_arguments(report)
+    report.set_defaults(fn=cmd_report)
+    due = sub.add_parser("due", help="open items by deadline, for the morning check")
+    due.add_argument("--workers", default="http://127.0.0.1:6066",
+                     help="comma-separated worker URLs")
+    due.add_argument("--limit", type=int, default=50)
+    due.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    due.set_defaults(fn=cmd_due)
+    add_upstream_commands(sub)
     return parser
 
 

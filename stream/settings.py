@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ssl
 from datetime import time
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
@@ -22,7 +22,7 @@ from stream.taxonomy import DEFAULT_TAXONOMY
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class ServiceLevelVariant(str, Enum):
+class ServiceLevelVariant(StrEnum):
     """Denominator of the call service level (vendors differ; the report never said)."""
 
     #: answered within T / (answered + abandoned)
@@ -33,7 +33,7 @@ class ServiceLevelVariant(str, Enum):
     OFFERED_LESS_SHORT = "offered_less_short_abandons"
 
 
-class PeriodCombination(str, Enum):
+class PeriodCombination(StrEnum):
     """How a percentage over several months is formed."""
 
     RATIO_OF_SUMS = "ratio_of_sums"      # correct: pool the calls, then divide
@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     web_port: int = 6066
     store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
     data_dir: Path = ROOT / ".cache" / "worker"
+    batch_size: int = Field(1000, description="events an agent takes per batch (at most)")
+    batch_seconds: float = Field(0.05, description="longest wait to fill a batch")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     taxonomy_path: Path = DEFAULT_TAXONOMY
     rules_path: Path = ROOT / "config" / "rules.toml"

@@ -51,6 +51,15 @@ def test_worker_counts_exactly_and_survives_restart(broker, workers, tmp_path):
         assert body["reason"] == "invalid_json"
         assert base64.b64decode(body["value_b64"]).startswith(b"{not json")
 
+    # Privacy: no case key and no payload reaches the metrics or the log.
+    keys = {m.key.decode() for m in ds.messages if m.key != b"bad"}
+    exposition = worker.get("/metrics").decode()
+    log = worker.log_path.read_text()
+    assert "rejected topic=cspa.contacts.v1" in log  # the log is really being read
+    for k in keys:
+        assert k not in exposition and k not in log
+    assert "not json" not in log
+
     # Figures survive a clean restart and a SIGKILL: rebuilt from the changelog.
     for stop in (worker.stop, worker.kill):
         stop()

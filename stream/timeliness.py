@@ -1,0 +1,295 @@
+"""Open work against the timescale rules: what is due, at risk, overdue or breached.
+
+A rule's ``opens``/``closes`` event types map to slots of one case record. An *item* exists
+when the opening slot is present (and matches the rule's ``:code``); it is *open* while the
+closing slot is absent. Items are a pure function of a record, so this state is rebuilt
+exactly from the records table, whatever order the events came in.
+
+States move with the clock alone: ``on_time`` -> ``due_today`` (deadline on today's local
+date) -> ``at_risk`` (fewer than ``warn_working_hours`` office hours left) -> ``overdue``.
+A *breach* is an item closed after its deadline, or open past it, counted by rule version
+and local month of the deadline. Metric labels are rule, team, state, rule version and
+month; case keys (pseudonymous) appear only in ``due_list``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from functools import lru_cache
+from heapq import nsmallest
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from stream.records import Record
+from stream.rules import Rule, RuleError
+from stream.working_days import WorkingCalendar
+
+STATES = ("on_time", "due_today", "at_risk", "overdue")
+Part = Hashable  # a partition: (topic, partition) in the worker
+StateKey = tuple[str, str, str]  # (rule, team, state)
+BreachKey = tuple[str, int, str]  # (rule, version, month of the deadline)
+
+#: event type -> (record kind, slot, index of the field a ":code" narrows; None: no field)
+_EVENTS: Mapping[str, tuple[str, str, int | None]] = {
+    "contact.received": ("contact", "rcv", None),
+    "contact.decided": ("contact", "dec", 2),  # outcome
+    "contact.progressed": ("contact", "prog:", None),  # the code names the slot
+    "early_help.allocated": ("contact", "alloc", None),
+    "map_enquiry.opened": ("map", "open", None),
+    "map_enquiry.completed": ("map", "done", 3),  # outcome
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One piece of work judged by one rule version. Times are POSIX seconds."""
+
+    rule: str
+    version: int
+    team: str
+    kind: str
+    start_ts: float
+    deadline_ts: float
+    warn_ts: float
+    closed_ts: float | None
+
+
+@lru_cache(maxsize=256)
+def endpoint(spec: str) -> tuple[str, str, int | None, str | None]:
+    """(kind, slot, narrowed field, code) of an ``opens``/``closes`` spec; RuleError if unknown."""
+    event, _, code = spec.partition(":")
+    if event not in _EVENTS:
+        raise RuleError(f"no record slot for event type {event!r}")
+    kind, slot, field = _EVENTS[event]
+    if slot.endswith(":"):  # a progression: the destination code names the slot
+        if not code:
+            raise RuleError(f"{event} needs a destination code")
+        return kind, slot + code, None, None
+    if code and field is None:
+        raise RuleError(f"{event} cannot be narrowed by a code")
+    return kind, slot, field, code or None
+
+
+def _slot_ts(record: Record, spec: str) -> float | None:
+    kind, slot, field, code = endpoint(spec)
+    value = record.get(slot) if record.get("k") == kind else None
+    ok = value is not None and (field is None or code is None or value[field] == code)
+    return float(value[0]) if ok and value is not None else None
+
+
+def watched_rules(rules: Mapping[str, Rule]) -> dict[str, Rule]:
+    """The rules tracked as open work; RuleError on a rule no record can judge.
+
+    Left out: rules opened by ``contact.received`` and closed by a progression. Every
+    contact opens one, yet few ever progress, so as open work they would be overdue for
+    ever. They are measured when the progression happens (``cspa_progressions``).
+    """
+    for name, rule in rules.items():
+        if endpoint(rule.opens)[0] != endpoint(rule.closes)[0]:
+            raise RuleError(f"rule {name}: opens and closes must be on one case record")
+    return {name: rule for name, rule in rules.items() if not (
+        rule.opens == "contact.received" and rule.closes.startswith("contact.progressed:"))}
+
+
+def _deadline(rule: Rule, start: datetime, calendar: WorkingCalendar) -> datetime:
+    if rule.clock == "working_days":
+        return calendar.add_working_days(start, rule.timescale)
+    if rule.clock == "working_hours":
+        return calendar.add_working_hours(start, rule.timescale)
+    return start + timedelta(hours=rule.timescale)
+
+
+def _warn(start: datetime, deadline: datetime, hours: float, cal: WorkingCalendar) -> datetime:
+    """The instant from which fewer than ``hours`` office hours remain (within the item)."""
+    if hours <= 0:
+        return deadline
+    total = cal.working_hours_between(start, deadline)
+    if total <= hours:
+        return start
+    t = cal.add_working_hours(start, total - hours)  # earliest instant with ``hours`` left
+    day = t.date()  # add_working_hours answers in the calendar's zone
+    close = datetime.combine(day, cal.office_hours.end, t.tzinfo)
+    if cal.is_working_day(day) and abs((t - close).total_seconds()) < 1e-3:
+        # exactly ``hours`` remain overnight: fewer only once the next office day starts
+        t = datetime.combine(cal.next_working_day(day), cal.office_hours.start, t.tzinfo)
+    return min(max(t, start), deadline)
+
+
+def items_of(record: Record, rules: Mapping[str, Rule], calendar: WorkingCalendar) -> list[Item]:
+    """Every item the record holds under the rules (open or closed)."""
+    zone = ZoneInfo(calendar.tz)
+    items: list[Item] = []
+    for rule in rules.values():
+        start_ts = _slot_ts(record, rule.opens)
+        if start_ts is None:
+            continue
+        start = datetime.fromtimestamp(start_ts, zone)
+        deadline = _deadline(rule, start, calendar)
+        warn = _warn(start, deadline, rule.warn_working_hours, calendar)
+        items.append(Item(rule.name, rule.version, rule.team, record["k"], start_ts,
+                          deadline.timestamp(), warn.timestamp(), _slot_ts(record, rule.closes)))
+    return items
+
+
+class OpenWork:
+    """Open items and closed-late breaches per partition, derived from the records."""
+
+    def __init__(self, rules: Mapping[str, Rule], calendar: WorkingCalendar) -> None:
+        self.rules = watched_rules(rules)
+        self.calendar = calendar
+        self._zone = ZoneInfo(calendar.tz)
+        self._open: dict[Part, dict[str, tuple[Item, ...]]] = {}
+        self._late: dict[Part, dict[str, tuple[BreachKey, ...]]] = {}
+        self._late_counts: dict[Part, Counter[BreachKey]] = {}
+
+    def update(self, partition: Part, key: str, record: Record | None) -> None:
+        """Replace what the key contributes (None: the record is gone).
+
+        ``key`` is the records-table key (``kind:case``) or the case key itself; ``due_list``
+        shows only the pseudonymous case key.
+        """
+        items = items_of(record, self.rules, self.calendar) if record is not None else []
+        opened = tuple(i for i in items if i.closed_ts is None)
+        late = tuple(self._breach(i) for i in items
+                     if i.closed_ts is not None and i.closed_ts > i.deadline_ts)
+        open_part = self._open.setdefault(partition, {})
+        open_part.pop(key, None)
+        if opened:
+            open_part[key] = opened
+        late_part = self._late.setdefault(partition, {})
+        counts = self._late_counts.setdefault(partition, Counter())
+        counts.subtract(late_part.pop(key, ()))
+        if late:
+            late_part[key] = late
+            counts.update(late)
+        for k in [k for k, n in counts.items() if n <= 0]:
+            del counts[k]
+
+    def _breach(self, item: Item) -> BreachKey:
+        """(rule, version, local month); a deadline at midnight ends the month before."""
+        month = datetime.fromtimestamp(item.deadline_ts - 1e-3, self._zone).strftime("%Y-%m")
+        return item.rule, item.version, month
+
+    def drop_partition(self, partition: Part) -> None:
+        for table in (self._open, self._late, self._late_counts):
+            table.pop(partition, None)
+
+    def drop_topic(self, topic: str) -> None:
+        """Forget every ``(topic, partition)`` of one topic (before a rebuild)."""
+        for table in (self._open, self._late, self._late_counts):
+            for part in [p for p in table if isinstance(p, tuple) and p[0] == topic]:
+                del table[part]
+
+    def rebuild(self, partition: Part, items: Iterable[tuple[str, Record]]) -> None:
+        """Recompute a partition from its ``(key, record)`` pairs."""
+        self.drop_partition(partition)
+        for key, record in items:
+            self.update(partition, key, record)
+
+    def _items(self, owned: Collection[Part]) -> Iterator[tuple[str, Item]]:
+        for part in owned:
+            for key, items in self._open.get(part, {}).items():
+                for item in items:
+                    yield key, item
+
+    def _today(self, now_ts: float) -> tuple[float, float]:
+        today = datetime.fromtimestamp(now_ts, self._zone).date()
+        return (datetime.combine(today, time(0), self._zone).timestamp(),
+                datetime.combine(today + timedelta(days=1), time(0), self._zone).timestamp())
+
+    def state(self, item: Item, now_ts: float, today: tuple[float, float] | None = None) -> str:
+        """The item's state at ``now_ts`` (a deadline at midnight is due the day before)."""
+        if now_ts >= item.deadline_ts:
+            return "overdue"
+        if now_ts >= item.warn_ts:
+            return "at_risk"
+        start, end = today or self._today(now_ts)
+        return "due_today" if start < item.deadline_ts <= end else "on_time"
+
+    def states(self, now_ts: float, owned: Collection[Part]) -> dict[StateKey, int]:
+        """Open items by (rule, team, state), every watched rule and state present."""
+        counts: dict[StateKey, int] = {(r.name, r.team, s): 0
+                                       for r in self.rules.values() for s in STATES}
+        today = self._today(now_ts)
+        for _, item in self._items(owned):
+            key = (item.rule, item.team, self.state(item, now_ts, today))
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def oldest(self, now_ts: float, owned: Collection[Part]) -> dict[str, float]:
+        """Age in working days of the oldest open item, per rule with open items."""
+        first: dict[str, float] = {}
+        for _, item in self._items(owned):
+            first[item.rule] = min(first.get(item.rule, item.start_ts), item.start_ts)
+        now = datetime.fromtimestamp(now_ts, self._zone)
+        return {rule: self.calendar.working_days_between(
+                    datetime.fromtimestamp(min(ts, now_ts), self._zone), now)
+                for rule, ts in first.items()}
+
+    def breaches(self, now_ts: float, owned: Collection[Part]) -> dict[BreachKey, int]:
+        """Closed late, plus open and overdue, by (rule, version, month of the deadline)."""
+        counts: Counter[BreachKey] = Counter()
+        for part in owned:
+            counts.update(self._late_counts.get(part, Counter()))
+        counts.update(self._breach(i) for _, i in self._items(owned) if now_ts >= i.deadline_ts)
+        return dict(counts)
+
+    def due_list(self, now_ts: float, owned: Collection[Part], limit: int) -> list[dict[str, Any]]:
+        """The ``limit`` open items due soonest: what a manager works through next."""
+        cal, zone, today = self.calendar, self._zone, self._today(now_ts)
+        now = datetime.fromtimestamp(now_ts, zone)
+        out: list[dict[str, Any]] = []
+        for key, item in nsmallest(limit, self._items(owned),
+                                   key=lambda ki: (ki[1].deadline_ts, ki[1].rule, ki[0])):
+            deadline = datetime.fromtimestamp(item.deadline_ts, zone)
+            left = (cal.working_hours_between(now, deadline) if now < deadline
+                    else -cal.working_hours_between(deadline, now))
+            out.append({"rule": item.rule, "team": item.team, "key": key.rpartition(":")[2],
+                        "start": datetime.fromtimestamp(item.start_ts, zone).isoformat(),
+                        "deadline": deadline.isoformat(), "state": self.state(item, now_ts, today),
+                        "working_hours_left": round(left, 2)})
+        return out
+
+
+class TimelinessCollector(Collector):
+    """Timeliness gauges of the owned partitions, evaluated at scrape time."""
+
+    def __init__(self, work: OpenWork, now: Callable[[], float],
+                 owned: Callable[[], Collection[Part]]) -> None:
+        self._work, self._now, self._owned = work, now, owned
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return self._families()  # names only: registering evaluates nothing
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        return self._families(self._now(), set(self._owned()))
+
+    def _families(self, now: float | None = None,
+                  owned: Collection[Part] = ()) -> Iterator[GaugeMetricFamily]:
+        work = self._work
+        items = GaugeMetricFamily("cspa_open_items", "Open items by timescale rule and state.",
+                                  labels=["rule", "team", "state"])
+        oldest = GaugeMetricFamily("cspa_open_item_oldest_workdays",
+                                   "Working days since the oldest open item started (0: none;"
+                                   " max() across workers).", labels=["rule"])
+        breaches = GaugeMetricFamily("cspa_breaches", "Items closed late or open past their "
+                                     "deadline, by month of the deadline (sum() across workers).",
+                                     labels=["rule", "rule_version", "month"])
+        evaluated = GaugeMetricFamily("cspa_timeliness_evaluated_timestamp_seconds",
+                                      "When the timeliness states were evaluated.")
+        if now is not None:
+            for (rule, team, state), n in sorted(work.states(now, owned).items()):
+                items.add_metric([rule, team, state], n)
+            ages = work.oldest(now, owned)
+            for rule in sorted(work.rules.keys() | ages.keys()):
+                oldest.add_metric([rule], ages.get(rule, 0.0))
+            for (rule, version, month), n in sorted(work.breaches(now, owned).items()):
+                breaches.add_metric([rule, str(version), month], n)
+            evaluated.add_metric([], now)
+        yield from (items, oldest, breaches, evaluated)
