@@ -13,7 +13,7 @@ from the taxonomy or from fixed sets defined here, never from an identifier.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -33,10 +33,17 @@ class FactContext:
     taxonomy: Taxonomy
     rules: Mapping[str, Rule]
     tz: ZoneInfo
+    _months: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
 
     def month(self, ts: float) -> str:
         """Calendar month ("2019-08") of a POSIX time in the configured zone."""
-        return datetime.fromtimestamp(ts, self.tz).strftime("%Y-%m")
+        # Memoised per clock hour: zones of interest change offset on whole hours,
+        # and strftime costs more than the rest of a fact.
+        hour = int(ts // 3600)
+        month = self._months.get(hour)
+        if month is None:
+            month = self._months[hour] = datetime.fromtimestamp(ts, self.tz).strftime("%Y-%m")
+        return month
 
     @staticmethod
     def hour(ts: float) -> str:

@@ -121,19 +121,25 @@ def _warn(start: datetime, deadline: datetime, hours: float, cal: WorkingCalenda
     return min(max(t, start), deadline)
 
 
+@lru_cache(maxsize=131_072)
+def _schedule(rule: Rule, start_ts: float, calendar: WorkingCalendar) -> tuple[float, float]:
+    """(deadline, warn) POSIX times of an item; memoised: every event of a case asks again."""
+    start = datetime.fromtimestamp(start_ts, ZoneInfo(calendar.tz))
+    deadline = _deadline(rule, start, calendar)
+    warn = _warn(start, deadline, rule.warn_working_hours, calendar)
+    return deadline.timestamp(), warn.timestamp()
+
+
 def items_of(record: Record, rules: Mapping[str, Rule], calendar: WorkingCalendar) -> list[Item]:
     """Every item the record holds under the rules (open or closed)."""
-    zone = ZoneInfo(calendar.tz)
     items: list[Item] = []
     for rule in rules.values():
         start_ts = _slot_ts(record, rule.opens)
         if start_ts is None:
             continue
-        start = datetime.fromtimestamp(start_ts, zone)
-        deadline = _deadline(rule, start, calendar)
-        warn = _warn(start, deadline, rule.warn_working_hours, calendar)
+        deadline_ts, warn_ts = _schedule(rule, start_ts, calendar)
         items.append(Item(rule.name, rule.version, rule.team, record["k"], start_ts,
-                          deadline.timestamp(), warn.timestamp(), _slot_ts(record, rule.closes)))
+                          deadline_ts, warn_ts, _slot_ts(record, rule.closes)))
     return items
 
 
