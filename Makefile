@@ -26,6 +26,17 @@ tools: ## Install promtool/prometheus (Debian) and fetch the Kafka jars (Maven C
 run: install tools ## Main job: local Kafka, a worker and a simulated day of traffic; prints the URLs
 	$(PY) -m stream run
 
+year: install tools ## Replay a generated year (2019) of one council's traffic, then print its report
+	$(PY) -m stream run --start 2019-01-01 --days 365
+	$(PY) -m stream report --months 2019-01..2019-12
+	$(PY) -m stream report --months 2019-01..2019-12 --format html --output report.html
+	@echo "HTML report: report.html"
+
+import-samples: install tools ## Import the shipped sample exports into the running main job
+	@test -s .cache/pseudonym.key || { mkdir -p .cache; $(PY) -c "import secrets; print(secrets.token_hex(32))" > .cache/pseudonym.key; echo "made a demo key in .cache/pseudonym.key"; }
+	$(PY) -m stream import topics/samples/annex_a_contacts.csv --mapping topics/mappings/annex_a_contacts.toml --key-file .cache/pseudonym.key
+	$(PY) -m stream import topics/samples/telephony_cdr.csv --mapping topics/mappings/telephony_cdr.toml --key-file .cache/pseudonym.key
+
 stop: install ## Stop the main job's worker and broker
 	$(PY) -m stream stop
 
@@ -56,4 +67,4 @@ report: install ## Render the committee report from the running worker (MONTHS=2
 clean: ## Remove caches (keeps the Kafka jars)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install tools run stop test unit integration faults lint schemas report clean
+.PHONY: help install tools run year import-samples stop test unit integration faults lint schemas report clean

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import date
 from pathlib import Path
 
 from stream import devbroker
@@ -81,37 +82,62 @@ def _metrics_ready(url: str) -> bool:
     return b"cspa_contacts_received{" in body
 
 
-def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    """The main job: local broker, worker in the background, a day of traffic."""
-    from stream.simulator import run as simulate
-
+def _start_background(settings: Settings) -> devbroker.LocalBroker:
+    """The local broker and one worker, detached, unless already running."""
     CACHE.mkdir(parents=True, exist_ok=True)
     broker = devbroker.LocalBroker(devbroker.BrokerConfig(data_dir=CACHE / "broker"))
     if not broker.is_running():
         broker.start()
-    print(f"broker   {broker.bootstrap} (pid {broker.pid})")
     ensure_topics(settings)
     if not _pid_alive(_worker_pidfile()):
         log = (CACHE / "worker.log").open("ab")
         proc = subprocess.Popen([sys.executable, "-m", "stream", "worker"], stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
         _worker_pidfile().write_text(str(proc.pid))
-    base = f"http://{settings.web_host}:{settings.web_port}"
+    return broker
+
+
+def _caught_up(url: str, at_least: float) -> bool:
+    """True once the worker serves figures, has consumed ``at_least`` and has no lag."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return False
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
+    return ("cspa_contacts_received" in text and sums.get("cspa_consumer_lag", 1) == 0
+            and sums.get("cspa_events_consumed_total", 0) >= at_least)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """The main job: local broker, a worker in the background, simulated traffic up to now."""
     from datetime import date, timedelta
 
-    start = date.today() - timedelta(days=args.days - 1)
-    sent = asyncio.run(simulate(settings, start, args.days, seed=args.seed, scale=args.scale,
+    from stream.simulator import run as simulate
+
+    broker = _start_background(settings)
+    print(f"broker   {broker.bootstrap} (pid {broker.pid})")
+    start = args.start or date.today() - timedelta(days=args.days - 1)
+    days = (date.today() - start).days + 1 if args.start is None else args.days
+    sent = asyncio.run(simulate(settings, start, days, seed=args.seed, scale=args.scale,
                                 speed=None))
-    print(f"simulator sent {sent} events ({args.days} day(s) to now, seed {args.seed})")
-    deadline = time.monotonic() + 90
-    while not _metrics_ready(base + "/metrics"):
+    print(f"simulator sent {sent} events ({start} + {days} day(s), up to now, seed {args.seed})")
+    base = f"http://{settings.web_host}:{settings.web_port}"
+    deadline = time.monotonic() + max(120, sent / 500)
+    while not _caught_up(base + "/metrics", sent):
         if time.monotonic() > deadline:
-            print(f"worker did not serve figures in time; see {CACHE / 'worker.log'}")
+            print(f"worker did not catch up in time; see {CACHE / 'worker.log'}")
             return 1
         time.sleep(1)
+    last = min(start + timedelta(days=days - 1), date.today())
     print(f"metrics  {base}/metrics")
     print(f"figures  {base}/figures")
-    print(f"report   python -m stream report --months {start:%Y-%m}..{date.today():%Y-%m}")
+    print(f"report   python -m stream report --months {start:%Y-%m}..{last:%Y-%m}")
     print("stop     make stop")
     return 0
 
@@ -182,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="run a Faust worker (foreground)").set_defaults(fn=cmd_worker)
     sub.add_parser("topics", help="create the contract's topics").set_defaults(fn=cmd_topics)
     run = sub.add_parser("run", help="demo: broker, worker and simulated traffic up to now")
-    run.add_argument("--days", type=int, default=14, help="days of traffic up to now")
+    run.add_argument("--days", type=int, default=14, help="days of traffic (default 14)")
+    run.add_argument("--start", type=date.fromisoformat, default=None,
+                     help="first day, YYYY-MM-DD (default: --days before today)")
     run.add_argument("--seed", type=int, default=1)
     run.add_argument("--scale", type=float, default=1.0)
     run.set_defaults(fn=cmd_run)

@@ -85,6 +85,8 @@ class Settings(BaseSettings):
         0.0, description="abandons at or under this wait are excluded (0: none excluded)")
     period_combination: PeriodCombination = PeriodCombination.RATIO_OF_SUMS
     metrics_months: int = Field(13, description="calendar months exported to Prometheus")
+    pseudonym_key_file: Path | None = Field(
+        None, description="secret (>= 16 bytes) keying the importer's pseudonymous keys")
     clock_file: Path | None = Field(
         None, description="tests/rehearsals only: read 'now' from this file (ISO 8601)")
 

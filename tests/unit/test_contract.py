@@ -94,3 +94,10 @@ def test_settings_come_from_cspa_variables_only(monkeypatch):
     Settings()  # unknown CSPA_ variables are not an error for the env source
     with pytest.raises(ValueError):
         Settings(office_start="18:00", office_end="09:00")
+
+
+def test_event_topics_keep_backfilled_events():
+    # Kafka applies retention to the record timestamp, which is the event time:
+    # a 2019 backfill under a finite retention would be deleted on arrival.
+    for spec in event_families(load_topics()).values():
+        assert spec.retention_ms == -1, spec.name
