@@ -153,3 +153,19 @@ def test_aggregates_apply_and_withdraw_exactly():
     agg.apply([("f", ("m",), v) for v in values], +1)
     assert Aggregates.from_json(orjson.loads(orjson.dumps(agg.to_json()))).to_json() \
         == agg.to_json()
+
+
+def test_progression_exactly_on_the_timescale_is_within(make):
+    # Thu 4 Jul 2019 10:15 -> Fri 5 Jul 10:15 is exactly one working day; the
+    # clock's float arithmetic gives 1.0000000000000142 for this pair.
+    proc, state, table = make()
+    k = key("boundary")
+    start = datetime(2019, 7, 4, 10, 15, tzinfo=LONDON)
+    progressed = {**received(k, start), "event_type": "contact.progressed",
+                  "destination": "childrens_social_care",
+                  "occurred_at": (start + timedelta(days=1)).isoformat()}
+    for field in ("channel", "source_code", "team"):
+        del progressed[field]
+    feed(proc, table, [received(k, start), progressed])
+    got = cells(state)
+    assert got[("progressions", ("2019-07", "childrens_social_care", "true"))] == (1, 0)
