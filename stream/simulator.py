@@ -225,7 +225,8 @@ class _Sim:
                   outcome=outcome, pathway=None if pathway == "not_yet_recorded" else pathway)
         if pathway == "progress_to_eh":
             self.progress(key, decided, "early_help")
-        elif outcome == "level_4":
+        elif outcome in ("level_4", "lado"):
+            # A LADO referral is passed to children's social care (closes its rule).
             self.progress(key, decided, "childrens_social_care")
         elif outcome == "map" and self.map_opens(rng) == "open":
             self.map_enquiry(key, decided)

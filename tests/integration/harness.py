@@ -151,15 +151,16 @@ async def produce(bootstrap: str, messages: Iterable[Message], **kw: Any) -> int
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True,
                                 linger_ms=5, **kw)
     await producer.start()
-    n = 0
+    deliveries = []
     try:
         for m in messages:
-            await producer.send(m.topic, m.value, key=m.key, timestamp_ms=m.timestamp_ms)
-            n += 1
-        await producer.flush()
+            deliveries.append(await producer.send(m.topic, m.value, key=m.key,
+                                                  timestamp_ms=m.timestamp_ms))
+        # A record the broker refuses must fail the test here, not time it out later.
+        await asyncio.gather(*deliveries)
     finally:
         await producer.stop()
-    return n
+    return len(deliveries)
 
 
 def produce_sync(bootstrap: str, messages: Iterable[Message], **kw: Any) -> int:
