@@ -41,7 +41,7 @@ stop: install ## Stop the main job's worker and broker
 	$(PY) -m stream stop
 
 test: install tools ## The whole suite: lint, types, unit, integration and fault tests
-	$(PY) -m ruff check stream tests grafana
+	$(PY) -m ruff check stream tests grafana bench
 	$(PY) -m mypy
 	$(PY) -m pytest -q
 
@@ -54,8 +54,11 @@ integration: install tools ## Real-broker tests except the slow fault group
 faults: install tools ## The slow real-broker fault tests
 	$(PY) -m pytest -q -m faults
 
+bench: install tools ## Benchmarks: worker vs aiokafka ceiling vs Quix Streams; writes results/bench/
+	$(PY) -m bench --profile --output results/bench $(if $(EVENTS),--events $(EVENTS)) $(if $(RECOVERY_CONTACTS),--recovery-contacts $(RECOVERY_CONTACTS))
+
 lint: install ## ruff and mypy
-	$(PY) -m ruff check stream tests grafana
+	$(PY) -m ruff check stream tests grafana bench
 	$(PY) -m mypy
 
 schemas: install ## Regenerate topics/schemas from the event models
@@ -67,4 +70,4 @@ report: install ## Render the committee report from the running worker (MONTHS=2
 clean: ## Remove caches (keeps the Kafka jars)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install tools run year import-samples stop test unit integration faults lint schemas report clean
+.PHONY: help install tools run year import-samples stop bench test unit integration faults lint schemas report clean

@@ -209,6 +209,11 @@ def _add_agent(worker: Worker, processor: FamilyProcessor, partitions: int,
             stream._set_current_event(None)  # type: ignore[attr-defined]
             pending.clear()
             owners.clear()
+            # The batch's events are acknowledged when this body ends, and their
+            # offsets may be committed soon after. Faust's own pre-commit flush
+            # gives up after 0.1 s with writes still buffered, so a SIGKILL then
+            # loses them; wait here until every changelog write is on the broker.
+            await drain_changelog(app.producer)
             for msg, rejection in rejected:
                 log.warning("rejected topic=%s partition=%d offset=%d reason=%s detail=%s",
                             name, msg.partition, msg.offset, rejection.reason,
@@ -218,6 +223,13 @@ def _add_agent(worker: Worker, processor: FamilyProcessor, partitions: int,
                     rejection))
 
     app.agent(source, name=f"agent-{name}")(agent)
+
+
+async def drain_changelog(producer: Any) -> None:
+    """Return once every buffered table write has been acknowledged by Kafka."""
+    while producer.buffer.size:
+        await producer.buffer.flush()
+    await producer.flush()
 
 
 def _add_views(worker: Worker) -> None:

@@ -1,0 +1,168 @@
+"""Latency under steady traffic, recovery after a crash, and a py-spy profile."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.dataset import Msg
+from bench.procs import Samples, Worker
+from bench.producing import produce, produce_paced
+from bench.replay import replay
+
+LATENCY = "cspa_event_latency_seconds_bucket"
+#: The figures compared before the crash and after the restart.
+RECOVERED = ("cspa_contacts_received", "cspa_contacts_decided",
+             "cspa_contact_completion_workdays_count", "cspa_contact_completion_workdays_sum",
+             "cspa_emails_resolved", "cspa_calls_offered", "cspa_calls_answered_within_target",
+             "cspa_map_enquiries_completed", "cspa_audits")
+
+
+def _buckets(samples: Samples) -> dict[float, float]:
+    """Cumulative latency buckets summed over topics: upper bound -> count."""
+    out: dict[float, float] = {}
+    for (name, labels), value in samples.items():
+        if name == LATENCY:
+            bound = float(dict(labels)["le"])
+            out[bound] = out.get(bound, 0.0) + value
+    return out
+
+
+def quantile(buckets: dict[float, float], q: float) -> float:
+    """histogram_quantile: linear within the bucket holding the q-th observation."""
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]]
+    if total <= 0:
+        return 0.0
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound in bounds:
+        if buckets[bound] >= rank:
+            if bound == float("inf"):
+                return lower  # beyond the last finite bucket: its bound is all we know
+            inside = buckets[bound] - below
+            return lower + (bound - lower) * ((rank - below) / inside if inside else 1.0)
+        lower, below = bound, buckets[bound]
+    return lower
+
+
+class _MaxSampler(threading.Thread):
+    """Polls /metrics: processing wall time minus event time of the latest event, per topic."""
+
+    def __init__(self, worker: Worker, interval: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.worker, self.interval, self.max, self.samples = worker, interval, 0.0, 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.interval):
+            try:
+                s = self.worker.samples()
+            except OSError:
+                continue
+            for (name, labels), processed in s.items():
+                if name == "cspa_last_processed_timestamp_seconds":
+                    event = s.get(("cspa_last_event_timestamp_seconds", labels), 0.0)
+                    if event > time.time() - 3600:  # live events only, not the backlog
+                        self.max = max(self.max, processed - event)
+                        self.samples += 1
+
+
+def latency(worker: Worker, bootstrap: str, consumed: int, rate: float, seconds: float,
+            timeout: float) -> tuple[dict[str, Any], list[Msg]]:
+    """Steady ``rate`` events/s of current events for ``seconds``; latency quantiles."""
+    before = _buckets(worker.samples())
+    sampler = _MaxSampler(worker)
+    sampler.start()
+    try:
+        sent = produce_paced(bootstrap, rate, seconds)
+        replay([worker], consumed + len(sent), timeout)
+    finally:
+        sampler.done.set()
+        sampler.join(5)
+    after = _buckets(worker.samples())
+    delta = {b: after[b] - before.get(b, 0.0) for b in after}
+    total = max(delta.values(), default=0.0)
+    # every observation is at or under the first bound whose cumulative count is the total
+    highest = min((b for b in delta if delta[b] >= total), default=0.0)
+    if highest == float("inf"):
+        highest = max(b for b in delta if b != highest)
+    return {"events": len(sent), "rate": rate, "seconds": seconds,
+            "achieved_rate": len(sent) / seconds,
+            "p50_s": quantile(delta, 0.5), "p99_s": quantile(delta, 0.99),
+            "max_sampled_s": sampler.max, "max_samples": sampler.samples,
+            "max_bucket_bound_s": highest, "max_beyond_buckets": total > delta.get(highest, 0),
+            "buckets": {str(k): v for k, v in delta.items()}}, sent
+
+
+def _snapshot(samples: Samples) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {k: round(v, 6) for k, v in samples.items() if k[0] in RECOVERED and v}
+
+
+def recovery(worker: Worker, bootstrap: str, extra: list[Msg], consumed: int,
+             timeout: float) -> tuple[Worker, dict[str, Any]]:
+    """Load ``extra`` state, SIGKILL the worker, restart it: seconds to correct figures."""
+    if extra:
+        produce(bootstrap, extra)
+    total = consumed + len(extra)
+    replay([worker], total, timeout)
+    time.sleep(3.5)  # let Faust commit offsets and flush the changelog (commit interval 2.8 s)
+    samples = worker.samples()
+    before = _snapshot(samples)
+    contacts = sum(v for (n, _), v in samples.items() if n == "cspa_contacts_received")
+    killed = time.time()
+    worker.stop(signal.SIGKILL)
+    again = Worker(bootstrap, worker.workdir, worker.app_id).start()
+    try:
+        ready_at = _wait_correct(again, before, timeout)
+    except BaseException:
+        again.stop()
+        raise
+    correct = time.time()
+    return again, {"contacts_in_state": contacts, "events_in_state": total,
+                   "series_compared": len(before), "seconds": correct - killed,
+                   "kill_to_ready_s": ready_at - killed if ready_at else None}
+
+
+def _wait_correct(worker: Worker, before: dict[Any, float], timeout: float) -> float | None:
+    """Poll until the worker's figures equal ``before``; when /health said ready, if seen."""
+    ready_at = None
+    deadline = time.monotonic() + timeout
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"restarted worker not correct after {timeout}s")
+        try:
+            if ready_at is None and worker.ready():
+                ready_at = time.time()
+            if _snapshot(worker.samples()) == before:
+                return ready_at
+        except OSError:
+            pass
+        time.sleep(0.25)
+
+
+def profile(worker: Worker, seconds: float, out: Path) -> dict[str, Any]:
+    """py-spy record (raw) on the worker; the functions with the most self time."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(exe).exists():
+        return {"error": "py-spy not installed (pip install py-spy)"}
+    res = subprocess.run([exe, "record", "-d", str(int(seconds)), "-f", "raw", "-o", str(out),
+                          "--pid", str(worker.pid)], capture_output=True, text=True,
+                         check=False, timeout=seconds + 60)
+    if res.returncode != 0 or not out.exists():
+        return {"error": res.stderr[-1000:]}
+    self_time: Counter[str] = Counter()
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            self_time[stack.split(";")[-1]] += int(count)
+    total = sum(self_time.values()) or 1
+    return {"samples": total, "seconds": seconds, "raw": str(out),
+            "top": [{"function": f, "share": n / total} for f, n in self_time.most_common(15)]}
+

@@ -1,0 +1,202 @@
+"""Worker processes, /metrics scraping and RSS sampling for the benchmark."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench import ROOT
+
+T = TypeVar("T")
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+_LINE = re.compile(r"^(\w+)(?:\{[^}]*\})? (\S+)$", re.M)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str,
+             interval: float = 0.1) -> T:
+    """Poll ``check`` until it returns something truthy; raise on timeout."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except OSError as exc:
+            last = exc
+        if last:
+            result: T = last
+            return result
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def parse_metrics(text: str) -> Samples:
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def quick_sums(text: str, *names: str) -> dict[str, float]:
+    """Sum of every sample of each named series, without a full parse (cheap)."""
+    sums = dict.fromkeys(names, 0.0)
+    for name, value in _LINE.findall(text):
+        if name in sums:
+            sums[name] += float(value)
+    return sums
+
+
+def quick_max(text: str, name: str) -> float:
+    values = [float(v) for n, v in _LINE.findall(text) if n == name]
+    return max(values) if values else 0.0
+
+
+def proc_status(pid: int, field: str) -> int:
+    """A ``VmRSS``/``VmHWM``-style field of /proc/PID/status, in bytes (0 if gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class Worker:
+    """``python -m stream worker`` as a child process with its own port and data dir."""
+
+    def __init__(self, bootstrap: str, workdir: Path, app_id: str,
+                 env: dict[str, str] | None = None) -> None:
+        self.port, self.workdir, self.app_id = free_port(), workdir, app_id
+        self.bootstrap = bootstrap
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = workdir / "worker.log"
+        self.env = {**os.environ, "CSPA_BROKER": bootstrap, "CSPA_WEB_PORT": str(self.port),
+                    "CSPA_DATA_DIR": str(workdir / "data"), "CSPA_APP_ID": app_id,
+                    "CSPA_METRICS_MONTHS": "0", "PYTHONPATH": str(ROOT), **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.peak_hwm = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> Worker:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "stream", "worker"], cwd=ROOT,
+                                         env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        return self
+
+    def alive(self) -> bool:
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"worker {self.app_id} exited:\n{self.log_tail()}")
+        return True
+
+    def get(self, path: str, timeout: float = 10) -> bytes:
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as resp:
+            body: bytes = resp.read()
+            return body
+
+    def get_json(self, path: str) -> Any:
+        try:
+            return json.loads(self.get(path))
+        except urllib.error.HTTPError as exc:  # 503 while recovering still has a body
+            return json.loads(exc.read())
+
+    def metrics_text(self) -> str:
+        self.alive()
+        return self.get("/metrics").decode()
+
+    def samples(self) -> Samples:
+        return parse_metrics(self.metrics_text())
+
+    def consumed(self) -> float:
+        return quick_sums(self.metrics_text(), "cspa_events_consumed_total")[
+            "cspa_events_consumed_total"]
+
+    def ready(self) -> bool:
+        self.alive()
+        try:
+            return bool(self.get_json("/health").get("ready")) and bool(
+                self.get_json("/figures")["owned"])
+        except OSError:
+            return False
+
+    def rss(self) -> int:
+        return proc_status(self.pid, "VmRSS") if self.proc else 0
+
+    def hwm(self) -> int:
+        if self.proc is not None:
+            self.peak_hwm = max(self.peak_hwm, proc_status(self.pid, "VmHWM"))
+        return self.peak_hwm
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.hwm()
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class RssSampler(threading.Thread):
+    """Samples a worker's VmRSS and VmHWM every ``interval`` seconds until stopped."""
+
+    def __init__(self, worker: Worker, interval: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.worker, self.interval = worker, interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            if self.worker.proc is not None:
+                self.samples.append((time.monotonic(), self.worker.rss()))
+                self.worker.hwm()
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(5)
+
+    def peak(self) -> int:
+        return max([self.worker.peak_hwm, *(r for _, r in self.samples)])

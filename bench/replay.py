@@ -1,0 +1,158 @@
+"""Replays of the backlog by Faust workers: throughput, exactness, scale-out, memory.
+
+The clock of a replay starts when the workers consume their first message (polled every
+50 ms while nothing is consumed: /metrics is tiny then) and stops at the worker's own
+``cspa_last_processed_timestamp_seconds`` once ``cspa_events_consumed_total`` reaches the
+total (polled every 0.5 s, so the polling costs the worker little).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped,unused-ignore]
+
+from bench.dataset import TOPICS, Msg
+from bench.expected import WORKER_FIGURES, Figures, compare, from_worker
+from bench.procs import RssSampler, Worker, quick_max, quick_sums
+from bench.producing import produce
+
+SOURCE_TOPICS = {s.name for f, s in TOPICS.items() if f != "deadletter"}
+
+
+class ExactnessError(AssertionError):
+    """The worker's figures differ from the independently computed ones."""
+
+
+def _poll(workers: list[Worker]) -> tuple[float, float, float]:
+    """(messages consumed, latest processing wall time, consumer lag) over the workers."""
+    consumed, last, lag = 0.0, 0.0, 0.0
+    for w in workers:
+        try:
+            text = w.metrics_text()
+        except OSError:  # web server not up yet
+            lag = float("inf")
+            continue
+        sums = quick_sums(text, "cspa_events_consumed_total", "cspa_consumer_lag")
+        consumed += sums["cspa_events_consumed_total"]
+        lag += sums["cspa_consumer_lag"]
+        last = max(last, quick_max(text, "cspa_last_processed_timestamp_seconds"))
+    return consumed, last, lag
+
+
+async def _committed(bootstrap: str, group: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return sum(max(o.offset, 0) for tp, o in offsets.items() if tp.topic in SOURCE_TOPICS)
+
+
+def committed(bootstrap: str, group: str) -> int:
+    """Offsets the consumer group has committed on the event topics, summed."""
+    return asyncio.run(_committed(bootstrap, group))
+
+
+def _done(workers: list[Worker], consumed: float, total: int, strict: bool) -> bool:
+    if strict or consumed < total:
+        return consumed >= total
+    # Several workers may re-consume what another processed before a rebalance
+    # (at-least-once): then "done" is every offset committed by the group.
+    return committed(workers[0].bootstrap, workers[0].app_id) >= total
+
+
+def replay(workers: list[Worker], total: int, timeout: float, on_progress: Any = None,
+           strict: bool = True) -> dict[str, Any]:
+    """Wait until the workers have consumed ``total``; the rate from first to last message.
+
+    ``strict``: consumption must stop at exactly ``total`` (one worker, nothing replayed).
+    """
+    deadline = time.monotonic() + timeout
+    before = time.time()
+    while True:
+        consumed, last, lag = _poll(workers)
+        now = time.time()
+        if consumed > 0:
+            started = (before + now) / 2  # the first message was consumed between polls
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError("workers consumed nothing")
+        before = now
+        time.sleep(0.05)
+    points = []
+    while not _done(workers, consumed, total, strict):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"workers consumed {consumed} of {total} in {timeout}s")
+        time.sleep(0.5)
+        consumed, last, lag = _poll(workers)
+        points.append((round(time.time() - started, 2), consumed))
+        if on_progress is not None:
+            on_progress(consumed)
+    if strict and consumed != total:
+        raise ExactnessError(f"consumed {consumed} messages, expected exactly {total}")
+    seconds = max(last - started, 1e-9)
+    return {"events": total, "seconds": seconds, "events_per_s": total / seconds,
+            "steady_events_per_s": _steady_rate(points, total), "workers": len(workers),
+            "consumed": consumed, "reported_lag_at_end": lag, "progress": points}
+
+
+def _steady_rate(points: list[tuple[float, float]], total: int) -> float | None:
+    """The rate between 10 % and 90 % consumed (start-up and tail left out)."""
+    mid = [(t, c) for t, c in points if 0.1 * total <= c <= 0.9 * total]
+    if len(mid) < 2 or mid[-1][0] <= mid[0][0]:
+        return None
+    return (mid[-1][1] - mid[0][1]) / (mid[-1][0] - mid[0][0])
+
+
+def check_exact(worker: Worker, expected: Figures) -> dict[str, Any]:
+    """Compare the worker's figures with the independent ones; raise if they differ."""
+    samples = worker.samples()
+    rejected = sum(v for (n, _), v in samples.items() if n == "cspa_events_rejected_total")
+    problems = compare(expected, from_worker(samples), WORKER_FIGURES)
+    if rejected:
+        problems.insert(0, f"{rejected:g} events rejected to the dead-letter topic")
+    if problems:
+        shown = "\n  ".join(problems[:20])
+        raise ExactnessError(f"worker figures are NOT exact ({len(problems)} differences):\n"
+                             f"  {shown}")
+    cells = sum(len(expected.get(f, {})) for f in WORKER_FIGURES)
+    return {"exact": True, "cells_compared": cells, "figures": list(WORKER_FIGURES)}
+
+
+def throughput(bootstrap: str, workdir: Path, app_id: str, total: int, expected: Figures,
+               timeout: float) -> tuple[Worker, RssSampler, dict[str, Any]]:
+    """One fresh worker replays the backlog; checked exact; RSS sampled throughout."""
+    worker = Worker(bootstrap, workdir / app_id, app_id).start()
+    sampler = RssSampler(worker)
+    sampler.start()
+    rss_by_events: list[tuple[float, int]] = []
+    try:
+        result = replay([worker], total, timeout,
+                        on_progress=lambda c: rss_by_events.append((c, worker.rss())))
+        result["exactness"] = check_exact(worker, expected)
+    except BaseException:
+        sampler.stop()
+        worker.stop()
+        raise
+    result["peak_rss_bytes"] = worker.hwm()
+    result["rss_by_events"] = rss_by_events[:: max(1, len(rss_by_events) // 20)]
+    return worker, sampler, result
+
+
+def steady_memory(worker: Worker, bootstrap: str, duplicates: list[Msg], consumed: int,
+                  expected: Figures, timeout: float) -> dict[str, Any]:
+    """Re-send events already counted (state fixed): RSS must not grow, figures unchanged."""
+    rss_before = worker.rss()
+    produce(bootstrap, duplicates)
+    run = replay([worker], consumed + len(duplicates), timeout)
+    time.sleep(1.0)
+    rss_after = worker.rss()
+    check_exact(worker, expected)
+    return {"events": len(duplicates), "events_per_s": run["events_per_s"],
+            "rss_before_bytes": rss_before, "rss_after_bytes": rss_after,
+            "growth_bytes": rss_after - rss_before, "figures_unchanged": True}

@@ -1,0 +1,178 @@
+"""results.json and results.md: every figure absolute, as ratios, and against its target."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from stream.devbroker import KAFKA_VERSION
+
+MIB = 2**20
+#: key -> (label, unit, target text, check(value, figures) -> (met, how far off) or None,
+#:         ratio to the ceiling and to Quix shown)
+Check = Callable[[float, dict[str, float]], tuple[bool, str]] | None
+
+
+def _at_least(target: float, unit: str) -> Check:
+    return lambda v, _: (v >= target, f"missed by {_fmt(target - v)}{unit} "
+                                      f"({v / target:.0%} of target)")
+
+
+def _at_most(target: float, unit: str) -> Check:
+    return lambda v, _: (v <= target, f"over by {_fmt(v - target)}{unit} "
+                                      f"({v / target:.1f}x the target)")
+
+
+def _steady(v: float, f: dict[str, float]) -> tuple[bool, str]:
+    allowed = max(16.0, 0.05 * f.get("rss_before_steady_mib", 0.0))
+    return v <= allowed, f"grew {v:.1f} MiB while state was fixed (allowed {allowed:.0f} MiB)"
+
+
+FIGURES: dict[str, tuple[str, str, str, Check, bool]] = {
+    "worker_events_per_s": ("Worker throughput (1 worker, backlog replay)", "events/s",
+                            ">= 20,000", _at_least(20_000, " events/s"), True),
+    "ratio_to_aiokafka_ceiling": ("Worker / aiokafka ceiling", "x", ">= 0.4",
+                                  _at_least(0.4, ""), False),
+    "ratio_to_quix": ("Worker / Quix Streams", "x", "> 1 (ahead)",
+                      lambda v, _: (v > 1, f"behind Quix: {v:.2f}x its rate"), False),
+    "ceiling_aiokafka_events_per_s": ("Ceiling: aiokafka + orjson", "events/s", "-", None,
+                                      True),
+    "ceiling_java_events_per_s": ("Ceiling: Kafka ConsumerPerformance (fetch)", "events/s",
+                                  "-", None, True),
+    "ceiling_java_mb_per_s": ("Ceiling: Kafka ConsumerPerformance (fetch)", "MB/s", "-",
+                              None, False),
+    "quix_events_per_s": ("Peer: Quix Streams, same aggregation", "events/s", "-", None, True),
+    "latency_p50_ms": ("Latency p50 (Kafka timestamp -> figure)", "ms", "-", None, False),
+    "latency_p99_ms": ("Latency p99 (within histogram buckets)", "ms", "<= 500",
+                       _at_most(500, " ms"), False),
+    "latency_max_ms": ("Latency max (at most: bucket bound)", "ms", "-", None, False),
+    "scaleout_1_events_per_s": ("Scale-out: 1 worker", "events/s", "-", None, True),
+    "scaleout_2_events_per_s": ("Scale-out: 2 workers", "events/s", "-", None, True),
+    "scaleout_speedup": ("Scale-out: 2 workers / 1 worker", "x", "-", None, False),
+    "recovery_seconds": ("Recovery after SIGKILL to correct figures", "s", "<= 30",
+                         _at_most(30, " s"), False),
+    "recovery_contacts": ("Recovery: contacts in state", "contacts", "3,000,000 (a year)",
+                          None, False),
+    "peak_rss_mib": ("Worker peak RSS over the replay (VmHWM)", "MiB", "-", None, False),
+    "rss_growth_steady_mib": ("RSS growth replaying duplicates (state fixed)", "MiB",
+                              "~0 (<= max(16 MiB, 5%))", _steady, False),
+    "worker_exact": ("Worker figures exact (1 = yes)", "", "1", None, False),
+    "quix_exact": ("Quix figures exact (1 = yes)", "", "1", None, False),
+}
+
+
+NOTES = [
+    "Throughput: events/s from the first message consumed to cspa_events_consumed_total == N "
+    "(the worker's own cspa_last_processed_timestamp_seconds), CSPA_METRICS_MONTHS=0.",
+    "Exactness: contacts received (month x source group), decided (month x outcome), "
+    "completions (month x source group x pathway: count and working-day sum), calls (month: "
+    "offered, answered within 20 s), MAP enquiries and audits, against bench/expected.py.",
+    "aiokafka ceiling: one plain consumer (no group, no commits), orjson.loads per value. "
+    "Java ceiling: ConsumerPerformance per topic, fetch rate (group join excluded).",
+    "Quix peer: the same fold into per-case state (RocksDB + changelog, Quix defaults, "
+    "at-least-once) and the same working-day clock, computing 4 figure families; it does not "
+    "validate the contract nor compute the worker's other figures (so it does less work).",
+    "Latency: p50/p99 interpolated within the worker's cspa_event_latency_seconds buckets "
+    "(Kafka timestamp -> processed, which is when the figure cell changes); max is the upper "
+    "bound of the highest bucket holding an observation (a ceiling: results.json also has "
+    "max_sampled_s, polled from /metrics 4x a second, a floor).",
+    "Scale-out: a fresh app id per worker count, its workers settled on a stable assignment "
+    "and paused while the backlog is produced afresh, then resumed (bench/scale.py); the "
+    "broker shares the same 2 cores, so 2 workers cannot double the rate here.",
+    "Recovery: SIGKILL of the worker holding all state, restart with the same app id; "
+    "seconds from the kill until the restarted worker's figures equal those before it. "
+    "This includes the wait for the broker to drop the killed member from the group "
+    "(CSPA_SESSION_TIMEOUT_SECONDS, 10 s by default) before the partitions are reassigned.",
+]
+
+
+def machine() -> dict[str, Any]:
+    def read(path: str) -> str:
+        try:
+            return Path(path).read_text()
+        except OSError:
+            return ""
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in read("/proc/cpuinfo").splitlines()
+                if ln.startswith("model name")), platform.processor())
+    mem = next((int(ln.split()[1]) * 1024 for ln in read("/proc/meminfo").splitlines()
+                if ln.startswith("MemTotal:")), 0)
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
+    versions = {}
+    for dist in ("faust-streaming", "aiokafka", "orjson", "prometheus-client"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "?"
+    return {"nproc": os.cpu_count(), "memory_gib": round(mem / 2**30, 1), "cpu": cpu,
+            "loadavg_at_start": read("/proc/loadavg").split()[:3],
+            "python": platform.python_version(), "kafka": KAFKA_VERSION,
+            "java": (java.stderr.splitlines() or ["?"])[0], **versions}
+
+
+def verdicts(figures: dict[str, float | None]) -> dict[str, dict[str, Any]]:
+    known = {k: v for k, v in figures.items() if v is not None}
+    out = {}
+    for key, (label, unit, target, check, ratios) in FIGURES.items():
+        v = figures.get(key)
+        row: dict[str, Any] = {"label": label, "value": v, "unit": unit, "target": target}
+        if v is not None and ratios:
+            for name, base in (("vs_ceiling", "ceiling_aiokafka_events_per_s"),
+                               ("vs_quix", "quix_events_per_s")):
+                row[name] = v / known[base] if known.get(base) else None
+        if v is not None and check is not None:
+            met, miss = check(v, known)
+            row["met"], row["miss"] = met, None if met else miss
+        out[key] = row
+    return out
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.3g}"
+
+
+def write(out_dir: Path, results: dict[str, Any]) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results["verdicts"] = verdicts(results["figures"])
+    json_path, md_path = out_dir / "results.json", out_dir / "results.md"
+    json_path.write_text(json.dumps(results, indent=2, default=str))
+    md_path.write_text(markdown(results))
+    return json_path, md_path
+
+
+def markdown(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    quick = " - QUICK (smoke sizes, not a measurement)" if r["params"].get("quick") else ""
+    lines = ["# Benchmark results", "",
+             f"Run {r['started']} ({r['duration_s']:.0f} s){quick}. "
+             f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, load average "
+             f"at start {' '.join(m['loadavg_at_start'])}. Python {m['python']}, Kafka "
+             f"{m['kafka']} ({m['java']}), faust-streaming {m['faust-streaming']}, aiokafka "
+             f"{m['aiokafka']}, quixstreams {r['params'].get('quixstreams')}.", "",
+             f"Backlog: {r['params']['events']:,} events ({r['params']['dataset']}).", "",
+             "| figure | value | target | vs aiokafka ceiling | vs Quix | verdict |",
+             "|---|---|---|---|---|---|"]
+    for row in r["verdicts"].values():
+        verdict = "" if "met" not in row else ("met" if row["met"] else f"**{row['miss']}**")
+        unit = "" if row["value"] is None or not row["unit"] else (
+            "x" if row["unit"] == "x" else f" {row['unit']}")
+        ratio = [f"{row[k]:.2f}x" if row.get(k) else "-" for k in ("vs_ceiling", "vs_quix")]
+        lines.append(f"| {row['label']} | {_fmt(row['value'])}{unit} | {row['target']} | "
+                     f"{ratio[0]} | {ratio[1]} | {verdict} |")
+    if r.get("errors"):
+        lines += ["", "## Errors", "", *[f"- {e}" for e in r["errors"]]]
+    prof = r.get("phases", {}).get("profile")
+    if prof and prof.get("top"):
+        lines += ["", f"## Worker profile (py-spy, {prof['seconds']:.0f} s, self time)", "",
+                  "| share | function |", "|---|---|"]
+        lines += [f"| {t['share']:.1%} | `{t['function']}` |" for t in prof["top"]]
+    lines += ["", "## Notes", "", *[f"- {n}" for n in r.get("notes", [])], ""]
+    return "\n".join(lines)

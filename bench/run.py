@@ -1,0 +1,224 @@
+"""``python -m bench``: every measurement in one run, against one fresh broker."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import (
+    CACHE,
+    ROOT,
+    dataset,
+    expected,
+    live,
+    peer_quix,
+    producing,
+    replay,
+    report,
+    scale,
+)
+from bench.ceiling import aiokafka_ceiling, java_ceiling
+from bench.procs import Worker, free_port
+from stream.cli import ensure_topics
+from stream.devbroker import BrokerConfig, LocalBroker, ensure_jars
+from stream.settings import Settings
+
+T0 = time.monotonic()
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.monotonic() - T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    ap.add_argument("--events", type=int, help="backlog size (default 300,000; quick 3,000)")
+    ap.add_argument("--quick", action="store_true", help="smoke sizes: a minute or two")
+    ap.add_argument("--output", type=Path, default=ROOT / "results" / "bench")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--scale", type=float,
+                    help="simulator scale (default 150: England; quick 5, so that a few "
+                         "thousand events span several working days)")
+    ap.add_argument("--recovery-contacts", type=int,
+                    help="contacts added to the state before the crash (default 200,000)")
+    ap.add_argument("--latency-rate", type=float, help="events/s (default 1,000)")
+    ap.add_argument("--latency-seconds", type=float, help="default 30")
+    ap.add_argument("--duplicates", type=int, help="re-sent events for the steady-RSS check")
+    ap.add_argument("--no-peer", action="store_true", help="skip the Quix Streams peer")
+    ap.add_argument("--quix-venv", type=Path, default=peer_quix.DEFAULT_VENV)
+    ap.add_argument("--profile", action="store_true", help="py-spy the worker on a replay")
+    ap.add_argument("--profile-seconds", type=float, default=15.0)
+    ap.add_argument("--keep", action="store_true", help="keep the broker/worker temp dir")
+    a = ap.parse_args(argv)
+    quick = a.quick
+    a.scale = a.scale or (5.0 if quick else 150.0)
+    a.events = a.events or (3_000 if quick else 300_000)
+    a.recovery_contacts = a.recovery_contacts if a.recovery_contacts is not None else (
+        1_000 if quick else 200_000)
+    a.latency_rate = a.latency_rate or (200.0 if quick else 1_000.0)
+    a.latency_seconds = a.latency_seconds or (5.0 if quick else 30.0)
+    a.duplicates = min(a.events, a.duplicates if a.duplicates is not None else (
+        1_000 if quick else 100_000))
+    if quick:
+        a.profile_seconds = min(a.profile_seconds, 3.0)
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse(argv)
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retried NotLeader after create
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}
+    params |= {"quixstreams": peer_quix.quix_version(),
+               "dataset": f"simulator, scale {a.scale:g}, seed {a.seed}, from "
+                          f"{dataset.BACKLOG_START}, first {a.events:,} events"}
+    results: dict[str, Any] = {"started": started, "params": params,
+                               "machine": report.machine(), "phases": {}, "errors": [],
+                               "notes": report.NOTES, "figures": dict.fromkeys(report.FIGURES)}
+    tmp = Path(tempfile.mkdtemp(prefix="cspa-bench-"))
+    broker = LocalBroker(BrokerConfig(tmp / "broker", port=free_port(),
+                                      controller_port=free_port(), cache_dir=CACHE, heap="1g"))
+    alive: list[Worker] = []
+    rc = 0
+    try:
+        rc = _run(a, broker, tmp, results, alive)
+    except replay.ExactnessError as exc:
+        results["errors"].append(f"EXACTNESS FAILURE: {exc}")
+        log(f"EXACTNESS FAILURE:\n{exc}")
+        rc = 2
+    except Exception as exc:  # noqa: BLE001 - recorded in the results, then re-raised as rc
+        results["errors"].append(f"{type(exc).__name__}: {exc}")
+        log(f"FAILED: {type(exc).__name__}: {exc}")
+        rc = 1
+    finally:
+        for w in alive:
+            w.stop()
+        broker.stop()
+        results["duration_s"] = time.monotonic() - T0
+        json_path, md_path = report.write(a.output, results)
+        if not a.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        log(f"wrote {json_path} and {md_path}" + (f" (kept {tmp})" if a.keep else ""))
+    print(md_path.read_text())
+    return rc
+
+
+def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[str, Any],
+         alive: list[Worker]) -> int:
+    fig, phases, errors = results["figures"], results["phases"], results["errors"]
+    timeout = 120 + a.events / 500
+    quix_python = None
+    if not a.no_peer:
+        try:
+            quix_python, spent = peer_quix.ensure_venv(a.quix_venv)
+            phases["quix_venv_seconds"] = spent
+        except RuntimeError as exc:
+            errors.append(f"Quix peer unavailable: {exc}")
+    log(f"generating {a.events:,} events")
+    msgs = dataset.backlog(a.events, a.seed, a.scale)
+    counts = dict(dataset.topic_counts(msgs))
+    want = expected.compute(msgs)
+    phases["dataset"] = {"events": len(msgs), "per_topic": counts}
+    broker.start(timeout=120)
+    ensure_topics(Settings(broker=broker.bootstrap))
+    bootstrap, topics = broker.bootstrap, list(counts)
+    sent, seconds = producing.produce(bootstrap, msgs)
+    phases["produce"] = {"events": sent, "seconds": seconds, "events_per_s": sent / seconds}
+    log(f"produced {sent:,} in {seconds:.1f}s")
+
+    phases["ceiling_aiokafka"] = aiokafka_ceiling(bootstrap, topics, len(msgs), timeout)
+    fig["ceiling_aiokafka_events_per_s"] = phases["ceiling_aiokafka"]["events_per_s"]
+    phases["ceiling_java"] = java_ceiling(bootstrap, counts, ensure_jars(CACHE))
+    fig["ceiling_java_events_per_s"] = phases["ceiling_java"]["events_per_s"]
+    fig["ceiling_java_mb_per_s"] = phases["ceiling_java"]["mb_per_s"]
+    log(f"ceilings: aiokafka {fig['ceiling_aiokafka_events_per_s']:,.0f}/s, "
+        f"java {fig['ceiling_java_events_per_s']:,.0f}/s")
+    if quix_python is not None:
+        order = [dataset.TOPICS[f].name for f in ("contacts", "map_enquiries", "calls", "audits")]
+        peer = peer_quix.run_peer(quix_python, bootstrap, len(msgs), order, tmp / "quix",
+                                  "bench-quix", timeout)
+        problems = expected.compare(want, peer.pop("figures"), expected.PEER_FIGURES)
+        peer["exact"], peer["differences"] = not problems, problems[:20]
+        phases["quix"], fig["quix_events_per_s"] = peer, peer["events_per_s"]
+        fig["quix_exact"] = float(not problems)
+        if problems:
+            errors.append(f"Quix peer figures NOT exact ({len(problems)} differences)")
+        log(f"quix {peer['events_per_s']:,.0f}/s exact={not problems}")
+
+    worker, sampler, tp = replay.throughput(bootstrap, tmp, "bench-tp", len(msgs), want,
+                                            timeout)
+    alive.append(worker)
+    phases["throughput"] = tp
+    fig["worker_events_per_s"], fig["worker_exact"] = tp["events_per_s"], 1.0
+    fig["ratio_to_aiokafka_ceiling"] = tp["events_per_s"] / fig["ceiling_aiokafka_events_per_s"]
+    if fig["quix_events_per_s"]:
+        fig["ratio_to_quix"] = tp["events_per_s"] / fig["quix_events_per_s"]
+    log(f"worker {tp['events_per_s']:,.0f}/s, exact")
+    consumed = len(msgs)
+
+    steady = replay.steady_memory(worker, bootstrap, msgs[: a.duplicates], consumed, want,
+                                  timeout)
+    consumed += steady["events"]
+    phases["steady_memory"] = steady
+    fig["rss_growth_steady_mib"] = steady["growth_bytes"] / report.MIB
+    fig["rss_before_steady_mib"] = steady["rss_before_bytes"] / report.MIB
+
+    lat, live_sent = live.latency(worker, bootstrap, consumed, a.latency_rate,
+                                  a.latency_seconds, timeout)
+    consumed += len(live_sent)
+    phases["latency"] = lat
+    fig["latency_p50_ms"], fig["latency_p99_ms"] = lat["p50_s"] * 1e3, lat["p99_s"] * 1e3
+    # max: the bound of the highest bucket holding an observation (sampled max is a floor)
+    fig["latency_max_ms"] = max(lat["max_bucket_bound_s"], lat["max_sampled_s"]) * 1e3
+    log(f"latency p50 {fig['latency_p50_ms']:.0f} ms p99 {fig['latency_p99_ms']:.0f} ms")
+
+    extra = dataset.recovery_contacts(a.recovery_contacts)
+    restarted, rec = live.recovery(worker, bootstrap, extra, consumed,
+                                   timeout + len(extra) / 500)
+    alive.remove(worker)
+    alive.append(restarted)
+    sampler.stop()
+    phases["recovery"] = rec
+    fig["recovery_seconds"], fig["recovery_contacts"] = rec["seconds"], rec["contacts_in_state"]
+    fig["peak_rss_mib"] = max(sampler.peak(), tp["peak_rss_bytes"]) / report.MIB
+    restarted.stop()
+    alive.remove(restarted)
+    log(f"recovery {rec['seconds']:.1f}s with {rec['contacts_in_state']:,.0f} contacts")
+
+    so = scale.scale_out(bootstrap, tmp, msgs, timeout)
+    phases["scale_out"] = so
+    fig["scaleout_1_events_per_s"] = so["1"]["events_per_s"]
+    fig["scaleout_2_events_per_s"] = so["2"]["events_per_s"]
+    fig["scaleout_speedup"] = so["speedup"]
+    log(f"scale-out {so['1']['events_per_s']:,.0f}/s -> {so['2']['events_per_s']:,.0f}/s")
+    if a.profile:
+        phases["profile"] = _profile(bootstrap, tmp, a.profile_seconds, a.output, alive)
+        if "error" in phases["profile"]:
+            errors.append(f"profile: {phases['profile']['error']}")
+    return 1 if errors else 0
+
+
+def _profile(bootstrap: str, tmp: Path, seconds: float, out: Path,
+             alive: list[Worker]) -> dict[str, Any]:
+    worker = Worker(bootstrap, tmp / "bench-prof", "bench-prof").start()
+    alive.append(worker)
+    while worker.proc is not None and worker.alive():
+        try:
+            if worker.consumed() > 0:
+                break
+        except OSError:
+            pass
+        time.sleep(0.05)
+    out.mkdir(parents=True, exist_ok=True)
+    result = live.profile(worker, seconds, out / "profile.raw.txt")
+    worker.stop()
+    alive.remove(worker)
+    return result

@@ -1,0 +1,97 @@
+"""Scale-out: the same fresh backlog consumed by 1 and by 2 workers of one app id.
+
+For each count a new app id, whose group offsets are first set to the end of the topics
+(the earlier phases' messages are not its backlog). Its workers start, settle on a stable
+assignment, and are paused (SIGSTOP, with a 60 s session timeout so the group keeps
+them); the backlog is then produced afresh at full speed, the workers resumed (SIGCONT),
+and the clock runs from their first message to the N-th. So no worker starts late, no
+rebalance happens mid-replay, and the producer does not compete for the cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bench.dataset import TOPICS, Msg
+from bench.procs import Worker, wait_for
+from bench.producing import produce
+from bench.replay import replay
+
+EVENT_TOPICS = {s.name: s.partitions for f, s in TOPICS.items() if f != "deadletter"}
+SESSION_TIMEOUT = "60"
+
+
+async def _skip_to_end(bootstrap: str, group: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t, n in EVENT_TOPICS.items() for p in range(n)]
+        consumer.assign(tps)
+        end = await consumer.end_offsets(tps)
+        await consumer.commit(dict(end))
+        return sum(end.values())
+    finally:
+        await consumer.stop()
+
+
+def _owned(workers: list[Worker]) -> list[tuple[int, str, int]] | None:
+    """(worker, topic, partition) owned; None unless every event partition has one owner."""
+    owned: list[tuple[int, str, int]] = []
+    for i, w in enumerate(workers):
+        if not w.ready():
+            return None
+        owned += [(i, t, p) for t, p in w.get_json("/figures")["owned"]]
+    complete = len(owned) == len({o[1:] for o in owned}) == sum(EVENT_TOPICS.values())
+    return owned if complete else None
+
+
+def _settled(workers: list[Worker]) -> bool:
+    """The same complete assignment two seconds apart (no rebalance under way)."""
+    first = _owned(workers)
+    time.sleep(2.0)
+    return first is not None and first == _owned(workers)
+
+
+def _signal(workers: list[Worker], sig: signal.Signals) -> None:
+    for w in workers:
+        if w.proc is not None and w.proc.poll() is None:
+            os.killpg(w.pid, sig)
+
+
+def scale_out(bootstrap: str, workdir: Path, backlog: list[Msg], timeout: float,
+              counts: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
+    out: dict[str, Any] = {"events": len(backlog)}
+    for k in counts:
+        app_id = f"bench-scale{k}"
+        skipped = asyncio.run(_skip_to_end(bootstrap, app_id))
+        workers = [Worker(bootstrap, workdir / app_id / f"w{i}", app_id,
+                          env={"CSPA_SESSION_TIMEOUT_SECONDS": SESSION_TIMEOUT})
+                   for i in range(k)]
+        try:
+            for w in workers:
+                w.start()
+            wait_for(partial(_settled, workers), 180, f"{k} worker(s) settled", interval=0.5)
+            _signal(workers, signal.SIGSTOP)
+            _, produce_s = produce(bootstrap, backlog)
+            _signal(workers, signal.SIGCONT)
+            run = replay(workers, len(backlog), timeout)
+            run |= {"skipped_offsets": skipped, "produce_seconds_while_paused": produce_s,
+                    "peak_rss_bytes": [w.hwm() for w in workers],
+                    "owned": {w.port: len(w.get_json("/figures")["owned"]) for w in workers}}
+            out[str(k)] = run
+        finally:
+            _signal(workers, signal.SIGCONT)
+            for w in workers:
+                w.stop()
+        time.sleep(0.5)
+    out["speedup"] = out[str(counts[-1])]["events_per_s"] / out[str(counts[0])]["events_per_s"]
+    return out

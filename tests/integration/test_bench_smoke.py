@@ -1,0 +1,52 @@
+"""Smoke test of the benchmark harness: ``python -m bench --quick`` runs end to end.
+
+It asserts that every figure is measured and written, not how fast anything is. The
+Quix Streams peer is included: its virtualenv is built once into .cache/bench-quix-venv
+(a minute or so with a warm pip cache) and reused afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.report import FIGURES
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
+
+
+def _has_py_spy() -> bool:
+    return bool(shutil.which("py-spy") or (Path(sys.executable).parent / "py-spy").exists())
+
+
+def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    profile = ["--profile"] if _has_py_spy() else []
+    res = subprocess.run([sys.executable, "-m", "bench", "--quick", *profile,
+                          "--output", str(out)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=1200, check=False)
+    assert res.returncode == 0, f"bench failed:\n{res.stderr[-5000:]}"
+    results = json.loads((out / "results.json").read_text())
+    markdown = (out / "results.md").read_text()
+    assert not results["errors"]
+    for key, (label, *_rest) in FIGURES.items():
+        value = results["figures"][key]
+        assert isinstance(value, int | float) and math.isfinite(value), (key, value)
+        assert label in markdown
+        assert results["verdicts"][key]["value"] == value
+    assert results["figures"]["worker_exact"] == 1 and results["figures"]["quix_exact"] == 1
+    assert results["phases"]["throughput"]["exactness"]["exact"] is True
+    for fact in ("nproc", "cpu", "memory_gib", "python", "kafka", "aiokafka",
+                 "faust-streaming"):
+        assert results["machine"][fact]
+    assert results["params"]["quixstreams"]
+    if profile:
+        assert results["phases"]["profile"]["top"], "py-spy profile missing"
+    assert "| figure | value | target | vs aiokafka ceiling | vs Quix |" in markdown
