@@ -1,0 +1,138 @@
+"""SIGKILL the worker again and again during a 200,000-event replay: nothing lost, nothing twice.
+
+Everything is produced up front, then one worker consumes it and is killed
+(SIGKILL, no clean shutdown) at random moments while consumption is still in
+progress, and restarted each time. At the end every figure equals the
+independent ground truth and every bad message was dead-lettered.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import date, timedelta
+
+import pytest
+
+from stream.cli import ensure_topics
+from stream.settings import Settings
+from tests.faults.conftest import (
+    b64,
+    backlog,
+    commit_backlog,
+    counted,
+    differences,
+    read_deadletter,
+    wait_caught_up,
+    write_result,
+)
+from tests.groundtruth import expected, generate
+from tests.integration.harness import WorkerProcess, produce_sync, total
+from tests.integration.test_pipeline import assert_figures_match
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+SEED = 20_190_801
+KILLS = 5
+#: Event times must be recent: Kafka's time retention (2 years on the event topics) goes
+#: by the record timestamp, which is occurred_at, so older events would be deleted by
+#: the broker minutes after they were produced (see the report).
+RECENT = date.today() - timedelta(days=430)
+
+
+def _scrape(worker: WorkerProcess, last: dict[str, float]) -> None:
+    """Remember this incarnation's latest counters (a killed process takes them along)."""
+    try:
+        samples = worker.samples()
+    except OSError:
+        return
+    last["duplicates"] = total(samples, "cspa_events_duplicate_total")
+    last["rejected"] = total(samples, "cspa_events_rejected_total")
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "known defect, issue 6: with batched agents (Faust take_events) a SIGKILL during a "
+    "rebalance can drop events that were fetched but never processed; the commit then "
+    "stalls at the gap and later moves past it. The test still runs and reports the loss."))
+def test_sigkill_during_replay_loses_nothing_and_counts_nothing_twice(broker, workers, tmp_path):
+    started = time.monotonic()
+    ds = generate(seed=SEED, start=RECENT, days=400, contacts=46_000, calls=72_000,
+                  enquiries=9_000, audits=2_000, bad=60)
+    assert len(ds.messages) >= 200_000
+    truth = expected(ds)
+    bad_values = {m.value for m in ds.messages if m.key == b"bad"}
+    assert len(bad_values) == ds.bad
+
+    ensure_topics(Settings(broker=broker.bootstrap))
+    sent = produce_sync(broker.bootstrap, ds.messages)
+    assert sent == len(ds.messages)
+    produced = time.monotonic()
+    print(f"\nproduced {sent} events in {produced - started:.0f}s")
+
+    worker = WorkerProcess(broker.bootstrap, tmp_path / "w1")
+    workers.append(worker)
+    worker.start()
+    rng = random.Random(SEED)
+    kills = restarts = 0
+    ready_in: list[float] = []
+    carried = {"duplicates": 0.0, "rejected": 0.0}  # counters of killed incarnations
+    for i in range(KILLS):
+        last = {"duplicates": 0.0, "rejected": 0.0}
+        deadline = time.monotonic() + rng.uniform(3, 15)
+        while (left := deadline - time.monotonic()) > 0:
+            _scrape(worker, last)
+            time.sleep(min(1.0, max(left, 0)))
+        lag = total(worker.samples(), "cspa_consumer_lag")
+        uncommitted = backlog(broker.bootstrap)
+        assert lag > 0, f"consumption finished before kill {i + 1}: make the replay longer"
+        worker.kill()
+        kills += 1
+        print(f"kill {kills}: {lag:.0f} messages not yet processed ({uncommitted} not "
+              f"committed), {time.monotonic() - produced:.0f}s after the start")
+        carried = {k: carried[k] + last[k] for k in carried}
+        t0 = time.monotonic()
+        final_start = time.time()
+        worker.start()
+        restarts += 1
+        ready_in.append(round(time.monotonic() - t0, 1))
+        print(f"restart {restarts}: ready in {ready_in[-1]}s")
+
+    wait_caught_up(worker, timeout=400)
+    samples = worker.samples()
+    stalled = commit_backlog(broker.bootstrap, 30)
+    seconds = time.monotonic() - started
+    lost, double = counted(samples, truth)
+    log = worker.log_path.read_text(errors="replace")
+    rebuilds = log.count("figures rebuilt")
+    duplicates = carried["duplicates"] + total(samples, "cspa_events_duplicate_total")
+
+    # Rejections: every bad message is on the dead-letter topic (deduplicated by its
+    # source offset: a replay after a crash may dead-letter it again), and the last
+    # incarnation's counter equals what it dead-lettered itself (a counter is per process).
+    dead = [d for d in read_deadletter(broker.bootstrap, ds.bad, timeout=60)
+            if d["source_topic"] == "cspa.contacts.v1"]
+    by_offset = {(d["partition"], d["offset"]): d for d in dead}
+    by_last = sum(1 for d in dead if d["rejected_at"] >= final_start)
+    rejected_now = total(samples, "cspa_events_rejected_total")
+
+    write_result("reliability.json", {
+        "events_replayed": len(ds.messages), "kills": kills, "restarts": restarts,
+        "restart_seconds": ready_in,
+        "rebalances": rebuilds // 4, "figure_rebuild_lines": rebuilds,
+        "duplicates_counted": int(duplicates),
+        "duplicates_in_dataset": len(ds.messages) - ds.bad - len(
+            {m.value for m in ds.messages if m.key != b"bad"}),
+        "bad_messages": ds.bad, "deadlettered_distinct": len(by_offset),
+        "deadlettered_records": len(dead),
+        "rejected_counter_last_incarnation": int(rejected_now),
+        "rejected_counter_sum_over_incarnations": int(carried["rejected"] + rejected_now),
+        "events_lost": lost, "events_double_counted": double,
+        "seconds": round(seconds, 1), "commit_stalled_partitions": stalled,
+    })
+    assert {b64(d["value_b64"]) for d in by_offset.values()} == bad_values
+    assert len(by_offset) == ds.bad
+    assert {d["reason"] for d in dead} == {"invalid_json"}
+    assert rejected_now == by_last
+    assert (lost, double) == (0, 0), differences(samples, truth)
+    assert_figures_match(samples, truth)
+    assert kills >= 5 and restarts == kills

@@ -1,0 +1,175 @@
+"""Private by construction: recognisable pseudonymous keys, valid and rejected, never reach a
+metric label, a log line or a dead-letter detail; labels come only from closed sets; /due
+names cases by pseudonymous key only; the web server listens on loopback only."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from stream.decoder import REASONS
+from stream.events import FAMILIES, event_type_of, family_types
+from stream.metrics import WINDOWS
+from stream.rules import load_rules
+from stream.settings import Settings
+from stream.timeliness import STATES
+from stream.topics import load_topics
+from tests import factories as f
+from tests.faults.conftest import produce_tracked, read_deadletter, wait_caught_up
+from tests.groundtruth import TAXONOMY, TOPICS, Message
+from tests.integration.harness import parse_metrics, wait_for
+
+pytestmark = pytest.mark.integration
+
+HEX = re.compile(r"^[0-9a-f]{16,64}$")
+TOPIC_NAMES = {s.name for s in load_topics().values()}
+RULES = load_rules(Settings().rules_path)
+EVENT_TYPES = {event_type_of(m) for family in FAMILIES for m in family_types(family)}
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def _set(*names: str) -> set[str]:
+    return set().union(*(set(TAXONOMY[n]) for n in names))
+
+
+#: label name -> its closed set (or a check); an unlisted label name fails the test
+LABELS = {
+    "topic": TOPIC_NAMES, "reason": set(REASONS), "event_type": EVENT_TYPES,
+    "channel": _set("channel"), "source_group": _set("source_group"), "team": _set("team"),
+    "outcome": _set("contact_outcome", "map_outcome") | {"answered", "abandoned"},
+    "pathway": _set("pathway"), "destination": _set("destination"),
+    "within_timescale": {"true", "false", "unknown"}, "agency": _set("agency"),
+    "service": _set("level3_service"), "queue": _set("call_queue"), "grade": _set("grade"),
+    "window": set(WINDOWS), "rule": set(RULES), "state": set(STATES),
+    "rule_version": {str(r.version) for r in RULES.values()},
+    "service_level_variant": {"offered", "answered", "offered_less_short_abandons"},
+    "period_combination": {"ratio_of_sums", "mean_of_months"},
+}
+NUMERIC = {"le", "service_level_seconds", "short_abandon_seconds"}
+
+
+def _label_ok(name: str, value: str) -> bool:
+    if name == "month":
+        return bool(MONTH.match(value))
+    if name in NUMERIC:
+        return value == "+Inf" or re.fullmatch(r"-?\d+(\.\d+)?(e[+-]?\d+)?", value) is not None
+    return value in LABELS.get(name, ())
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def _other_local_addresses() -> list[str]:
+    """Addresses of this machine other than 127.0.0.1 (127.0.0.2 is local on Linux too)."""
+    found = {"127.0.0.2"}
+    try:
+        found.add(socket.gethostbyname(socket.gethostname()))
+    except OSError:
+        pass
+    try:
+        out = subprocess.run(["hostname", "-I"], capture_output=True, text=True, timeout=5)
+        found.update(out.stdout.split())
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return sorted(a for a in found if a != "127.0.0.1" and ":" not in a)
+
+
+def test_keys_never_leak_and_labels_are_closed_sets(broker, fresh_worker):
+    at = datetime.now(UTC) - timedelta(hours=30)
+    names = ["alice-smith", "bob-jones", "carol-white", "dan-brown", "erin-black",
+             "frank-green", "grace-hall", "heidi-king"]
+    keys = {n: f.key("privacy-" + n) for n in names}
+    contacts, calls, maps = TOPICS["contacts"], TOPICS["calls"], TOPICS["map_enquiries"]
+
+    def msg(topic, key, event):
+        value = event if isinstance(event, bytes) else orjson.dumps(event)
+        return Message(topic, key.encode(), value, None)
+
+    a, b, c, d, e, g, h, i = (keys[n] for n in names)
+    messages = [
+        msg(contacts, a, f.received(a, at, "phone", "3A")),  # open: listed on /due
+        msg(contacts, b, f.received(b, at - timedelta(days=3))),
+        msg(contacts, b, f.decided(b, at, "lado")),  # opens the LADO rule
+        msg(calls, c, f.answered(c, at, 15.0)),
+        msg(maps, d, f.map_opened(d, at)),
+        # Rejected ones, each carrying recognisable keys somewhere.
+        msg(contacts, e, f.received(e, at, "carrier_pigeon")),  # unknown category
+        msg(contacts, g, f.received(a, at)),  # key mismatch: body names another case
+        msg(contacts, g, {**f.received(g, at), g: h}),  # a key as an extra field's name
+        msg(contacts, h, b'{"contact_key": "%s", oops' % h.encode()),  # invalid JSON
+        msg(contacts, i, {**f.received(i, at), "child_key": "Heidi King " + i}),  # bad value
+        msg(calls, i, {**f.answered(i, at, 5.0), "wait_seconds": i}),  # wrong type
+    ]
+    rejected = 6
+    worker = fresh_worker()
+    produce_tracked(broker.bootstrap, messages)
+    wait_caught_up(worker, timeout=120)
+    dead = read_deadletter(broker.bootstrap, rejected)
+    assert len(dead) == rejected
+
+    metrics = worker.get("/metrics").decode()
+    faust_metrics = worker.get("/metrics/faust").decode()
+    figures = worker.get("/figures").decode()
+    due = wait_for(lambda: worker.get_json("/due?limit=5000")["items"], 30, "/due items")
+    log = worker.log_path.read_text(errors="replace")
+    assert "rejected topic=cspa.contacts.v1" in log and "reason=unknown_category" in log
+    details = [d["detail"] for d in dead]
+    texts = {"/metrics": metrics, "/metrics/faust": faust_metrics, "/figures": figures,
+             "log": log, "dead-letter details": "\n".join(details),
+             "dead-letter reasons": "\n".join(d["reason"] for d in dead)}
+    for name, key in keys.items():
+        for where, text in texts.items():
+            assert key not in text, f"key of {name} in {where}"
+            assert name not in text and "Heidi King" not in text, f"{name} in {where}"
+
+    # Every label value of the domain metrics is from a closed set.
+    for (metric, labels), _ in parse_metrics(metrics).items():
+        for label, value in labels:
+            assert _label_ok(label, value), (metric, label, value)
+    for (metric, labels), _ in parse_metrics(faust_metrics).items():
+        for label, value in labels:
+            assert value not in keys.values(), (metric, label)
+
+    # /due names cases by pseudonymous key only (team leaders need them); nothing else.
+    assert due, "nothing due: the test lost its open items"
+    listed = set()
+    for item in due:
+        assert set(item) == {"rule", "team", "key", "start", "deadline", "state",
+                             "working_hours_left"}
+        assert HEX.match(item["key"]) and item["key"] in keys.values()
+        listed.add(item["key"])
+        assert item["rule"] in RULES and item["team"] in LABELS["team"]
+        assert item["state"] in STATES and isinstance(item["working_hours_left"], int | float)
+        datetime.fromisoformat(item["start"])
+        datetime.fromisoformat(item["deadline"])
+        for s in _strings({k: v for k, v in item.items() if k != "key"}):
+            assert not any(k in s for k in keys.values())
+    assert keys["alice-smith"] in listed and keys["bob-jones"] in listed
+    assert listed <= {keys["alice-smith"], keys["bob-jones"], keys["dan-brown"]}
+    assert "heidi" not in json.dumps(due).lower()
+
+    # Loopback only by default: the port answers on 127.0.0.1 and nowhere else.
+    with socket.create_connection(("127.0.0.1", worker.port), timeout=5):
+        pass
+    others = _other_local_addresses()
+    assert others
+    for address in others:
+        with pytest.raises(OSError):
+            with socket.create_connection((address, worker.port), timeout=5):
+                pass
+    print(f"\nrefused on {others}; {len(due)} due items, {len(dead)} dead letters")

@@ -1,0 +1,236 @@
+"""Properties: the decoder never raises and never echoes input; the aggregation never goes
+negative and a rebuild from the records equals the incremental figures."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
+
+from stream.decoder import REASONS, Decoder, Rejection
+from stream.events import FAMILIES, Event, event_type_of, family_types
+from stream.metrics import PipelineMetrics
+from stream.processor import FamilyProcessor, FigureState
+from stream.taxonomy import load_taxonomy
+from tests import factories as f
+from tests.conftest import LONDON
+
+NOW = datetime(2026, 11, 26, 12, tzinfo=LONDON).timestamp()
+T0 = datetime(2025, 3, 28, 9, tzinfo=LONDON)  # a Friday, two days before the clocks change
+TAXONOMY = load_taxonomy()
+DECODERS = {family: Decoder(family, TAXONOMY) for family in FAMILIES}
+MARK = "\u00a7"  # every generated string carries it: a detail holding it echoed input
+
+#: words a detail may legitimately contain: contract field names, event types, error kinds
+VOCABULARY = {name for family in FAMILIES for model in family_types(family)
+              for name in model.model_fields} | {
+    event_type_of(model) for family in FAMILIES for model in family_types(family)}
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def _check(result, value):
+    """A decode result is an event or a rejection that quotes no input string."""
+    assert isinstance(result, Event | Rejection)
+    if isinstance(result, Rejection):
+        assert result.reason in REASONS
+        assert isinstance(result.detail, str)
+        for s in set(_strings(value)):
+            if len(s) > 3 and not any(s in word for word in VOCABULARY):
+                assert s not in result.detail, (result, s)
+
+
+# --- the decoder ----------------------------------------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(FAMILIES)), st.binary(max_size=300),
+       st.none() | st.binary(max_size=40))
+def test_decoder_never_raises_on_bytes(family, value, key):
+    result = DECODERS[family].decode(key, value, NOW)
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    _check(result, parsed)
+    if isinstance(result, Rejection) and result.reason in ("invalid_utf8", "invalid_json"):
+        assert not value or parsed is None or result.reason == "invalid_utf8"
+
+
+marked = st.text(max_size=12).map(lambda s: MARK + s)
+scalars = (st.none() | st.booleans() | st.integers(-2**70, 2**70)
+           | st.floats(allow_nan=True, allow_infinity=True) | marked)
+json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(marked, inner, max_size=4), max_leaves=12)
+BUILDERS = {
+    "contact.received": lambda k, at: f.received(k, at),
+    "contact.decided": lambda k, at: f.decided(k, at, "level_3", "information"),
+    "call.answered": lambda k, at: f.answered(k, at, 12.0),
+    "call.abandoned": lambda k, at: f.abandoned(k, at, 3.0),
+    "map_enquiry.opened": lambda k, at: f.map_opened(k, at),
+    "map_enquiry.completed": lambda k, at: f.map_completed(k, at, ["police", "gp"], "level_3",
+                                                           "tys"),
+    "audit.graded": lambda k, at: f.audit(k, at),
+}
+FAMILY_OF = {"contact": "contacts", "call": "calls", "map_enquiry": "map_enquiries",
+             "audit": "audits"}
+
+
+#: near-miss values: naive, future and ancient times, out-of-range numbers, marked codes
+SPECIAL = st.sampled_from(["2025-03-28T09:00:00", "2999-01-01T00:00:00+00:00",
+                           "1990-06-01T00:00:00+00:00", "2025-13-45T99:00:00+00:00", -1, -0.5,
+                           1e9, 86_401, [], {}, 2, "1"]) | marked
+
+TIMES = st.sampled_from(["2025-03-28T09:00:00", "2999-01-01T00:00:00+00:00",
+                         "1990-06-01T00:00:00+00:00", "2025-03-30T01:30:00+01:00",
+                         "2025-03-28T09:00:00Z", "2025-03-28 09:00:00+00:00"])
+
+
+@st.composite
+def mutated_events(draw):
+    """A valid event of some type, then fields dropped, replaced and added at random."""
+    event_type = draw(st.sampled_from(sorted(BUILDERS)))
+    k = f.key(draw(st.text(max_size=5)))
+    at = T0 + timedelta(minutes=draw(st.integers(0, 60 * 24 * 30)))
+    event = BUILDERS[event_type](k, at)
+    for name in list(event):
+        action = draw(st.sampled_from(["keep"] * 8 + ["drop", "replace", "special"]))
+        if action == "drop":
+            del event[name]
+        elif action == "replace":
+            event[name] = draw(json_values)
+        elif action == "special":
+            event[name] = draw(TIMES if name == "occurred_at" else SPECIAL)
+    if draw(st.integers(0, 3)) == 0:
+        event.update(draw(st.dictionaries(marked, json_values, min_size=1, max_size=2)))
+    family = FAMILY_OF[event_type.split(".")[0]]
+    key = draw(st.sampled_from([k.encode(), k.encode(), None, (MARK + "x").encode()]))
+    return family, key, event
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_events(), st.booleans())
+def test_decoder_never_raises_or_echoes_on_json_objects(case, standard):
+    family, key, event = case
+    if standard:
+        try:
+            value = orjson.dumps(event)
+        except (TypeError, orjson.JSONEncodeError):  # ints beyond 64 bits
+            value = json.dumps(event).encode()
+    else:  # NaN, Infinity and non-ASCII escapes as a lax producer writes them
+        value = json.dumps(event, ensure_ascii=True, allow_nan=True).encode()
+    result = DECODERS[family].decode(key, value, NOW)
+    _check(result, event)
+    if key is not None:
+        assert key.decode(errors="replace") not in getattr(result, "detail", "")
+
+
+# --- the aggregation ------------------------------------------------------------------------
+
+def _op_events():
+    """One step: a valid event of a few small cases, or an invalid message."""
+    valid = st.tuples(st.just("valid"), st.integers(0, 5),
+                      st.sampled_from(["rcv", "dec", "prog_eh", "alloc", "ans", "abn"]),
+                      st.integers(-48, 400), st.integers(0, 3), st.integers(0, 90))
+    invalid = st.tuples(st.just("invalid"), st.integers(0, 5),
+                        st.sampled_from(["junk", "category", "mismatch", "negative"]),
+                        st.integers(0, 400), st.just(0), st.just(0))
+    return st.one_of(valid, valid, invalid)
+
+
+OUTCOMES = ["level_1", "lado", "map", "level_4"]
+
+
+def _message(op):
+    kind, who, what, hours, variant, wait = op
+    contact, call = f.key(f"prop-contact-{who}"), f.key(f"prop-call-{who}")
+    at = T0 + timedelta(hours=hours)
+    if kind == "invalid":
+        if what == "junk":
+            return "contacts", contact, b"{" + MARK.encode() + b"junk"
+        if what == "category":
+            return "contacts", contact, orjson.dumps(f.received(contact, at, "fax"))
+        if what == "mismatch":
+            return "contacts", f.key("other").encode(), orjson.dumps(f.received(contact, at))
+        return "calls", call, orjson.dumps(f.answered(call, at, -1.0))
+    event = {
+        "rcv": lambda: f.received(contact, at, ["phone", "email"][variant % 2],
+                                  ["6", "2A", "9"][variant % 3]),
+        "dec": lambda: f.decided(contact, at, OUTCOMES[variant], [None, "information"][
+            variant % 2]),
+        "prog_eh": lambda: f.base("contact.progressed", at, contact_key=contact,
+                                  destination="early_help"),
+        "alloc": lambda: f.base("early_help.allocated", at, contact_key=contact),
+        "ans": lambda: f.answered(call, at, float(wait)),
+        "abn": lambda: f.abandoned(call, at, float(wait)),
+    }[what]()
+    # Same id for the same (case, type, time, variant): a re-delivery is a true duplicate.
+    event["event_id"] = f"p-{who}-{what}-{hours + 48:04d}-{variant}-{wait}"
+    family = "calls" if what in ("ans", "abn") else "contacts"
+    return family, (call if family == "calls" else contact), orjson.dumps(event)
+
+
+def _partition(key) -> int:
+    return sum(key.encode() if isinstance(key, str) else key) % 3
+
+
+def _cells_ok(state):
+    for (topic, partition), agg in state.parts.items():
+        for cell_key, cell in agg.cells.items():
+            assert cell.count > 0, (topic, partition, cell_key, cell)
+            assert cell.total >= 0, (topic, partition, cell_key, cell)
+            assert all(n > 0 and v >= 0 for v, n in cell.values.items())
+
+
+def _run(ops, ctx, batch: int | None):
+    """Feed the ops (optionally in batches, as the worker does); return state, tables."""
+    state = FigureState()
+    metrics = PipelineMetrics(CollectorRegistry())
+    procs = {fam: FamilyProcessor("t." + fam, Decoder(fam, TAXONOMY), ctx, state, metrics)
+             for fam in ("contacts", "calls")}
+    tables: dict[str, dict] = {"contacts": {}, "calls": {}}
+    pending: dict[str, dict] = {"contacts": {}, "calls": {}}
+    for i, op in enumerate(ops):
+        family, key, value = _message(op)
+        key = key.encode() if isinstance(key, str) else key
+        result = procs[family].process(key, value, _partition(key), None, tables[family],
+                                       now=NOW, pending=pending[family] if batch else None)
+        if op[0] == "invalid":
+            assert isinstance(result, Rejection)
+        _cells_ok(state)
+        if batch and (i + 1) % batch == 0:
+            for fam in pending:
+                tables[fam].update({k: orjson.dumps(r) for k, r in pending[fam].items()})
+                pending[fam].clear()
+    for fam in pending:
+        tables[fam].update({k: orjson.dumps(r) for k, r in pending[fam].items()})
+    return state, tables
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_op_events(), max_size=40), st.sampled_from([None, 1, 3, 7]))
+def test_aggregation_never_negative_and_rebuild_equals_incremental(ctx, ops, batch):
+    state, tables = _run(ops, ctx, batch)
+    plain, plain_tables = _run(ops, ctx, None)
+    assert tables == plain_tables  # batching changes nothing
+    for fam, table in tables.items():
+        topic = "t." + fam
+        fresh = FigureState()
+        fresh.rebuild(topic, table.items(), {0, 1, 2}, ctx)
+        _cells_ok(fresh)
+        for p in range(3):
+            assert fresh.part(topic, p).to_json() == state.part(topic, p).to_json(), (fam, p)
+            assert plain.part(topic, p).to_json() == state.part(topic, p).to_json(), (fam, p)
