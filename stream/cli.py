@@ -137,7 +137,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     last = min(start + timedelta(days=days - 1), date.today())
     print(f"metrics  {base}/metrics")
     print(f"figures  {base}/figures")
-    print(f"report   python -m stream report --months {start:%Y-%m}..{last:%Y-%m}")
+    print(f"report   make report MONTHS={start:%Y-%m}..{last:%Y-%m}"
+          f"   (or .venv/bin/python -m stream report --months ...)")
     print("stop     make stop")
     return 0
 
