@@ -62,6 +62,19 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str,
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def stop_group(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM,
+               timeout: float = 30) -> None:
+    """Signal a child started with ``start_new_session`` and its group; SIGKILL if it lingers."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
 class WorkerProcess:
     """``python -m stream worker`` as a child process with its own port and data dir."""
 
@@ -113,15 +126,7 @@ class WorkerProcess:
         return parse_metrics(self.get("/metrics").decode())
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_group(self.proc, sig, timeout)
         self.proc = None
 
     def kill(self) -> None:

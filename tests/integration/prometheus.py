@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import urllib.error
 import urllib.parse
@@ -26,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tests.integration.harness import free_port, wait_for
+from tests.integration.harness import free_port, stop_group, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "grafana" / "prometheus" / "rules"
@@ -109,15 +108,7 @@ class PrometheusProcess:
             return False
 
     def stop(self, timeout: float = 20) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_group(self.proc, timeout=timeout)
         self.proc = None
 
     def __enter__(self) -> PrometheusProcess:
