@@ -24,6 +24,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from stream import progress
 from stream.clock import Clock, make_clock
 from stream.decoder import Decoder, Limits, Rejection
 from stream.figures import FactContext
@@ -53,6 +54,9 @@ class Worker:
     clock: Clock
     work: OpenWork
     processors: dict[str, FamilyProcessor] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)  # source topic -> records table
+    frontiers: dict[str, progress.Frontier] = field(default_factory=dict)  # per source topic
+    writers: dict[str, ChangelogWriter] = field(default_factory=dict)  # per source topic
 
     def owned(self) -> set[TP]:
         """(topic, partition) pairs this worker actively owns right now."""
@@ -82,6 +86,27 @@ class Worker:
                 continue
         return lags
 
+    def resume_offsets(self, assigned: Any) -> dict[Any, int | None]:
+        """Next offset to process per assigned source partition, from the state's markers."""
+        return {tp: progress.resume_offset(self.tables[tp.topic], tp.partition)
+                for tp in assigned if tp.topic in self.tables}
+
+    def on_resume_seek(self, plan: Any, committed: Any, targets: Any) -> None:
+        """After an assignment: every frontier restarts where the state ends."""
+        for writer in self.writers.values():
+            writer.forget_markers()
+        for topic, frontier in self.frontiers.items():
+            mine = {tp.partition: offset for tp, offset in targets.items() if tp.topic == topic}
+            frontier.drop(mine)
+            for partition, offset in mine.items():
+                frontier.reset(partition, offset)
+        for tp, offset in plan.items():
+            before = committed.get(tp) or 0
+            direction = "back" if offset < before else "forward"
+            self.metrics.resume_seeks.labels(tp.topic, direction).inc()
+            log.warning("resume topic=%s partition=%d offset=%d committed=%d (%s)",
+                        tp.topic, tp.partition, offset, before, direction)
+
     def current(self) -> tuple[Any, dict[str, int]]:
         owned = self.owned()
         counts: dict[str, int] = {t: 0 for t in (p.topic for p in self.processors.values())}
@@ -101,7 +126,7 @@ def fact_context(settings: Settings) -> FactContext:
 
 def create_app(settings: Settings) -> Worker:
     """Build the worker's Faust app from settings."""
-    app = faust.App(
+    app = progress.ResumingApp(
         settings.app_id, env={}, broker=f"kafka://{settings.broker}", store=settings.store,
         datadir=str(settings.data_dir), web_host=settings.web_host,
         web_bind=settings.web_host, web_port=settings.web_port, web_enabled=True,
@@ -144,6 +169,8 @@ def create_app(settings: Settings) -> Worker:
         worker.processors[family] = processor
         _add_agent(worker, processor, spec.partitions, dlq)
     metrics.prime(p.topic for p in worker.processors.values())
+    app.resume_offsets = worker.resume_offsets
+    app.on_resume_seek = worker.on_resume_seek
     _add_views(worker)
     return worker
 
@@ -167,62 +194,130 @@ def _add_agent(worker: Worker, processor: FamilyProcessor, partitions: int,
                        partitions=partitions)
     table = app.Table(f"records-{name}", partitions=partitions, key_type=str,
                       value_type=bytes)
+    worker.tables[name] = table
+    frontier = worker.frontiers[name] = progress.Frontier()
+    writer = worker.writers[name] = ChangelogWriter(app, table)
 
     async def rebuild() -> None:
         active = {p for t, p in worker.owned() if t == name}
         started = time.monotonic()
-        counted = worker.state.rebuild(name, table.items(), active, worker.ctx, worker.work)
+        records_only = ((k, v) for k, v in table.items() if not progress.is_marker(k))
+        counted = worker.state.rebuild(name, records_only, active, worker.ctx, worker.work)
         worker.metrics.rebuilds.inc()
         log.info("figures rebuilt topic=%s partitions=%d records=%d seconds=%.2f",
                  name, len(active), counted, time.monotonic() - started)
 
     table.on_recover(rebuild)
 
+    filler = progress.HoleFiller(worker.settings.broker,
+                                 worker.settings.kafka_client_kwargs())
+
+    def apply(partition: int, offset: int, key: bytes | None, value: bytes | None,
+              timestamp_ms: float, pending: dict[str, Record], owners: dict[str, int],
+              rejected: list[tuple[Any, ...]]) -> None:
+        processor.positions[partition] = offset + 1
+        owners[progress.marker_key(partition)] = partition
+        try:
+            result = processor.process(key, value, partition, timestamp_ms, table,
+                                       pending=pending)
+        except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
+            # Only the exception's type: its message could quote event data.
+            result = Rejection("internal_error", type(exc).__name__)
+            worker.metrics.rejected.labels(name, result.reason).inc()
+        if isinstance(result, Rejection):
+            rejected.append((partition, offset, timestamp_ms, key, value, result))
+        elif result.changed:
+            owners[result.table_key] = partition
+
+    async def fill(partition: int, start: int, end: int, *batch: Any) -> None:
+        records = await filler.read(name, partition, start, end)
+        worker.metrics.holes.labels(name).inc()
+        log.warning("hole topic=%s partition=%d offsets=%d-%d: read %d messages from Kafka",
+                    name, partition, start, end - 1, len(records))
+        for r in records:
+            frontier.see(partition, r.offset)
+            apply(partition, r.offset, r.key, r.value, r.timestamp, *batch)
+        frontier.filled(partition, end)
+
     async def agent(stream: faust.StreamT[bytes]) -> None:
-        # Batches amortise Faust's per-event cost and coalesce changelog writes;
-        # Faust acknowledges (commits) a batch only after the next one is asked
-        # for, i.e. after flush() has put its records in the changelog buffer.
+        # Batches amortise Faust's per-event cost and coalesce changelog writes.
         batch_size, within = worker.settings.batch_size, worker.settings.batch_seconds
         pending: dict[str, Record] = {}
-        owners: dict[str, Any] = {}  # table key -> the event that last changed it
+        owners: dict[str, int] = {}  # table key -> changelog partition to write it to
         async for events in stream.take_events(batch_size, within=within):  # type: ignore[attr-defined]
-            rejected = []
+            rejected: list[tuple[Any, ...]] = []
             for event in events:
                 msg = event.message
-                processor.positions[msg.partition] = msg.offset + 1
-                try:
-                    result = processor.process(msg.key, msg.value, msg.partition,
-                                               msg.timestamp * 1000, table, pending=pending)
-                except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
-                    # Only the exception's type: its message could quote event data.
-                    result = Rejection("internal_error", type(exc).__name__)
-                    worker.metrics.rejected.labels(name, result.reason).inc()
-                if isinstance(result, Rejection):
-                    rejected.append((msg, result))
-                elif result.changed:
-                    owners[result.table_key] = event
-            for tkey, record in pending.items():
-                # Faust routes a table write to the changelog partition of the
-                # "current event"; in a batch, that is the event that last changed it.
-                stream._set_current_event(owners[tkey])  # type: ignore[attr-defined]
-                table[tkey] = dumps(record)
-            stream._set_current_event(None)  # type: ignore[attr-defined]
-            pending.clear()
-            owners.clear()
-            # The batch's events are acknowledged when this body ends, and their
-            # offsets may be committed soon after. Faust's own pre-commit flush
-            # gives up after 0.1 s with writes still buffered, so a SIGKILL then
-            # loses them; wait here until every changelog write is on the broker.
-            await drain_changelog(app.producer)
-            for msg, rejection in rejected:
-                log.warning("rejected topic=%s partition=%d offset=%d reason=%s detail=%s",
-                            name, msg.partition, msg.offset, rejection.reason,
-                            rejection.detail)
-                await dlq.send(key=msg.key, value=deadletter_message(
-                    name, msg.partition, msg.offset, msg.timestamp * 1000, msg.key, msg.value,
-                    rejection))
+                hole = frontier.see(msg.partition, msg.offset)
+                if hole is not None:
+                    await fill(msg.partition, hole, msg.offset, pending, owners, rejected)
+                    frontier.see(msg.partition, msg.offset)
+                apply(msg.partition, msg.offset, msg.key, msg.value, msg.timestamp * 1000,
+                      pending, owners, rejected)
+            if rejected:
+                sent = []
+                for partition, offset, timestamp_ms, key, value, rejection in rejected:
+                    log.warning("rejected topic=%s partition=%d offset=%d reason=%s detail=%s",
+                                name, partition, offset, rejection.reason, rejection.detail)
+                    sent.append(await dlq.send(key=key, value=deadletter_message(
+                        name, partition, offset, timestamp_ms, key, value, rejection)))
+                # The markers must not claim a rejected event whose dead letter is
+                # not on the broker yet.
+                await drain_changelog(app.producer)
+                for fut in sent:
+                    await fut
+            await writer.write(pending, owners, frontier)
 
     app.agent(source, name=f"agent-{name}")(agent)
+
+
+class ChangelogWriter:
+    """Writes a batch's records and progress markers to the table and its changelog.
+
+    Straight to the Kafka producer, one send per record on the changelog partition of
+    the source partition it came from. (Faust's route, ``table[key] = value``, goes
+    through a buffer that hands the producer one message per event-loop turn and stalls
+    the stream whenever it holds more than 100.) Nothing waits for the broker within a
+    batch: a batch's markers are held back and sent with the next batch, once the
+    records they vouch for are acknowledged, so a marker on the broker never stands in
+    front of a record that failed to get there.
+    """
+
+    def __init__(self, app: faust.App, table: Any) -> None:
+        self.app = app
+        self.table = table
+        self.topic = table.changelog_topic
+        self.name = self.topic.get_topic_name()
+        self.inflight: list[Any] = []  # delivery futures of the last batch
+        self.due: list[tuple[int, str, bytes]] = []  # markers waiting for those
+
+    def forget_markers(self) -> None:
+        """Drop held-back markers (after an assignment: the partitions may have moved)."""
+        self.due = []
+
+    async def write(self, pending: dict[str, Record], owners: dict[str, int],
+                    frontier: progress.Frontier) -> None:
+        """Send the batch's records; hold its markers back for the next call."""
+        records = [(owners[k], k, dumps(r)) for k, r in pending.items()]
+        markers = []
+        for key, partition in owners.items():
+            offset = frontier.next.get(partition)
+            if progress.is_marker(key) and offset is not None:
+                markers.append((partition, key, progress.encode(offset)))
+        pending.clear()
+        owners.clear()
+        previous, self.inflight = self.inflight, []
+        for fut in previous:
+            await fut  # raises if Kafka refused a write after its retries: the agent stops
+        due, self.due = self.due, markers
+        producer = self.app.producer._producer  # type: ignore[attr-defined]
+        data, prepare = self.table.data, self.topic.prepare_key
+        key_serializer = self.table.key_serializer
+        for partition, key, value in (*due, *records):
+            data[key] = value
+            raw_key, _ = prepare(key, key_serializer)
+            self.inflight.append(await producer.send(self.name, value, key=raw_key,
+                                                     partition=partition))
 
 
 async def drain_changelog(producer: Any) -> None:

@@ -127,12 +127,24 @@ class PipelineMetrics:
         self.rebuilds = Counter("cspa_figure_rebuilds_total",
                                 "Figure state rebuilt from the records table after recovery.",
                                 registry=registry)
+        self.resume_seeks = Counter(
+            "cspa_resume_seeks_total",
+            "Partitions moved to the state's progress marker after an assignment, "
+            "because Faust's committed offset disagreed (back: it was ahead of the state).",
+            ["topic", "direction"], registry=registry)
+        self.holes = Counter(
+            "cspa_offset_holes_total",
+            "Holes in the offsets Faust delivered, each read directly from Kafka and "
+            "processed before the stream went on.", ["topic"], registry=registry)
 
     def prime(self, topics: Iterable[str]) -> None:
         """Create every labelled child up front so rates start at 0, not absent."""
         for topic in topics:
             self.consumed.labels(topic)
             self.duplicates.labels(topic)
+            self.holes.labels(topic)
+            for direction in ("back", "forward"):
+                self.resume_seeks.labels(topic, direction)
             for reason in REASONS:
                 self.rejected.labels(topic, reason)
 

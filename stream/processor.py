@@ -88,6 +88,7 @@ class FamilyProcessor:
         #: next offset to process per partition (for consumer lag)
         self.positions: dict[int, int] = {}
         self._children = _Children.of(metrics, topic)
+        self._applied: dict[str, Any] = {}  # event type -> labelled child
 
     def process(self, key: bytes | None, value: bytes | None, partition: int,
                 timestamp_ms: float | None, table: MutableMapping[str, bytes],
@@ -132,7 +133,11 @@ class FamilyProcessor:
         if self.work is not None:
             self.work.update((self.topic, partition), tkey, new)
         event_type: str = result.event_type  # type: ignore[attr-defined]
-        self.metrics.applied.labels(self.topic, event_type).inc()
+        applied = self._applied.get(event_type)
+        if applied is None:
+            applied = self._applied[event_type] = self.metrics.applied.labels(self.topic,
+                                                                             event_type)
+        applied.inc()
         return Applied(event_type, True, tkey)
 
 @dataclass(frozen=True)

@@ -41,13 +41,47 @@ def rule_files() -> list[Path]:
     return files
 
 
-def config(ports: Iterable[int], interval: str = "1s") -> dict[str, Any]:
+def quick_rules(dest: Path, stall_seconds: int) -> list[Path]:
+    """The repository's rule files, rewritten so every alert can fire within a test.
+
+    Only what a test cannot wait for or set changes; each alert's expression is
+    otherwise the repository's own:
+
+    * every ``for:`` becomes 0s (the waits are checked by promtool,
+      ``grafana/prometheus/tests``);
+    * the office-hours recording rule says "open" (PromQL's clock cannot be injected;
+      the rule's own logic is checked by ``office_hours.test.yml``);
+    * CspaPipelineStalled's 15 minutes without processing become ``stall_seconds``.
+    """
+    import yaml
+
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for path in rule_files():
+        doc = yaml.safe_load(path.read_text())
+        for group in doc["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    rule["for"] = "0s"
+                if rule.get("record") == "cspa:europe_london_office_hours:bool":
+                    rule["expr"] = "vector(1)"
+                if rule.get("alert") == "CspaPipelineStalled":
+                    assert "> 900" in rule["expr"], rule["expr"]
+                    rule["expr"] = rule["expr"].replace("> 900", f"> {stall_seconds}")
+        target = dest / path.name
+        target.write_text(yaml.safe_dump(doc, sort_keys=False))
+        out.append(target)
+    return out
+
+
+def config(ports: Iterable[int], interval: str = "1s",
+           rules: Sequence[Path] | None = None) -> dict[str, Any]:
     """The Prometheus configuration (JSON is YAML) for workers on ``ports``."""
     targets = [f"127.0.0.1:{p}" for p in ports]
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval,
                    "scrape_timeout": interval},
-        "rule_files": [str(p) for p in rule_files()],
+        "rule_files": [str(p) for p in (rules if rules is not None else rule_files())],
         "scrape_configs": [{"job_name": job, "metrics_path": path,
                             "static_configs": [{"targets": targets}]}
                            for job, path in JOBS.items()],
@@ -62,7 +96,7 @@ class PrometheusProcess:
     """``prometheus`` as a child process on a free loopback port, its TSDB in ``workdir``."""
 
     def __init__(self, workdir: Path, ports: Sequence[int], interval: str = "1s",
-                 extra_args: Sequence[str] = ()) -> None:
+                 extra_args: Sequence[str] = (), rules: Sequence[Path] | None = None) -> None:
         if not Path(PROMETHEUS).exists():
             raise PrometheusError(f"{PROMETHEUS} is missing: apt-get install prometheus")
         self.workdir = workdir
@@ -71,7 +105,7 @@ class PrometheusProcess:
         self.config_path = workdir / "prometheus.yml"
         self.data_dir = workdir / "data"
         self.log_path = workdir / "prometheus.log"
-        self.config_path.write_text(json.dumps(config(ports, interval), indent=1))
+        self.config_path.write_text(json.dumps(config(ports, interval, rules), indent=1))
         self.extra_args = list(extra_args)
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -214,4 +248,4 @@ def have_prometheus() -> bool:
 
 
 __all__ = ["JOBS", "PrometheusError", "PrometheusProcess", "backfill", "config",
-           "have_prometheus", "rule_files"]
+           "have_prometheus", "quick_rules", "rule_files"]

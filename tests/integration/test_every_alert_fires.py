@@ -1,0 +1,208 @@
+"""Every alert of the repository's rule files fires on a real worker, scraped by a real Prometheus.
+
+``test_prometheus_alerts.py`` runs the rule files exactly as they are, so alerts with long
+``for:`` waits are only seen pending there. Here the rules are the same expressions with
+the waits removed (``quick_rules``: ``for: 0s``, office hours pinned open, the 15-minute
+stall shortened; the waits and the office-hours clock are checked by promtool in
+``grafana/prometheus/tests``), and the worker is put, for real, into every condition an
+alert watches:
+
+* the worker is not up yet when Prometheus starts scraping (CspaWorkerDown), then starts
+  behind a 40,000-message backlog (CspaConsumerLagHigh);
+* its clock says Tuesday 24 November 2026 12:30; open work of every timescale rule is
+  overdue or within its warning (the four dedicated sets, and the catch-all through an
+  extra rule, ``contact_triage``, in the worker's rules file); each rule has one item
+  closed late, a new breach against a backfilled breach-free history;
+* 12 calls this hour: answered after 90 s or abandoned (service level and abandoned rate,
+  this hour and today);
+* a malformed message (CspaEventsRejected), then nothing for a while (CspaPipelineStalled).
+
+The test watches /api/v1/alerts and passes when every alert name in the rule files has
+been firing, each with labels from the closed sets.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests import factories as f
+from tests.groundtruth import TOPICS, Dataset, Message
+from tests.integration.feed import produce_checked
+from tests.integration.harness import WorkerProcess, total, wait_for
+from tests.integration.prometheus import PrometheusProcess, backfill, quick_rules, rule_files
+
+pytestmark = pytest.mark.integration
+
+NOW = "2026-11-24T12:30:00+00:00"  # the worker's clock: Tuesday, half past noon
+ROOT = Path(__file__).resolve().parents[2]
+WATCHED = ("contact_decision", "map_enquiry", "early_help_allocation", "lado_referral")
+EXTRA_RULE = """
+[[rule]]
+name = "contact_triage"
+version = 1
+team = "rfs"
+opens = "contact.received"
+closes = "contact.decided"
+clock = "working_hours"
+timescale = 2
+warn_working_hours = 1
+source = "test: a rule without a dedicated alert set"
+"""
+BACKLOG = 40_000
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text + ":00+00:00")
+
+
+def alert_names() -> set[str]:
+    return {rule["alert"] for path in rule_files()
+            for group in yaml.safe_load(path.read_text())["groups"]
+            for rule in group["rules"] if "alert" in rule}
+
+
+def scenario() -> Dataset:
+    """Open, at-risk and late items of every watched rule, and a bad hour of calls."""
+    ds = Dataset()
+
+    def contact(name: str, *events: dict) -> None:
+        k = f.key(name)
+        for event in events:
+            ds.add("contacts", k, {**event, "contact_key": k})
+
+    def progressed(when: str, destination: str) -> dict:
+        return f.base("contact.progressed", at(when), destination=destination)
+
+    # contact_decision (1 wd), and contact_triage (2 working hours) on the same contacts
+    contact("cd-overdue", f.received("", at("2026-11-20T10:00")))
+    contact("cd-risk", f.received("", at("2026-11-23T14:00")))
+    contact("cd-late", f.received("", at("2026-11-19T10:00")),
+            f.decided("", at("2026-11-23T09:00")))
+    contact("triage-risk", f.received("", at("2026-11-24T11:00")))
+    # early_help_allocation (2 wd from the progression to early help)
+    for name, start in (("eh-overdue", "2026-11-18T10:00"), ("eh-risk", "2026-11-20T14:00"),
+                        ("eh-late", "2026-11-16T10:00")):
+        contact(name, f.received("", at(start)), f.decided("", at(start)),
+                progressed(start, "early_help"))
+    contact("eh-late", f.base("early_help.allocated", at("2026-11-19T10:00")))
+    # lado_referral (1 wd from a LADO decision to the progression to social care)
+    for name, start in (("lado-overdue", "2026-11-20T10:00"), ("lado-risk", "2026-11-23T14:00"),
+                        ("lado-late", "2026-11-19T10:00")):
+        contact(name, f.received("", at(start)), f.decided("", at(start), outcome="lado"))
+    contact("lado-late", progressed("2026-11-23T09:00", "childrens_social_care"))
+    # map_enquiry (1 wd)
+    for name, opened in (("map-overdue", "2026-11-20T10:00"), ("map-risk", "2026-11-23T14:00"),
+                         ("map-late", "2026-11-19T10:00")):
+        ds.add("map_enquiries", f.key(name), f.map_opened(f.key(name), at(opened)))
+    late = f.key("map-late")
+    ds.add("map_enquiries", late, f.map_completed(late, at("2026-11-23T09:00"), ["police", "gp"]))
+    # 12 calls since 12:00: half answered after 90 s, half abandoned after 60 s
+    for i in range(12):
+        k = f.key(f"call-{i}")
+        when = at(f"2026-11-24T12:{i:02d}")
+        ds.add("calls", k, f.answered(k, when, 90) if i % 2 else f.abandoned(k, when, 60))
+    return ds
+
+
+def backlog() -> list[Message]:
+    """One valid call event, many times over: cheap to process, but it is lag."""
+    k = f.key("backlog")
+    event = f.answered(k, at("2026-10-01T10:00"), 5)
+    ds = Dataset()
+    ds.add("calls", k, event)
+    return ds.messages * BACKLOG
+
+
+def breach_history(instance: str, minutes: int = 40) -> list[str]:
+    """Every watched rule at 0 breaches each minute of the last ``minutes`` (OpenMetrics)."""
+    now = int(time.time())
+    lines = ["# TYPE cspa_breaches gauge"]
+    for rule in WATCHED:
+        labels = (f'instance="{instance}",job="cspa-worker",month="2026-11",'
+                  f'rule="{rule}",rule_version="1"')
+        lines += [f"cspa_breaches{{{labels}}} 0 {now - 60 * m}" for m in range(minutes, 0, -1)]
+    return lines
+
+
+class FiringWatch(threading.Thread):
+    """Polls Prometheus and keeps the first firing instance of every alert name."""
+
+    def __init__(self, prom: PrometheusProcess) -> None:
+        super().__init__(daemon=True)
+        self.prom, self.seen, self.done = prom, {}, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                for a in self.prom.alerts():
+                    if a["state"] == "firing":
+                        self.seen.setdefault(a["labels"]["alertname"], a)
+            except Exception:  # noqa: BLE001 - keep polling through a slow answer
+                pass
+            self.done.wait(0.5)
+
+
+def test_every_alert_fires_on_a_real_worker(broker, workers, tmp_path):
+    from stream.cli import ensure_topics
+    from stream.settings import Settings
+
+    names = alert_names()
+    assert len(names) == 21, sorted(names)  # a new alert must join this test
+    clock, rules = tmp_path / "clock.txt", tmp_path / "rules.toml"
+    clock.write_text(NOW + "\n")
+    rules.write_text((ROOT / "config" / "rules.toml").read_text() + EXTRA_RULE)
+
+    ensure_topics(Settings(broker=broker.bootstrap))
+    produce_checked(broker.bootstrap, backlog() + scenario().messages)
+    worker = WorkerProcess(broker.bootstrap, tmp_path / "w1",
+                           env={"CSPA_CLOCK_FILE": str(clock), "CSPA_RULES_PATH": str(rules)})
+    workers.append(worker)
+    instance = f"127.0.0.1:{worker.port}"
+    prom = PrometheusProcess(tmp_path / "prometheus", [worker.port],
+                             rules=quick_rules(tmp_path / "rules", stall_seconds=15))
+    backfill(prom.data_dir, breach_history(instance), prom.workdir)
+    with prom:
+        watch = FiringWatch(prom)
+        watch.start()
+        try:
+            wait_for(lambda: "CspaWorkerDown" in watch.seen, 30, "CspaWorkerDown before start")
+            worker.start()
+            wait_for(lambda: total(worker.samples(), "cspa_consumer_lag") == 0
+                     and total(worker.samples(), "cspa_events_consumed_total")
+                     >= BACKLOG, 180, "the backlog consumed")
+            # the rejected-events rule needs the counter's 0 scraped before the 1
+            prom.wait_for_sample('cspa_events_rejected_total{reason="invalid_json"}')
+            time.sleep(2)
+            produce_checked(broker.bootstrap, [Message(TOPICS["contacts"], b"bad", b"{oops",
+                                                       int(time.time() * 1000))])
+            try:
+                wait_for(lambda: names <= watch.seen.keys(), 120, "every alert firing")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; never fired: {sorted(names - watch.seen.keys())}"
+                                     ) from None
+        finally:
+            watch.done.set()
+            watch.join(5)
+
+    seen = watch.seen
+    assert seen["CspaWorkerDown"]["labels"]["instance"] == instance
+    assert seen["CspaConsumerLagHigh"]["labels"]["topic"] == TOPICS["calls"]
+    assert float(seen["CspaConsumerLagHigh"]["value"]) > 10_000
+    assert seen["CspaEventsRejected"]["labels"]["reason"] == "invalid_json"
+    assert seen["TimescaleAtRisk"]["labels"]["rule"] == "contact_triage"
+    assert seen["TimescaleOverdue"]["labels"]["rule"] == "contact_triage"
+    for rule, prefix in zip(WATCHED, ("ContactDecision", "MapEnquiry", "EarlyHelpAllocation",
+                                      "LadoReferral"), strict=True):
+        for suffix in ("AtRisk", "Overdue", "Breaches"):
+            labels = seen[prefix + suffix]["labels"]
+            assert labels["rule"] == rule and labels["severity"] in {"warning", "critical"}
+        assert float(seen[prefix + "Overdue"]["value"]) == 1
+        assert float(seen[prefix + "Breaches"]["value"]) >= 1
+    assert float(seen["CallServiceLevelLowThisHour"]["value"]) == 0  # none within 20 s
+    assert float(seen["CallAbandonedRateHigh"]["value"]) == pytest.approx(0.5)

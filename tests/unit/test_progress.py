@@ -1,0 +1,171 @@
+"""Progress markers: where a partition's state ends, and the seeks made from them."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import orjson
+import pytest
+from faust.types import TP
+
+from stream import progress
+from stream.app import ChangelogWriter
+
+A0, A1, A2 = TP("a", 0), TP("a", 1), TP("a", 2)
+CHANGELOG = TP("app-records-a-changelog", 0)
+
+
+def test_marker_keys_are_not_record_keys():
+    assert progress.is_marker(progress.marker_key(3))
+    assert not progress.is_marker("contact:" + "ab" * 8)
+    assert progress.marker_key(3) != progress.marker_key(13)
+
+
+def test_resume_offset_reads_the_marker_of_that_partition_only():
+    table = {progress.marker_key(1): progress.encode(41), progress.marker_key(2): b"7"}
+    assert progress.resume_offset(table, 1) == 41
+    assert progress.resume_offset(table, 2) == 7
+    assert progress.resume_offset(table, 0) is None
+
+
+def test_rewind_plan_moves_back_when_the_commit_ran_ahead_of_the_state():
+    plan = progress.rewind_plan([A0, A1, A2], {A0: 100, A1: 50, A2: 9},
+                                {A0: 97, A1: 50, A2: 12})
+    assert plan == {A0: 97, A2: 12}  # A1 agrees: no seek
+
+
+def test_rewind_plan_replays_a_partition_the_state_knows_nothing_of():
+    # Faust reports a committed offset of 0 as None; no marker means no state.
+    assert progress.rewind_plan([A0, A1], {A0: 30, A1: None}, {A0: None, A1: None}) == {A0: 0}
+
+
+def test_rewind_plan_leaves_other_topics_alone():
+    assert progress.rewind_plan([A0, CHANGELOG], {A0: 5, CHANGELOG: 80}, {A0: 5}) == {}
+
+
+class _Producer:
+    """Kafka's producer as the writer sees it: ``send`` returns a delivery future."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, int]] = []
+        self.futures: list[asyncio.Future] = []
+
+    async def send(self, topic, value, key, partition):
+        self.sent.append((orjson.loads(key), value, partition))
+        fut = asyncio.get_running_loop().create_future()
+        self.futures.append(fut)
+        return fut
+
+
+class _Topic:
+    def get_topic_name(self):
+        return "app-records-changelog"
+
+    def prepare_key(self, key, serializer):
+        assert serializer == "json"
+        return orjson.dumps(key), None
+
+
+def _writer():
+    producer = _Producer()
+    app = SimpleNamespace(producer=SimpleNamespace(_producer=producer))
+    table = SimpleNamespace(changelog_topic=_Topic(), data={}, key_serializer="json")
+    return ChangelogWriter(app, table), producer, table.data
+
+
+def _frontier(starts, *seen):
+    frontier = progress.Frontier()
+    for partition, offset in starts.items():
+        frontier.reset(partition, offset)
+    for partition, offset in seen:
+        frontier.see(partition, offset)
+    return frontier
+
+
+@pytest.mark.asyncio
+async def test_markers_follow_their_records_one_batch_later_once_those_are_delivered():
+    writer, producer, data = _writer()
+    frontier = _frontier({0: 10, 1: 4}, (0, 10), (1, 4), (0, 11))
+    owners = {progress.marker_key(0): 0, "contact:aa": 0, progress.marker_key(1): 1,
+              "contact:bb": 0}
+    pending = {"contact:aa": {"p": 0}, "contact:bb": {"p": 0}}
+    await writer.write(pending, owners, frontier)
+    # records now, on the partition of the event that changed them; no marker yet
+    assert [(k, p) for k, _, p in producer.sent] == [("contact:aa", 0), ("contact:bb", 0)]
+    assert pending == {} and owners == {}
+
+    # the next batch waits for the first one's deliveries, then sends its markers first
+    frontier.see(0, 12)
+    nxt = asyncio.ensure_future(writer.write({"contact:cc": {"p": 0}},
+                                             {progress.marker_key(0): 0, "contact:cc": 0},
+                                             frontier))
+    await asyncio.sleep(0)
+    assert len(producer.sent) == 2  # still waiting for the broker
+    for fut in producer.futures:
+        fut.set_result(None)
+    await nxt
+    assert [(k, v, p) for k, v, p in producer.sent[2:]] == [
+        (progress.marker_key(0), b"12", 0), (progress.marker_key(1), b"5", 1),
+        ("contact:cc", orjson.dumps({"p": 0}), 0)]
+    assert progress.resume_offset(data, 0) == 12 and progress.resume_offset(data, 1) == 5
+
+
+@pytest.mark.asyncio
+async def test_a_refused_write_stops_the_writer_before_any_marker_vouches_for_it():
+    writer, producer, _ = _writer()
+    frontier = _frontier({0: 0}, (0, 0))
+    await writer.write({"contact:aa": {"p": 0}}, {progress.marker_key(0): 0, "contact:aa": 0},
+                       frontier)
+    producer.futures[0].set_exception(RuntimeError("refused"))
+    with pytest.raises(RuntimeError):
+        await writer.write({}, {}, frontier)
+    assert [k for k, _, _ in producer.sent] == ["contact:aa"]
+
+
+def test_held_back_markers_are_forgotten_after_an_assignment():
+    writer, _, _ = _writer()
+    writer.due = [(0, progress.marker_key(0), b"5")]
+    writer.forget_markers()
+    assert writer.due == []
+
+
+def test_frontier_moves_over_contiguous_offsets_and_ignores_replays():
+    f = progress.Frontier()
+    f.reset(0, 10)
+    assert [f.see(0, o) for o in (10, 11, 12, 11, 5)] == [None] * 5
+    assert f.next[0] == 13
+
+
+def test_frontier_stops_at_a_hole_until_it_is_filled():
+    f = progress.Frontier()
+    f.reset(0, 10)
+    assert f.see(0, 10) is None
+    assert f.see(0, 14) == 11  # 11-13 never delivered: reported, nothing moves
+    assert f.see(0, 15) == 11 and f.next[0] == 11
+    assert [f.see(0, o) for o in (11, 13)] == [None, 12]  # the filler found 11 and 13
+    f.filled(0, 14)  # 12 holds no message (a transaction marker)
+    assert f.next[0] == 14
+    assert [f.see(0, o) for o in (14, 15)] == [None, None] and f.next[0] == 16
+
+
+def test_filling_never_moves_a_frontier_back():
+    f = progress.Frontier()
+    f.reset(0, 20)
+    f.filled(0, 14)
+    assert f.next[0] == 20
+
+
+def test_without_a_frontier_nothing_moves():
+    # before an assignment sets it, delivered offsets say nothing about the state
+    f = progress.Frontier()
+    assert f.see(0, 500) is None
+    assert f.next == {}
+
+
+def test_frontier_forgets_partitions_no_longer_assigned():
+    f = progress.Frontier()
+    f.reset(0, 1)
+    f.reset(1, 1)
+    f.drop([1])
+    assert f.next == {1: 1}
