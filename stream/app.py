@@ -57,6 +57,8 @@ class Worker:
     tables: dict[str, Any] = field(default_factory=dict)  # source topic -> records table
     frontiers: dict[str, progress.Frontier] = field(default_factory=dict)  # per source topic
     writers: dict[str, ChangelogWriter] = field(default_factory=dict)  # per source topic
+    #: (topic, partition) -> where recovery says to resume (progress.start_offset)
+    starts: dict[TP, int | None] = field(default_factory=dict)
 
     def owned(self) -> set[TP]:
         """(topic, partition) pairs this worker actively owns right now."""
@@ -87,19 +89,28 @@ class Worker:
         return lags
 
     def resume_offsets(self, assigned: Any) -> dict[Any, int | None]:
-        """Next offset to process per assigned source partition, from the state's markers."""
-        return {tp: progress.resume_offset(self.tables[tp.topic], tp.partition)
-                for tp in assigned if tp.topic in self.tables}
+        """Where each assigned source partition resumes, as recovery found the state.
+
+        None: the state knows nothing of the partition; Faust's committed offset stands.
+        """
+        out: dict[Any, int | None] = {}
+        for tp in assigned:
+            if tp.topic in self.tables:
+                marker = progress.resume_offset(self.tables[tp.topic], tp.partition)
+                out[tp] = marker if marker is not None else self.starts.get(
+                    (tp.topic, tp.partition))
+        return out
 
     def on_resume_seek(self, plan: Any, committed: Any, targets: Any) -> None:
-        """After an assignment: every frontier restarts where the state ends."""
+        """After an assignment's seeks: log them; start any frontier recovery did not set."""
         for writer in self.writers.values():
             writer.forget_markers()
         for topic, frontier in self.frontiers.items():
             mine = {tp.partition: offset for tp, offset in targets.items() if tp.topic == topic}
             frontier.drop(mine)
             for partition, offset in mine.items():
-                frontier.reset(partition, offset)
+                if partition not in frontier.next:
+                    frontier.reset(partition, offset)
         for tp, offset in plan.items():
             before = committed.get(tp) or 0
             direction = "back" if offset < before else "forward"
@@ -203,9 +214,17 @@ def _add_agent(worker: Worker, processor: FamilyProcessor, partitions: int,
         started = time.monotonic()
         records_only = ((k, v) for k, v in table.items() if not progress.is_marker(k))
         counted = worker.state.rebuild(name, records_only, active, worker.ctx, worker.work)
+        # The frontiers start where the restored state ends, before Faust resumes the
+        # stream: a message delivered from then on moves them (see progress.Frontier).
+        frontier.drop(active)
+        for partition in active:
+            start = progress.start_offset(table, partition, counted[partition] > 0)
+            worker.starts[(name, partition)] = start
+            if start is not None:
+                frontier.reset(partition, start)
         worker.metrics.rebuilds.inc()
         log.info("figures rebuilt topic=%s partitions=%d records=%d seconds=%.2f",
-                 name, len(active), counted, time.monotonic() - started)
+                 name, len(active), counted.total(), time.monotonic() - started)
 
     table.on_recover(rebuild)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections import Counter
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,17 +41,17 @@ class FigureState:
         return agg
 
     def rebuild(self, topic: str, items: Iterable[tuple[str, bytes]], active: set[int],
-                ctx: FactContext, work: OpenWork | None = None) -> int:
+                ctx: FactContext, work: OpenWork | None = None) -> Counter[int]:
         """Recompute the cells (and open work) of ``topic``'s active partitions from its records.
 
-        Partitions no longer active are dropped. Returns records counted.
+        Partitions no longer active are dropped. Returns records counted per partition.
         """
         for tp in [tp for tp in self.parts if tp[0] == topic]:
             del self.parts[tp]
         fresh = {p: self.part(topic, p) for p in active}
         if work is not None:
             work.drop_topic(topic)
-        counted = 0
+        counted: Counter[int] = Counter()
         for key, raw in items:
             record = records.loads(raw)
             agg = fresh.get(record["p"])
@@ -58,7 +59,7 @@ class FigureState:
                 agg.apply(facts_of(record, ctx), +1)
                 if work is not None:
                     work.update((topic, record["p"]), key, record)
-                counted += 1
+                counted[record["p"]] += 1
         return counted
 
     def current(self, owned: set[TP]) -> Aggregates:

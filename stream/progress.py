@@ -29,8 +29,8 @@ from faust.types import TP
 #: Record keys are ``kind:case-key`` with an alphabetic kind, so this cannot clash.
 PREFIX = "!offset:"
 
-#: Resume offsets for an assignment: TP -> next offset to process, or None when the
-#: state holds nothing for that partition (replay it from the start of the log).
+#: Where each assigned source partition resumes (``start_offset``): TP -> the next
+#: offset to process, or None when the state knows nothing of the partition.
 ResumeOffsets = Callable[[Iterable[TP]], Mapping[TP, int | None]]
 
 
@@ -54,19 +54,33 @@ def resume_offset(table: Mapping[str, bytes], partition: int) -> int | None:
     return int(raw) if raw is not None else None
 
 
+def start_offset(table: Mapping[str, bytes], partition: int, has_records: bool) -> int | None:
+    """Where a partition resumes after recovery.
+
+    Its marker; else, if the state holds records of it, the start of the log (they
+    were written before any marker, so Faust's commit may have run ahead of them);
+    else None: the state knows nothing of the partition, and the consumer group's
+    committed offset (an operator may have set it) stands.
+    """
+    marker = resume_offset(table, partition)
+    if marker is not None:
+        return marker
+    return 0 if has_records else None
+
+
 def rewind_plan(assigned: Iterable[TP], committed: Mapping[TP, int | None],
                 resume: Mapping[TP, int | None]) -> dict[TP, int]:
     """Seeks that make consumption start where the state ends.
 
-    ``committed`` is Faust's committed offset (None: none, or zero). A partition
-    whose state has no marker is replayed from offset 0 (the broker resets an
-    offset below the log start to the earliest one).
+    ``committed`` is Faust's committed offset (None: none, or zero); ``resume`` is
+    ``start_offset`` per partition. Seeking to 0 is safe: the broker resets an offset
+    below the log start to the earliest one.
     """
     plan: dict[TP, int] = {}
     for tp in assigned:
-        if tp not in resume:
-            continue  # not a source topic of ours (a changelog, the dead-letter topic)
-        target = resume[tp] or 0
+        target = resume.get(tp)
+        if target is None:
+            continue  # not a source topic of ours, or nothing known: Faust's offset stands
         if target != (committed.get(tp) or 0):
             plan[tp] = target
     return plan
@@ -165,8 +179,12 @@ class ResumingConsumer(faust_aiokafka.Consumer):
             return
         assigned = self.assignment()
         committed: Any = self._committed_offset
-        plan = rewind_plan(assigned, committed, resume_offsets(assigned))
+        resume = resume_offsets(assigned)
+        plan = rewind_plan(assigned, committed, resume)
         before = {tp: committed.get(tp) for tp in plan}
+        # where each partition now starts: its resume offset, else Faust's committed one
+        starts = {tp: start if start is not None else (committed.get(tp) or 0)
+                  for tp, start in resume.items()}
         for tp, offset in plan.items():
             await self.seek(tp, offset)
             if offset > (committed.get(tp) or 0):
@@ -175,8 +193,7 @@ class ResumingConsumer(faust_aiokafka.Consumer):
                 committed[tp] = offset
         on_resume = getattr(app, "on_resume_seek", None)
         if on_resume is not None:
-            targets = {tp: (resume or 0) for tp, resume in resume_offsets(assigned).items()}
-            on_resume(plan, before, targets)
+            on_resume(plan, before, starts)
 
 
 class ResumingTransport(faust_aiokafka.Transport):

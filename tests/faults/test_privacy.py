@@ -50,6 +50,7 @@ LABELS = {
     "rule_version": {str(r.version) for r in RULES.values()},
     "service_level_variant": {"offered", "answered", "offered_less_short_abandons"},
     "period_combination": {"ratio_of_sums", "mean_of_months"},
+    "direction": {"back", "forward"},
 }
 NUMERIC = {"le", "service_level_seconds", "short_abandon_seconds"}
 

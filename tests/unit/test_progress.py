@@ -35,9 +35,20 @@ def test_rewind_plan_moves_back_when_the_commit_ran_ahead_of_the_state():
     assert plan == {A0: 97, A2: 12}  # A1 agrees: no seek
 
 
-def test_rewind_plan_replays_a_partition_the_state_knows_nothing_of():
-    # Faust reports a committed offset of 0 as None; no marker means no state.
-    assert progress.rewind_plan([A0, A1], {A0: 30, A1: None}, {A0: None, A1: None}) == {A0: 0}
+def test_rewind_plan_replays_records_written_before_any_marker():
+    # Faust reports a committed offset of 0 as None
+    assert progress.rewind_plan([A0, A1], {A0: 30, A1: None}, {A0: 0, A1: 0}) == {A0: 0}
+
+
+def test_rewind_plan_leaves_a_partition_the_state_knows_nothing_of_to_the_group():
+    assert progress.rewind_plan([A0], {A0: 30}, {A0: None}) == {}
+
+
+def test_start_offset_is_the_marker_else_the_log_start_if_records_exist():
+    table = {progress.marker_key(1): b"41"}
+    assert progress.start_offset(table, 1, has_records=True) == 41
+    assert progress.start_offset(table, 0, has_records=True) == 0
+    assert progress.start_offset(table, 0, has_records=False) is None
 
 
 def test_rewind_plan_leaves_other_topics_alone():
