@@ -23,6 +23,7 @@ from pydantic import (
     GetJsonSchemaHandler,
     StringConstraints,
     ValidationInfo,
+    field_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
@@ -88,6 +89,14 @@ class Event(BaseModel):
     occurred_at: AwareDatetime = Field(
         description="when it happened upstream, RFC 3339 with its UTC offset")
     source_system: SourceSystem
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _integer_version(cls, value: object) -> object:
+        # Literal[1] also matches True and 1.0 (they equal 1): a version is an integer.
+        if type(value) is not int:
+            raise PydanticCustomError("int_type", "schema_version must be an integer")
+        return value
 
     @property
     def key(self) -> str:

@@ -44,6 +44,8 @@ GOOD = received(K, datetime(2019, 8, 1, 10, tzinfo=LONDON))
     ({"occurred_at": "2030-01-01T00:00:00+00:00"}, "timestamp_out_of_range"),
     ({"schema_version": 2}, "unsupported_schema_version"),
     ({"schema_version": 7, "new_field": 1}, "unsupported_schema_version"),
+    ({"schema_version": True}, "wrong_type"),  # equals 1 in Python, yet not a version
+    ({"schema_version": 1.0}, "wrong_type"),
     ({"event_type": "contact.deleted"}, "unknown_event_type"),
     ({"source_code": 6}, "wrong_type"),
     ({"occurred_at": 1564650000}, "wrong_type"),
