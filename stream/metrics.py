@@ -100,6 +100,10 @@ class CallDefinitions:
     period_combination: str
 
 
+#: cspa_resume_seeks_total{direction}: the state's marker was behind / ahead of Faust's offset
+RESUME_DIRECTIONS = ("back", "forward")
+
+
 class PipelineMetrics:
     """Counters and gauges of this worker process."""
 
@@ -143,7 +147,7 @@ class PipelineMetrics:
             self.consumed.labels(topic)
             self.duplicates.labels(topic)
             self.holes.labels(topic)
-            for direction in ("back", "forward"):
+            for direction in RESUME_DIRECTIONS:
                 self.resume_seeks.labels(topic, direction)
             for reason in REASONS:
                 self.rejected.labels(topic, reason)

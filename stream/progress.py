@@ -19,10 +19,12 @@ fold is idempotent by event id.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -143,10 +145,6 @@ class HoleFiller:
         self.timeout_s = timeout_s
 
     async def read(self, topic: str, partition: int, start: int, end: int) -> list[Any]:
-        import asyncio
-
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
         tp = TopicPartition(topic, partition)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from datetime import datetime
 from itertools import count
 from typing import Any
@@ -60,3 +61,16 @@ def map_completed(k: str, at: datetime, agencies: list[str], outcome: str = "lev
 
 def audit(k: str, at: datetime, team: str = "ehh", grade: str = "good") -> dict[str, Any]:
     return base("audit.graded", at, audit_key=k, team=team, grade=grade)
+
+
+def strings(value: Any) -> Iterator[str]:
+    """Every string in a JSON-like value, dict keys included (for leak checks)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings(v)

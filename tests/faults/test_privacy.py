@@ -63,18 +63,6 @@ def _label_ok(name: str, value: str) -> bool:
     return value in LABELS.get(name, ())
 
 
-def _strings(value):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield k
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
-
-
 def _other_local_addresses() -> list[str]:
     """Addresses of this machine other than 127.0.0.1 (127.0.0.2 is local on Linux too)."""
     found = {"127.0.0.2"}
@@ -158,7 +146,7 @@ def test_keys_never_leak_and_labels_are_closed_sets(broker, fresh_worker):
         assert item["state"] in STATES and isinstance(item["working_hours_left"], int | float)
         datetime.fromisoformat(item["start"])
         datetime.fromisoformat(item["deadline"])
-        for s in _strings({k: v for k, v in item.items() if k != "key"}):
+        for s in f.strings({k: v for k, v in item.items() if k != "key"}):
             assert not any(k in s for k in keys.values())
     assert keys["alice-smith"] in listed and keys["bob-jones"] in listed
     assert listed <= {keys["alice-smith"], keys["bob-jones"], keys["dan-brown"]}

@@ -10,7 +10,7 @@ import pytest
 from faust.types import TP
 
 from stream import progress
-from stream.app import ChangelogWriter
+from stream.changelog import ChangelogWriter
 
 A0, A1, A2 = TP("a", 0), TP("a", 1), TP("a", 2)
 CHANGELOG = TP("app-records-a-changelog", 0)

@@ -31,25 +31,13 @@ VOCABULARY = {name for family in FAMILIES for model in family_types(family)
     event_type_of(model) for family in FAMILIES for model in family_types(family)}
 
 
-def _strings(value):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield k
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
-
-
 def _check(result, value):
     """A decode result is an event or a rejection that quotes no input string."""
     assert isinstance(result, Event | Rejection)
     if isinstance(result, Rejection):
         assert result.reason in REASONS
         assert isinstance(result.detail, str)
-        for s in set(_strings(value)):
+        for s in set(f.strings(value)):
             if len(s) > 3 and not any(s in word for word in VOCABULARY):
                 assert s not in result.detail, (result, s)
 

@@ -1,0 +1,59 @@
+"""Table writes straight to the changelog: records now, progress markers a batch later."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from stream import progress
+from stream.records import Record, dumps
+
+
+class ChangelogWriter:
+    """Writes a batch's records and progress markers to the table and its changelog.
+
+    Straight to the Kafka producer, one send per record on the changelog partition of
+    the source partition it came from. (Faust's route, ``table[key] = value``, goes
+    through a buffer that hands the producer one message per event-loop turn and stalls
+    the stream whenever it holds more than 100.) Nothing waits for the broker within a
+    batch: a batch's markers are held back and sent with the next batch, once the
+    records they vouch for are acknowledged, so a marker on the broker never stands in
+    front of a record that failed to get there.
+    """
+
+    def __init__(self, app: faust.App, table: Any) -> None:
+        self.app = app
+        self.table = table
+        self.topic = table.changelog_topic
+        self.name = self.topic.get_topic_name()
+        self.inflight: list[Any] = []  # delivery futures of the last batch
+        self.due: list[tuple[int, str, bytes]] = []  # markers waiting for those
+
+    def forget_markers(self) -> None:
+        """Drop held-back markers (after an assignment: the partitions may have moved)."""
+        self.due = []
+
+    async def write(self, pending: dict[str, Record], owners: dict[str, int],
+                    frontier: progress.Frontier) -> None:
+        """Send the batch's records; hold its markers back for the next call."""
+        records = [(owners[k], k, dumps(r)) for k, r in pending.items()]
+        markers = []
+        for key, partition in owners.items():
+            offset = frontier.next.get(partition)
+            if progress.is_marker(key) and offset is not None:
+                markers.append((partition, key, progress.encode(offset)))
+        pending.clear()
+        owners.clear()
+        previous, self.inflight = self.inflight, []
+        for fut in previous:
+            await fut  # raises if Kafka refused a write after its retries: the agent stops
+        due, self.due = self.due, markers
+        producer = self.app.producer._producer  # type: ignore[attr-defined]
+        data, prepare = self.table.data, self.topic.prepare_key
+        key_serializer = self.table.key_serializer
+        for partition, key, value in (*due, *records):
+            data[key] = value
+            raw_key, _ = prepare(key, key_serializer)
+            self.inflight.append(await producer.send(self.name, value, key=raw_key,
+                                                     partition=partition))
