@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the pinned packages
 
-tools: ## Install promtool/prometheus (Debian) and fetch the Kafka jars (Maven Central)
-	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
-	@command -v java >/dev/null && command -v mvn >/dev/null || { echo "needs Java 17 and Maven"; exit 1; }
+tools: ## Install what the tests call (promtool, prometheus, docker-compose, chromium, Java, Maven) from Debian, only when missing
+	@tools/install-tools.sh
+
+check-tools: install tools ## Check that every external command the tests call resolves
+	$(PY) .ci/check-tools
 
 run: install tools ## Main job: local Kafka, a worker and a simulated day of traffic; prints the URLs
 	$(PY) -m stream run
@@ -70,4 +72,4 @@ report: install ## Render the committee report from the running worker (MONTHS=2
 clean: ## Remove caches (keeps the Kafka jars)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install tools run year import-samples stop bench test unit integration faults lint schemas report clean
+.PHONY: help install tools check-tools run year import-samples stop bench test unit integration faults lint schemas report clean

@@ -24,6 +24,7 @@ from tests import factories as f
 from tests.faults.conftest import produce_tracked, read_deadletter, wait_caught_up
 from tests.groundtruth import TAXONOMY, TOPICS, Message
 from tests.integration.harness import parse_metrics, wait_for
+from tests.tools import require
 
 pytestmark = pytest.mark.integration
 
@@ -71,9 +72,10 @@ def _other_local_addresses() -> list[str]:
     except OSError:
         pass
     try:
-        out = subprocess.run(["hostname", "-I"], capture_output=True, text=True, timeout=5)
+        out = subprocess.run([require("hostname"), "-I"], capture_output=True, text=True,
+                             timeout=5)
         found.update(out.stdout.split())
-    except (OSError, subprocess.SubprocessError):
+    except subprocess.SubprocessError:
         pass
     return sorted(a for a in found if a != "127.0.0.1" and ":" not in a)
 

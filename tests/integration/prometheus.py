@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from tests.integration.harness import free_port, stop_group, wait_for
+from tests.tools import missing_message
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "grafana" / "prometheus" / "rules"
@@ -98,7 +99,7 @@ class PrometheusProcess:
     def __init__(self, workdir: Path, ports: Sequence[int], interval: str = "1s",
                  extra_args: Sequence[str] = (), rules: Sequence[Path] | None = None) -> None:
         if not Path(PROMETHEUS).exists():
-            raise PrometheusError(f"{PROMETHEUS} is missing: apt-get install prometheus")
+            raise PrometheusError(f"{PROMETHEUS} is missing. {missing_message('prometheus')}")
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()

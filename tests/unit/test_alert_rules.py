@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 
 from stream.rules import load_rules
 from stream.timeliness import watched_rules
+from tests.tools import require
 
 ROOT = Path(__file__).resolve().parents[2]
 PROM = ROOT / "grafana" / "prometheus"
@@ -32,9 +32,7 @@ _KEYWORDS = {"and", "or", "unless", "bool", "by", "without", "on", "ignoring", "
 
 
 def _promtool(*args: str, cwd: Path) -> None:
-    tool = shutil.which("promtool")
-    if tool is None:
-        pytest.fail("promtool not found: install Debian's prometheus package")
+    tool = require("promtool")
     done = subprocess.run([tool, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         pytest.fail(f"promtool {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ if str(ROOT) not in sys.path:  # `grafana` is a folder of the repository, not an
 
 from grafana.dashboards_src import build  # noqa: E402
 from stream import devbroker  # noqa: E402
+from tests.tools import require  # noqa: E402
 
 GRAFANA = ROOT / "grafana"
 DASHBOARDS = GRAFANA / "dashboards"
@@ -43,11 +43,8 @@ BUILTIN = {"up", "ALERTS", "ALERTS_FOR_STATE", "scrape_duration_seconds",
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 
-def need(command: str, package: str) -> str:
-    path = shutil.which(command)
-    if path is None:
-        pytest.fail(f"`{command}` is not installed: apt-get install {package}")
-    return path
+def need(command: str) -> str:
+    return require(command)
 
 
 def load_yaml(path: Path) -> object:
@@ -55,7 +52,7 @@ def load_yaml(path: Path) -> object:
     try:
         import yaml  # type: ignore[import-untyped]
     except ImportError:
-        compose = Path(need("docker-compose", "docker-compose"))
+        compose = Path(need("docker-compose"))
         python = compose.read_text().splitlines()[0].removeprefix("#!").split()[0]
         out = subprocess.run(
             [python, "-c", "import json, sys, yaml; "
@@ -199,7 +196,7 @@ def test_every_panel_is_described_and_queries_the_prometheus_datasource() -> Non
 
 
 def test_every_panel_query_parses_with_promtool(tmp_path: Path) -> None:
-    promtool = need("promtool", "prometheus")
+    promtool = need("promtool")
     recording = [{"record": f"dashboard:query_{i}", "expr": expr}
                  for i, (_, _, expr) in enumerate(dashboard_queries())]
     assert len(recording) > 50
@@ -258,14 +255,14 @@ def test_metric_name_extraction() -> None:
 
 
 def test_compose_file_is_valid() -> None:
-    compose = need("docker-compose", "docker-compose")
+    compose = need("docker-compose")
     result = subprocess.run([compose, "-f", str(COMPOSE), "config", "--quiet"], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 
 def test_prometheus_config_is_valid() -> None:
-    promtool = need("promtool", "prometheus")
+    promtool = need("promtool")
     result = subprocess.run([promtool, "check", "config", str(PROMETHEUS / "prometheus.yml")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from datetime import datetime, timedelta
 
@@ -17,6 +16,7 @@ from stream.metrics import CallDefinitions, FiguresCollector, PipelineMetrics, w
 from stream.processor import FamilyProcessor, FigureState
 from tests.conftest import LONDON
 from tests.factories import abandoned, answered, decided, key, received
+from tests.tools import require
 
 NOW = datetime(2026, 11, 26, 14, 30, tzinfo=LONDON)
 DEFS = CallDefinitions(20.0, "offered", 0.0, "ratio_of_sums")
@@ -50,8 +50,7 @@ def exposition(taxonomy, ctx):
 
 
 def test_promtool_accepts_the_exposition(exposition, tmp_path):
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool missing: `make tools` installs Debian's prometheus package"
+    promtool = require("promtool")
     result = subprocess.run([promtool, "check", "metrics"], input=exposition.encode(),
                             capture_output=True, timeout=30)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
