@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import faust
+from aiokafka import TopicPartition
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
 from prometheus_client import (
@@ -25,13 +26,14 @@ from prometheus_client import (
 )
 
 from stream import progress
+from stream.agents import TopicAgent
+from stream.batches import BatchApp, batch_consumer
 from stream.changelog import ChangelogWriter
 from stream.clock import Clock, make_clock
-from stream.decoder import Decoder, Limits, Rejection
+from stream.decoder import Decoder, Limits
 from stream.figures import FactContext
 from stream.metrics import CallDefinitions, FiguresCollector, LagCollector, PipelineMetrics
-from stream.processor import TP, FamilyProcessor, FigureState, deadletter_message
-from stream.records import Record
+from stream.processor import TP, FamilyProcessor, FigureState
 from stream.rules import load_rules
 from stream.settings import Settings
 from stream.taxonomy import load_taxonomy
@@ -46,7 +48,7 @@ log = logging.getLogger("cspa.worker")
 class Worker:
     """The app and the state its views and tests look at."""
 
-    app: faust.App
+    app: BatchApp
     settings: Settings
     registry: CollectorRegistry
     state: FigureState
@@ -58,6 +60,7 @@ class Worker:
     tables: dict[str, Any] = field(default_factory=dict)  # source topic -> records table
     frontiers: dict[str, progress.Frontier] = field(default_factory=dict)  # per source topic
     writers: dict[str, ChangelogWriter] = field(default_factory=dict)  # per source topic
+    agents: dict[str, TopicAgent] = field(default_factory=dict)  # per source topic
     #: (topic, partition) -> where recovery says to resume (progress.start_offset)
     starts: dict[TP, int | None] = field(default_factory=dict)
 
@@ -79,8 +82,9 @@ class Worker:
             processor = by_topic.get(tp.topic)
             if processor is None:
                 continue
-            position = processor.positions.get(tp.partition)
-            if position is None:  # nothing processed yet: count from the committed offset
+            # the frontier: where processing stands (set at every assignment)
+            position = self.frontiers[tp.topic].next.get(tp.partition)
+            if position is None:  # before the first assignment: the committed offset
                 committed = consumer._committed_offset  # type: ignore[attr-defined]
                 position = committed.get(tp) or 0
             try:
@@ -104,20 +108,36 @@ class Worker:
 
     def on_resume_seek(self, plan: Any, committed: Any, targets: Any) -> None:
         """After an assignment's seeks: log them; start any frontier recovery did not set."""
-        for writer in self.writers.values():
-            writer.forget_markers()
         for topic, frontier in self.frontiers.items():
             mine = {tp.partition: offset for tp, offset in targets.items() if tp.topic == topic}
             frontier.drop(mine)
+            writer = self.writers[topic]
+            writer.forget_markers()
             for partition, offset in mine.items():
-                if partition not in frontier.next:
-                    frontier.reset(partition, offset)
+                frontier.reset(partition, offset)  # the consumer starts there now
+                if progress.resume_offset(self.tables[topic], partition) == offset:
+                    writer.durable[partition] = offset  # restored from Kafka: committable
         for tp, offset in plan.items():
             before = committed.get(tp) or 0
             direction = "back" if offset < before else "forward"
             self.metrics.resume_seeks.labels(tp.topic, direction).inc()
             log.warning("resume topic=%s partition=%d offset=%d committed=%d (%s)",
                         tp.topic, tp.partition, offset, before, direction)
+
+    async def wait_idle(self) -> None:
+        """Until no agent is inside a batch (a rebalance waits for this)."""
+        for agent in self.agents.values():
+            await agent.idle.wait()
+
+    async def commit_progress(self) -> None:
+        """Commit the source offsets the state's markers vouch for; settle idle writers."""
+        offsets = {}
+        for topic, writer in self.writers.items():
+            if self.agents[topic].idle.is_set():
+                await writer.settle()
+            offsets.update({TopicPartition(topic, p): o for p, o in writer.durable.items()})
+        if offsets and not (self.app.rebalancing or self.app.in_recovery):
+            await batch_consumer(self.app).commit_markers(offsets)
 
     def current(self) -> tuple[Any, dict[str, int]]:
         owned = self.owned()
@@ -138,7 +158,7 @@ def fact_context(settings: Settings) -> FactContext:
 
 def create_app(settings: Settings) -> Worker:
     """Build the worker's Faust app from settings."""
-    app = progress.ResumingApp(
+    app = BatchApp(
         settings.app_id, env={}, broker=f"kafka://{settings.broker}", store=settings.store,
         datadir=str(settings.data_dir), web_host=settings.web_host,
         web_bind=settings.web_host, web_port=settings.web_port, web_enabled=True,
@@ -149,9 +169,11 @@ def create_app(settings: Settings) -> Worker:
         producer_acks=-1, logging_config=None,
         broker_session_timeout=settings.session_timeout_seconds,
         # Throughput: batch the changelog writes (one produce request per event
-        # otherwise) and fetch in large batches.
+        # otherwise) and fetch in large batches. Offsets are committed from the
+        # progress markers (Worker.commit_progress), not by Faust's acknowledgements.
         producer_linger=0.005, producer_max_batch_size=1_048_576,
-        broker_max_poll_records=2000, stream_buffer_maxsize=8192,
+        broker_max_poll_records=settings.batch_size,
+        broker_commit_interval=settings.commit_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
     )
     disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
@@ -183,6 +205,9 @@ def create_app(settings: Settings) -> Worker:
     metrics.prime(p.topic for p in worker.processors.values())
     app.resume_offsets = worker.resume_offsets
     app.on_resume_seek = worker.on_resume_seek
+    app.on_refetch = lambda tp: metrics.refetches.labels(tp.topic).inc()
+    app.wait_idle = worker.wait_idle
+    app.timer(settings.commit_seconds, name="commit-progress")(worker.commit_progress)
     _add_views(worker)
     return worker
 
@@ -202,21 +227,27 @@ def _add_agent(worker: Worker, processor: FamilyProcessor, partitions: int,
                dlq: faust.TopicT) -> None:
     app = worker.app
     name = processor.topic
-    source = app.topic(name, value_serializer="raw", key_serializer="raw",
-                       partitions=partitions)
+    # Subscribed through the conductor so Faust assigns its partitions with the table's;
+    # its records reach the agent in batches through the channel (stream/batches.py).
+    app.topics.add(app.topic(name, value_serializer="raw", key_serializer="raw",
+                             partitions=partitions))
     table = app.Table(f"records-{name}", partitions=partitions, key_type=str,
                       value_type=bytes)
     worker.tables[name] = table
     frontier = worker.frontiers[name] = progress.Frontier()
     writer = worker.writers[name] = ChangelogWriter(app, table)
+    agent = worker.agents[name] = TopicAgent(
+        processor, table, frontier, writer, dlq, worker.metrics,
+        epoch_of=lambda tp: batch_consumer(app).epoch(tp))
+    channel = app.channel(maxsize=worker.settings.batches_buffered)
+    app.batch_sinks[name] = channel.put  # type: ignore[assignment]  # takes any item
 
     async def rebuild() -> None:
         active = {p for t, p in worker.owned() if t == name}
         started = time.monotonic()
         records_only = ((k, v) for k, v in table.items() if not progress.is_marker(k))
         counted = worker.state.rebuild(name, records_only, active, worker.ctx, worker.work)
-        # The frontiers start where the restored state ends, before Faust resumes the
-        # stream: a message delivered from then on moves them (see progress.Frontier).
+        # The frontiers start where the restored state ends, before the stream resumes.
         frontier.drop(active)
         for partition in active:
             start = progress.start_offset(table, partition, counted[partition] > 0)
@@ -228,66 +259,7 @@ def _add_agent(worker: Worker, processor: FamilyProcessor, partitions: int,
                  name, len(active), counted.total(), time.monotonic() - started)
 
     table.on_recover(rebuild)
-
-    filler = progress.HoleFiller(worker.settings.broker,
-                                 worker.settings.kafka_client_kwargs())
-
-    def apply(partition: int, offset: int, key: bytes | None, value: bytes | None,
-              timestamp_ms: float, pending: dict[str, Record], owners: dict[str, int],
-              rejected: list[tuple[Any, ...]]) -> None:
-        processor.positions[partition] = offset + 1
-        owners[progress.marker_key(partition)] = partition
-        try:
-            result = processor.process(key, value, partition, timestamp_ms, table,
-                                       pending=pending)
-        except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
-            # Only the exception's type: its message could quote event data.
-            result = Rejection("internal_error", type(exc).__name__)
-            worker.metrics.rejected.labels(name, result.reason).inc()
-        if isinstance(result, Rejection):
-            rejected.append((partition, offset, timestamp_ms, key, value, result))
-        elif result.changed:
-            owners[result.table_key] = partition
-
-    async def fill(partition: int, start: int, end: int, *batch: Any) -> None:
-        records = await filler.read(name, partition, start, end)
-        worker.metrics.holes.labels(name).inc()
-        log.warning("hole topic=%s partition=%d offsets=%d-%d: read %d messages from Kafka",
-                    name, partition, start, end - 1, len(records))
-        for r in records:
-            frontier.see(partition, r.offset)
-            apply(partition, r.offset, r.key, r.value, r.timestamp, *batch)
-        frontier.filled(partition, end)
-
-    async def agent(stream: faust.StreamT[bytes]) -> None:
-        # Batches amortise Faust's per-event cost and coalesce changelog writes.
-        batch_size, within = worker.settings.batch_size, worker.settings.batch_seconds
-        pending: dict[str, Record] = {}
-        owners: dict[str, int] = {}  # table key -> changelog partition to write it to
-        async for events in stream.take_events(batch_size, within=within):  # type: ignore[attr-defined]
-            rejected: list[tuple[Any, ...]] = []
-            for event in events:
-                msg = event.message
-                hole = frontier.see(msg.partition, msg.offset)
-                if hole is not None:
-                    await fill(msg.partition, hole, msg.offset, pending, owners, rejected)
-                    frontier.see(msg.partition, msg.offset)
-                apply(msg.partition, msg.offset, msg.key, msg.value, msg.timestamp * 1000,
-                      pending, owners, rejected)
-            if rejected:
-                sent = []
-                for partition, offset, timestamp_ms, key, value, rejection in rejected:
-                    log.warning("rejected topic=%s partition=%d offset=%d reason=%s detail=%s",
-                                name, partition, offset, rejection.reason, rejection.detail)
-                    sent.append(await dlq.send(key=key, value=deadletter_message(
-                        name, partition, offset, timestamp_ms, key, value, rejection)))
-                # The markers must not claim a rejected event whose dead letter is
-                # not on the broker yet: each future resolves on Kafka's acknowledgement.
-                for fut in sent:
-                    await fut
-            await writer.write(pending, owners, frontier)
-
-    app.agent(source, name=f"agent-{name}")(agent)
+    app.agent(channel, name=f"agent-{name}")(agent.run)
 
 
 def _add_views(worker: Worker) -> None:

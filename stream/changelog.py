@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import faust
@@ -29,10 +30,23 @@ class ChangelogWriter:
         self.name = self.topic.get_topic_name()
         self.inflight: list[Any] = []  # delivery futures of the last batch
         self.due: list[tuple[int, str, bytes]] = []  # markers waiting for those
+        self.sent: dict[int, int] = {}  # markers among the in-flight writes
+        #: source partition -> next offset, for markers Kafka has acknowledged
+        self.durable: dict[int, int] = {}
+        self.lock = asyncio.Lock()
 
     def forget_markers(self) -> None:
         """Drop held-back markers (after an assignment: the partitions may have moved)."""
         self.due = []
+        self.sent = {}
+        self.durable = {}
+
+    async def settle(self) -> None:
+        """When idle: wait for the in-flight writes and send the held-back markers."""
+        if self.lock.locked() or not (self.inflight or self.due):
+            return
+        async with self.lock:
+            await self._send([])
 
     async def write(self, pending: dict[str, Record], owners: dict[str, int],
                     frontier: progress.Frontier) -> None:
@@ -45,10 +59,17 @@ class ChangelogWriter:
                 markers.append((partition, key, progress.encode(offset)))
         pending.clear()
         owners.clear()
+        async with self.lock:
+            await self._send(records)
+            self.due = markers
+
+    async def _send(self, records: list[tuple[int, str, bytes]]) -> None:
         previous, self.inflight = self.inflight, []
         for fut in previous:
             await fut  # raises if Kafka refused a write after its retries: the agent stops
-        due, self.due = self.due, markers
+        self.durable.update(self.sent)
+        due, self.due = self.due, []
+        self.sent = {partition: int(value) for partition, _, value in due}
         producer = self.app.producer._producer  # type: ignore[attr-defined]
         data, prepare = self.table.data, self.topic.prepare_key
         key_serializer = self.table.key_serializer

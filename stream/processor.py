@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import time
 from collections import Counter
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,25 +95,51 @@ class FamilyProcessor:
                 timestamp_ms: float | None, table: MutableMapping[str, bytes],
                 now: float | None = None,
                 pending: dict[str, records.Record] | None = None) -> Applied | Rejection:
-        """Apply one message. The caller sends a Rejection to the dead-letter topic.
+        """Apply one message and count it (``fold`` and ``batch_done`` in one call).
 
-        With ``pending`` (a batch), changed records are kept there, decoded, and
-        written to the table once by ``flush``: a case touched several times in
-        a batch costs one changelog write.
+        The worker folds whole batches with ``fold`` and counts them once with
+        ``batch_done``; this is the same for a single message.
         """
         now = time.time() if now is None else now
-        m = self._children
-        m.consumed.inc()
-        m.last_processed.set(now)
+        result = self.fold(key, value, partition, table, now, pending)
+        self._count(1, now)
         if timestamp_ms is not None:
-            m.latency.observe(max(0.0, now - timestamp_ms / 1000.0))
+            self._children.latency.observe(max(0.0, now - timestamp_ms / 1000.0))
+        return result
+
+    def batch_done(self, partition: int, batch: Sequence[Any]) -> None:
+        """Count a folded batch of aiokafka records: consumed, latency, position."""
+        now = time.time()
+        self._count(len(batch), now)
+        observe = self._children.latency.observe
+        for r in batch:
+            if r.timestamp is not None:
+                observe(max(0.0, now - r.timestamp / 1000.0))
+        self.positions[partition] = batch[-1].offset + 1
+
+    def _count(self, n: int, now: float) -> None:
+        m = self._children
+        m.consumed.inc(n)
+        m.last_processed.set(now)
+
+    def fold(self, key: bytes | None, value: bytes | None, partition: int,
+             table: MutableMapping[str, bytes], now: float | None = None,
+             pending: dict[str, records.Record] | None = None) -> Applied | Rejection:
+        """Decode one message and fold it into its case record; the caller counts it.
+
+        A Rejection goes to the dead-letter topic (the caller sends it). With
+        ``pending`` (a batch), changed records are kept there, decoded, and written
+        to the table once by the caller: a case touched several times in a batch
+        costs one changelog write.
+        """
+        now = time.time() if now is None else now
         result = self.decoder.decode(key, value, now)
         if isinstance(result, Rejection):
             self.metrics.rejected.labels(self.topic, result.reason).inc()
             return result
         if result.timestamp > self._latest:
             self._latest = result.timestamp
-            m.last_event_time.set(self._latest)
+            self._children.last_event_time.set(self._latest)
         kind, slot, slot_value = records.slot_of(result)
         tkey = records.table_key(kind, result.key)
         if pending is not None and tkey in pending:
@@ -123,7 +149,7 @@ class FamilyProcessor:
             old = records.loads(raw) if raw is not None else None
         new = records.fold(old, kind, slot, slot_value, partition)
         if new is None:
-            m.duplicates.inc()
+            self._children.duplicates.inc()
             return Applied(result.event_type, False, tkey)  # type: ignore[attr-defined]
         if pending is None:
             table[tkey] = records.dumps(new)

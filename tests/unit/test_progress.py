@@ -90,7 +90,7 @@ def _frontier(starts, *seen):
     for partition, offset in starts.items():
         frontier.reset(partition, offset)
     for partition, offset in seen:
-        frontier.see(partition, offset)
+        frontier.advance(partition, offset)
     return frontier
 
 
@@ -107,7 +107,7 @@ async def test_markers_follow_their_records_one_batch_later_once_those_are_deliv
     assert pending == {} and owners == {}
 
     # the next batch waits for the first one's deliveries, then sends its markers first
-    frontier.see(0, 12)
+    frontier.advance(0, 11)
     nxt = asyncio.ensure_future(writer.write({"contact:cc": {"p": 0}},
                                              {progress.marker_key(0): 0, "contact:cc": 0},
                                              frontier))
@@ -137,41 +137,36 @@ async def test_a_refused_write_stops_the_writer_before_any_marker_vouches_for_it
 def test_held_back_markers_are_forgotten_after_an_assignment():
     writer, _, _ = _writer()
     writer.due = [(0, progress.marker_key(0), b"5")]
+    writer.durable = {0: 4}
     writer.forget_markers()
-    assert writer.due == []
+    assert writer.due == [] and writer.durable == {}
 
 
-def test_frontier_moves_over_contiguous_offsets_and_ignores_replays():
+@pytest.mark.asyncio
+async def test_markers_become_committable_only_once_kafka_has_them():
+    writer, producer, _ = _writer()
+    frontier = _frontier({0: 0}, (0, 6))
+    await writer.write({"contact:aa": {"p": 0}}, {progress.marker_key(0): 0, "contact:aa": 0},
+                       frontier)
+    assert writer.durable == {}
+    producer.futures[0].set_result(None)
+    await writer.settle()  # idle: the held-back marker goes out
+    assert [k for k, _, _ in producer.sent] == ["contact:aa", progress.marker_key(0)]
+    assert writer.durable == {}  # sent, not yet acknowledged
+    producer.futures[1].set_result(None)
+    await writer.settle()
+    assert writer.durable == {0: 7}
+    await writer.settle()  # nothing in flight, nothing held: no more writes
+    assert len(producer.sent) == 2
+
+
+def test_frontier_is_the_offset_after_the_last_processed_record():
     f = progress.Frontier()
     f.reset(0, 10)
-    assert [f.see(0, o) for o in (10, 11, 12, 11, 5)] == [None] * 5
-    assert f.next[0] == 13
-
-
-def test_frontier_stops_at_a_hole_until_it_is_filled():
-    f = progress.Frontier()
-    f.reset(0, 10)
-    assert f.see(0, 10) is None
-    assert f.see(0, 14) == 11  # 11-13 never delivered: reported, nothing moves
-    assert f.see(0, 15) == 11 and f.next[0] == 11
-    assert [f.see(0, o) for o in (11, 13)] == [None, 12]  # the filler found 11 and 13
-    f.filled(0, 14)  # 12 holds no message (a transaction marker)
-    assert f.next[0] == 14
-    assert [f.see(0, o) for o in (14, 15)] == [None, None] and f.next[0] == 16
-
-
-def test_filling_never_moves_a_frontier_back():
-    f = progress.Frontier()
-    f.reset(0, 20)
-    f.filled(0, 14)
-    assert f.next[0] == 20
-
-
-def test_without_a_frontier_nothing_moves():
-    # before an assignment sets it, delivered offsets say nothing about the state
-    f = progress.Frontier()
-    assert f.see(0, 500) is None
-    assert f.next == {}
+    f.advance(0, 14)  # a batch of 10..14, or one with transaction markers in between
+    assert f.next == {0: 15}
+    f.reset(0, 12)  # an assignment moves it back to the state's marker
+    assert f.next == {0: 12}
 
 
 def test_frontier_forgets_partitions_no_longer_assigned():

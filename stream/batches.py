@@ -1,0 +1,243 @@
+"""Fetched batches straight to the agents: the one place Faust's consumer is replaced.
+
+Written against faust-streaming ``FAUST_VERSION`` (``faust/transport/consumer.py``,
+``Consumer._drain_messages`` and ``perform_seek``); tests/unit/test_batches.py fails
+when the installed version differs, so a version bump is reviewed here first.
+
+Why: Faust hands every message to the conductor through
+``wait_first(callback(message), suspend_flow.wait())`` (two tasks and an
+``asyncio.wait`` per message), then builds an Event, queues it and pulls it through
+the stream and its sensors: about 250 us a message, ten times what the fold costs.
+Here the source topics' records go to their agent as one item per fetched partition
+batch (a ``Batch`` on an in-memory Faust channel). Everything else the consumer
+fetches (table changelogs during recovery and standby) still takes Faust's own path.
+
+Offsets are then this module's business, not Faust's acknowledgements:
+
+* Each source partition has a *cursor*: the next offset it expects from Kafka.
+  aiokafka returns a partition's records in order from its position, skipping only
+  offsets that hold no data record (transaction markers, aborted data), so a record
+  beyond the cursor is such a gap unless the position moved under a fetch that was
+  already in flight (a seek). Then the partition is sought back to the cursor and
+  the records dropped: nothing is ever skipped because of a seek.
+* Each partition has an *epoch*, bumped when an assignment moves it to the state's
+  progress marker. A batch carries the epoch it was fetched in; the agent drops a
+  batch from an earlier epoch (its records are fetched again from the marker).
+* Commits come from the progress markers once Kafka has them (``commit_markers``),
+  so Kafka's lag tools agree with the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+from stream.progress import rewind_plan
+
+#: The faust-streaming release whose consumer internals this module replaces.
+FAUST_VERSION = "0.15.3"
+
+#: Where each assigned source partition resumes: TP -> next offset, None = unknown.
+ResumeOffsets = Callable[[Iterable[TP]], Mapping[TP, int | None]]
+#: Called after an assignment's seeks with (plan, committed before, start per TP).
+OnResume = Callable[[Mapping[TP, int], Mapping[TP, int | None], Mapping[TP, int]], None]
+#: Takes one batch to its agent (a channel put); may block while the agent is busy.
+Sink = Callable[["Batch"], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Consecutive records of one source partition, as aiokafka fetched them."""
+
+    tp: TP
+    epoch: int
+    records: list[Any]  # aiokafka ConsumerRecord: offset, key, value, timestamp (ms)
+
+
+def follow(cursor: int | None, batch: list[Any], moved: bool) -> tuple[list[Any], bool]:
+    """The part of a fetched batch that continues from ``cursor``, and whether to refetch.
+
+    Records below the cursor were delivered already. A first record beyond it is a
+    gap: offsets without data records (transaction markers) when the position did not
+    move during the fetch; otherwise (``moved``: a seek raced it) the gap may hide
+    records, so nothing is delivered and the partition is read again from the cursor.
+    """
+    if cursor is None or not batch:
+        return batch, False
+    if batch[0].offset < cursor:
+        batch = [r for r in batch if r.offset >= cursor]
+    if batch and batch[0].offset > cursor and moved:
+        return [], True
+    return batch, False
+
+
+class BatchConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer with batch delivery and marker-driven positions."""
+
+    cursors: dict[TP, int]
+    epochs: dict[TP, int]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cursors = {}
+        self.epochs = {}
+        self._moves: dict[TP, int] = {}  # bumped at every seek of a partition
+
+    @property
+    def sinks(self) -> dict[str, Sink]:
+        """Source topic -> where its batches go (``BatchApp.batch_sinks``)."""
+        sinks: dict[str, Sink] = getattr(self.app, "batch_sinks", {})
+        return sinks
+
+    def epoch(self, tp: TP) -> int:
+        return self.epochs.get(tp, 0)
+
+    async def _seek(self, partition: TP, offset: int) -> None:
+        self._moved(partition, offset, new_epoch=True)
+        await super()._seek(partition, offset)
+
+    def _moved(self, tp: TP, offset: int, new_epoch: bool) -> None:
+        if tp.topic in self.sinks:
+            self._moves[tp] = self._moves.get(tp, 0) + 1
+            self.cursors[tp] = offset
+            if new_epoch:
+                self.epochs[tp] = self.epoch(tp) + 1
+
+    async def perform_seek(self) -> None:
+        """Faust's seek to the committed offsets, then to the state's markers."""
+        await super().perform_seek()
+        app = self.app
+        resume_offsets: ResumeOffsets | None = getattr(app, "resume_offsets", None)
+        if resume_offsets is None:
+            return
+        assigned = self.assignment()
+        committed: Any = self._committed_offset
+        resume = resume_offsets(assigned)
+        plan = rewind_plan(assigned, committed, resume)
+        before = {tp: committed.get(tp) for tp in plan}
+        starts = {tp: start if start is not None else (committed.get(tp) or 0)
+                  for tp, start in resume.items()}
+        for tp, offset in plan.items():
+            await self.seek(tp, offset)
+        for tp, offset in starts.items():
+            if tp not in plan:  # Faust's own seek moved it: start a new epoch there too
+                self._moved(tp, offset, new_epoch=True)
+        on_resume: OnResume | None = getattr(app, "on_resume_seek", None)
+        if on_resume is not None:
+            on_resume(plan, before, starts)
+
+    async def commit_markers(self, offsets: Mapping[TP, int]) -> bool:
+        """Commit source offsets the state's markers vouch for (on Kafka already)."""
+        committed: Any = self._committed_offset
+        due = {tp: o for tp, o in offsets.items() if (committed.get(tp) or -1) != o}
+        if not due:
+            return False
+        return bool(await self._commit_offsets(due))
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # replaces Faust's loop
+        consumer_stopped = self._stopped.is_set
+        fetcher_stopped = fetcher._stopped.is_set
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                moves = dict(self._moves)
+                records, active = await self._wait_next_records(1.0)
+                if not records or self.should_stop:
+                    continue
+                if not self.flow_active:  # a rebalance began under the fetch
+                    await self.perform_seek()
+                    continue
+                await self._deliver(records, active, moves)
+        except self.consumer_stopped_errors:
+            if not self.transport.app.should_stop:
+                raise
+        except asyncio.CancelledError:
+            if not self.transport.app.should_stop:
+                raise
+
+    async def _deliver(self, records: Mapping[TP, list[Any]], active: set[TP] | None,
+                       moves: Mapping[TP, int]) -> None:
+        generation = self.app.consumer_generation_id
+        for tp, batch in records.items():
+            if not self.flow_active or self.app.consumer_generation_id != generation:
+                return  # the rebalance's seek positions every partition again
+            if active is not None and tp not in active and tp not in self._buffered_partitions:
+                continue
+            sink = self.sinks.get(tp.topic)
+            if sink is None:
+                await self._deliver_one_by_one(tp, batch)
+                continue
+            batch = self._contiguous(tp, batch, moved=moves.get(tp) != self._moves.get(tp))
+            if batch:
+                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                self.app.monitor.stream_inbound_time[tp] = asyncio.get_running_loop().time()
+                item = Batch(tp, self.epoch(tp), batch)
+                await self.wait_first(sink(item), self.suspend_flow.wait())
+                self.cursors[tp] = batch[-1].offset + 1
+
+    def _contiguous(self, tp: TP, batch: list[Any], moved: bool) -> list[Any]:
+        """The records that follow the cursor; none (and a seek back) after a lost race."""
+        batch, refetch = follow(self.cursors.get(tp), batch, moved)
+        if refetch:
+            cursor = self.cursors[tp]
+            self._moves[tp] = self._moves.get(tp, 0) + 1
+            self._thread.seek(tp, cursor)
+            on_refetch: Callable[[TP], None] | None = getattr(self.app, "on_refetch", None)
+            if on_refetch is not None:
+                on_refetch(tp)
+        return batch
+
+    async def _deliver_one_by_one(self, tp: TP, batch: list[Any]) -> None:
+        """Faust's own path, for every topic that is not a batch source."""
+        callback = self.callback
+        read = self._read_offset
+        for record in batch:
+            last = read[tp]
+            if last is None or record.offset >= last:
+                await self.wait_first(callback(self._to_message(tp, record)),
+                                      self.suspend_flow.wait())
+                read[tp] = record.offset
+
+
+def batch_consumer(app: faust.App) -> BatchConsumer:
+    """The app's consumer, which ``BatchApp`` makes a ``BatchConsumer``."""
+    consumer = app.consumer
+    assert isinstance(consumer, BatchConsumer)
+    return consumer
+
+
+class BatchTransport(faust_aiokafka.Transport):
+    Consumer: ClassVar[Any] = BatchConsumer
+
+
+class BatchApp(faust.App):
+    """A Faust app whose source topics reach their agents in batches.
+
+    Set ``resume_offsets``, ``on_resume_seek`` and ``wait_idle`` after building it,
+    and put each source topic's sink (its agent's channel) in ``batch_sinks``.
+    """
+
+    batch_sinks: dict[str, Sink]
+
+    resume_offsets: ResumeOffsets | None = None
+    on_resume_seek: OnResume | None = None
+    on_refetch: Callable[[TP], None] | None = None
+    #: awaited when a rebalance waits for the streams: the batch agents finish theirs
+    wait_idle: Callable[[], Awaitable[None]] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batch_sinks = {}
+
+    def _new_transport(self) -> Any:
+        return BatchTransport(self.conf.broker_consumer, self)
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        await super()._consumer_wait_empty(consumer, logger)
+        if self.wait_idle is not None:
+            await self.wait_idle()
