@@ -357,6 +357,11 @@ figure{margin:0}figcaption{font-weight:bold;margin-bottom:.3em}.bar{fill:#1d5aa6
 #basis-calendar:checked~.calendar{display:block}#basis-calendar:checked~.working{display:none}
 #basis-working:checked~.working{display:block}#basis-working:checked~.calendar{display:none}
 .suppressed{font-weight:bold;color:#a00}
+@page{size:A4;margin:15mm}
+@media print{body{margin:0;max-width:none;font-size:9.5pt}h2{margin-top:1.2em}
+h1,h2,caption,figcaption{break-after:avoid}tr,figure,.defs,p{break-inside:avoid}
+thead{display:table-header-group}table{max-width:100%}th,td{padding:.15em .4em}
+.toggle input,.toggle label,.toggle p{display:none}}
 """
 
 

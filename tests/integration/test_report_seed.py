@@ -4,17 +4,23 @@ Events built from the seed's own tables (tests/reportgen.py ``seed_dataset``; ca
 counts from tests/unit/test_report.py) go through the real broker into a real worker;
 ``python -m stream report`` must then print the seed's figures (shared/seed/000_...txt):
 sections 1 (RFS), 2 (MAP text), 3 (Level 3), 4 (average days to complete contacts) and 5
-(EHH audits), including its N/A cells and its legacy mean-of-months totals.
+(EHH audits), including its N/A cells and its legacy mean-of-months totals. Its HTML is
+also opened in headless Chromium, on screen and printed on A4, as committee members read it.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from tests import reportgen as rg
+from tests.integration import browser
+from tests.integration.harness import ROOT
 from tests.integration.reporting import Pipeline, pipeline
 
 pytestmark = pytest.mark.integration
@@ -188,3 +194,27 @@ def test_every_figure_equals_the_independent_expectation(
         loaded: Loaded, months: tuple[str, ...], flags: tuple[str, ...], defs: rg.Defs) -> None:
     doc = loaded.p.report_json(f"{months[0]}..{months[-1]}", *flags, **CALL_SETTINGS)
     assert rg.compare(doc, rg.expected_report(loaded.facts, months, defs)) == []
+
+
+#: The five sections of the committee report, by their HTML ids.
+SECTIONS = ("rfs", "map", "info_advice", "commentary", "audits")
+SCREENSHOT = ROOT / "docs" / "report-seed-months.png"
+
+
+def test_html_report_in_a_real_browser(loaded: Loaded, tmp_path: Path) -> None:
+    """The seed months' HTML, as analysts forward it, in headless Chromium at 1280 px and
+    printed to an A4 PDF: five sections, drawn charts, tables within the width, no row cut
+    by a page break, no console error (tests/integration/browser.py). With
+    UPDATE_SCREENSHOT=1 its screenshot replaces docs/report-seed-months.png."""
+    page = tmp_path / "report.html"
+    loaded.p.report("2019-08..2019-10", "html", "--output", str(page), **CALL_SETTINGS)
+    seen = browser.inspect(page, tmp_path / "browser")
+    assert browser.problems(seen, SECTIONS) == []
+    assert {c["id"] for c in seen.screen["charts"]} == {
+        "chart-map_by_month", "chart-map_agencies", "chart-map_by_agency",
+        "chart-map_by_outcome", "chart-map_days_working", "chart-map_days_calendar"}
+    assert len(seen.pdf.page_sizes) > 1 and len(seen.pdf.rows) > 100
+    if os.environ.get("UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(seen.screenshot, SCREENSHOT)
+    print(f"\nbrowser: {len(seen.pdf.page_sizes)} A4 pages, {len(seen.pdf.rows)} rows, "
+          f"screenshot {seen.screenshot}, PDF {seen.pdf_path}")
