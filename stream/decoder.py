@@ -134,9 +134,21 @@ class Decoder:
     def _check_event(self, event: Event, key: bytes | None, now: float) -> Event | Rejection:
         if key is None or key.decode("utf-8", "replace") != event.key:
             return Rejection("key_mismatch", "message key differs from the event's case key")
-        ts = event.timestamp
-        if ts < self._limits.earliest.timestamp():
-            return Rejection("timestamp_out_of_range", "occurred_at before the earliest year")
-        if ts > now + self._limits.max_future_skew_seconds:
-            return Rejection("timestamp_out_of_range", "occurred_at in the future")
-        return event
+        return out_of_range(event, self._limits, now) or event
+
+
+def out_of_range(event: Event, limits: Limits, now: float) -> Rejection | None:
+    """Why an event's times are out of bounds, or None (shared with the producer API).
+
+    A ``recorded_at`` in the future would outrank every later correction of its
+    slot, so it is bounded like ``occurred_at`` (it is never before it).
+    """
+    ts = event.timestamp
+    if ts < limits.earliest.timestamp():
+        return Rejection("timestamp_out_of_range", "occurred_at before the earliest year")
+    if ts > now + limits.max_future_skew_seconds:
+        return Rejection("timestamp_out_of_range", "occurred_at in the future")
+    recorded = event.recorded_timestamp
+    if recorded is not None and recorded > now + limits.max_future_skew_seconds:
+        return Rejection("timestamp_out_of_range", "recorded_at in the future")
+    return None

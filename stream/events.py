@@ -12,6 +12,7 @@ Error messages never quote the offending value: it may describe a child.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -88,6 +89,10 @@ class Event(BaseModel):
     schema_version: Literal[1] = Field(description="contract version of this event")
     occurred_at: AwareDatetime = Field(
         description="when it happened upstream, RFC 3339 with its UTC offset")
+    recorded_at: AwareDatetime | None = Field(None, description=(
+        "when this version was recorded upstream (a correction made after the fact), RFC 3339 "
+        "with its UTC offset, not before occurred_at; absent means occurred_at. Of two "
+        "versions of one fact the later recorded wins; figures keep its occurred_at"))
     source_system: SourceSystem
 
     @field_validator("schema_version", mode="before")
@@ -96,6 +101,19 @@ class Event(BaseModel):
         # Literal[1] also matches True and 1.0 (they equal 1): a version is an integer.
         if type(value) is not int:
             raise PydanticCustomError("int_type", "schema_version must be an integer")
+        return value
+
+    @field_validator("recorded_at")
+    @classmethod
+    def _recorded_after_occurred(cls, value: datetime | None,
+                                 info: ValidationInfo) -> datetime | None:
+        # A version recorded before its fact happened cannot be a correction, and
+        # would lose to the uncorrected version: refuse it rather than ignore it.
+        # (Runs only when recorded_at is sent: no cost to other events.)
+        occurred = info.data.get("occurred_at")
+        if value is not None and occurred is not None and value < occurred:
+            raise PydanticCustomError("recorded_before_occurred",
+                                      "recorded_at is earlier than occurred_at")
         return value
 
     @property
@@ -107,6 +125,13 @@ class Event(BaseModel):
     def timestamp(self) -> float:
         """Event time as POSIX seconds (the Kafka record timestamp / 1000)."""
         return self.occurred_at.timestamp()
+
+    @property
+    def recorded_timestamp(self) -> float | None:
+        """When this version was recorded (POSIX s), if later than it occurred; else None."""
+        if self.recorded_at is None or self.recorded_at == self.occurred_at:
+            return None
+        return self.recorded_at.timestamp()
 
 
 class ContactEvent(Event):

@@ -11,13 +11,17 @@ stamped with its event time as the Kafka timestamp. The producer is idempotent
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaProducer
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from stream.decoder import Limits, out_of_range
 from stream.events import FAMILIES, Event
 from stream.settings import Settings
 from stream.taxonomy import Taxonomy, load_taxonomy
@@ -32,22 +36,60 @@ def family_of(event_type: str, topics: Mapping[str, TopicSpec]) -> str:
     raise ValueError(f"unknown event type {event_type!r}")
 
 
+def settings_limits(settings: Settings) -> Limits:
+    """The worker's input bounds under these settings."""
+    return Limits(settings.max_payload_bytes, settings.max_future_skew_seconds)
+
+
 def encode(event: Event) -> bytes:
     """The wire form of an event: compact JSON, exactly the contract's fields."""
     return event.model_dump_json(exclude_none=True).encode()
 
 
 class EventValidator:
-    """Builds contract events from plain dicts, checking them like the worker does."""
+    """Builds contract events, accepting and refusing exactly what the worker does.
 
-    def __init__(self, taxonomy: Taxonomy) -> None:
+    The worker validates JSON bytes, where a time is an RFC 3339 string. So
+    ``build`` takes a document in JSON form (``json.loads`` of a line) or in
+    Python form (``datetime`` objects, tuples) and turns it into those bytes
+    first: one validation path for every producer, with the worker's
+    strictness (naive times, ``true`` or ``1.0`` as the version, unknown
+    fields refused) and its bounds (size, earliest year, future skew).
+    """
+
+    def __init__(self, taxonomy: Taxonomy, limits: Limits | None = None) -> None:
         self._context = {"taxonomy": taxonomy}
         self._adapters = {f: TypeAdapter(u) for f, u in FAMILIES.items()}
+        self._limits = limits or Limits()
 
-    def build(self, family: str, data: Mapping[str, Any]) -> Event:
-        """Validate a dict (JSON types) into an event; raises pydantic.ValidationError."""
-        event: Event = self._adapters[family].validate_python(dict(data), context=self._context)
+    def build(self, family: str, data: Mapping[str, Any], now: float | None = None) -> Event:
+        """Validate a document (JSON or Python form) into an event.
+
+        Raises pydantic.ValidationError, also for values JSON cannot carry and
+        for times out of the worker's bounds (``now``: POSIX s, default the clock).
+        """
+        try:
+            raw = orjson.dumps(data)
+        except TypeError:  # orjson.JSONEncodeError: a set, bytes, a huge int, a non-str key
+            raise _refusal("wrong_type", "not representable in JSON") from None
+        return self.build_json(family, raw, now)
+
+    def build_json(self, family: str, raw: bytes, now: float | None = None) -> Event:
+        """Validate the wire form (JSON bytes) of an event; as ``build``."""
+        if len(raw) > self._limits.max_payload_bytes:
+            raise _refusal("payload_too_large", "larger than the worker accepts")
+        event: Event = self._adapters[family].validate_json(raw, strict=True,
+                                                            context=self._context)
+        bad = out_of_range(event, self._limits, time.time() if now is None else now)
+        if bad is not None:
+            raise _refusal(bad.reason, bad.detail)
         return event
+
+
+def _refusal(kind: str, message: str, loc: tuple[str, ...] = ()) -> ValidationError:
+    """A ValidationError for a check pydantic does not make itself (one error kind)."""
+    error = InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=None)
+    return ValidationError.from_exception_data("Event", [error])
 
 
 class EventProducer:
@@ -55,7 +97,8 @@ class EventProducer:
 
     def __init__(self, settings: Settings, **producer_kwargs: Any) -> None:
         self.topics = load_topics()
-        self.validator = EventValidator(load_taxonomy(settings.taxonomy_path))
+        self.validator = EventValidator(load_taxonomy(settings.taxonomy_path),
+                                        settings_limits(settings))
         options: dict[str, Any] = dict(
             bootstrap_servers=settings.broker, enable_idempotence=True, acks="all",
             linger_ms=5, max_batch_size=256 * 1024, **settings.kafka_client_kwargs())

@@ -2,12 +2,21 @@
 
 A record holds one *slot* per event type (a progression has one slot per
 destination). Folding is a commutative, idempotent merge: a slot keeps the
-event with the greatest ``(occurred_at, event_id)``, so
+latest recorded *version*, the event with the greatest
+``(recorded_at or occurred_at, occurred_at, event_id)`` (``order``), so
 
 * the same event delivered twice changes nothing (counted once),
-* a correction (a later event of the same type) replaces the earlier one,
+* a correction replaces the earlier version: one sent with a later
+  ``recorded_at`` keeps the business time (``occurred_at``) it corrects, while
+  one without ``recorded_at`` is simply a later event of the same type,
 * arrival order does not matter: a completion that arrives before its opening
-  is kept and matched when the opening arrives.
+  is kept and matched when the opening arrives, a correction that arrives
+  before the version it corrects still wins.
+
+Keeping the maximum of a total order is commutative, associative and
+idempotent; two events only tie when they are the same version (same id and
+times). Figures read only ``occurred_at`` (slot[0]): durations and months are
+business time, whenever the version was recorded.
 
 Records are plain JSON-able dicts (stored as bytes in a Faust table). All the
 figures are a pure function of the records (``stream.figures``), which is why
@@ -37,13 +46,29 @@ from stream.events import (
 )
 
 Record = dict[str, Any]
-#: A slot: [event time (POSIX s), event id, *fields]
+#: A slot: [occurred_at (POSIX s), version, *fields]. The version is the event id,
+#: or [recorded_at (POSIX s), event id] for an event recorded after it occurred:
+#: old records and uncorrected events stay as they were, and only corrections
+#: pay the extra bytes.
 Slot = list[Any]
+
+
+def _version(event: Event) -> str | list[Any]:
+    recorded = event.recorded_timestamp
+    return event.event_id if recorded is None else [recorded, event.event_id]
+
+
+def order(value: Slot) -> tuple[float, float, str]:
+    """(recorded, occurred, event id) of a slot: the greatest is the version kept."""
+    version = value[1]
+    if isinstance(version, str):
+        return value[0], value[0], version
+    return version[0], value[0], version[1]
 
 
 def slot_of(event: Event) -> tuple[str, str, Slot]:
     """(record kind, slot name, slot value) of an event."""
-    ts, eid = event.timestamp, event.event_id
+    ts, eid = event.timestamp, _version(event)
     match event:
         case ContactReceived():
             return "contact", "rcv", [ts, eid, event.channel, event.source_code, event.team]
@@ -88,7 +113,7 @@ def fold(record: Record | None, kind: str, slot: str, value: Slot,
     if record is None:
         return {"k": kind, "p": partition, slot: value}
     current = record.get(slot)
-    if current is not None and (current[0], current[1]) >= (value[0], value[1]):
+    if current is not None and order(current) >= order(value):
         return None
     updated = dict(record)
     updated[slot] = value
@@ -96,9 +121,11 @@ def fold(record: Record | None, kind: str, slot: str, value: Slot,
 
 
 def dumps(record: Record) -> bytes:
+    """Compact JSON; POSIX floats round-trip exactly, so ``order`` survives storage."""
     return orjson.dumps(record)
 
 
 def loads(raw: bytes) -> Record:
+    """A stored record, as written (records from before ``recorded_at`` need no migration)."""
     value: Record = orjson.loads(raw)
     return value

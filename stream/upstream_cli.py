@@ -15,15 +15,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from stream.events import FAMILIES, Event
-from stream.producer import EventProducer, encode, family_of
+from stream.events import Event
+from stream.producer import EventProducer, EventValidator, encode, family_of, settings_limits
 from stream.settings import Settings
 from stream.taxonomy import load_taxonomy
 from stream.topics import load_topics
@@ -96,18 +96,16 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def parse_event(raw: bytes, settings: Settings) -> Event:
-    """Validate one event given as JSON bytes, exactly as the worker would."""
+    """Validate one event given as JSON bytes, exactly as the worker would.
+
+    Raises ValueError (not an object, no event type) or pydantic.ValidationError.
+    """
     obj = orjson.loads(raw)
     if not isinstance(obj, dict) or not isinstance(obj.get("event_type"), str):
         raise ValueError("the JSON must be an object with an event_type")
     family = family_of(obj["event_type"], load_topics())
-    adapter: TypeAdapter[Any] = TypeAdapter(FAMILIES[family])
-    context = {"taxonomy": load_taxonomy(settings.taxonomy_path)}
-    event: Event = adapter.validate_json(raw, strict=True, context=context)
-    ahead = event.timestamp - datetime.now(UTC).timestamp()
-    if ahead > settings.max_future_skew_seconds:
-        raise ValueError(f"occurred_at is {ahead:.0f} s in the future; the worker would reject it")
-    return event
+    validator = EventValidator(load_taxonomy(settings.taxonomy_path), settings_limits(settings))
+    return validator.build_json(family, raw)
 
 
 async def _send_one(settings: Settings, event: Event) -> tuple[str, int, int]:

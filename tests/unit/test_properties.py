@@ -1,5 +1,6 @@
 """Properties: the decoder never raises and never echoes input; the aggregation never goes
-negative and a rebuild from the records equals the incremental figures."""
+negative, a rebuild from the records equals the incremental figures, and the fold is
+commutative and idempotent, corrections (``recorded_at``) included."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
+from stream import records
 from stream.decoder import REASONS, Decoder, Rejection
 from stream.events import FAMILIES, Event, event_type_of, family_types
 from stream.metrics import PipelineMetrics
@@ -131,7 +133,8 @@ def test_decoder_never_raises_or_echoes_on_json_objects(case, standard):
 def _op_events():
     """One step: a valid event of a few small cases, or an invalid message."""
     valid = st.tuples(st.just("valid"), st.integers(0, 5),
-                      st.sampled_from(["rcv", "dec", "prog_eh", "alloc", "ans", "abn"]),
+                      st.sampled_from(["rcv", "dec", "dec_fix", "prog_eh", "alloc", "ans",
+                                       "abn"]),
                       st.integers(-48, 400), st.integers(0, 3), st.integers(0, 90))
     invalid = st.tuples(st.just("invalid"), st.integers(0, 5),
                         st.sampled_from(["junk", "category", "mismatch", "negative"]),
@@ -159,6 +162,9 @@ def _message(op):
                                   ["6", "2A", "9"][variant % 3]),
         "dec": lambda: f.decided(contact, at, OUTCOMES[variant], [None, "information"][
             variant % 2]),
+        # a correction recorded ``wait`` hours after its business time (0: not a correction)
+        "dec_fix": lambda: dict(f.decided(contact, at, OUTCOMES[variant], "map_enquiry"),
+                                recorded_at=(at + timedelta(hours=wait)).isoformat()),
         "prog_eh": lambda: f.base("contact.progressed", at, contact_key=contact,
                                   destination="early_help"),
         "alloc": lambda: f.base("early_help.allocated", at, contact_key=contact),
@@ -222,3 +228,53 @@ def test_aggregation_never_negative_and_rebuild_equals_incremental(ctx, ops, bat
         for p in range(3):
             assert fresh.part(topic, p).to_json() == state.part(topic, p).to_json(), (fam, p)
             assert plain.part(topic, p).to_json() == state.part(topic, p).to_json(), (fam, p)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_op_events(), max_size=30), st.randoms(use_true_random=False))
+def test_any_delivery_order_and_duplicates_give_the_same_records_and_figures(ctx, ops, rng):
+    shuffled = ops + [op for op in ops if rng.random() < 0.3]  # re-deliveries
+    rng.shuffle(shuffled)
+    state, tables = _run(ops, ctx, None)
+    again, again_tables = _run(shuffled, ctx, 3)
+    decode = {fam: {k: orjson.loads(v) for k, v in t.items()} for fam, t in tables.items()}
+    assert decode == {fam: {k: orjson.loads(v) for k, v in t.items()}
+                      for fam, t in again_tables.items()}
+    for fam in tables:
+        for p in range(3):
+            topic = "t." + fam
+            assert again.part(topic, p).to_json() == state.part(topic, p).to_json(), (fam, p)
+
+
+#: versions of one decision: (business hour, recorded delay in hours or None, id)
+versions = st.lists(st.tuples(st.integers(0, 6), st.none() | st.integers(0, 6),
+                              st.sampled_from(["e-a", "e-b", "e-c"])), min_size=1, max_size=6,
+                    unique=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(versions, st.randoms(use_true_random=False))
+def test_a_slot_keeps_the_latest_recorded_version_whatever_the_order(vs, rng):
+    def slot(version):
+        hour, delay, eid = version
+        at = T0 + timedelta(hours=hour)
+        event = f.decided(f.key("v"), at, "map", "information")
+        event["event_id"] = f"version-{eid}-{hour}-{delay}"  # one id names one version
+        if delay is not None:
+            event["recorded_at"] = (at + timedelta(hours=delay)).isoformat()
+        decoded = DECODERS["contacts"].decode(f.key("v").encode(), orjson.dumps(event), NOW)
+        return decoded, records.slot_of(decoded)[2]
+
+    def recorded_key(event):  # the documented rule, computed from the events themselves
+        recorded = event.recorded_at or event.occurred_at
+        return recorded.timestamp(), event.occurred_at.timestamp(), event.event_id
+
+    built = [slot(v) for v in vs]
+    arrivals = built + [rng.choice(built) for _ in range(3)]
+    rng.shuffle(arrivals)
+    record = None
+    for _, value in arrivals:
+        record = records.fold(record, "contact", "dec", value, 0) or record
+    winner = max(built, key=lambda pair: recorded_key(pair[0]))
+    assert record is not None and record["dec"] == winner[1]
+    assert record["dec"][0] == winner[0].timestamp  # business time of the kept version
