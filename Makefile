@@ -26,7 +26,7 @@ check-tools: install tools ## Check that every external command the tests call r
 	$(PY) .ci/check-tools
 
 run: install tools ## Main job: local Kafka, a worker and a simulated day of traffic; prints the URLs
-	$(PY) -m stream run
+	$(PY) -m stream run $(if $(SCALE),--scale $(SCALE))
 
 year: install tools ## Replay a generated year (2019) of one council's traffic, then print its report
 	$(PY) -m stream run --start 2019-01-01 --days 365

@@ -34,6 +34,7 @@ from stream.decoder import Decoder, Limits
 from stream.figures import FactContext
 from stream.metrics import CallDefinitions, FiguresCollector, LagCollector, PipelineMetrics
 from stream.processor import TP, FamilyProcessor, FigureState
+from stream.queue_now import listen
 from stream.rules import load_rules
 from stream.settings import Settings
 from stream.taxonomy import load_taxonomy
@@ -189,6 +190,8 @@ def create_app(settings: Settings) -> Worker:
         settings.metrics_months, worker.clock.now))
     registry.register(LagCollector(worker.lag))
     registry.register(TimelinessCollector(worker.work, worker.clock.time, worker.owned))
+    registry.register(listen(worker.work, ctx.taxonomy.ordered("call_queue"),
+                             settings.calls_waiting_limit_seconds, worker.clock.time, worker.owned))
     registry.register(ProcessCollector(registry=None))
     # Faust's own sensors (milliseconds, not promtool-clean) on their own registry and path.
     setup_prometheus_sensors(app, pattern="/metrics/faust", registry=CollectorRegistry(),

@@ -73,6 +73,44 @@ def _worker_pidfile() -> Path:
     return CACHE / "worker.pid"
 
 
+def _simulator_pidfile() -> Path:
+    return CACHE / "simulator.pid"
+
+
+def _stop_pid(pidfile: Path) -> int | None:
+    """SIGTERM the process a pidfile names (SIGKILL after 10 s); its pid, if it was alive."""
+    if not _pid_alive(pidfile):
+        pidfile.unlink(missing_ok=True)
+        return None
+    pid = int(pidfile.read_text())
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        if not _pid_alive(pidfile):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    pidfile.unlink(missing_ok=True)
+    return pid
+
+
+def _continue_live(args: argparse.Namespace, start: date, days: int, cut: str) -> int:
+    """The same generation, from ``cut`` on, in real time in the background.
+
+    Calls queued from now on are sent as they happen and answered or abandoned after their
+    simulated wait, so the queue on the worker's clock moves (calls waiting, oldest wait).
+    """
+    _stop_pid(_simulator_pidfile())
+    log = (CACHE / "simulator.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream", "simulate", "--start", start.isoformat(),
+         "--days", str(days), "--seed", str(args.seed), "--scale", str(args.scale),
+         "--speed", "1", "--after", cut], stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True, cwd=ROOT)
+    _simulator_pidfile().write_text(str(proc.pid))
+    return proc.pid
+
+
 def _metrics_ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
@@ -115,8 +153,9 @@ def _caught_up(url: str, at_least: float) -> bool:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    """The main job: local broker, a worker in the background, simulated traffic up to now."""
-    from datetime import date, timedelta
+    """The main job: local broker, a worker in the background, simulated traffic up to now,
+    then the rest of today's traffic live (real time) in the background."""
+    from datetime import UTC, datetime, timedelta
 
     from stream.simulator import run as simulate
 
@@ -124,9 +163,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"broker   {broker.bootstrap} (pid {broker.pid})")
     start = args.start or date.today() - timedelta(days=args.days - 1)
     days = (date.today() - start).days + 1 if args.start is None else args.days
+    cut = datetime.now(UTC)
     sent = asyncio.run(simulate(settings, start, days, seed=args.seed, scale=args.scale,
-                                speed=None))
+                                speed=None, until=cut))
     print(f"simulator sent {sent} events ({start} + {days} day(s), up to now, seed {args.seed})")
+    live = _continue_live(args, start, days, cut.isoformat())
     base = f"http://{settings.web_host}:{settings.web_port}"
     deadline = time.monotonic() + max(120, sent / 500)
     while not _caught_up(base + "/metrics", sent):
@@ -139,6 +180,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"figures  {base}/figures")
     print(f"report   make report MONTHS={start:%Y-%m}..{last:%Y-%m}"
           f"   (or .venv/bin/python -m stream report --months ...)")
+    print(f"live     the rest of the period in real time (pid {live}, "
+          f"log {CACHE / 'simulator.log'})")
     print("stop     make stop")
     return 0
 
@@ -153,18 +196,10 @@ def _pid_alive(pidfile: Path) -> bool:
 
 
 def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
-    pidfile = _worker_pidfile()
-    if _pid_alive(pidfile):
-        pid = int(pidfile.read_text())
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
-            if not _pid_alive(pidfile):
-                break
-            time.sleep(0.1)
-        else:
-            os.kill(pid, signal.SIGKILL)
-        print(f"worker stopped (pid {pid})")
-    pidfile.unlink(missing_ok=True)
+    for name, pidfile in (("simulator", _simulator_pidfile()), ("worker", _worker_pidfile())):
+        pid = _stop_pid(pidfile)
+        if pid is not None:
+            print(f"{name} stopped (pid {pid})")
     devbroker.LocalBroker(devbroker.BrokerConfig(data_dir=CACHE / "broker")).stop()
     print("broker stopped")
     return 0

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 from stream.aggregates import Aggregates, Cell
 from stream.decoder import REASONS
+from stream.queue_now import asa_family
 
 DAY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 45.0)
 AGENCY_BUCKETS = tuple(float(n) for n in range(0, 13))
@@ -209,7 +210,8 @@ class FiguresCollector(Collector):
         year, mon = month.split("-")
         return index - (int(year) * 12 + int(mon) - 1) < self._months
 
-    def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily |
+                                  SummaryMetricFamily]:
         agg, owned = self._current()
         partitions = GaugeMetricFamily("cspa_owned_partitions",
                                        "Partitions of each topic this worker owns.",
@@ -292,7 +294,7 @@ def window_hours(now: datetime) -> dict[str, set[str]]:
 
 
 def recent_families(agg: Aggregates, defs: CallDefinitions,
-                    now: datetime) -> Iterator[GaugeMetricFamily]:
+                    now: datetime) -> Iterator[GaugeMetricFamily | SummaryMetricFamily]:
     """Live-window gauges: counts over this hour, the last 24 clock hours and today."""
     windows = window_hours(now)
     for figure, (name, text) in RECENT_COUNTS.items():
@@ -314,6 +316,7 @@ def recent_families(agg: Aggregates, defs: CallDefinitions,
             for queue, value in sorted(by_queue.items()):
                 family.add_metric([window, queue], value)
         yield family
+    yield asa_family(agg, windows)
 
 
 _CALL_HELP = {

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     short_abandon_seconds: float = Field(
         0.0, description="abandons at or under this wait are excluded (0: none excluded)")
     period_combination: PeriodCombination = PeriodCombination.RATIO_OF_SUMS
+    calls_waiting_limit_seconds: float = Field(
+        3600.0, gt=0, description="a queued call with no answer or abandon after this long "
+        "stops counting as waiting and is counted as expired (its outcome never arrived)")
     metrics_months: int = Field(13, description="calendar months exported to Prometheus")
     pseudonym_key_file: Path | None = Field(
         None, description="secret (>= 16 bytes) keying the importer's pseudonymous keys")

@@ -288,25 +288,46 @@ def _progress(sent: int, started: float, latest: datetime | None) -> None:
     print(f"simulate: {sent} events sent, {rate:.0f}/s, event time {when}", file=sys.stderr)
 
 
+def due_at(ts: float, first: float, wall0: float, started: float, speed: float) -> float:
+    """When (monotonic) a paced run sends the event of event time ``ts``.
+
+    Speed 1 is real time: each event goes at its own time and what is already past goes at
+    once, so a call queued now is queued on the worker's clock now and its answer follows
+    after its simulated wait (replaying the past at 1x would never catch up, and every wait
+    would look hours long). Speed N > 1 replays event-time gaps from the first event N times
+    faster, never sending an event before its own time.
+    """
+    own_time = started + ts - wall0
+    if speed == 1:
+        return own_time
+    return max(started + (ts - first) / speed, own_time)
+
+
 async def run(settings: Settings, start: date, days: int, *, seed: int, scale: float,
-              speed: float | None) -> int:
+              speed: float | None, until: datetime | None = None,
+              after: datetime | None = None) -> int:
     """Send the generated events; ``speed`` None: at once, 1.0: real time, N: N times faster.
 
-    Paced runs replay event-time gaps divided by ``speed`` but never send an event before
-    its time has come; the unpaced run only generates up to now. Returns events sent.
+    The unpaced run only generates up to ``until`` (default now). ``after`` skips the
+    events up to that instant: a paced run that continues an unpaced one (``make run``)
+    sends only what the first did not. Returns events sent.
     """
     taxonomy = load_taxonomy(settings.taxonomy_path)
-    until = datetime.now(UTC) if speed is None else None
+    if speed is None and until is None:
+        until = datetime.now(UTC)
+    skip = -math.inf if after is None else after.timestamp()
     started = last_report = time.monotonic()
     wall0, first, sent = time.time(), None, 0
     latest: datetime | None = None
     async with EventProducer(settings) as producer:
         for event in generate(start, days, seed=seed, scale=scale, taxonomy=taxonomy,
                               until=until):
+            ts = event.timestamp
+            if ts <= skip:
+                continue
             if speed is not None:
-                ts = event.timestamp
                 first = ts if first is None else first
-                due = max(started + (ts - first) / speed, started + ts - wall0)
+                due = due_at(ts, first, wall0, started, speed)
                 if due > time.monotonic():
                     await asyncio.sleep(due - time.monotonic())
             await producer.send(event)
@@ -317,4 +338,3 @@ async def run(settings: Settings, start: date, days: int, *, seed: int, scale: f
         await producer.flush()
     _progress(sent, started, latest)
     return sent
-

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from functools import lru_cache
 from heapq import nsmallest
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from prometheus_client.core import GaugeMetricFamily
@@ -143,8 +143,20 @@ def items_of(record: Record, rules: Mapping[str, Rule], calendar: WorkingCalenda
     return items
 
 
+class RecordListener(Protocol):
+    """State derived from the same records as open work (``stream.queue_now``)."""
+
+    def update(self, partition: Part, key: str, record: Record | None) -> None: ...
+    def drop_partition(self, partition: Part) -> None: ...
+    def drop_topic(self, topic: str) -> None: ...
+
+
 class OpenWork:
-    """Open items and closed-late breaches per partition, derived from the records."""
+    """Open items and closed-late breaches per partition, derived from the records.
+
+    ``listeners`` see every record update and drop too, so whatever else is derived
+    from the records is rebuilt and kept exactly as open work is.
+    """
 
     def __init__(self, rules: Mapping[str, Rule], calendar: WorkingCalendar) -> None:
         self.rules = watched_rules(rules)
@@ -153,6 +165,7 @@ class OpenWork:
         self._open: dict[Part, dict[str, tuple[Item, ...]]] = {}
         self._late: dict[Part, dict[str, tuple[BreachKey, ...]]] = {}
         self._late_counts: dict[Part, Counter[BreachKey]] = {}
+        self.listeners: list[RecordListener] = []
 
     def update(self, partition: Part, key: str, record: Record | None) -> None:
         """Replace what the key contributes (None: the record is gone).
@@ -176,6 +189,8 @@ class OpenWork:
             counts.update(late)
         for k in [k for k, n in counts.items() if n <= 0]:
             del counts[k]
+        for listener in self.listeners:
+            listener.update(partition, key, record)
 
     def _breach(self, item: Item) -> BreachKey:
         """(rule, version, local month); a deadline at midnight ends the month before."""
@@ -185,12 +200,16 @@ class OpenWork:
     def drop_partition(self, partition: Part) -> None:
         for table in (self._open, self._late, self._late_counts):
             table.pop(partition, None)
+        for listener in self.listeners:
+            listener.drop_partition(partition)
 
     def drop_topic(self, topic: str) -> None:
         """Forget every ``(topic, partition)`` of one topic (before a rebuild)."""
         for table in (self._open, self._late, self._late_counts):
             for part in [p for p in table if isinstance(p, tuple) and p[0] == topic]:
                 del table[part]
+        for listener in self.listeners:
+            listener.drop_topic(topic)
 
     def rebuild(self, partition: Part, items: Iterable[tuple[str, Record]]) -> None:
         """Recompute a partition from its ``(key, record)`` pairs."""

@@ -52,6 +52,9 @@ def add_commands(subparsers: Any) -> None:
                      help="volume multiplier: 1 one council, 10 a region, 150 England")
     sim.add_argument("--speed", type=_speed, default=None, metavar="{max,1,N}",
                      help="max: at once, up to now (default); 1: real time; N: N x faster")
+    sim.add_argument("--after", type=datetime.fromisoformat, default=None,
+                     help="skip events up to this instant (ISO 8601 with offset): continue "
+                          "an earlier run live")
     sim.set_defaults(fn=run_simulate)
 
     imp = subparsers.add_parser("import", help="backfill events from a CSV / JSON Lines export")
@@ -77,7 +80,7 @@ def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
         print("simulate: --days must be >= 1 and --scale > 0", file=sys.stderr)
         return 2
     sent = asyncio.run(run(settings, start, args.days, seed=args.seed, scale=args.scale,
-                           speed=args.speed))
+                           speed=args.speed, after=args.after))
     print(f"simulate: sent {sent} events ({start} + {args.days} day(s), seed {args.seed}, "
           f"scale {args.scale:g})")
     return 0

@@ -36,6 +36,10 @@ def decided(k: str, at: datetime, outcome: str = "level_1",
     return base("contact.decided", at, **fields)
 
 
+def queued(k: str, at: datetime, queue: str = "rfs") -> dict[str, Any]:
+    return base("call.queued", at, call_key=k, queue=queue, source_system="telephony")
+
+
 def answered(k: str, at: datetime, wait: float, queue: str = "rfs") -> dict[str, Any]:
     return base("call.answered", at, call_key=k, queue=queue, wait_seconds=wait,
                 source_system="telephony")

@@ -28,7 +28,8 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
 
-__all__ = ["ABANDONED_THRESHOLD", "ANY_IS_BAD", "BYTES", "COUNT", "DATASOURCE", "DAYS",
+__all__ = ["ABANDONED_THRESHOLD", "ANY_IS_BAD", "BYTES", "CALL_WAIT_THRESHOLD", "COUNT",
+           "DATASOURCE", "DAYS",
            "MILLISECONDS", "MONTHS", "NEUTRAL", "PERCENT", "SECONDS", "SERVICE_LEVEL_TARGET",
            "STATE_COLOURS", "TIMELINESS_TARGET", "WORKDAYS", "above_target", "bar_chart",
            "bar_gauge", "below_threshold", "colours", "dash_b", "dashboard", "definitions_table",
@@ -52,6 +53,7 @@ BYTES = "bytes"
 # Targets the thresholds are coloured at (the same as grafana/prometheus/rules).
 SERVICE_LEVEL_TARGET = 0.80  # 80 % of calls answered within the threshold in force
 ABANDONED_THRESHOLD = 0.05  # abandoned rate above 5 % is red
+CALL_WAIT_THRESHOLD = 120.0  # seconds: CallWaitingTooLong (rules/calls_waiting.yml)
 # Share handled within timescale: no national target exists; 80 % is the local
 # aspiration the dashboards colour at (report: 60-70 % CSC, 77-93 % early help).
 TIMELINESS_TARGET = 0.80

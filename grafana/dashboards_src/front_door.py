@@ -1,4 +1,4 @@
-"""*Front door now*: today and this hour at the C-SPA, open work and timescales."""
+"""*Front door now*: calls waiting, today and this hour at the C-SPA, open work and timescales."""
 
 from __future__ import annotations
 
@@ -59,6 +59,45 @@ def window_stats(window: str, label: str) -> list[object]:
     return panels
 
 
+def asa(window: str) -> str:
+    """Average speed of answer: answer waits summed over queues and workers / answers."""
+    return c.ratio(f'sum(cspa_recent_calls_answer_wait_seconds_sum{{window="{window}"}})',
+                   f'sum(cspa_recent_calls_answer_wait_seconds_count{{window="{window}"}})')
+
+
+def calls_now() -> list[object]:
+    """The wallboard row: the queue as it stands at this scrape, and the speed of answer."""
+    wait = c.CALL_WAIT_THRESHOLD
+    return [
+        c.row("Calls waiting now"),
+        c.stat("Calls waiting", "Calls queued now and not yet answered or abandoned, all "
+               "queues: sum(cspa_calls_waiting), evaluated on the worker's clock at every "
+               "scrape. A call without an outcome after the waiting limit (default 1 hour) "
+               "leaves this count for 'Outcome never arrived'.",
+               c.q("sum(cspa_calls_waiting)"), w=4),
+        c.stat("Oldest wait", "How long the longest-waiting caller has waited so far, any "
+               f"queue: max(cspa_calls_oldest_wait_seconds); 0 when nobody waits. Red above "
+               f"{wait:g} s, where CallWaitingTooLong fires in office hours.",
+               c.q("max(cspa_calls_oldest_wait_seconds)"), unit=c.SECONDS,
+               steps=[(None, "green"), (wait + 0.001, "red")], w=4, decimals=0),
+        c.bar_gauge("Calls waiting by queue", "Calls waiting now per queue (taxonomy "
+                    "call_queue): sum by (queue) (cspa_calls_waiting).",
+                    c.q("sum by (queue) (cspa_calls_waiting)", "{{queue}}"), w=4, h=4),
+        c.stat("Average speed of answer today", "Mean queue wait of the calls answered "
+               f"today (offered since local midnight): {asa('today')}. Blank when none.",
+               c.q(asa("today")), unit=c.SECONDS, w=4, decimals=0),
+        c.stat("Average speed of answer this hour", "Mean queue wait of the calls answered "
+               "that were offered in the current clock hour: the same ratio for "
+               "window=\"this_hour\". Blank when none.",
+               c.q(asa("this_hour")), unit=c.SECONDS, w=4, decimals=0),
+        c.stat("Outcome never arrived", "Calls queued longer than the waiting limit "
+               "(CSPA_CALLS_WAITING_LIMIT_SECONDS, default 1 hour) with no answer or abandon: "
+               "sum(cspa_calls_waiting_expired). Not 0 means telephony events are being lost "
+               "upstream; they are no longer counted as waiting.",
+               c.q("sum(cspa_calls_waiting_expired)"), steps=c.ANY_IS_BAD, w=4),
+    ]
+
+
 def build() -> c.dash_b.Dashboard:
     today = [c.row("Today so far (since midnight, Europe/London)"), *window_stats("today", "today")]
     hour = [c.row("This hour"), *window_stats("this_hour", "this hour")]
@@ -113,5 +152,5 @@ def build() -> c.dash_b.Dashboard:
         "Live state of the Children's Single Point of Access: today so far, this hour, open "
         "work against its timescales. Figures use event time and working days of England and "
         "Wales; each worker exports only the partitions it owns, so every query sums.",
-        items=[*today, *hour, c.row("Through the day"), *through_day, *open_work],
+        items=[*calls_now(), *today, *hour, c.row("Through the day"), *through_day, *open_work],
         time_from="now-24h", refresh="1m")

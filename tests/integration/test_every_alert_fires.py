@@ -14,7 +14,8 @@ alert watches:
   extra rule, ``contact_triage``, in the worker's rules file); each rule has one item
   closed late, a new breach against a backfilled breach-free history;
 * 12 calls this hour: answered after 90 s or abandoned (service level and abandoned rate,
-  this hour and today);
+  this hour and today), and a call queued at 12:25 and still waiting (CallWaitingTooLong:
+  its wait, 300 s at the worker's clock, is over 120 s);
 * a malformed message (CspaEventsRejected), then nothing for a while (CspaPipelineStalled).
 
 The test watches /api/v1/alerts and passes when every alert name in the rule files has
@@ -107,6 +108,8 @@ def scenario() -> Dataset:
         k = f.key(f"call-{i}")
         when = at(f"2026-11-24T12:{i:02d}")
         ds.add("calls", k, f.answered(k, when, 90) if i % 2 else f.abandoned(k, when, 60))
+    waiting = f.key("call-waiting")
+    ds.add("calls", waiting, f.queued(waiting, at("2026-11-24T12:25"), "consultation"))
     return ds
 
 
@@ -153,7 +156,7 @@ def test_every_alert_fires_on_a_real_worker(broker, workers, tmp_path):
     from stream.settings import Settings
 
     names = alert_names()
-    assert len(names) == 21, sorted(names)  # a new alert must join this test
+    assert len(names) == 22, sorted(names)  # a new alert must join this test
     clock, rules = tmp_path / "clock.txt", tmp_path / "rules.toml"
     clock.write_text(NOW + "\n")
     rules.write_text((ROOT / "config" / "rules.toml").read_text() + EXTRA_RULE)
@@ -206,3 +209,5 @@ def test_every_alert_fires_on_a_real_worker(broker, workers, tmp_path):
         assert float(seen[prefix + "Breaches"]["value"]) >= 1
     assert float(seen["CallServiceLevelLowThisHour"]["value"]) == 0  # none within 20 s
     assert float(seen["CallAbandonedRateHigh"]["value"]) == pytest.approx(0.5)
+    assert seen["CallWaitingTooLong"]["labels"]["queue"] == "consultation"
+    assert float(seen["CallWaitingTooLong"]["value"]) == 300

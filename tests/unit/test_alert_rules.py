@@ -3,8 +3,9 @@
 * ``promtool check rules`` and ``promtool test rules`` pass (their output is shown when not);
 * every alert has a severity, a team, and summary / description / runbook annotations, and
   a promtool case where it fires and one where it does not;
-* every metric an expression reads is exported by the worker (declared in stream/metrics.py
-  or stream/timeliness.py), recorded by a recording rule, or Prometheus' own (``up``);
+* every metric an expression reads is exported by the worker (declared in stream/metrics.py,
+  stream/timeliness.py or stream/queue_now.py), recorded by a recording rule, or Prometheus'
+  own (``up``);
 * the texts agree with config/rules.toml and the recorded thresholds.
 """
 
@@ -25,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PROM = ROOT / "grafana" / "prometheus"
 RULE_FILES = sorted((PROM / "rules").glob("*.yml"))
 TEST_FILES = sorted((PROM / "tests").glob("*.test.yml"))
-SOURCES = [ROOT / "stream" / "metrics.py", ROOT / "stream" / "timeliness.py"]
+SOURCES = [ROOT / "stream" / "metrics.py", ROOT / "stream" / "timeliness.py",
+           ROOT / "stream" / "queue_now.py"]
 PROMETHEUS_OWN = {"up"}
 _KEYWORDS = {"and", "or", "unless", "bool", "by", "without", "on", "ignoring", "group_left",
              "group_right", "offset", "inf", "nan"}
@@ -193,7 +195,7 @@ def test_metric_names_parser() -> None:
 def declared(name: str) -> bool:
     """Whether the worker's metric sources declare ``name``.
 
-    A name counts when it is quoted in stream/metrics.py or stream/timeliness.py, or built
+    A name counts when it is quoted in stream/metrics.py, timeliness.py or queue_now.py, or built
     there by an f-string such as ``f"cspa_calls_{n}"`` from a part that is itself quoted in
     the same file ("offered"). Histogram series (_bucket, _sum, _count) count by their base.
     """
@@ -276,3 +278,13 @@ def test_call_thresholds_match_the_recorded_targets() -> None:
         minimum = re.search(r"offered:sum\{[^}]*\}\s*>=\s*(\d+)", expr)
         assert minimum is not None and float(minimum.group(1)) == consts[
             "cspa:calls_alert_min_offered:count"], alert["alert"]
+
+
+def test_call_wait_threshold_matches_the_recorded_constant() -> None:
+    recorded = {r["record"]: r["expr"] for r in _rules() if "record" in r}
+    m = re.fullmatch(r"vector\(([\d.]+)\)", recorded["cspa:calls_waiting_alert_threshold:seconds"])
+    alert = next(a for a in ALERTS if a["alert"] == "CallWaitingTooLong")
+    literal = re.search(r"cspa_calls_oldest_wait_seconds\)\s*>\s*([\d.]+)", alert["expr"])
+    assert m is not None and literal is not None
+    assert float(literal.group(1)) == float(m.group(1))
+    assert f"{float(m.group(1)):g} seconds" in alert["annotations"]["description"]

@@ -14,8 +14,10 @@ from stream.aggregates import Aggregates
 from stream.decoder import REASONS, Decoder
 from stream.metrics import CallDefinitions, FiguresCollector, PipelineMetrics, window_hours
 from stream.processor import FamilyProcessor, FigureState
+from stream.queue_now import listen
+from stream.timeliness import OpenWork
 from tests.conftest import LONDON
-from tests.factories import abandoned, answered, decided, key, received
+from tests.factories import abandoned, answered, decided, key, queued, received
 from tests.tools import require
 
 NOW = datetime(2026, 11, 26, 14, 30, tzinfo=LONDON)
@@ -28,9 +30,12 @@ def exposition(taxonomy, ctx):
     registry = CollectorRegistry()
     metrics = PipelineMetrics(registry)
     state = FigureState()
+    work = OpenWork(ctx.rules, ctx.calendar)
+    registry.register(listen(work, taxonomy.ordered("call_queue"), 3600, NOW.timestamp,
+                             lambda: owned))
     tables = {}
     for family, topic in (("contacts", "c"), ("calls", "k")):
-        proc = FamilyProcessor(topic, Decoder(family, taxonomy), ctx, state, metrics)
+        proc = FamilyProcessor(topic, Decoder(family, taxonomy), ctx, state, metrics, work)
         tables[family] = (proc, {})
     proc, table = tables["contacts"]
     for i, k in enumerate(KEYS[:20]):
@@ -42,6 +47,9 @@ def exposition(taxonomy, ctx):
     for i, k in enumerate(KEYS[20:]):
         at = NOW - timedelta(minutes=i * 20)
         e = answered(k, at, 5 + i * 2) if i % 4 else abandoned(k, at, 3)
+        proc.process(k.encode(), orjson.dumps(e), 0, None, table, now=NOW.timestamp())
+    for i, k in enumerate(KEYS[:3]):  # waiting now: 30, 90 and 150 s
+        e = queued(k, NOW - timedelta(seconds=30 + 60 * i))
         proc.process(k.encode(), orjson.dumps(e), 0, None, table, now=NOW.timestamp())
     owned = set(state.parts)
     registry.register(FiguresCollector(lambda: (state.current(owned), {"c": 2, "k": 1}),
@@ -108,6 +116,22 @@ def test_live_windows(exposition):
     within = values(exposition, "cspa_recent_calls_answered_within_target")
     # answered waits 5+2i for i%4 != 0 (i=1,2,3,5,6,7): <= 20 s for i <= 7 -> 6 calls
     assert within[(("queue", "rfs"), ("window", "today"))] == 6
+    # ASA: answered waits 5+2i of the calls offered this hour (i=1 at 14:10) -> 7 s
+    asa = values(exposition, "cspa_recent_calls_answer_wait_seconds_sum")
+    count = values(exposition, "cspa_recent_calls_answer_wait_seconds_count")
+    assert asa[(("queue", "rfs"), ("window", "this_hour"))] == 7
+    assert count[(("queue", "rfs"), ("window", "this_hour"))] == 1
+    # today: all 20 calls (14:30 back to 08:10), answered when i is not a multiple of 4
+    today = [5 + 2 * i for i in range(20) if i % 4]
+    assert asa[(("queue", "rfs"), ("window", "today"))] == sum(today)
+    assert count[(("queue", "rfs"), ("window", "today"))] == len(today)
+
+
+def test_calls_waiting_now(exposition):
+    assert values(exposition, "cspa_calls_waiting") == {(("queue", "rfs"),): 3,
+                                                       (("queue", "consultation"),): 0}
+    oldest = values(exposition, "cspa_calls_oldest_wait_seconds")
+    assert oldest[(("queue", "rfs"),)] == 150
 
 
 def test_monthly_call_parts(exposition):

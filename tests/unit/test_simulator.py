@@ -9,7 +9,7 @@ August to October are compared.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,6 +26,7 @@ TZ = ZoneInfo("Europe/London")
 MONTHS = ("2019-08", "2019-09", "2019-10")
 TAXONOMY = load_taxonomy()
 CALENDAR = WorkingCalendar()
+CALENDAR_DAYS = [date(2019, 7, 15) + timedelta(n) for n in range(124)]  # the events fixture
 
 # The report's figures (Aug-Oct 2019) and the tolerances the simulator must meet.
 CALLS_PER_MONTH = 6678 / 3
@@ -242,3 +243,31 @@ def test_scale_and_until():
     assert cut and all(e.occurred_at <= until for e in cut)
     assert cut == full[:len(cut)]
     assert full[len(cut)].occurred_at > until
+
+
+def test_calls_queue_then_end_so_the_live_queue_moves(by_type):
+    """Every call is queued first and ends after its wait: in office hours the queue is
+    seldom empty for long (about 0.16 calls waiting on average at scale 1, Little's law)."""
+    queued = {e.call_key: e.timestamp for e in by_type["call.queued"]}  # type: ignore[attr-defined]
+    ends = [e for t in ("call.answered", "call.abandoned") for e in by_type[t]]
+    assert len(ends) == len(queued)
+    spans = []
+    for e in ends:
+        start = queued[e.call_key]  # type: ignore[attr-defined]
+        assert e.timestamp - start == pytest.approx(e.wait_seconds, abs=1e-3)  # type: ignore[attr-defined]
+        spans.append(e.timestamp - start)
+    office_seconds = sum(1 for d in CALENDAR_DAYS if CALENDAR.is_working_day(d)) * 8 * 3600
+    assert 0.1 < sum(spans) / office_seconds < 0.3  # mean calls waiting in office hours
+    assert 30 < sum(spans) / len(spans) < 60  # mean wait, seconds
+
+
+def test_real_time_pacing_sends_each_event_at_its_own_time():
+    from stream.simulator import due_at
+
+    wall0, started, first = 1_000_000.0, 50.0, 990_000.0  # the run began at wall0
+    # speed 1: the past goes at once (due before the start), the future at its own time
+    assert due_at(995_000.0, first, wall0, started, 1.0) < started
+    assert due_at(wall0 + 90, first, wall0, started, 1.0) == started + 90
+    # speed 60: gaps from the first event 60 times faster, never before an event's time
+    assert due_at(first + 600, first, wall0, started, 60.0) == started + 10
+    assert due_at(wall0 + 20_000, first, wall0, started, 60.0) == started + 20_000
