@@ -166,6 +166,8 @@ class OpenWork:
         self._late: dict[Part, dict[str, tuple[BreachKey, ...]]] = {}
         self._late_counts: dict[Part, Counter[BreachKey]] = {}
         self.listeners: list[RecordListener] = []
+        #: record kinds some rule opens on: no other record ever holds an item
+        self._kinds = {endpoint(rule.opens)[0] for rule in self.rules.values()}
 
     def update(self, partition: Part, key: str, record: Record | None) -> None:
         """Replace what the key contributes (None: the record is gone).
@@ -173,6 +175,12 @@ class OpenWork:
         ``key`` is the records-table key (``kind:case``) or the case key itself; ``due_list``
         shows only the pseudonymous case key.
         """
+        if record is None or record.get("k") in self._kinds:
+            self._replace(partition, key, record)
+        for listener in self.listeners:
+            listener.update(partition, key, record)
+
+    def _replace(self, partition: Part, key: str, record: Record | None) -> None:
         items = items_of(record, self.rules, self.calendar) if record is not None else []
         opened = tuple(i for i in items if i.closed_ts is None)
         late = tuple(self._breach(i) for i in items
@@ -183,14 +191,14 @@ class OpenWork:
             open_part[key] = opened
         late_part = self._late.setdefault(partition, {})
         counts = self._late_counts.setdefault(partition, Counter())
-        counts.subtract(late_part.pop(key, ()))
+        before = late_part.pop(key, ())
+        counts.subtract(before)
         if late:
             late_part[key] = late
             counts.update(late)
-        for k in [k for k, n in counts.items() if n <= 0]:
-            del counts[k]
-        for listener in self.listeners:
-            listener.update(partition, key, record)
+        for k in before:  # only a key just subtracted can have fallen to zero
+            if counts.get(k, 1) <= 0:
+                del counts[k]
 
     def _breach(self, item: Item) -> BreachKey:
         """(rule, version, local month); a deadline at midnight ends the month before."""
