@@ -10,9 +10,10 @@ What makes it hold is in ``stream/progress.py`` (progress markers in the state) 
 fetched across a seek dropped and read again). The worker's log and counters say how
 often each of those acted; the figures go to ``results/reliability.json``.
 
-The kills come at random moments of *processing* (0.5-2.5 s after an incarnation has
-started consuming), not of wall time: a restart's recovery time varies, and a fast
-worker would otherwise finish the replay before the last kill.
+The kills come at random points of *progress* (kill i once the worker's own lag has
+fallen below a random share of the backlog, about (KILLS - i) / (KILLS + 1) of it), not
+of wall time: a restart's recovery time varies, and a fast worker would otherwise finish
+the replay before the last kill.
 """
 
 from __future__ import annotations
@@ -97,12 +98,11 @@ def test_sigkill_during_replay_loses_nothing_and_counts_nothing_twice(broker, wo
         last = dict.fromkeys(COUNTERS, 0.0)
         while not _consuming(worker):
             time.sleep(0.05)
-        deadline = time.monotonic() + rng.uniform(0.5, 2.5)
-        while (left := deadline - time.monotonic()) > 0:
+        target = sent * (KILLS - i) / (KILLS + 1) * rng.uniform(0.85, 1.0)
+        while (lag := total(worker.samples(), "cspa_consumer_lag")) > target:
             _scrape(worker, last)
-            time.sleep(min(0.25, max(left, 0)))
+            time.sleep(0.05)
         _scrape(worker, last)
-        lag = total(worker.samples(), "cspa_consumer_lag")
         assert lag > 0, f"consumption finished before kill {i + 1}: make the replay longer"
         worker.kill()
         uncommitted = backlog(broker.bootstrap)
