@@ -20,7 +20,7 @@ import faust
 
 from stream import progress
 from stream.batches import Batch
-from stream.changelog import ChangelogWriter
+from stream.changelog import ChangelogWriter, record_reader
 from stream.decoder import Rejection
 from stream.metrics import PipelineMetrics
 from stream.processor import FamilyProcessor, deadletter_message
@@ -49,6 +49,7 @@ class TopicAgent:
 
     def __post_init__(self) -> None:
         self.idle.set()
+        self.records = record_reader(self.table)
 
     @property
     def topic(self) -> str:
@@ -76,7 +77,7 @@ class TopicAgent:
     def apply(self, batch: Batch) -> list[Rejected]:
         """Fold every record of the batch into ``pending``; return the rejected ones."""
         partition = batch.tp.partition
-        fold, table, pending = self.processor.fold, self.table, self.pending
+        fold, table, pending = self.processor.fold, self.records, self.pending
         owners: dict[str, int] = self.owners
         rejected: list[Rejected] = []
         now = time.time()

@@ -12,8 +12,8 @@ Error messages never quote the offending value: it may describe a child.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import datetime
+from functools import cached_property
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
