@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -61,6 +62,11 @@ class Limits:
     max_payload_bytes: int = 65_536
     max_future_skew_seconds: float = 600.0
     earliest: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+
+    @cached_property
+    def earliest_ts(self) -> float:
+        """``earliest`` as POSIX seconds (asked for every event)."""
+        return self.earliest.timestamp()
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -144,10 +150,12 @@ def out_of_range(event: Event, limits: Limits, now: float) -> Rejection | None:
     slot, so it is bounded like ``occurred_at`` (it is never before it).
     """
     ts = event.timestamp
-    if ts < limits.earliest.timestamp():
+    if ts < limits.earliest_ts:
         return Rejection("timestamp_out_of_range", "occurred_at before the earliest year")
     if ts > now + limits.max_future_skew_seconds:
         return Rejection("timestamp_out_of_range", "occurred_at in the future")
+    if event.recorded_at is None:
+        return None
     recorded = event.recorded_timestamp
     if recorded is not None and recorded > now + limits.max_future_skew_seconds:
         return Rejection("timestamp_out_of_range", "recorded_at in the future")

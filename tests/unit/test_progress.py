@@ -10,7 +10,7 @@ import pytest
 from faust.types import TP
 
 from stream import progress
-from stream.changelog import ChangelogWriter
+from stream.changelog import ChangelogWriter, encode_key
 
 A0, A1, A2 = TP("a", 0), TP("a", 1), TP("a", 2)
 CHANGELOG = TP("app-records-a-changelog", 0)
@@ -55,15 +55,31 @@ def test_rewind_plan_leaves_other_topics_alone():
     assert progress.rewind_plan([A0, CHANGELOG], {A0: 5, CHANGELOG: 80}, {A0: 5}) == {}
 
 
-class _Producer:
-    """Kafka's producer as the writer sees it: ``send`` returns a delivery future."""
+class _Batch:
+    def __init__(self, room: int) -> None:
+        self.items: list[tuple[bytes, bytes]] = []
+        self.room = room
 
-    def __init__(self) -> None:
+    def append(self, key, value, timestamp):
+        if len(self.items) >= self.room:
+            return None
+        self.items.append((key, value))
+        return object()
+
+
+class _Producer:
+    """Kafka's producer as the writer sees it: ``send_batch`` returns a delivery future."""
+
+    def __init__(self, room: int = 1000) -> None:
         self.sent: list[tuple[str, bytes, int]] = []
         self.futures: list[asyncio.Future] = []
+        self.room = room
 
-    async def send(self, topic, value, key, partition):
-        self.sent.append((orjson.loads(key), value, partition))
+    def create_batch(self):
+        return _Batch(self.room)
+
+    async def send_batch(self, batch, topic, partition):
+        self.sent += [(orjson.loads(k), v, partition) for k, v in batch.items]
         fut = asyncio.get_running_loop().create_future()
         self.futures.append(fut)
         return fut
@@ -73,13 +89,9 @@ class _Topic:
     def get_topic_name(self):
         return "app-records-changelog"
 
-    def prepare_key(self, key, serializer):
-        assert serializer == "json"
-        return orjson.dumps(key), None
 
-
-def _writer():
-    producer = _Producer()
+def _writer(room: int = 1000):
+    producer = _Producer(room)
     app = SimpleNamespace(producer=SimpleNamespace(_producer=producer))
     table = SimpleNamespace(changelog_topic=_Topic(), data={}, key_serializer="json")
     return ChangelogWriter(app, table), producer, table.data
@@ -92,6 +104,31 @@ def _frontier(starts, *seen):
     for partition, offset in seen:
         frontier.advance(partition, offset)
     return frontier
+
+
+def _by_partition(sent):
+    out: dict[int, list] = {}
+    for key, value, partition in sent:
+        out.setdefault(partition, []).append((key, value))
+    return out
+
+
+def test_keys_are_written_as_fausts_json_key_serializer_writes_them():
+    from faust.serializers import codecs
+
+    for key in (progress.marker_key(3), "contact:" + "ab" * 8, "call:0f" * 4):
+        assert encode_key(key) == codecs.dumps("json", key)
+
+
+@pytest.mark.asyncio
+async def test_a_full_record_batch_is_sent_and_the_next_one_keeps_the_order():
+    writer, producer, _ = _writer(room=2)
+    frontier = _frontier({0: 0}, (0, 4))
+    pending = {f"contact:{i:02x}": {"p": 0} for i in range(5)}
+    owners = dict.fromkeys(pending, 0)
+    await writer.write(pending, owners, frontier)
+    assert [k for k, _, _ in producer.sent] == [f"contact:{i:02x}" for i in range(5)]
+    assert len(producer.futures) == 3  # 2 + 2 + 1 records
 
 
 @pytest.mark.asyncio
@@ -116,9 +153,10 @@ async def test_markers_follow_their_records_one_batch_later_once_those_are_deliv
     for fut in producer.futures:
         fut.set_result(None)
     await nxt
-    assert [(k, v, p) for k, v, p in producer.sent[2:]] == [
-        (progress.marker_key(0), b"12", 0), (progress.marker_key(1), b"5", 1),
-        ("contact:cc", orjson.dumps({"p": 0}), 0)]
+    # in each changelog partition, the held-back marker stands before the new records
+    assert _by_partition(producer.sent[2:]) == {
+        0: [(progress.marker_key(0), b"12"), ("contact:cc", orjson.dumps({"p": 0}))],
+        1: [(progress.marker_key(1), b"5")]}
     assert progress.resume_offset(data, 0) == 12 and progress.resume_offset(data, 1) == 5
 
 
