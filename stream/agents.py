@@ -46,6 +46,8 @@ class TopicAgent:
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     pending: dict[str, Record] = field(default_factory=dict)
     owners: dict[str, int] = field(default_factory=dict)  # table key -> changelog partition
+    #: table key -> its record before the batch changed it (FamilyProcessor.settle)
+    before: dict[str, Record | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -77,13 +79,14 @@ class TopicAgent:
     def apply(self, batch: Batch) -> list[Rejected]:
         """Fold every record of the batch into ``pending``; return the rejected ones."""
         partition = batch.tp.partition
-        fold, table, pending = self.processor.fold, self.records, self.pending
+        fold, table, pending, before = (self.processor.fold, self.records, self.pending,
+                                        self.before)
         owners: dict[str, int] = self.owners
         rejected: list[Rejected] = []
         now = time.time()
         for r in batch.records:
             try:
-                result = fold(r.key, r.value, partition, table, now, pending)
+                result = fold(r.key, r.value, partition, table, now, pending, before)
             except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
                 # Only the exception's type: its message could quote event data.
                 result = Rejection("internal_error", type(exc).__name__)
@@ -92,6 +95,7 @@ class TopicAgent:
                 rejected.append((partition, r.offset, r.timestamp, r.key, r.value, result))
             elif result.changed:
                 owners[result.table_key] = partition
+        self.processor.settle(partition, pending, before)
         self.processor.batch_done(partition, batch.records)
         self.frontier.advance(partition, batch.records[-1].offset)
         owners[progress.marker_key(partition)] = partition

@@ -9,6 +9,7 @@ and rebuilds them from the records after a restart or rebalance.
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from collections import Counter
 from collections.abc import Iterable, MutableMapping, Sequence
@@ -25,6 +26,7 @@ from stream.metrics import PipelineMetrics
 from stream.timeliness import OpenWork
 
 TP = tuple[str, int]
+log = logging.getLogger("cspa.worker")
 
 
 class FigureState:
@@ -110,6 +112,25 @@ class FamilyProcessor:
             self._children.latency.observe(max(0.0, now - timestamp_ms / 1000.0))
         return result
 
+    def settle(self, partition: int, pending: dict[str, records.Record],
+               before: dict[str, records.Record | None]) -> None:
+        """Count a batch's changed cases: figures and open work, once per case."""
+        for tkey, old in before.items():
+            try:
+                self._recount(partition, tkey, old, pending[tkey])
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
+                log.error("figures not recounted topic=%s partition=%d error=%s",
+                          self.topic, partition, type(exc).__name__)  # never the key
+                self.metrics.rejected.labels(self.topic, "internal_error").inc()
+        before.clear()
+
+    def _recount(self, partition: int, tkey: str, old: records.Record | None,
+                 new: records.Record) -> None:
+        self.state.part(self.topic, partition).replace(
+            facts_of(old, self.ctx), facts_of(new, self.ctx))
+        if self.work is not None:
+            self.work.update((self.topic, partition), tkey, new)
+
     def batch_done(self, partition: int, batch: Sequence[Any]) -> None:
         """Count a folded batch of aiokafka records: consumed, latency, position."""
         now = time.time()
@@ -137,13 +158,16 @@ class FamilyProcessor:
 
     def fold(self, key: bytes | None, value: bytes | None, partition: int,
              table: MutableMapping[str, bytes], now: float | None = None,
-             pending: dict[str, records.Record] | None = None) -> Applied | Rejection:
+             pending: dict[str, records.Record] | None = None,
+             before: dict[str, records.Record | None] | None = None) -> Applied | Rejection:
         """Decode one message and fold it into its case record; the caller counts it.
 
         A Rejection goes to the dead-letter topic (the caller sends it). With
         ``pending`` (a batch), changed records are kept there, decoded, and written
         to the table once by the caller: a case touched several times in a batch
-        costs one changelog write.
+        costs one changelog write. With ``before`` as well, the figures and open work
+        wait for ``settle`` at the end of the batch, which counts each changed case
+        once (``before`` keeps what it was when the batch first touched it).
         """
         now = time.time() if now is None else now
         result = self.decoder.decode(key, value, now)
@@ -161,18 +185,18 @@ class FamilyProcessor:
             raw = table.get(tkey)
             old = records.loads(raw) if raw is not None else None
         new = records.fold(old, kind, slot, slot_value, partition)
+        event_type: str = result.event_type  # type: ignore[attr-defined]
         if new is None:
             self.tally["duplicate"] += 1
-            return Applied(result.event_type, False, tkey)  # type: ignore[attr-defined]
+            return Applied(event_type, False, tkey)
         if pending is None:
             table[tkey] = records.dumps(new)
         else:
             pending[tkey] = new
-        self.state.part(self.topic, partition).replace(
-            facts_of(old, self.ctx), facts_of(new, self.ctx))
-        if self.work is not None:
-            self.work.update((self.topic, partition), tkey, new)
-        event_type: str = result.event_type  # type: ignore[attr-defined]
+        if before is None:
+            self._recount(partition, tkey, old, new)
+        elif tkey not in before:
+            before[tkey] = old
         self.tally[event_type] += 1
         return Applied(event_type, True, tkey)
 

@@ -169,3 +169,38 @@ def test_progression_exactly_on_the_timescale_is_within(make):
     feed(proc, table, [received(k, start), progressed])
     got = cells(state)
     assert got[("progressions", ("2019-07", "childrens_social_care", "true"))] == (1, 0)
+
+
+def test_a_batch_settled_at_its_end_counts_as_event_by_event(make, ctx):
+    # The worker folds a batch and recounts each changed case once at its end
+    # (FamilyProcessor.settle); the figures and open work must be those of one
+    # event at a time, whatever repeats, corrections and duplicates the batch holds.
+    from stream.timeliness import OpenWork
+
+    rng = random.Random(7)
+    events = []
+    for i in range(40):
+        k = key(f"b{i}")
+        events += [received(k, T0 + timedelta(hours=i)),
+                   decided(k, T0 + timedelta(hours=i, days=rng.choice([0, 1, 3])),
+                           rng.choice(["level_4", "information"]))]
+    events += rng.sample(events, 25)  # duplicates inside the batch
+    rng.shuffle(events)
+
+    one, state_one, table_one = make()
+    one.work = OpenWork(ctx.rules, ctx.calendar)
+    feed(one, table_one, events)
+
+    batched, state_b, table_b = make()
+    batched.work = OpenWork(ctx.rules, ctx.calendar)
+    pending, before = {}, {}
+    for event in events:
+        batched.fold(event["contact_key"].encode(), orjson.dumps(event), 0, table_b, NOW,
+                     pending, before)
+    batched.settle(0, pending, before)
+    assert before == {}
+    assert cells(state_b) == cells(state_one)
+    assert batched.work.states(NOW, {("t.contacts", 0)}) == one.work.states(
+        NOW, {("t.contacts", 0)})
+    assert batched.work.breaches(NOW, {("t.contacts", 0)}) == one.work.breaches(
+        NOW, {("t.contacts", 0)})
