@@ -59,6 +59,9 @@ faults: install tools ## The slow real-broker fault tests
 bench: install tools ## Benchmarks: worker vs aiokafka ceiling vs Quix Streams; writes results/bench/
 	$(PY) -m bench --profile --output results/bench $(if $(EVENTS),--events $(EVENTS)) $(if $(RECOVERY_CONTACTS),--recovery-contacts $(RECOVERY_CONTACTS))
 
+bench-throughput: install tools ## One-worker replay only, for profiling steps (EVENTS=300000, PROFILE=file.raw)
+	$(PY) -m bench.throughput $(if $(EVENTS),--events $(EVENTS)) $(if $(PROFILE),--profile $(PROFILE))
+
 lint: install ## ruff and mypy
 	$(PY) -m ruff check stream tests grafana bench
 	$(PY) -m mypy
@@ -72,4 +75,4 @@ report: install ## Render the committee report from the running worker (MONTHS=2
 clean: ## Remove caches (keeps the Kafka jars)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install tools check-tools run year import-samples stop bench test unit integration faults lint schemas report clean
+.PHONY: help install tools check-tools run year import-samples stop bench bench-throughput test unit integration faults lint schemas report clean

@@ -52,6 +52,25 @@ def quantile(buckets: dict[float, float], q: float) -> float:
     return lower
 
 
+class _Scraper(threading.Thread):
+    """Scrapes /metrics like Prometheus (every ``interval`` s); records how long each took."""
+
+    def __init__(self, worker: Worker, interval: float = 15.0) -> None:
+        super().__init__(daemon=True)
+        self.worker, self.interval = worker, interval
+        self.seconds: list[float] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.interval):
+            t0 = time.monotonic()
+            try:
+                self.worker.metrics_text()
+            except OSError:
+                continue
+            self.seconds.append(time.monotonic() - t0)
+
+
 class _MaxSampler(threading.Thread):
     """Polls /metrics: processing wall time minus event time of the latest event, per topic."""
 
@@ -63,7 +82,7 @@ class _MaxSampler(threading.Thread):
     def run(self) -> None:
         while not self.done.wait(self.interval):
             try:
-                s = self.worker.samples()
+                s = self.worker.pipeline_samples()
             except OSError:
                 continue
             for (name, labels), processed in s.items():
@@ -77,16 +96,18 @@ class _MaxSampler(threading.Thread):
 def latency(worker: Worker, bootstrap: str, consumed: int, rate: float, seconds: float,
             timeout: float) -> tuple[dict[str, Any], list[Msg]]:
     """Steady ``rate`` events/s of current events for ``seconds``; latency quantiles."""
-    before = _buckets(worker.samples())
-    sampler = _MaxSampler(worker)
+    before = _buckets(worker.pipeline_samples())
+    sampler, scraper = _MaxSampler(worker), _Scraper(worker)
     sampler.start()
+    scraper.start()
     try:
         sent = produce_paced(bootstrap, rate, seconds)
         replay([worker], consumed + len(sent), timeout)
     finally:
-        sampler.done.set()
-        sampler.join(5)
-    after = _buckets(worker.samples())
+        for thread in (sampler, scraper):
+            thread.done.set()
+            thread.join(5)
+    after = _buckets(worker.pipeline_samples())
     delta = {b: after[b] - before.get(b, 0.0) for b in after}
     total = max(delta.values(), default=0.0)
     # every observation is at or under the first bound whose cumulative count is the total
@@ -98,6 +119,7 @@ def latency(worker: Worker, bootstrap: str, consumed: int, rate: float, seconds:
             "p50_s": quantile(delta, 0.5), "p99_s": quantile(delta, 0.99),
             "max_sampled_s": sampler.max, "max_samples": sampler.samples,
             "max_bucket_bound_s": highest, "max_beyond_buckets": total > delta.get(highest, 0),
+            "scrapes": len(scraper.seconds), "scrape_max_s": max(scraper.seconds, default=0.0),
             "buckets": {str(k): v for k, v in delta.items()}}, sent
 
 
@@ -138,13 +160,13 @@ def _wait_correct(worker: Worker, before: dict[Any, float], timeout: float) -> f
         if time.monotonic() > deadline:
             raise TimeoutError(f"restarted worker not correct after {timeout}s")
         try:
-            if ready_at is None and worker.ready():
+            if ready_at is None and worker.get_json("/health").get("ready"):
                 ready_at = time.time()
-            if _snapshot(worker.samples()) == before:
+            if ready_at is not None and _snapshot(worker.samples()) == before:
                 return ready_at
         except OSError:
             pass
-        time.sleep(0.25)
+        time.sleep(0.25 if ready_at is None else 0.5)
 
 
 def profile(worker: Worker, seconds: float, out: Path) -> dict[str, Any]:

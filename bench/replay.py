@@ -32,7 +32,7 @@ def _poll(workers: list[Worker]) -> tuple[float, float, float]:
     consumed, last, lag = 0.0, 0.0, 0.0
     for w in workers:
         try:
-            text = w.metrics_text()
+            text = w.pipeline_text()
         except OSError:  # web server not up yet
             lag = float("inf")
             continue

@@ -178,6 +178,7 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
     fig["latency_p50_ms"], fig["latency_p99_ms"] = lat["p50_s"] * 1e3, lat["p99_s"] * 1e3
     # max: the bound of the highest bucket holding an observation (sampled max is a floor)
     fig["latency_max_ms"] = max(lat["max_bucket_bound_s"], lat["max_sampled_s"]) * 1e3
+    fig["scrape_ms"] = scrape_ms(worker)
     log(f"latency p50 {fig['latency_p50_ms']:.0f} ms p99 {fig['latency_p99_ms']:.0f} ms")
 
     extra = dataset.recovery_contacts(a.recovery_contacts)
@@ -204,6 +205,17 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
         if "error" in phases["profile"]:
             errors.append(f"profile: {phases['profile']['error']}")
     return 1 if errors else 0
+
+
+def scrape_ms(worker: Worker, times: int = 3) -> float:
+    """Median time of a full /metrics scrape with the backlog's state (what Prometheus
+    pays, and the event loop with it, every scrape interval)."""
+    took = []
+    for _ in range(times):
+        t0 = time.monotonic()
+        worker.metrics_text()
+        took.append(time.monotonic() - t0)
+    return sorted(took)[len(took) // 2] * 1e3
 
 
 def _profile(bootstrap: str, tmp: Path, seconds: float, out: Path,

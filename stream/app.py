@@ -32,7 +32,13 @@ from stream.changelog import ChangelogWriter
 from stream.clock import Clock, make_clock
 from stream.decoder import Decoder, Limits
 from stream.figures import FactContext
-from stream.metrics import CallDefinitions, FiguresCollector, LagCollector, PipelineMetrics
+from stream.metrics import (
+    CallDefinitions,
+    FiguresCollector,
+    LagCollector,
+    PipelineMetrics,
+    RegistryCollector,
+)
 from stream.processor import TP, FamilyProcessor, FigureState
 from stream.queue_now import listen
 from stream.rules import load_rules
@@ -51,7 +57,8 @@ class Worker:
 
     app: BatchApp
     settings: Settings
-    registry: CollectorRegistry
+    registry: CollectorRegistry  # everything: /metrics
+    pipeline: CollectorRegistry  # the pipeline's own metrics only: /metrics/pipeline
     state: FigureState
     metrics: PipelineMetrics
     ctx: FactContext
@@ -178,21 +185,26 @@ def create_app(settings: Settings) -> Worker:
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
     )
     disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
+    # Two registries: the pipeline's own metrics are cheap to collect and served on
+    # their own too (/metrics/pipeline, for frequent health polling); /metrics adds
+    # the figures and timeliness, evaluated from the whole state at every scrape.
+    pipeline = CollectorRegistry(auto_describe=True)
+    metrics = PipelineMetrics(pipeline)
+    pipeline.register(ProcessCollector(registry=None))
     registry = CollectorRegistry(auto_describe=True)
-    metrics = PipelineMetrics(registry)
+    registry.register(RegistryCollector(pipeline))
     ctx = fact_context(settings)
-    worker = Worker(app, settings, registry, FigureState(), metrics, ctx,
+    worker = Worker(app, settings, registry, pipeline, FigureState(), metrics, ctx,
                     make_clock(settings.timezone, settings.clock_file),
                     OpenWork(ctx.rules, ctx.calendar))
     registry.register(FiguresCollector(worker.current, CallDefinitions(
         settings.service_level_seconds, settings.service_level_variant.value,
         settings.short_abandon_seconds, settings.period_combination.value),
         settings.metrics_months, worker.clock.now))
-    registry.register(LagCollector(worker.lag))
+    pipeline.register(LagCollector(worker.lag))
     registry.register(TimelinessCollector(worker.work, worker.clock.time, worker.owned))
     registry.register(listen(worker.work, ctx.taxonomy.ordered("call_queue"),
                              settings.calls_waiting_limit_seconds, worker.clock.time, worker.owned))
-    registry.register(ProcessCollector(registry=None))
     # Faust's own sensors (milliseconds, not promtool-clean) on their own registry and path.
     setup_prometheus_sensors(app, pattern="/metrics/faust", registry=CollectorRegistry(),
                              name_prefix="faust")
@@ -275,6 +287,12 @@ def _add_views(worker: Worker) -> None:
             return self.bytes(generate_latest(worker.registry),
                               headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    @app.page("/metrics/pipeline")
+    class PipelineView(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(generate_latest(worker.pipeline),
+                              headers={"Content-Type": CONTENT_TYPE_LATEST})
+
     @app.page("/figures")
     class FiguresView(View):
         async def get(self, request: Request) -> Response:
@@ -301,4 +319,4 @@ def _add_views(worker: Worker) -> None:
             ready = not (app.in_recovery or app.rebalancing)
             return self.json({"ready": ready}, status=200 if ready else 503)
 
-    del MetricsView, FiguresView, DueView, HealthView
+    del MetricsView, PipelineView, FiguresView, DueView, HealthView

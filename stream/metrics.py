@@ -21,7 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, SummaryMetricFamily
+from prometheus_client.core import (
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 from stream.aggregates import Aggregates, Cell
@@ -160,6 +165,16 @@ class PipelineMetrics:
                 self.resume_seeks.labels(topic, direction)
             for reason in REASONS:
                 self.rejected.labels(topic, reason)
+
+
+class RegistryCollector(Collector):
+    """Everything another registry collects, so one registry can serve a subset alone."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._registry.collect()
 
 
 class LagCollector(Collector):

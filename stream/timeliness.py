@@ -77,7 +77,11 @@ def endpoint(spec: str) -> tuple[str, str, int | None, str | None]:
 
 
 def _slot_ts(record: Record, spec: str) -> float | None:
-    kind, slot, field, code = endpoint(spec)
+    return _ts(record, endpoint(spec))
+
+
+def _ts(record: Record, end: tuple[str, str, int | None, str | None]) -> float | None:
+    kind, slot, field, code = end
     value = record.get(slot) if record.get("k") == kind else None
     ok = value is not None and (field is None or code is None or value[field] == code)
     return float(value[0]) if ok and value is not None else None
@@ -151,6 +155,26 @@ class RecordListener(Protocol):
     def drop_topic(self, topic: str) -> None: ...
 
 
+@lru_cache(maxsize=262_144)
+def _deadline_month(deadline_ts: float, tz: str) -> str:
+    """Local month of a deadline; memoised: every scrape asks again for each open item."""
+    return datetime.fromtimestamp(deadline_ts - 1e-3, ZoneInfo(tz)).strftime("%Y-%m")
+
+
+def earliest_deadline(rule: Rule) -> float:
+    """Seconds after the start before which the rule's deadline cannot fall.
+
+    A whole working day is at least 23 hours (a BST change), office hours pass no
+    faster than real hours, and calendar hours are wall-clock (a BST change again):
+    so work closed sooner than this is neither open nor late, and its deadline need
+    not be worked out. 0 where no such bound is known (a fraction of a working day).
+    """
+    if rule.clock == "working_days":
+        whole = rule.timescale >= 1 and float(rule.timescale).is_integer()
+        return rule.timescale * 86_400 - 3_600 if whole else 0.0
+    return max(0.0, rule.timescale * 3_600 - 3_600)
+
+
 class OpenWork:
     """Open items and closed-late breaches per partition, derived from the records.
 
@@ -168,6 +192,9 @@ class OpenWork:
         self.listeners: list[RecordListener] = []
         #: record kinds some rule opens on: no other record ever holds an item
         self._kinds = {endpoint(rule.opens)[0] for rule in self.rules.values()}
+        #: (rule, opens, closes, earliest deadline) resolved once, not per record
+        self._watch = [(rule, endpoint(rule.opens), endpoint(rule.closes),
+                        earliest_deadline(rule)) for rule in self.rules.values()]
 
     def update(self, partition: Part, key: str, record: Record | None) -> None:
         """Replace what the key contributes (None: the record is gone).
@@ -180,8 +207,23 @@ class OpenWork:
         for listener in self.listeners:
             listener.update(partition, key, record)
 
+    def _judged(self, record: Record) -> list[Item]:
+        """``items_of`` without the items closed before any deadline could fall."""
+        items: list[Item] = []
+        for rule, opens, closes, bound in self._watch:
+            start_ts = _ts(record, opens)
+            if start_ts is None:
+                continue
+            closed_ts = _ts(record, closes)
+            if closed_ts is not None and closed_ts - start_ts < bound:
+                continue  # closed in time: neither open nor a breach
+            deadline_ts, warn_ts = _schedule(rule, start_ts, self.calendar)
+            items.append(Item(rule.name, rule.version, rule.team, record["k"], start_ts,
+                              deadline_ts, warn_ts, closed_ts))
+        return items
+
     def _replace(self, partition: Part, key: str, record: Record | None) -> None:
-        items = items_of(record, self.rules, self.calendar) if record is not None else []
+        items = self._judged(record) if record is not None else []
         opened = tuple(i for i in items if i.closed_ts is None)
         late = tuple(self._breach(i) for i in items
                      if i.closed_ts is not None and i.closed_ts > i.deadline_ts)
@@ -202,8 +244,7 @@ class OpenWork:
 
     def _breach(self, item: Item) -> BreachKey:
         """(rule, version, local month); a deadline at midnight ends the month before."""
-        month = datetime.fromtimestamp(item.deadline_ts - 1e-3, self._zone).strftime("%Y-%m")
-        return item.rule, item.version, month
+        return item.rule, item.version, _deadline_month(item.deadline_ts, self.calendar.tz)
 
     def drop_partition(self, partition: Part) -> None:
         for table in (self._open, self._late, self._late_counts):

@@ -50,3 +50,14 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     if profile:
         assert results["phases"]["profile"]["top"], "py-spy profile missing"
     assert "| figure | value | target | vs aiokafka ceiling | vs Quix |" in markdown
+
+
+def test_the_throughput_replay_alone_still_runs_and_is_exact() -> None:
+    # `python -m bench.throughput` is the profiling loop's replay: one worker, the
+    # same exactness check as the full benchmark (it exits non-zero when not exact).
+    res = subprocess.run([sys.executable, "-m", "bench.throughput", "--events", "2000",
+                          "--scale", "5"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600, check=False)
+    assert res.returncode == 0, f"bench.throughput failed:\n{res.stderr[-5000:]}"
+    figures = json.loads(res.stdout.strip().splitlines()[-1])
+    assert figures["events"] == 2000 and figures["events_per_s"] > 0

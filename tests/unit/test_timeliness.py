@@ -407,3 +407,36 @@ def test_rules_file_timescales_are_what_the_alerts_say() -> None:
         "early_help_allocation": ("working_days", 2, 4, "ehh"),
         "lado_referral": ("working_days", 1, 4, "rfs"),
     }
+
+
+CLOCK_RULES = [
+    Rule("wd1", 1, "rfs", "contact.received", "contact.decided", "working_days", 1, 4),
+    Rule("wd2", 1, "rfs", "contact.received", "contact.decided", "working_days", 2, 4),
+    Rule("wh4", 1, "rfs", "contact.received", "contact.decided", "working_hours", 4, 1),
+    Rule("h72", 1, "rfs", "contact.received", "contact.decided", "hours", 72, 4),
+    Rule("h2", 1, "rfs", "contact.received", "contact.decided", "hours", 2, 1),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(start=st.integers(min_value=int(lon(2019, 1, 1)), max_value=int(lon(2027, 12, 31))),
+       rule=st.sampled_from(CLOCK_RULES))
+def test_no_deadline_falls_before_the_earliest_bound(start: int, rule: Rule) -> None:
+    # OpenWork skips working out deadlines of work closed sooner than this bound; the
+    # bound must hold across weekends, bank holidays, after-hours starts and BST changes.
+    from stream.timeliness import earliest_deadline
+
+    item = only(contact(rcv=rcv(float(start))), rule.name, {rule.name: rule})
+    assert item.deadline_ts - item.start_ts >= earliest_deadline(rule)
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=st.integers(min_value=int(lon(2024, 1, 1)), max_value=int(lon(2026, 12, 31))),
+       took=st.integers(min_value=0, max_value=6 * 86_400))
+def test_open_work_counts_as_if_every_deadline_were_worked_out(start: int, took: int) -> None:
+    rules = {r.name: r for r in CLOCK_RULES}
+    work = OpenWork(rules, CAL)
+    rec = contact(rcv=rcv(float(start)), dec=dec(float(start + took)))
+    work.update(P, KEY, rec)
+    late = [i for i in items_of(rec, rules, CAL) if i.closed_ts and i.closed_ts > i.deadline_ts]
+    assert sum(work.breaches(float(start), [P]).values()) == len(late)
