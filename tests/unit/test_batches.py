@@ -35,6 +35,15 @@ def test_the_faust_internals_it_replaces_are_still_there():
         assert callable(getattr(Consumer, name)), name
 
 
+def test_the_fetch_wait_can_still_be_set_before_the_consumer_starts():
+    from aiokafka import AIOKafkaConsumer
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    assert callable(AIOKafkaConsumerThread._create_worker_consumer)
+    consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1", fetch_max_wait_ms=1500)
+    assert consumer._fetch_max_wait_ms == 1500  # the attribute start() hands the fetcher
+
+
 def test_a_batch_that_continues_the_cursor_is_delivered_whole():
     batch, refetch = batches.follow(10, _records(10, 11, 12), moved=False)
     assert _offsets(batch) == [10, 11, 12] and not refetch
