@@ -7,6 +7,8 @@ from importlib.metadata import version
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from stream import batches
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +37,8 @@ def test_the_faust_internals_it_replaces_are_still_there():
         assert callable(getattr(Consumer, name)), name
 
 
-def test_the_fetch_wait_can_still_be_set_before_the_consumer_starts():
+@pytest.mark.asyncio
+async def test_the_fetch_wait_can_still_be_set_before_the_consumer_starts():
     from aiokafka import AIOKafkaConsumer
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
