@@ -83,7 +83,7 @@ NOTES = [
     "Latency: p50/p99 interpolated within the worker's cspa_event_latency_seconds buckets "
     "(Kafka timestamp -> processed, which is when the figure cell changes); max is the upper "
     "bound of the highest bucket holding an observation (a ceiling: results.json also has "
-    "max_sampled_s, polled from /metrics 4x a second, a floor).",
+    "max_sampled_s, polled from /metrics/pipeline 4x a second, a floor).",
     "Scale-out: a fresh app id per worker count, its workers settled on a stable assignment "
     "and paused while the backlog is produced afresh, then resumed (bench/scale.py); the "
     "broker shares the same 2 cores, so 2 workers cannot double the rate here.",
