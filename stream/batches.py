@@ -158,7 +158,12 @@ class BatchConsumer(faust_aiokafka.Consumer):
         due = {tp: o for tp, o in offsets.items() if (committed.get(tp) or -1) != o}
         if not due:
             return False
-        return bool(await self._commit_offsets(due))
+        sensors = self.app.sensors  # Faust's commit latency sees these commits too
+        state = sensors.on_commit_initiated(self)
+        try:
+            return bool(await self._commit_offsets(due))
+        finally:
+            sensors.on_commit_completed(self, state)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # replaces Faust's loop
         consumer_stopped = self._stopped.is_set

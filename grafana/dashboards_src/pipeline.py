@@ -108,21 +108,29 @@ def workers_section() -> list[object]:
 def faust_section() -> list[object]:
     return [
         c.row("Faust framework (/metrics/faust)"),
-        c.timeseries("Messages received", "Messages the Faust consumer received per second, "
-                     "per worker: rate(faust_messages_received_total).",
+        c.timeseries("Messages received", "Messages Faust's own per-message path received "
+                     "per second, per worker: rate(faust_messages_received_total). The "
+                     "source topics reach the agents in batches past it; this counts what "
+                     "Faust still reads itself (changelogs while recovering).",
                      c.q(f"sum by (instance) (rate(faust_messages_received_total{RATE}))",
                          "{{instance}}", instant=False), unit="cps", w=8),
         c.timeseries("Messages sent per topic", "Messages produced per second by topic (dead "
                      "letters, changelogs): rate(faust_topic_messages_sent_total).",
                      c.q(f"sum by (topic) (rate(faust_topic_messages_sent_total{RATE}))",
                          "{{topic}}", instant=False), unit="cps", w=8),
-        c.timeseries("Events per stream", "Events delivered per second to each Faust stream: "
-                     "rate(faust_total_events_per_stream_total).",
-                     c.q(f"sum by (stream) (rate(faust_total_events_per_stream_total{RATE}))",
-                         "{{stream}}", instant=False), unit="cps", w=8),
-        # Not faust_events_runtime_ms: the agents take events in batches
-        # (Stream.take_events), whose acknowledgement never reports a runtime to the
-        # sensors, so that histogram stays empty and its quantile is NaN.
+        c.timeseries("Batch path: refetches and stale batches", "Fetches read again because "
+                     "a seek raced them (cspa_refetches_total) and fetched batches dropped "
+                     "because an assignment moved their partition first "
+                     "(cspa_stale_batches_total), per hour. Faust's per-stream event sensors "
+                     "do not see the source topics, which reach the agents in batches.",
+                     c.q("sum by (topic) (increase(cspa_refetches_total[1h]))",
+                         "refetch {{topic}}", instant=False),
+                     c.q("sum by (topic) (increase(cspa_stale_batches_total[1h]))",
+                         "stale {{topic}}", ref="B", instant=False),
+                     unit="short", w=8),
+        # Not faust_events_runtime_ms: the agents take whole fetched batches
+        # (stream/batches.py), which never report a runtime to the sensors, so that
+        # histogram stays empty and its quantile is NaN.
         c.timeseries("Faust latencies p99", "99th percentile, in milliseconds, of offset "
                      "commit (faust_consumer_commit_latency) and producer send "
                      "(faust_producer_send_latency). Faust's per-event runtime is not "
