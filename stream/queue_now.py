@@ -23,11 +23,10 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, 
 from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
-from prometheus_client.registry import Collector
 
 from stream.aggregates import Aggregates
 from stream.records import Record
-from stream.timeliness import OpenWork
+from stream.timeliness import OpenWork, ScrapeCollector
 
 Part = Hashable  # (topic, partition) in the worker
 Waiting = tuple[str, float]  # (queue, queued at, POSIX seconds)
@@ -120,18 +119,13 @@ def asa_family(agg: Aggregates, windows: Mapping[str, set[str]]) -> SummaryMetri
     return family
 
 
-class QueueNowCollector(Collector):
+class QueueNowCollector(ScrapeCollector):
     """Calls-waiting gauges of the owned partitions, evaluated at every scrape."""
 
     def __init__(self, queue: QueueNow, now: Callable[[], float],
                  owned: Callable[[], Collection[Part]]) -> None:
-        self._queue, self._now, self._owned = queue, now, owned
-
-    def describe(self) -> Iterator[GaugeMetricFamily]:
-        return self._families()  # names only: registering evaluates nothing
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        return self._families(self._now(), set(self._owned()))
+        super().__init__(now, owned)
+        self._queue = queue
 
     def _families(self, now: float | None = None,
                   owned: Collection[Part] = ()) -> Iterator[GaugeMetricFamily]:

@@ -331,18 +331,34 @@ class OpenWork:
         return out
 
 
-class TimelinessCollector(Collector):
-    """Timeliness gauges of the owned partitions, evaluated at scrape time."""
+class ScrapeCollector(Collector):
+    """Gauges of the owned partitions, evaluated on the worker's clock at every scrape.
 
-    def __init__(self, work: OpenWork, now: Callable[[], float],
-                 owned: Callable[[], Collection[Part]]) -> None:
-        self._work, self._now, self._owned = work, now, owned
+    Subclasses yield their families from ``_families(now, owned)``; with ``now`` None
+    (registration) only the names are wanted and nothing is evaluated.
+    """
+
+    def __init__(self, now: Callable[[], float], owned: Callable[[], Collection[Part]]) -> None:
+        self._now, self._owned = now, owned
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return self._families()  # names only: registering evaluates nothing
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         return self._families(self._now(), set(self._owned()))
+
+    def _families(self, now: float | None = None,
+                  owned: Collection[Part] = ()) -> Iterator[GaugeMetricFamily]:
+        raise NotImplementedError
+
+
+class TimelinessCollector(ScrapeCollector):
+    """Timeliness gauges of the owned partitions, evaluated at scrape time."""
+
+    def __init__(self, work: OpenWork, now: Callable[[], float],
+                 owned: Callable[[], Collection[Part]]) -> None:
+        super().__init__(now, owned)
+        self._work = work
 
     def _families(self, now: float | None = None,
                   owned: Collection[Part] = ()) -> Iterator[GaugeMetricFamily]:
