@@ -125,6 +125,10 @@ class WorkerProcess:
         """Every sample of /metrics: (name, labels) -> value."""
         return parse_metrics(self.get("/metrics").decode())
 
+    def pipeline_samples(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        """The pipeline's own metrics (/metrics/pipeline): cheap enough to poll often."""
+        return parse_metrics(self.get("/metrics/pipeline").decode())
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
         stop_group(self.proc, sig, timeout)
         self.proc = None
