@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -127,12 +128,13 @@ def _snapshot(samples: Samples) -> dict[tuple[str, frozenset[tuple[str, str]]], 
     return {k: round(v, 6) for k, v in samples.items() if k[0] in RECOVERED and v}
 
 
-def recovery(worker: Worker, bootstrap: str, extra: list[Msg], consumed: int,
+def recovery(worker: Worker, bootstrap: str, extra: Iterable[Msg], extra_events: int,
+             consumed: int,
              timeout: float) -> tuple[Worker, dict[str, Any]]:
     """Load ``extra`` state, SIGKILL the worker, restart it: seconds to correct figures."""
-    if extra:
+    if extra_events:
         produce(bootstrap, extra)
-    total = consumed + len(extra)
+    total = consumed + extra_events
     replay([worker], total, timeout)
     time.sleep(3.5)  # let Faust commit offsets and flush the changelog (commit interval 2.8 s)
     samples = worker.samples()

@@ -26,12 +26,17 @@ async def _produce(bootstrap: str, messages: AsyncIterator[Msg] | Iterable[Msg],
         batch: list[Msg] = []
 
         async def flush_batch() -> None:
-            nonlocal sent
+            nonlocal sent, pending
             pending.extend(await asyncio.gather(*(
                 producer.send(m.topic, m.value, key=m.key, timestamp_ms=m.timestamp_ms)
                 for m in batch)))
             sent += len(batch)
             batch.clear()
+            for fut in pending:
+                if fut.done():
+                    fut.result()  # raise if a delivery failed
+            # only what is still in flight is kept (millions of events are sent at once)
+            pending = [fut for fut in pending if not fut.done()]
 
         if isinstance(messages, AsyncIterator):
             async for m in messages:

@@ -181,9 +181,10 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
     fig["scrape_ms"] = scrape_ms(worker)
     log(f"latency p50 {fig['latency_p50_ms']:.0f} ms p99 {fig['latency_p99_ms']:.0f} ms")
 
-    extra = dataset.recovery_contacts(a.recovery_contacts)
-    restarted, rec = live.recovery(worker, bootstrap, extra, consumed,
-                                   timeout + len(extra) / 500)
+    extra = dataset.recovery_contacts(a.recovery_contacts)  # generated as sent
+    events = 2 * a.recovery_contacts
+    restarted, rec = live.recovery(worker, bootstrap, extra, events, consumed,
+                                   timeout + events / 500)
     alive.remove(worker)
     alive.append(restarted)
     sampler.stop()
