@@ -53,6 +53,13 @@ def quantile(buckets: dict[float, float], q: float) -> float:
     return lower
 
 
+def scrape_seconds(worker: Worker) -> float:
+    """How long one full /metrics scrape takes (the worker's loop is blocked meanwhile)."""
+    t0 = time.monotonic()
+    worker.metrics_text()
+    return time.monotonic() - t0
+
+
 class _Scraper(threading.Thread):
     """Scrapes /metrics like Prometheus (every ``interval`` s); records how long each took."""
 
@@ -64,16 +71,14 @@ class _Scraper(threading.Thread):
 
     def run(self) -> None:
         while not self.done.wait(self.interval):
-            t0 = time.monotonic()
             try:
-                self.worker.metrics_text()
+                self.seconds.append(scrape_seconds(self.worker))
             except OSError:
                 continue
-            self.seconds.append(time.monotonic() - t0)
 
 
 class _MaxSampler(threading.Thread):
-    """Polls /metrics: processing wall time minus event time of the latest event, per topic."""
+    """Polls /metrics/pipeline: processing wall time minus event time of the latest event."""
 
     def __init__(self, worker: Worker, interval: float = 0.25) -> None:
         super().__init__(daemon=True)
@@ -129,14 +134,14 @@ def _snapshot(samples: Samples) -> dict[tuple[str, frozenset[tuple[str, str]]], 
 
 
 def recovery(worker: Worker, bootstrap: str, extra: Iterable[Msg], extra_events: int,
-             consumed: int,
-             timeout: float) -> tuple[Worker, dict[str, Any]]:
-    """Load ``extra`` state, SIGKILL the worker, restart it: seconds to correct figures."""
+             consumed: int, timeout: float) -> tuple[Worker, dict[str, Any]]:
+    """Load ``extra`` (``extra_events`` messages, generated as they are sent), SIGKILL the
+    worker, restart it: seconds to correct figures."""
     if extra_events:
         produce(bootstrap, extra)
     total = consumed + extra_events
     replay([worker], total, timeout)
-    time.sleep(3.5)  # let Faust commit offsets and flush the changelog (commit interval 2.8 s)
+    time.sleep(3.5)  # let the markers reach Kafka and the group commit them (every 1 s)
     samples = worker.samples()
     before = _snapshot(samples)
     contacts = sum(v for (n, _), v in samples.items() if n == "cspa_contacts_received")

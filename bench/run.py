@@ -211,12 +211,8 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
 def scrape_ms(worker: Worker, times: int = 3) -> float:
     """Median time of a full /metrics scrape with the backlog's state (what Prometheus
     pays, and the event loop with it, every scrape interval)."""
-    took = []
-    for _ in range(times):
-        t0 = time.monotonic()
-        worker.metrics_text()
-        took.append(time.monotonic() - t0)
-    return sorted(took)[len(took) // 2] * 1e3
+    took = sorted(live.scrape_seconds(worker) for _ in range(times))
+    return took[len(took) // 2] * 1e3
 
 
 def _profile(bootstrap: str, tmp: Path, seconds: float, out: Path,

@@ -96,7 +96,7 @@ class TopicAgent:
             elif result.changed:
                 owners[result.table_key] = partition
         self.processor.settle(partition, pending, before)
-        self.processor.batch_done(partition, batch.records)
+        self.processor.batch_done(batch.records)
         self.frontier.advance(partition, batch.records[-1].offset)
         owners[progress.marker_key(partition)] = partition
         return rejected

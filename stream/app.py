@@ -84,14 +84,13 @@ class Worker:
     def lag(self) -> dict[str, int]:
         """Messages behind the high-water mark, per topic, over owned partitions."""
         consumer = self.app.consumer
-        lags: dict[str, int] = {p.topic: 0 for p in self.processors.values()}
-        by_topic = {p.topic: p for p in self.processors.values()}
+        lags: dict[str, int] = dict.fromkeys(self.frontiers, 0)
         for tp in self.app.assignor.assigned_actives():
-            processor = by_topic.get(tp.topic)
-            if processor is None:
+            frontier = self.frontiers.get(tp.topic)
+            if frontier is None:  # not a source topic (a changelog)
                 continue
             # the frontier: where processing stands (set at every assignment)
-            position = self.frontiers[tp.topic].next.get(tp.partition)
+            position = frontier.next.get(tp.partition)
             if position is None:  # before the first assignment: the committed offset
                 committed = consumer._committed_offset  # type: ignore[attr-defined]
                 position = committed.get(tp) or 0
@@ -115,7 +114,11 @@ class Worker:
         return out
 
     def on_resume_seek(self, plan: Any, committed: Any, targets: Any) -> None:
-        """After an assignment's seeks: log them; start any frontier recovery did not set."""
+        """After an assignment's seeks: every frontier starts where the consumer now does.
+
+        A marker restored from the changelog is on Kafka already, so it may be committed
+        at once; the seeks are logged and counted by direction.
+        """
         for topic, frontier in self.frontiers.items():
             mine = {tp.partition: offset for tp, offset in targets.items() if tp.topic == topic}
             frontier.drop(mine)

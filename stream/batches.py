@@ -97,9 +97,6 @@ class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with batch delivery and marker-driven positions."""
 
-    def _new_consumer_thread(self) -> BatchConsumerThread:
-        return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
     cursors: dict[TP, int]
     epochs: dict[TP, int]
 
@@ -108,6 +105,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self.cursors = {}
         self.epochs = {}
         self._moves: dict[TP, int] = {}  # bumped at every seek of a partition
+
+    def _new_consumer_thread(self) -> BatchConsumerThread:
+        return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     @property
     def sinks(self) -> dict[str, Sink]:

@@ -43,12 +43,11 @@ class ChangelogWriter:
     Straight to the Kafka producer, one record batch per changelog partition (the
     partition of the source partition the records came from): aiokafka's
     ``send_batch`` costs a fraction of one ``send`` per record. (Faust's route,
-    ``table[key] = value``, goes
-    through a buffer that hands the producer one message per event-loop turn and stalls
-    the stream whenever it holds more than 100.) Nothing waits for the broker within a
-    batch: a batch's markers are held back and sent with the next batch, once the
-    records they vouch for are acknowledged, so a marker on the broker never stands in
-    front of a record that failed to get there.
+    ``table[key] = value``, goes through a buffer that hands the producer one message
+    per event-loop turn and stalls the stream whenever it holds more than 100.) Nothing
+    waits for the broker within a batch: a batch's markers are held back and sent with
+    the next batch, once the records they vouch for are acknowledged, so a marker on
+    the broker never stands in front of a record that failed to get there.
     """
 
     def __init__(self, app: faust.App, table: Any) -> None:

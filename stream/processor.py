@@ -88,8 +88,6 @@ class FamilyProcessor:
         self.state = state
         self.metrics = metrics
         self._latest = 0.0  # greatest event time seen (POSIX s)
-        #: next offset to process per partition (for consumer lag)
-        self.positions: dict[int, int] = {}
         self._children = _Children.of(metrics, topic)
         self._applied: dict[str, Any] = {}  # event type -> labelled child
         #: events applied per type, and duplicates, since the last ``_count``: the
@@ -98,15 +96,14 @@ class FamilyProcessor:
 
     def process(self, key: bytes | None, value: bytes | None, partition: int,
                 timestamp_ms: float | None, table: MutableMapping[str, bytes],
-                now: float | None = None,
-                pending: dict[str, records.Record] | None = None) -> Applied | Rejection:
+                now: float | None = None) -> Applied | Rejection:
         """Apply one message and count it (``fold`` and ``batch_done`` in one call).
 
         The worker folds whole batches with ``fold`` and counts them once with
         ``batch_done``; this is the same for a single message.
         """
         now = time.time() if now is None else now
-        result = self.fold(key, value, partition, table, now, pending)
+        result = self.fold(key, value, partition, table, now)
         self._count(1, now)
         if timestamp_ms is not None:
             self._children.latency.observe(max(0.0, now - timestamp_ms / 1000.0))
@@ -131,15 +128,14 @@ class FamilyProcessor:
         if self.work is not None:
             self.work.update((self.topic, partition), tkey, new)
 
-    def batch_done(self, partition: int, batch: Sequence[Any]) -> None:
-        """Count a folded batch of aiokafka records: consumed, latency, position."""
+    def batch_done(self, batch: Sequence[Any]) -> None:
+        """Count a folded batch of aiokafka records: consumed and latency."""
         now = time.time()
         self._count(len(batch), now)
         observe = self._children.latency.observe
         for r in batch:
             if r.timestamp is not None:
                 observe(max(0.0, now - r.timestamp / 1000.0))
-        self.positions[partition] = batch[-1].offset + 1
 
     def _count(self, n: int, now: float) -> None:
         m = self._children

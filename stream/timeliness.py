@@ -14,6 +14,7 @@ month; case keys (pseudonymous) appear only in ``due_list``.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -60,8 +61,12 @@ class Item:
     closed_ts: float | None
 
 
+#: (record kind, slot, narrowed field, code) of an ``opens``/``closes`` spec
+Endpoint = tuple[str, str, int | None, str | None]
+
+
 @lru_cache(maxsize=256)
-def endpoint(spec: str) -> tuple[str, str, int | None, str | None]:
+def endpoint(spec: str) -> Endpoint:
     """(kind, slot, narrowed field, code) of an ``opens``/``closes`` spec; RuleError if unknown."""
     event, _, code = spec.partition(":")
     if event not in _EVENTS:
@@ -76,11 +81,7 @@ def endpoint(spec: str) -> tuple[str, str, int | None, str | None]:
     return kind, slot, field, code or None
 
 
-def _slot_ts(record: Record, spec: str) -> float | None:
-    return _ts(record, endpoint(spec))
-
-
-def _ts(record: Record, end: tuple[str, str, int | None, str | None]) -> float | None:
+def _ts(record: Record, end: Endpoint) -> float | None:
     kind, slot, field, code = end
     value = record.get(slot) if record.get("k") == kind else None
     ok = value is not None and (field is None or code is None or value[field] == code)
@@ -134,17 +135,51 @@ def _schedule(rule: Rule, start_ts: float, calendar: WorkingCalendar) -> tuple[f
     return deadline.timestamp(), warn.timestamp()
 
 
-def items_of(record: Record, rules: Mapping[str, Rule], calendar: WorkingCalendar) -> list[Item]:
-    """Every item the record holds under the rules (open or closed)."""
+def earliest_deadline(rule: Rule) -> float:
+    """Seconds after the start before which the rule's deadline cannot fall.
+
+    A whole working day is at least 23 hours (a BST change), office hours pass no
+    faster than real hours, and calendar hours are wall-clock (a BST change again):
+    so work closed sooner than this is neither open nor late, and its deadline need
+    not be worked out. 0 where no such bound is known (a fraction of a working day).
+    """
+    if rule.clock == "working_days":
+        whole = rule.timescale >= 1 and float(rule.timescale).is_integer()
+        return rule.timescale * 86_400 - 3_600 if whole else 0.0
+    return max(0.0, rule.timescale * 3_600 - 3_600)
+
+
+#: A rule with its endpoints resolved, and how soon work may close without being
+#: judged at all (``earliest_deadline``; -inf: every item is judged)
+Watch = tuple[Rule, Endpoint, Endpoint, float]
+
+
+def watch(rules: Mapping[str, Rule], skip_closed_in_time: bool) -> list[Watch]:
+    """The rules ready for ``judge``, resolved once rather than per record."""
+    return [(rule, endpoint(rule.opens), endpoint(rule.closes),
+             earliest_deadline(rule) if skip_closed_in_time else -math.inf)
+            for rule in rules.values()]
+
+
+def judge(record: Record, watching: Iterable[Watch], calendar: WorkingCalendar) -> list[Item]:
+    """The items the record holds, less those closed sooner than their rule's bound."""
     items: list[Item] = []
-    for rule in rules.values():
-        start_ts = _slot_ts(record, rule.opens)
+    for rule, opens, closes, bound in watching:
+        start_ts = _ts(record, opens)
         if start_ts is None:
             continue
+        closed_ts = _ts(record, closes)
+        if closed_ts is not None and closed_ts - start_ts < bound:
+            continue  # closed before any deadline could fall: neither open nor a breach
         deadline_ts, warn_ts = _schedule(rule, start_ts, calendar)
         items.append(Item(rule.name, rule.version, rule.team, record["k"], start_ts,
-                          deadline_ts, warn_ts, _slot_ts(record, rule.closes)))
+                          deadline_ts, warn_ts, closed_ts))
     return items
+
+
+def items_of(record: Record, rules: Mapping[str, Rule], calendar: WorkingCalendar) -> list[Item]:
+    """Every item the record holds under the rules (open or closed)."""
+    return judge(record, watch(rules, skip_closed_in_time=False), calendar)
 
 
 class RecordListener(Protocol):
@@ -159,20 +194,6 @@ class RecordListener(Protocol):
 def _deadline_month(deadline_ts: float, tz: str) -> str:
     """Local month of a deadline; memoised: every scrape asks again for each open item."""
     return datetime.fromtimestamp(deadline_ts - 1e-3, ZoneInfo(tz)).strftime("%Y-%m")
-
-
-def earliest_deadline(rule: Rule) -> float:
-    """Seconds after the start before which the rule's deadline cannot fall.
-
-    A whole working day is at least 23 hours (a BST change), office hours pass no
-    faster than real hours, and calendar hours are wall-clock (a BST change again):
-    so work closed sooner than this is neither open nor late, and its deadline need
-    not be worked out. 0 where no such bound is known (a fraction of a working day).
-    """
-    if rule.clock == "working_days":
-        whole = rule.timescale >= 1 and float(rule.timescale).is_integer()
-        return rule.timescale * 86_400 - 3_600 if whole else 0.0
-    return max(0.0, rule.timescale * 3_600 - 3_600)
 
 
 class OpenWork:
@@ -192,9 +213,7 @@ class OpenWork:
         self.listeners: list[RecordListener] = []
         #: record kinds some rule opens on: no other record ever holds an item
         self._kinds = {endpoint(rule.opens)[0] for rule in self.rules.values()}
-        #: (rule, opens, closes, earliest deadline) resolved once, not per record
-        self._watch = [(rule, endpoint(rule.opens), endpoint(rule.closes),
-                        earliest_deadline(rule)) for rule in self.rules.values()]
+        self._watch = watch(self.rules, skip_closed_in_time=True)
 
     def update(self, partition: Part, key: str, record: Record | None) -> None:
         """Replace what the key contributes (None: the record is gone).
@@ -207,23 +226,8 @@ class OpenWork:
         for listener in self.listeners:
             listener.update(partition, key, record)
 
-    def _judged(self, record: Record) -> list[Item]:
-        """``items_of`` without the items closed before any deadline could fall."""
-        items: list[Item] = []
-        for rule, opens, closes, bound in self._watch:
-            start_ts = _ts(record, opens)
-            if start_ts is None:
-                continue
-            closed_ts = _ts(record, closes)
-            if closed_ts is not None and closed_ts - start_ts < bound:
-                continue  # closed in time: neither open nor a breach
-            deadline_ts, warn_ts = _schedule(rule, start_ts, self.calendar)
-            items.append(Item(rule.name, rule.version, rule.team, record["k"], start_ts,
-                              deadline_ts, warn_ts, closed_ts))
-        return items
-
     def _replace(self, partition: Part, key: str, record: Record | None) -> None:
-        items = self._judged(record) if record is not None else []
+        items = judge(record, self._watch, self.calendar) if record is not None else []
         opened = tuple(i for i in items if i.closed_ts is None)
         late = tuple(self._breach(i) for i in items
                      if i.closed_ts is not None and i.closed_ts > i.deadline_ts)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,19 +16,16 @@ from pathlib import Path
 import pytest
 
 from bench.report import FIGURES
+from tests.tools import require
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 
-def _has_py_spy() -> bool:
-    return bool(shutil.which("py-spy") or (Path(sys.executable).parent / "py-spy").exists())
-
-
 def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    profile = ["--profile"] if _has_py_spy() else []
-    res = subprocess.run([sys.executable, "-m", "bench", "--quick", *profile,
+    require("py-spy")  # `make install` puts it in the venv: the profile phase always runs
+    res = subprocess.run([sys.executable, "-m", "bench", "--quick", "--profile",
                           "--output", str(out)], cwd=ROOT, capture_output=True, text=True,
                          timeout=1200, check=False)
     assert res.returncode == 0, f"bench failed:\n{res.stderr[-5000:]}"
@@ -47,8 +43,7 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
                  "faust-streaming"):
         assert results["machine"][fact]
     assert results["params"]["quixstreams"]
-    if profile:
-        assert results["phases"]["profile"]["top"], "py-spy profile missing"
+    assert results["phases"]["profile"]["top"], "py-spy profile missing"
     assert "| figure | value | target | vs aiokafka ceiling | vs Quix |" in markdown
 
 
