@@ -23,6 +23,12 @@ Offsets are then this module's business, not Faust's acknowledgements:
 * Each partition has an *epoch*, bumped when an assignment moves it to the state's
   progress marker. A batch carries the epoch it was fetched in; the agent drops a
   batch from an earlier epoch (its records are fetched again from the marker).
+* After every assignment each source partition is sought to where the state resumes
+  (its marker, else the committed offset), even where Faust's seek to the committed
+  offset already put it there: position, cursor and epoch move together. Nothing is
+  delivered while a seek is in progress (one lock around fetch-and-deliver and the
+  seeks). Without both, a batch fetched between Faust's seek and ours could be put
+  on the channel, dropped as stale, and its records taken as already read.
 * Commits come from the progress markers once Kafka has them (``commit_markers``),
   so Kafka's lag tools agree with the state.
 """
@@ -105,6 +111,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self.cursors = {}
         self.epochs = {}
         self._moves: dict[TP, int] = {}  # bumped at every seek of a partition
+        #: held while a fetch's records are delivered and while an assignment seeks
+        self._delivering = asyncio.Lock()
 
     def _new_consumer_thread(self) -> BatchConsumerThread:
         return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -130,27 +138,29 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 self.epochs[tp] = self.epoch(tp) + 1
 
     async def perform_seek(self) -> None:
-        """Faust's seek to the committed offsets, then to the state's markers."""
-        await super().perform_seek()
-        app = self.app
-        resume_offsets: ResumeOffsets | None = getattr(app, "resume_offsets", None)
-        if resume_offsets is None:
-            return
-        assigned = self.assignment()
-        committed: Any = self._committed_offset
-        resume = resume_offsets(assigned)
-        plan = rewind_plan(assigned, committed, resume)
-        before = {tp: committed.get(tp) for tp in plan}
-        starts = {tp: start if start is not None else (committed.get(tp) or 0)
-                  for tp, start in resume.items()}
-        for tp, offset in plan.items():
-            await self.seek(tp, offset)
-        for tp, offset in starts.items():
-            if tp not in plan:  # Faust's own seek moved it: start a new epoch there too
-                self._moved(tp, offset, new_epoch=True)
-        on_resume: OnResume | None = getattr(app, "on_resume_seek", None)
-        if on_resume is not None:
-            on_resume(plan, before, starts)
+        """Faust's seek to the committed offsets, then every source partition to its start.
+
+        The start is the state's marker, else the committed offset. Each source
+        partition is sought, not only those whose marker differs from the committed
+        offset: the seek sets cursor and epoch with the position (see the module).
+        """
+        async with self._delivering:
+            await super().perform_seek()
+            app = self.app
+            resume_offsets: ResumeOffsets | None = getattr(app, "resume_offsets", None)
+            if resume_offsets is None:
+                return
+            committed: Any = self._committed_offset
+            resume = resume_offsets(self.assignment())
+            plan = rewind_plan(resume.keys(), committed, resume)
+            before = {tp: committed.get(tp) for tp in plan}
+            starts = {tp: start if start is not None else (committed.get(tp) or 0)
+                      for tp, start in resume.items()}
+            for tp, offset in starts.items():
+                await self.seek(tp, offset)
+            on_resume: OnResume | None = getattr(app, "on_resume_seek", None)
+            if on_resume is not None:
+                on_resume(plan, before, starts)
 
     async def commit_markers(self, offsets: Mapping[TP, int]) -> bool:
         """Commit source offsets the state's markers vouch for (on Kafka already)."""
@@ -170,14 +180,15 @@ class BatchConsumer(faust_aiokafka.Consumer):
         fetcher_stopped = fetcher._stopped.is_set
         try:
             while not (consumer_stopped() or fetcher_stopped()):
-                moves = dict(self._moves)
-                records, active = await self._wait_next_records(1.0)
-                if not records or self.should_stop:
-                    continue
-                if not self.flow_active:  # a rebalance began under the fetch
-                    await self.perform_seek()
-                    continue
-                await self._deliver(records, active, moves)
+                async with self._delivering:  # no seek between fetch and delivery
+                    moves = dict(self._moves)
+                    records, active = await self._wait_next_records(1.0)
+                    if not records or self.should_stop:
+                        continue
+                    if self.flow_active:
+                        await self._deliver(records, active, moves)
+                        continue
+                await self.perform_seek()  # a rebalance began under the fetch
         except self.consumer_stopped_errors:
             if not self.transport.app.should_stop:
                 raise
@@ -236,8 +247,21 @@ def batch_consumer(app: faust.App) -> BatchConsumer:
     return consumer
 
 
+class IdempotentProducer(faust_aiokafka.Producer):
+    """Faust's producer with Kafka's idempotence on (Faust turns it on only in transactions).
+
+    A send whose acknowledgement is lost (the broker killed after writing it) is retried;
+    without idempotence the retry writes the record twice, so one rejected event would
+    leave two dead letters. With it the broker drops the retry by sequence number.
+    """
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
 class BatchTransport(faust_aiokafka.Transport):
     Consumer: ClassVar[Any] = BatchConsumer
+    Producer: ClassVar[Any] = IdempotentProducer
 
 
 class BatchApp(faust.App):

@@ -14,6 +14,7 @@ from tests.faults.conftest import (
     PARTITIONS,
     SOURCE_TOPICS,
     counted,
+    differences,
     figures_state,
     produce_tracked,
     summed,
@@ -43,6 +44,10 @@ def settled(*ws):
     return wait_for(check, 120, "rebalance settled", interval=0.5)
 
 
+def lag_of(samples):
+    return sum(v for (name, _), v in samples.items() if name == "cspa_consumer_lag")
+
+
 def check_split(ws, sent, places, label):
     """At several scrapes: each worker equals the truth of its partitions; the sum, all of it."""
     report = []
@@ -54,7 +59,15 @@ def check_split(ws, sent, places, label):
         for w, mine, got in zip(ws, owned, samples, strict=True):
             part = Dataset([m for m, (p, _) in zip(sent, places, strict=True)
                             if (m.topic, p) in mine])
-            assert counted(got, expected(part)) == (0, 0), (label, w.port, sorted(mine))
+            truth = expected(part)
+            if counted(got, truth) != (0, 0):
+                time.sleep(10)  # transient (a view behind) or lost for good?
+                later = w.samples()
+                raise AssertionError(
+                    f"{label}: worker {w.port} owning {sorted(mine)}: (lost, double) "
+                    f"{counted(got, truth)}, 10 s later {counted(later, truth)}; "
+                    f"lag then {lag_of(later)}; "
+                    f"{differences(got, truth)}; 10 s later {differences(later, truth)}")
             assert_figures_match(got, expected(part))
         total = summed(*samples)
         assert_figures_match(total, expected(Dataset(list(sent))))

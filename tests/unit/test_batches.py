@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
@@ -75,3 +76,93 @@ def test_without_a_cursor_the_batch_sets_it():
 def test_a_batch_wholly_below_the_cursor_delivers_nothing():
     batch, refetch = batches.follow(50, _records(10, 11), moved=True)
     assert batch == [] and not refetch
+
+
+class _Seeks:
+    """The aiokafka consumer thread as far as seeking goes: where each seek went."""
+
+    def __init__(self):
+        self.seeks = []
+
+    def seek(self, tp, offset):
+        self.seeks.append((tp, offset))
+
+
+def _consumer(committed, resume, resumed):
+    """A BatchConsumer with just what perform_seek touches (no broker, no app)."""
+    consumer = object.__new__(batches.BatchConsumer)
+    consumer.cursors, consumer.epochs, consumer._moves = {}, {}, {}
+    consumer._delivering = asyncio.Lock()
+    consumer._committed_offset, consumer._read_offset = {}, {}
+    consumer._thread = _Seeks()
+    consumer.log = SimpleNamespace(dev=lambda *a, **k: None)
+
+    async def seek_to_committed():
+        return dict(committed)
+
+    consumer.seek_to_committed = seek_to_committed
+    consumer.assignment = lambda: set(committed)
+    consumer.app = SimpleNamespace(
+        batch_sinks={tp.topic: None for tp in committed},
+        resume_offsets=lambda assigned: {tp: resume.get(tp) for tp in assigned},
+        on_resume_seek=lambda plan, before, starts: resumed.append((plan, starts)))
+    return consumer
+
+
+@pytest.mark.asyncio
+async def test_an_assignment_seeks_every_source_partition_with_its_cursor_and_epoch():
+    from faust.types import TP
+
+    at_marker, at_commit, unknown = TP("src", 0), TP("src", 1), TP("src", 2)
+    committed = {at_marker: 10, at_commit: 20, unknown: 30}
+    resumed: list = []
+    consumer = _consumer(committed, {at_marker: 15, at_commit: 20}, resumed)
+    consumer.cursors = {at_marker: 40, at_commit: 41, unknown: 42}  # from before
+    consumer.epochs = {at_commit: 3}
+    await consumer.perform_seek()
+    # Each partition sought where the state resumes, not only the one whose marker
+    # differs from the committed offset: a cursor left at 41 would take a later
+    # batch's gap (records fetched and dropped around the rebalance) for read.
+    assert sorted(consumer._thread.seeks[-3:]) == [(at_marker, 15), (at_commit, 20),
+                                                   (unknown, 30)]
+    assert consumer.cursors == {at_marker: 15, at_commit: 20, unknown: 30}
+    assert consumer.epochs == {at_marker: 1, at_commit: 4, unknown: 1}
+    assert resumed == [({at_marker: 15}, {at_marker: 15, at_commit: 20, unknown: 30})]
+
+
+@pytest.mark.asyncio
+async def test_nothing_is_delivered_while_an_assignment_seeks():
+    from faust.types import TP
+
+    tp = TP("src", 0)
+    consumer = _consumer({tp: 5}, {tp: 5}, [])
+    gate = asyncio.Event()
+    inner = consumer.seek_to_committed
+
+    async def slow_seek_to_committed():  # the thread round trip, held open
+        await gate.wait()
+        return await inner()
+
+    consumer.seek_to_committed = slow_seek_to_committed
+    seeking = asyncio.create_task(consumer.perform_seek())
+    await asyncio.sleep(0)
+    assert consumer._delivering.locked()  # _drain_messages waits for this lock
+    gate.set()
+    await seeking
+    assert not consumer._delivering.locked()
+
+
+@pytest.mark.asyncio
+async def test_the_worker_producer_is_idempotent(tmp_path):
+    # A dead letter (or changelog write) retried after a lost acknowledgement must not
+    # be written twice: Faust turns idempotence on only for exactly-once transactions.
+    from stream.app import create_app
+    from stream.settings import Settings
+
+    worker = create_app(Settings(broker="127.0.0.1:39092", web_port=16067,
+                                 processing_guarantee="at_least_once"))
+    producer = worker.app.producer._new_producer()
+    # aiokafka keeps a transaction manager (producer id and sequence numbers) only
+    # when enable_idempotence is on.
+    assert producer._txn_manager is not None
+    await producer.client.close()

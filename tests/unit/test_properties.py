@@ -190,27 +190,42 @@ def _cells_ok(state):
 
 
 def _run(ops, ctx, batch: int | None):
-    """Feed the ops (optionally in batches, as the worker does); return state, tables."""
+    """Feed the ops one by one, or in batches as the worker's agent does; return
+    state, tables. A batch folds into ``pending``/``before``, then settles (figures
+    and open work counted once per changed case) and writes each record once."""
     state = FigureState()
     metrics = PipelineMetrics(CollectorRegistry())
     procs = {fam: FamilyProcessor("t." + fam, Decoder(fam, TAXONOMY), ctx, state, metrics)
              for fam in ("contacts", "calls")}
     tables: dict[str, dict] = {"contacts": {}, "calls": {}}
-    pending: dict[str, dict] = {"contacts": {}, "calls": {}}
+    # family -> partition -> (pending, before), as TopicAgent keeps them per batch
+    open_batches: dict[str, dict[int, tuple[dict, dict]]] = {"contacts": {}, "calls": {}}
+
+    def settle_all() -> None:
+        for fam, parts in open_batches.items():
+            for partition, (pending, before) in parts.items():
+                procs[fam].settle(partition, pending, before)
+                tables[fam].update({k: records.dumps(r) for k, r in pending.items()})
+            parts.clear()
+        _cells_ok(state)
+
     for i, op in enumerate(ops):
         family, key, value = _message(op)
         key = key.encode() if isinstance(key, str) else key
-        result = procs[family].process(key, value, _partition(key), None, tables[family],
-                                       now=NOW, pending=pending[family] if batch else None)
+        partition = _partition(key)
+        if batch:
+            pending, before = open_batches[family].setdefault(partition, ({}, {}))
+            result = procs[family].fold(key, value, partition, tables[family], NOW,
+                                        pending, before)
+        else:
+            result = procs[family].process(key, value, partition, None, tables[family],
+                                           now=NOW)
+            _cells_ok(state)
         if op[0] == "invalid":
             assert isinstance(result, Rejection)
-        _cells_ok(state)
         if batch and (i + 1) % batch == 0:
-            for fam in pending:
-                tables[fam].update({k: orjson.dumps(r) for k, r in pending[fam].items()})
-                pending[fam].clear()
-    for fam in pending:
-        tables[fam].update({k: orjson.dumps(r) for k, r in pending[fam].items()})
+            settle_all()
+    settle_all()
     return state, tables
 
 
