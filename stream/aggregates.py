@@ -59,12 +59,17 @@ class Aggregates:
 
     def __init__(self) -> None:
         self.cells: dict[CellKey, Cell] = {}
+        #: keys of the cells ``apply`` touched since a reader last took them: lets a
+        #: merge of several partitions be brought up to date cell by cell
+        self.changed: set[CellKey] = set()
 
     def apply(self, facts: Iterable[Fact], sign: int) -> None:
         """Add (sign=+1) or withdraw (sign=-1) facts."""
         cells = self.cells
+        changed = self.changed
         for figure, labels, value in facts:
             key = (figure, labels)
+            changed.add(key)
             cell = cells.get(key)
             if cell is None:
                 cell = cells[key] = Cell()
@@ -108,4 +113,19 @@ def merged(parts: Iterable[Aggregates]) -> Aggregates:
     total = Aggregates()
     for part in parts:
         total.merge(part)
+    return total
+
+
+def merged_cell(parts: Iterable[Aggregates], key: CellKey) -> Cell | None:
+    """The sum of one cell over several partitions (None: no partition has it).
+
+    Merges in the order given, as ``merged`` does, so both give equal totals.
+    """
+    total: Cell | None = None
+    for part in parts:
+        cell = part.cells.get(key)
+        if cell is not None:
+            if total is None:
+                total = Cell()
+            total.merge(cell)
     return total

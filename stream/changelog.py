@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -37,6 +39,22 @@ def encode_key(key: str) -> bytes:
     return orjson.dumps(key)
 
 
+#: Writes awaiting Kafka's acknowledgement before a write waits for the oldest: bounds
+#: what a stalled broker leaves in memory (the producer's own buffer bounds the bytes).
+MAX_FLIGHTS = 64
+
+Marker = tuple[int, str, bytes]  # (partition, marker key, encoded next offset)
+
+
+@dataclass
+class _Flight:
+    """One write on its way to Kafka."""
+
+    futures: list[Any]  # delivery futures of its record batches
+    markers: dict[int, int]  # the markers it carries: partition -> next offset
+    vouched: list[Marker]  # markers for its records: sendable once it has landed
+
+
 class ChangelogWriter:
     """Writes a batch's records and progress markers to the table and its changelog.
 
@@ -44,10 +62,14 @@ class ChangelogWriter:
     partition of the source partition the records came from): aiokafka's
     ``send_batch`` costs a fraction of one ``send`` per record. (Faust's route,
     ``table[key] = value``, goes through a buffer that hands the producer one message
-    per event-loop turn and stalls the stream whenever it holds more than 100.) Nothing
-    waits for the broker within a batch: a batch's markers are held back and sent with
-    the next batch, once the records they vouch for are acknowledged, so a marker on
-    the broker never stands in front of a record that failed to get there.
+    per event-loop turn and stalls the stream whenever it holds more than 100.)
+
+    Nothing waits for the broker: a write's markers are held back until Kafka has
+    acknowledged its records and every earlier write (writes *land* in order), then
+    go out with a later write. So a marker on the broker never stands in front of a
+    record that failed to get there. (Waiting for the previous write's
+    acknowledgement in every write, as before, put one broker round trip per
+    partition batch on the agent: 40 ms of the latency at 1,000 events/s.)
     """
 
     def __init__(self, app: faust.App, table: Any) -> None:
@@ -55,9 +77,8 @@ class ChangelogWriter:
         self.table = table
         self.topic = table.changelog_topic
         self.name = self.topic.get_topic_name()
-        self.inflight: list[Any] = []  # delivery futures of the last batch
-        self.due: list[tuple[int, str, bytes]] = []  # markers waiting for those
-        self.sent: dict[int, int] = {}  # markers among the in-flight writes
+        self.flights: deque[_Flight] = deque()  # oldest first
+        self.due: list[Marker] = []  # markers whose records have landed, not yet sent
         #: source partition -> next offset, for markers Kafka has acknowledged
         self.durable: dict[int, int] = {}
         self.lock = asyncio.Lock()
@@ -65,19 +86,21 @@ class ChangelogWriter:
     def forget_markers(self) -> None:
         """Drop held-back markers (after an assignment: the partitions may have moved)."""
         self.due = []
-        self.sent = {}
         self.durable = {}
+        for flight in self.flights:
+            flight.markers, flight.vouched = {}, []
 
     async def settle(self) -> None:
-        """When idle: wait for the in-flight writes and send the held-back markers."""
-        if self.lock.locked() or not (self.inflight or self.due):
+        """When idle: wait for every write in flight and send the held-back markers."""
+        if self.lock.locked() or not (self.flights or self.due):
             return
         async with self.lock:
-            await self._send([])
+            await self._land(keep=0)
+            await self._send([], [])
 
     async def write(self, pending: dict[str, Record], owners: dict[str, int],
                     frontier: progress.Frontier) -> None:
-        """Send the batch's records; hold its markers back for the next call."""
+        """Send the batch's records; hold its markers back until they have landed."""
         records = [(owners[k], k, dumps(r)) for k, r in pending.items()]
         markers = []
         for key, partition in owners.items():
@@ -87,19 +110,35 @@ class ChangelogWriter:
         pending.clear()
         owners.clear()
         async with self.lock:
-            await self._send(records)
-            self.due = markers
+            await self._land(keep=MAX_FLIGHTS - 1)
+            await self._send(records, markers)
 
-    async def _send(self, records: list[tuple[int, str, bytes]]) -> None:
-        previous, self.inflight = self.inflight, []
-        for fut in previous:
-            await fut  # raises if Kafka refused a write after its retries: the agent stops
-        self.durable.update(self.sent)
-        due, self.due = self.due, []
-        self.sent = {partition: int(value) for partition, _, value in due}
+    async def _land(self, keep: int) -> None:
+        """Retire the acknowledged writes, oldest first, waiting while more than
+        ``keep`` are in flight.
+
+        Raises if Kafka refused a write after its retries: the agent stops, and no
+        marker vouches for that write.
+        """
+        while self.flights:
+            flight = self.flights[0]
+            if len(self.flights) <= keep and not all(fut.done() for fut in flight.futures):
+                return
+            for fut in flight.futures:
+                await fut
+            self.flights.popleft()
+            self.durable.update(flight.markers)
+            self.due.extend(flight.vouched)
+
+    async def _send(self, records: list[tuple[int, str, bytes]], vouched: list[Marker]) -> None:
+        due = list({key: m for m in self.due for key in (m[1],)}.values())  # latest per key
+        self.due = []
+        if not (due or records or vouched):
+            return
         producer = self.app.producer._producer  # type: ignore[attr-defined]
         data = self.table.data
         batches: dict[int, Any] = {}
+        futures = []
         for partition, key, value in (*due, *records):
             data[key] = value
             raw_key = encode_key(key)
@@ -107,10 +146,10 @@ class ChangelogWriter:
             if batch is None:
                 batch = batches[partition] = producer.create_batch()
             if batch.append(key=raw_key, value=value, timestamp=None) is None:  # full
-                self.inflight.append(await producer.send_batch(batch, self.name,
-                                                               partition=partition))
+                futures.append(await producer.send_batch(batch, self.name,
+                                                         partition=partition))
                 batch = batches[partition] = producer.create_batch()
                 batch.append(key=raw_key, value=value, timestamp=None)
         for partition, batch in batches.items():
-            self.inflight.append(await producer.send_batch(batch, self.name,
-                                                           partition=partition))
+            futures.append(await producer.send_batch(batch, self.name, partition=partition))
+        self.flights.append(_Flight(futures, {p: int(v) for p, _, v in due}, vouched))

@@ -192,6 +192,11 @@ class LagCollector(Collector):
         yield family
 
 
+#: a histogram's series: (metric name, label values); its cumulative buckets
+_SeriesKey = tuple[str, tuple[str, ...]]
+_Buckets = list[tuple[str, float]]
+
+
 def _cumulative(cell: Cell, buckets: Sequence[float],
                 scale: float = 1.0) -> list[tuple[str, float]]:
     ordered = sorted((v * scale, n) for v, n in cell.values.items())
@@ -216,6 +221,21 @@ class FiguresCollector(Collector):
         self._calls = calls
         self._months = months
         self._now = now
+        #: (metric, labels) -> (the cell, its cumulative buckets) of the last scrape:
+        #: ``current`` hands an unchanged cell back as the same object, so only the
+        #: cells changed since are bucketed again (sorting every value multiset at
+        #: every scrape was most of what was left of a scrape's time)
+        self._bucketed: dict[_SeriesKey, tuple[Cell, _Buckets]] = {}
+        self._bucketing: dict[_SeriesKey, tuple[Cell, _Buckets]] = {}
+
+    def _cumulative(self, name: str, labels: tuple[str, ...], cell: Cell,
+                    buckets: Sequence[float], scale: float = 1.0) -> _Buckets:
+        key = (name, labels)
+        hit = self._bucketed.get(key)
+        if hit is None or hit[0] is not cell:
+            hit = (cell, _cumulative(cell, buckets, scale))
+        self._bucketing[key] = hit
+        return hit[1]
 
     def _keep(self, month: str) -> bool:
         if self._months <= 0:
@@ -227,6 +247,7 @@ class FiguresCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily |
                                   SummaryMetricFamily]:
+        self._bucketing = {}
         agg, owned = self._current()
         partitions = GaugeMetricFamily("cspa_owned_partitions",
                                        "Partitions of each topic this worker owns.",
@@ -245,11 +266,13 @@ class FiguresCollector(Collector):
             hist = HistogramMetricFamily(name, text, labels=list(labels))
             for values, cell in agg.figure(figure):
                 if self._keep(values[0]):
-                    hist.add_metric(list(values), _cumulative(cell, buckets, scale),
+                    hist.add_metric(list(values),
+                                    self._cumulative(name, values, cell, buckets, scale),
                                     cell.total * scale)
             yield hist
         yield from self._calls_families(agg)
         yield from recent_families(agg, self._calls, self._now())
+        self._bucketed = self._bucketing  # only the cells still there
 
     def _definitions(self) -> GaugeMetricFamily:
         c = self._calls
@@ -279,7 +302,8 @@ class FiguresCollector(Collector):
         for outcome in ("answered", "abandoned"):
             for labels, cell in agg.figure("calls_" + outcome):
                 if self._keep(labels[0]):
-                    wait.add_metric([*labels, outcome], _cumulative(cell, buckets), cell.total)
+                    wait.add_metric([*labels, outcome], self._cumulative(
+                        "cspa_call_wait_seconds_" + outcome, labels, cell, buckets), cell.total)
         yield from families.values()
         yield wait
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from faust.types import TP
 
-from stream import progress
+from stream import changelog, progress
 from stream.changelog import ChangelogWriter, encode_key
 
 A0, A1, A2 = TP("a", 0), TP("a", 1), TP("a", 2)
@@ -132,7 +132,7 @@ async def test_a_full_record_batch_is_sent_and_the_next_one_keeps_the_order():
 
 
 @pytest.mark.asyncio
-async def test_markers_follow_their_records_one_batch_later_once_those_are_delivered():
+async def test_markers_follow_their_records_once_those_have_landed():
     writer, producer, data = _writer()
     frontier = _frontier({0: 10, 1: 4}, (0, 10), (1, 4), (0, 11))
     owners = {progress.marker_key(0): 0, "contact:aa": 0, progress.marker_key(1): 1,
@@ -143,21 +143,57 @@ async def test_markers_follow_their_records_one_batch_later_once_those_are_deliv
     assert [(k, p) for k, _, p in producer.sent] == [("contact:aa", 0), ("contact:bb", 0)]
     assert pending == {} and owners == {}
 
-    # the next batch waits for the first one's deliveries, then sends its markers first
-    frontier.advance(0, 11)
-    nxt = asyncio.ensure_future(writer.write({"contact:cc": {"p": 0}},
-                                             {progress.marker_key(0): 0, "contact:cc": 0},
-                                             frontier))
-    await asyncio.sleep(0)
-    assert len(producer.sent) == 2  # still waiting for the broker
-    for fut in producer.futures:
-        fut.set_result(None)
-    await nxt
-    # in each changelog partition, the held-back marker stands before the new records
-    assert _by_partition(producer.sent[2:]) == {
-        0: [(progress.marker_key(0), b"12"), ("contact:cc", orjson.dumps({"p": 0}))],
+    # the next batch does not wait for the broker; its records go out, still no marker
+    frontier.advance(0, 12)
+    await writer.write({"contact:cc": {"p": 0}}, {progress.marker_key(0): 0, "contact:cc": 0},
+                       frontier)
+    assert [k for k, _, _ in producer.sent] == ["contact:aa", "contact:bb", "contact:cc"]
+
+    # once the first write has landed, its markers go out with the next write, each
+    # standing before that write's records in its changelog partition
+    producer.futures[0].set_result(None)
+    await writer.write({"contact:dd": {"p": 0}}, {"contact:dd": 0}, frontier)
+    assert _by_partition(producer.sent[3:]) == {
+        0: [(progress.marker_key(0), b"12"), ("contact:dd", orjson.dumps({"p": 0}))],
         1: [(progress.marker_key(1), b"5")]}
     assert progress.resume_offset(data, 0) == 12 and progress.resume_offset(data, 1) == 5
+
+
+@pytest.mark.asyncio
+async def test_writes_land_in_order_a_later_acknowledgement_releases_no_marker():
+    writer, producer, data = _writer()
+    frontier = _frontier({0: 0}, (0, 0))
+    await writer.write({"contact:aa": {"p": 0}}, {progress.marker_key(0): 0, "contact:aa": 0},
+                       frontier)
+    frontier.advance(0, 1)
+    await writer.write({"contact:bb": {"p": 0}}, {progress.marker_key(0): 0, "contact:bb": 0},
+                       frontier)
+    producer.futures[1].set_result(None)  # the second write is acknowledged first
+    await writer.write({}, {}, frontier)
+    assert [k for k, _, _ in producer.sent] == ["contact:aa", "contact:bb"]
+    assert progress.resume_offset(data, 0) is None
+    producer.futures[0].set_result(None)
+    await writer.write({}, {}, frontier)  # both landed: the latest marker only
+    assert [k for k, _, _ in producer.sent][2:] == [progress.marker_key(0)]
+    assert progress.resume_offset(data, 0) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_write_waits_for_the_oldest_when_too_many_are_in_flight(monkeypatch):
+    from stream import changelog
+
+    monkeypatch.setattr(changelog, "MAX_FLIGHTS", 2)
+    writer, producer, _ = _writer()
+    frontier = _frontier({0: 0}, (0, 0))
+    for key in ("contact:aa", "contact:bb"):
+        await writer.write({key: {"p": 0}}, {key: 0}, frontier)
+    third = asyncio.ensure_future(writer.write({"contact:cc": {"p": 0}}, {"contact:cc": 0},
+                                               frontier))
+    await asyncio.sleep(0)
+    assert not third.done() and len(producer.sent) == 2
+    producer.futures[0].set_result(None)
+    await third
+    assert [k for k, _, _ in producer.sent] == ["contact:aa", "contact:bb", "contact:cc"]
 
 
 @pytest.mark.asyncio
@@ -176,8 +212,10 @@ def test_held_back_markers_are_forgotten_after_an_assignment():
     writer, _, _ = _writer()
     writer.due = [(0, progress.marker_key(0), b"5")]
     writer.durable = {0: 4}
+    writer.flights.append(changelog._Flight([], {0: 3}, [(0, progress.marker_key(0), b"4")]))
     writer.forget_markers()
     assert writer.due == [] and writer.durable == {}
+    assert writer.flights[0].markers == {} and writer.flights[0].vouched == []
 
 
 @pytest.mark.asyncio

@@ -10,12 +10,13 @@ from datetime import datetime, timedelta
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from stream import records
+from stream.aggregates import merged
 from stream.decoder import REASONS, Decoder, Rejection
 from stream.events import FAMILIES, Event, event_type_of, family_types
-from stream.metrics import PipelineMetrics
+from stream.metrics import CallDefinitions, FiguresCollector, PipelineMetrics
 from stream.processor import FamilyProcessor, FigureState
 from stream.taxonomy import load_taxonomy
 from tests import factories as f
@@ -189,10 +190,11 @@ def _cells_ok(state):
             assert all(n > 0 and v >= 0 for v, n in cell.values.items())
 
 
-def _run(ops, ctx, batch: int | None):
+def _run(ops, ctx, batch: int | None, probe=None):
     """Feed the ops one by one, or in batches as the worker's agent does; return
     state, tables. A batch folds into ``pending``/``before``, then settles (figures
-    and open work counted once per changed case) and writes each record once."""
+    and open work counted once per changed case) and writes each record once.
+    ``probe(state, tables)`` runs wherever a scrape could: between batches."""
     state = FigureState()
     metrics = PipelineMetrics(CollectorRegistry())
     procs = {fam: FamilyProcessor("t." + fam, Decoder(fam, TAXONOMY), ctx, state, metrics)
@@ -208,6 +210,8 @@ def _run(ops, ctx, batch: int | None):
                 tables[fam].update({k: records.dumps(r) for k, r in pending.items()})
             parts.clear()
         _cells_ok(state)
+        if probe is not None:
+            probe(state, tables)
 
     for i, op in enumerate(ops):
         family, key, value = _message(op)
@@ -221,6 +225,8 @@ def _run(ops, ctx, batch: int | None):
             result = procs[family].process(key, value, partition, None, tables[family],
                                            now=NOW)
             _cells_ok(state)
+            if probe is not None:
+                probe(state, tables)
         if op[0] == "invalid":
             assert isinstance(result, Rejection)
         if batch and (i + 1) % batch == 0:
@@ -293,3 +299,40 @@ def test_a_slot_keeps_the_latest_recorded_version_whatever_the_order(vs, rng):
     winner = max(built, key=lambda pair: recorded_key(pair[0]))
     assert record is not None and record["dec"] == winner[1]
     assert record["dec"][0] == winner[0].timestamp  # business time of the kept version
+
+
+def _exposition(current):
+    """The exposition's lines, sorted: the order of series within a family may differ."""
+    registry = CollectorRegistry()
+    registry.register(current)
+    return sorted(generate_latest(registry).decode().splitlines())
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_op_events(), max_size=40), st.sampled_from([None, 3]),
+       st.randoms(use_true_random=False))
+def test_the_kept_merge_and_its_buckets_equal_a_fresh_merge(ctx, ops, batch, rng):
+    # FigureState.current keeps its merge between scrapes and FiguresCollector its
+    # buckets per cell: whatever happens between two scrapes (events, another set of
+    # owned partitions, cells rebuilt from the records), both equal starting afresh.
+    tps = [("t." + fam, p) for fam in ("contacts", "calls") for p in range(3)]
+    owned: set = set(tps)
+    defs = CallDefinitions(20.0, "offered", 5.0, "ratio_of_sums")
+    when = datetime.fromtimestamp(NOW, LONDON)
+    kept = FiguresCollector(lambda: (state_of[0].current(owned), {}), defs, 0, lambda: when)
+    state_of: list = []
+
+    def probe(state, tables):
+        state_of[:] = [state]
+        if rng.random() < 0.2:  # a rebalance: another set of owned partitions
+            owned.clear()
+            owned.update(tp for tp in tps if rng.random() < 0.7)
+        if rng.random() < 0.1:  # a restart: one topic's cells rebuilt from its records
+            fam = rng.choice(["contacts", "calls"])
+            state.rebuild("t." + fam, tables[fam].items(), {0, 1, 2}, ctx)
+        fresh = merged(agg for tp, agg in state.parts.items() if tp in owned)
+        assert state.current(owned).to_json() == fresh.to_json()
+        afresh = FiguresCollector(lambda: (fresh, {}), defs, 0, lambda: when)
+        assert _exposition(kept) == _exposition(afresh)
+
+    _run(ops, ctx, batch, probe)
