@@ -52,10 +52,12 @@ def ensure_topics(settings: Settings) -> None:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
+    from stream import collector
     from stream.app import create_app
 
     ensure_topics(settings)
     worker = create_app(settings)
+    collector.tune()
     logging.getLogger("cspa").setLevel(settings.log_level)
     faust.Worker(worker.app, loglevel=settings.log_level, quiet=True,
                  redirect_stdouts=False).execute_from_commandline()
