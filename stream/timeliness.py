@@ -18,7 +18,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
 from heapq import nsmallest
 from typing import Any, Protocol
@@ -102,37 +102,46 @@ def watched_rules(rules: Mapping[str, Rule]) -> dict[str, Rule]:
         rule.opens == "contact.received" and rule.closes.startswith("contact.progressed:"))}
 
 
-def _deadline(rule: Rule, start: datetime, calendar: WorkingCalendar) -> datetime:
+def _us(ts: float) -> float:
+    """``ts`` rounded to the microsecond, as a datetime holds it (figures have always
+    been worked out through datetimes: the same rounding keeps them identical)."""
+    return datetime.fromtimestamp(ts, UTC).timestamp()
+
+
+def _deadline(rule: Rule, start: float, calendar: WorkingCalendar) -> float:
     if rule.clock == "working_days":
-        return calendar.add_working_days(start, rule.timescale)
+        return _us(calendar.add_working_days_ts(start, rule.timescale))
     if rule.clock == "working_hours":
-        return calendar.add_working_hours(start, rule.timescale)
-    return start + timedelta(hours=rule.timescale)
+        return _us(calendar.add_working_hours_ts(start, rule.timescale))
+    # Calendar hours are wall-clock hours (an aware datetime adds to its wall time).
+    local = datetime.fromtimestamp(start, ZoneInfo(calendar.tz))
+    return (local + timedelta(hours=rule.timescale)).timestamp()
 
 
-def _warn(start: datetime, deadline: datetime, hours: float, cal: WorkingCalendar) -> datetime:
+def _warn(start: float, deadline: float, hours: float, cal: WorkingCalendar) -> float:
     """The instant from which fewer than ``hours`` office hours remain (within the item)."""
     if hours <= 0:
         return deadline
-    total = cal.working_hours_between(start, deadline)
+    total = cal.working_hours_between_ts(start, deadline)
     if total <= hours:
         return start
-    t = cal.add_working_hours(start, total - hours)  # earliest instant with ``hours`` left
-    day = t.date()  # add_working_hours answers in the calendar's zone
-    close = datetime.combine(day, cal.office_hours.end, t.tzinfo)
-    if cal.is_working_day(day) and abs((t - close).total_seconds()) < 1e-3:
-        # exactly ``hours`` remain overnight: fewer only once the next office day starts
-        t = datetime.combine(cal.next_working_day(day), cal.office_hours.start, t.tzinfo)
+    t = _us(cal.add_working_hours_ts(start, total - hours))  # earliest with ``hours`` left
+    # Exactly ``hours`` left at an office end: fewer only once the next office day starts.
+    t = cal.past_close_ts(t)
     return min(max(t, start), deadline)
 
 
 @lru_cache(maxsize=131_072)
 def _schedule(rule: Rule, start_ts: float, calendar: WorkingCalendar) -> tuple[float, float]:
-    """(deadline, warn) POSIX times of an item; memoised: every event of a case asks again."""
-    start = datetime.fromtimestamp(start_ts, ZoneInfo(calendar.tz))
+    """(deadline, warn) POSIX times of an item; memoised: every event of a case asks again.
+
+    On POSIX seconds throughout (this runs for every new contact, and datetimes made
+    it a tenth of the worker's time), rounded to the microsecond where the datetime
+    forms round, so the instants are the ones ``WorkingCalendar``'s datetime API gives.
+    """
+    start = _us(start_ts)
     deadline = _deadline(rule, start, calendar)
-    warn = _warn(start, deadline, rule.warn_working_hours, calendar)
-    return deadline.timestamp(), warn.timestamp()
+    return deadline, _warn(start, deadline, rule.warn_working_hours, calendar)
 
 
 def earliest_deadline(rule: Rule) -> float:

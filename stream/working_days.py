@@ -253,27 +253,39 @@ class WorkingCalendar:
 
     def add_working_days(self, start: datetime, n: float) -> datetime:
         """The earliest instant ``n`` (>= 0) working days after ``clock_start(start)``."""
-        origin = self._start_ts(_timestamp(start))
+        return self._at(self.add_working_days_ts(_timestamp(start), n))
+
+    def add_working_days_ts(self, ts: float, n: float) -> float:
+        """``add_working_days`` on POSIX seconds, unrounded (the hot path's form)."""
+        origin = self._start_ts(ts)
         if _amount(n, "n") == 0:
-            return self._at(origin)
+            return origin
         target = self._pos(origin) + n
         if abs(target - round(target)) < _SNAP_DAYS:
             target = round(target)
         k = math.ceil(target) - 1  # the working day whose (index, index + 1] holds target
         day = self._days.nth(k)
         # max: snapping may pull a target a hair past origin back to the boundary before it.
-        return self._at(max(origin, day.start + (target - k) * (day.end - day.start)))
+        return max(origin, day.start + (target - k) * (day.end - day.start))
 
     def working_hours_between(self, start: datetime, end: datetime) -> float:
         """Hours of office time on working days from ``start`` to ``end``."""
-        ta, tb = _ordered(start, end)
+        return self.working_hours_between_ts(*_ordered(start, end))
+
+    def working_hours_between_ts(self, ta: float, tb: float) -> float:
+        """``working_hours_between`` on POSIX seconds; ``tb`` must not be before ``ta``."""
+        if tb < ta:
+            raise ValueError("end is before start")
         return (self._office_pos(tb) - self._office_pos(ta)) / _HOUR
 
     def add_working_hours(self, start: datetime, hours: float) -> datetime:
         """The earliest instant by which ``hours`` (>= 0) of office time have elapsed."""
-        ts = _timestamp(start)
+        return self._at(self.add_working_hours_ts(_timestamp(start), hours))
+
+    def add_working_hours_ts(self, ts: float, hours: float) -> float:
+        """``add_working_hours`` on POSIX seconds, unrounded (the hot path's form)."""
         if _amount(hours, "hours") == 0:
-            return self._at(ts)
+            return ts
         target = self._office_pos(ts) + hours * _HOUR  # office seconds from the epoch
         k = self._days.at(ts).index  # start's date if working, else the next working day
         day = self._days.nth(k)
@@ -282,7 +294,15 @@ class WorkingCalendar:
             day = self._days.nth(k)
         # min: snapping may leave a target a hair past close; max: hours below the snap
         # tolerance from an after-hours start would otherwise land on the earlier close.
-        return self._at(max(ts, min(day.open + (target - day.office), day.close)))
+        return max(ts, min(day.open + (target - day.office), day.close))
+
+    def past_close_ts(self, ts: float, tolerance: float = 1e-3) -> float:
+        """The next working day's office start if ``ts`` is a working day's office end
+        (within ``tolerance`` seconds); else ``ts``."""
+        day = self._days.at(ts)
+        if day.working and abs(ts - day.close) < tolerance:
+            return self._days.nth(day.index + 1).open
+        return ts
 
     def calendar_days_between(self, start: datetime, end: datetime) -> float:
         """Real elapsed time from ``start`` to ``end`` in days of 86400 s."""

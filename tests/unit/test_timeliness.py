@@ -440,3 +440,65 @@ def test_open_work_counts_as_if_every_deadline_were_worked_out(start: int, took:
     work.update(P, KEY, rec)
     late = [i for i in items_of(rec, rules, CAL) if i.closed_ts and i.closed_ts > i.deadline_ts]
     assert sum(work.breaches(float(start), [P]).values()) == len(late)
+
+
+def _reference_schedule(rule: Rule, start_ts: float, cal: WorkingCalendar) -> tuple[float, float]:
+    """Deadline and warning worked out through the calendar's datetime API, step by step
+    as the definitions read (the worker's own path works on POSIX seconds)."""
+    from datetime import timedelta
+
+    start = datetime.fromtimestamp(start_ts, ZoneInfo(cal.tz))
+    if rule.clock == "working_days":
+        deadline = cal.add_working_days(start, rule.timescale)
+    elif rule.clock == "working_hours":
+        deadline = cal.add_working_hours(start, rule.timescale)
+    else:
+        deadline = start + timedelta(hours=rule.timescale)
+    hours = rule.warn_working_hours
+    if hours <= 0:
+        return deadline.timestamp(), deadline.timestamp()
+    total = cal.working_hours_between(start, deadline)
+    if total <= hours:
+        return deadline.timestamp(), start.timestamp()
+    warn = cal.add_working_hours(start, total - hours)
+    close = datetime.combine(warn.date(), cal.office_hours.end, warn.tzinfo)
+    if cal.is_working_day(warn.date()) and abs((warn - close).total_seconds()) < 1e-3:
+        warn = datetime.combine(cal.next_working_day(warn.date()), cal.office_hours.start,
+                                warn.tzinfo)
+    return deadline.timestamp(), min(max(warn, start), deadline).timestamp()
+
+
+ROLLING = WorkingCalendar(roll_after_hours=True)
+RULES_AND_CLOCKS = CLOCK_RULES + [
+    Rule("wd05", 1, "rfs", "contact.received", "contact.decided", "working_days", 0.5, 2),
+    Rule("wh0", 1, "rfs", "contact.received", "contact.decided", "working_hours", 6, 0),
+    *RULES.values(),
+]
+
+
+@settings(max_examples=600, deadline=None)
+@given(start=st.integers(min_value=int(lon(2019, 1, 1)), max_value=int(lon(2027, 12, 31))),
+       micros=st.sampled_from([0, 1, 499_999, 500_000, 999_999]),
+       rule=st.sampled_from(RULES_AND_CLOCKS), rolling=st.booleans())
+def test_schedule_equals_the_datetime_definitions(start: int, micros: int, rule: Rule,
+                                                  rolling: bool) -> None:
+    # Every new contact's deadline and warning come from _schedule, on POSIX seconds:
+    # they must be the very instants the datetime API gives, to the microsecond.
+    from stream.timeliness import _schedule
+
+    cal = ROLLING if rolling else CAL
+    ts = start + micros / 1e6
+    assert _schedule(rule, ts, cal) == _reference_schedule(rule, ts, cal)
+
+
+@pytest.mark.parametrize("when", [
+    (2026, 12, 24, 13, 0), (2026, 10, 23, 9, 30), (2026, 3, 27, 16, 59), (2024, 3, 28, 12, 0),
+    (2026, 12, 24, 17, 0), (2026, 6, 12, 9, 0), (2026, 6, 13, 11, 0)])
+@pytest.mark.parametrize("rule", RULES_AND_CLOCKS, ids=lambda r: r.name)
+def test_schedule_on_the_hard_days(when: tuple[int, ...], rule: Rule) -> None:
+    # Christmas, both BST changes, Easter, office ends and a Saturday, for every rule.
+    from stream.timeliness import _schedule
+
+    for cal in (CAL, ROLLING):
+        ts = lon(*when)
+        assert _schedule(rule, ts, cal) == _reference_schedule(rule, ts, cal)
