@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union, overload
 
 from pydantic import (
     AwareDatetime,
@@ -39,6 +39,29 @@ SCHEMA_VERSION = 1
 PseudoKey = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16,64}$")]
 EventId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{8,80}$")]
 Seconds = Annotated[float, Field(ge=0, le=86_400)]
+
+_T = TypeVar("_T")
+
+
+class _once(cached_property[_T], Generic[_T]):
+    """``functools.cached_property`` without its lock.
+
+    On Python 3.11 the stock one takes an ``RLock`` on every first read, once per event
+    (a lock per decoded event, in the worker's hottest path); events are built and read
+    on one thread, and the value is a pure function of a frozen model, so a lost race
+    could only compute the same value twice. (Python 3.12 dropped the lock too.)
+    """
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> _once[_T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> _T: ...
+
+    def __get__(self, instance: object | None, owner: type[Any] | None = None) -> Any:
+        if instance is None:
+            return self
+        value = instance.__dict__[self.attrname] = self.func(instance)  # type: ignore[index]
+        return value
 
 
 @dataclass(frozen=True)
@@ -84,7 +107,8 @@ Grade = Annotated[str, Category("grade")]
 class Event(BaseModel):
     """Fields every event carries."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True,
+                              ignored_types=(_once,))
 
     event_id: EventId = Field(description="unique per event; a re-sent event keeps its id")
     schema_version: Literal[1] = Field(description="contract version of this event")
@@ -122,7 +146,7 @@ class Event(BaseModel):
         """The Kafka message key: the case this event belongs to."""
         raise NotImplementedError
 
-    @cached_property
+    @_once
     def timestamp(self) -> float:
         """Event time as POSIX seconds (the Kafka record timestamp / 1000).
 

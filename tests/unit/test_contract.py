@@ -101,3 +101,18 @@ def test_event_topics_keep_backfilled_events():
     # a 2019 backfill under a finite retention would be deleted on arrival.
     for spec in event_families(load_topics()).values():
         assert spec.retention_ms == -1, spec.name
+
+
+def test_event_time_is_occurred_at_and_never_part_of_the_event(taxonomy):
+    # The cached POSIX time must be occurred_at's, and must not leak into the
+    # event's dump, its equality or its JSON (it is derived, not contract).
+    path = ROOT / "topics" / "examples" / "cspa.contacts.v1.jsonl"
+    line = path.read_bytes().splitlines()[0]
+    decoder = Decoder("contacts", taxonomy)
+    event = decoder.decode(_key(line), line, 2e9)
+    twin = decoder.decode(_key(line), line, 2e9)
+    assert event.timestamp == event.occurred_at.timestamp()
+    assert event.timestamp is event.timestamp  # worked out once
+    assert "timestamp" not in event.model_dump() and "timestamp" not in event.model_dump_json()
+    assert event == twin and set(orjson.loads(event.model_dump_json())) == set(
+        type(event).model_fields)
