@@ -78,9 +78,23 @@ class Aggregates:
                 del cells[key]
 
     def replace(self, old: list[Fact], new: list[Fact]) -> None:
-        """Swap a record's old contribution for its new one."""
+        """Swap a record's old contribution for its new one.
+
+        Facts the two share are left alone: a change to a case record moves few of
+        its facts (a decision adds its own and leaves the receipt's), and a shared
+        fact withdrawn and added again would change nothing but the float total's
+        last bits and the cell's identity (the scrape caches by it).
+        """
         if old:
-            self.apply(old, -1)
+            added = list(new)
+            gone = []
+            for fact in old:  # a multiset difference: a record's facts are a handful
+                try:
+                    added.remove(fact)
+                except ValueError:
+                    gone.append(fact)
+            self.apply(gone, -1)
+            new = added
         self.apply(new, +1)
 
     def merge(self, other: Aggregates) -> None:

@@ -22,7 +22,7 @@ from stream import records
 from stream.aggregates import Aggregates, CellKey, merged, merged_cell
 from stream.decoder import Decoder, Rejection
 from stream.figures import FactContext, facts_of
-from stream.metrics import PipelineMetrics
+from stream.metrics import PipelineMetrics, observe_many
 from stream.timeliness import OpenWork
 
 TP = tuple[str, int]
@@ -160,10 +160,8 @@ class FamilyProcessor:
         """Count a folded batch of aiokafka records: consumed and latency."""
         now = time.time()
         self._count(len(batch), now)
-        observe = self._children.latency.observe
-        for r in batch:
-            if r.timestamp is not None:
-                observe(max(0.0, now - r.timestamp / 1000.0))
+        observe_many(self._children.latency, [max(0.0, now - r.timestamp / 1000.0)
+                                              for r in batch if r.timestamp is not None])
 
     def _count(self, n: int, now: float) -> None:
         m = self._children

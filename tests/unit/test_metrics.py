@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import orjson
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.aggregates import Aggregates
@@ -158,3 +158,27 @@ def test_collector_drops_partitions_not_owned(ctx):
     assert values(text, "cspa_audits") == {
         (("grade", "good"), ("month", "2019-08"), ("team", "ehh")): 1}
     assert isinstance(state.current(set()), Aggregates)
+
+
+@pytest.mark.parametrize("amounts", [
+    [], [0.0], [0.001, 0.0025, 0.00251, 0.2, 0.2000001, 60.0, 61.0, 3600.0],
+    [i / 997 for i in range(3000)]])
+def test_observe_many_equals_observe_one_by_one(amounts: list[float]) -> None:
+    from stream.metrics import LATENCY_BUCKETS, observe_many
+
+    def exposition(fill) -> dict[str, float]:
+        registry = CollectorRegistry()
+        histogram = Histogram("x_seconds", "x", ["topic"], buckets=LATENCY_BUCKETS,
+                              registry=registry)
+        fill(histogram.labels("t"))
+        return {s.name + str(sorted(s.labels.items())): s.value
+                for f in registry.collect() for s in f.samples}
+
+    def one_by_one(child) -> None:
+        for a in amounts:
+            child.observe(a)
+
+    got, want = exposition(lambda c: observe_many(c, amounts)), exposition(one_by_one)
+    assert got.keys() == want.keys()
+    for name, value in want.items():
+        assert got[name] == pytest.approx(value, rel=1e-12), name
