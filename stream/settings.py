@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     web_port: int = 6066
     store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
     data_dir: Path = ROOT / ".cache" / "worker"
-    batch_size: int = Field(2000, description="records fetched per poll, at most (a batch "
+    batch_size: int = Field(5000, description="records fetched per poll, at most (a batch "
                             "is a poll's records of one partition)")
     batches_buffered: int = Field(4, description="fetched batches an agent may have queued")
     commit_seconds: float = Field(1.0, description="how often the consumer group's offsets "
