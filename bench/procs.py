@@ -83,6 +83,27 @@ def proc_status(pid: int, field: str) -> int:
     return 0
 
 
+def _cpu_times() -> tuple[int, int]:
+    """(idle, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields)  # idle + iowait, all
+
+
+def wait_quiet(idle_share: float = 0.9, window: float = 1.0, limit: float = 30.0) -> float:
+    """Wait until the machine has been ``idle_share`` idle for ``window`` seconds (at
+    most ``limit``): the previous phase's background work (the broker writing out and
+    collecting after a replay) must not land on the next phase. Returns seconds waited.
+    """
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        idle0, total0 = _cpu_times()
+        time.sleep(window)
+        idle1, total1 = _cpu_times()
+        if total1 > total0 and (idle1 - idle0) / (total1 - total0) >= idle_share:
+            break
+    return time.monotonic() - t0
+
+
 class Worker:
     """``python -m stream worker`` as a child process with its own port and data dir."""
 

@@ -25,7 +25,7 @@ from bench import (
     scale,
 )
 from bench.ceiling import aiokafka_ceiling, java_ceiling
-from bench.procs import Worker, free_port
+from bench.procs import Worker, free_port, wait_quiet
 from stream.cli import ensure_topics
 from stream.devbroker import BrokerConfig, LocalBroker, ensure_jars
 from stream.settings import Settings
@@ -114,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[str, Any],
          alive: list[Worker]) -> int:
     fig, phases, errors = results["figures"], results["phases"], results["errors"]
+    waits: dict[str, float] = phases.setdefault("quiet_waits_s", {})
+
+    def quiet(phase: str) -> None:  # the same start for every measured phase
+        waits[phase] = wait_quiet()
     timeout = 120 + a.events / 500
     quix_python = None
     if not a.no_peer:
@@ -134,8 +138,10 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
     phases["produce"] = {"events": sent, "seconds": seconds, "events_per_s": sent / seconds}
     log(f"produced {sent:,} in {seconds:.1f}s")
 
+    quiet("ceiling_aiokafka")
     phases["ceiling_aiokafka"] = aiokafka_ceiling(bootstrap, topics, len(msgs), timeout)
     fig["ceiling_aiokafka_events_per_s"] = phases["ceiling_aiokafka"]["events_per_s"]
+    quiet("ceiling_java")
     phases["ceiling_java"] = java_ceiling(bootstrap, counts, ensure_jars(CACHE))
     fig["ceiling_java_events_per_s"] = phases["ceiling_java"]["events_per_s"]
     fig["ceiling_java_mb_per_s"] = phases["ceiling_java"]["mb_per_s"]
@@ -143,6 +149,7 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
         f"java {fig['ceiling_java_events_per_s']:,.0f}/s")
     if quix_python is not None:
         order = [dataset.TOPICS[f].name for f in ("contacts", "map_enquiries", "calls", "audits")]
+        quiet("quix")
         peer = peer_quix.run_peer(quix_python, bootstrap, len(msgs), order, tmp / "quix",
                                   "bench-quix", timeout)
         problems = expected.compare(want, peer.pop("figures"), expected.PEER_FIGURES)
@@ -153,6 +160,7 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
             errors.append(f"Quix peer figures NOT exact ({len(problems)} differences)")
         log(f"quix {peer['events_per_s']:,.0f}/s exact={not problems}")
 
+    quiet("throughput")
     worker, sampler, tp = replay.throughput(bootstrap, tmp, "bench-tp", len(msgs), want,
                                             timeout)
     alive.append(worker)
@@ -171,6 +179,7 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
     fig["rss_growth_steady_mib"] = steady["growth_bytes"] / report.MIB
     fig["rss_before_steady_mib"] = steady["rss_before_bytes"] / report.MIB
 
+    quiet("latency")
     lat, live_sent = live.latency(worker, bootstrap, consumed, a.latency_rate,
                                   a.latency_seconds, timeout)
     consumed += len(live_sent)
@@ -195,6 +204,7 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
     alive.remove(restarted)
     log(f"recovery {rec['seconds']:.1f}s with {rec['contacts_in_state']:,.0f} contacts")
 
+    quiet("scale_out")
     so = scale.scale_out(bootstrap, tmp, msgs, timeout)
     phases["scale_out"] = so
     fig["scaleout_1_events_per_s"] = so["1"]["events_per_s"]

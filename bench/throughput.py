@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from bench import CACHE, dataset, expected, live, producing, replay
-from bench.procs import Worker, free_port
+from bench.procs import Worker, free_port, wait_quiet
 from stream.cli import ensure_topics
 from stream.devbroker import BrokerConfig, LocalBroker
 from stream.settings import Settings
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         broker.start(timeout=120)
         ensure_topics(Settings(broker=broker.bootstrap))
         producing.produce(broker.bootstrap, msgs)
+        wait_quiet()  # as the full benchmark does before each measured phase
         worker, sampler, tp = replay.throughput(broker.bootstrap, tmp, "tp", len(msgs), want,
                                                 120 + a.events / 500)
         sampler.stop()
