@@ -151,9 +151,9 @@ class Worker:
         except urllib.error.HTTPError as exc:  # 503 while recovering still has a body
             return json.loads(exc.read())
 
-    def metrics_text(self) -> str:
+    def metrics_text(self, timeout: float = 10) -> str:
         self.alive()
-        return self.get("/metrics").decode()
+        return self.get("/metrics", timeout).decode()
 
     def pipeline_text(self) -> str:
         """/metrics/pipeline: the pipeline's own metrics, cheap to collect.
@@ -165,8 +165,10 @@ class Worker:
         self.alive()
         return self.get("/metrics/pipeline").decode()
 
-    def samples(self) -> Samples:
-        return parse_metrics(self.metrics_text())
+    def samples(self, timeout: float = 10) -> Samples:
+        """/metrics parsed; ``timeout``: seconds the scrape may take (a national state's
+        first full scrape takes longer than a routine one)."""
+        return parse_metrics(self.metrics_text(timeout))
 
     def pipeline_samples(self) -> Samples:
         return parse_metrics(self.pipeline_text())

@@ -71,6 +71,17 @@ class Worker:
     agents: dict[str, TopicAgent] = field(default_factory=dict)  # per source topic
     #: (topic, partition) -> where recovery says to resume (progress.start_offset)
     starts: dict[TP, int | None] = field(default_factory=dict)
+    #: set once a first assignment's recovery has completed and the figures are rebuilt
+    recovered: bool = False
+
+    def ready(self) -> bool:
+        """Serving the figures of its partitions: recovered once, not rebalancing now.
+
+        Before the first assignment the worker is neither recovering nor rebalancing
+        yet, and owns nothing: not ready (it said ready then, serving empty figures).
+        """
+        app = self.app
+        return self.recovered and not (app.in_recovery or app.rebalancing)
 
     def owned(self) -> set[TP]:
         """(topic, partition) pairs this worker actively owns right now."""
@@ -273,6 +284,7 @@ def _add_agent(worker: Worker, processor: FamilyProcessor, partitions: int,
             if start is not None:
                 frontier.reset(partition, start)
         worker.metrics.rebuilds.inc()
+        worker.recovered = True
         log.info("figures rebuilt topic=%s partitions=%d records=%d seconds=%.2f",
                  name, len(active), counted.total(), time.monotonic() - started)
 
@@ -303,7 +315,7 @@ def _add_views(worker: Worker) -> None:
             owned = sorted(worker.owned())
             return self.json({
                 "owned": [[t, p] for t, p in owned],
-                "recovering": bool(app.in_recovery or app.rebalancing),
+                "recovering": not worker.ready(),
                 "cells": agg.to_json(),
             })
 
@@ -319,7 +331,7 @@ def _add_views(worker: Worker) -> None:
     @app.page("/health")
     class HealthView(View):
         async def get(self, request: Request) -> Response:
-            ready = not (app.in_recovery or app.rebalancing)
+            ready = worker.ready()
             return self.json({"ready": ready}, status=200 if ready else 503)
 
     del MetricsView, PipelineView, FiguresView, DueView, HealthView
