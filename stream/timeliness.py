@@ -17,11 +17,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
 from heapq import nsmallest
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from prometheus_client.core import GaugeMetricFamily
@@ -47,9 +46,13 @@ _EVENTS: Mapping[str, tuple[str, str, int | None]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One piece of work judged by one rule version. Times are POSIX seconds."""
+class Item(NamedTuple):
+    """One piece of work judged by one rule version. Times are POSIX seconds.
+
+    A named tuple, not a frozen dataclass: one is made per rule for every changed
+    case record, and a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__`` (2.6 % of the worker's samples).
+    """
 
     rule: str
     version: int
