@@ -61,6 +61,8 @@ FIGURES: dict[str, tuple[str, str, str, Check, bool]] = {
                          _at_most(30, " s"), False),
     "recovery_contacts": ("Recovery: contacts in state", "contacts", "3,000,000 (a year)",
                           None, False),
+    "failover_seconds": ("Failover: 2 workers with standbys, one SIGKILLed, to the "
+                         "survivor's exact figures", "s", "<= 30", _at_most(30, " s"), False),
     "peak_rss_mib": ("Worker peak RSS over the replay (VmHWM)", "MiB", "-", None, False),
     "rss_growth_steady_mib": ("RSS growth replaying duplicates (state fixed)", "MiB",
                               "~0 (<= max(16 MiB, 5%))", _steady, False),
@@ -91,6 +93,10 @@ NOTES = [
     "Scale-out: a fresh app id per worker count, its workers settled on a stable assignment "
     "and paused while the backlog is produced afresh, then resumed (bench/scale.py); the "
     "broker shares the same 2 cores, so 2 workers cannot double the rate here.",
+    "Failover: a fresh app id, 2 workers with CSPA_STANDBY_REPLICAS=1 settle, the backlog "
+    "is produced afresh and replayed, one worker is SIGKILLed; seconds until the survivor "
+    "owns every partition, is ready and its figures equal the independent ones (the 10 s "
+    "session timeout is included).",
     "Recovery: SIGKILL of the worker holding all state, restart with the same app id; "
     "seconds from the kill until the restarted worker's figures equal those before it. "
     "This includes the wait for the broker to drop the killed member from the group "

@@ -211,6 +211,10 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
     fig["scaleout_2_events_per_s"] = so["2"]["events_per_s"]
     fig["scaleout_speedup"] = so["speedup"]
     log(f"scale-out {so['1']['events_per_s']:,.0f}/s -> {so['2']['events_per_s']:,.0f}/s")
+    quiet("failover")
+    fo = scale.failover(bootstrap, tmp, msgs, want, timeout)
+    phases["failover"], fig["failover_seconds"] = fo, fo["seconds"]
+    log(f"failover {fo['seconds']:.1f}s (2 workers, standby replicas 1)")
     if a.profile:
         phases["profile"] = _profile(bootstrap, tmp, a.profile_seconds, a.output, alive)
         if "error" in phases["profile"]:

@@ -1,4 +1,5 @@
-"""Scale-out: the same fresh backlog consumed by 1 and by 2 workers of one app id.
+"""Scale-out: the same fresh backlog consumed by 1 and by 2 workers of one app id; and
+failover: one of 2 workers with standby replicas killed.
 
 For each count a new app id, whose group offsets are first set to the end of the topics
 (the earlier phases' messages are not its backlog). Its workers start, settle on a stable
@@ -23,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench.dataset import TOPICS, Msg
 from bench.procs import Worker, wait_for
 from bench.producing import produce
-from bench.replay import replay
+from bench.replay import ExactnessError, check_exact, replay
 
 EVENT_TOPICS = {s.name: s.partitions for f, s in TOPICS.items() if f != "deadletter"}
 SESSION_TIMEOUT = "60"
@@ -95,3 +96,43 @@ def scale_out(bootstrap: str, workdir: Path, backlog: list[Msg], timeout: float,
         time.sleep(0.5)
     out["speedup"] = out[str(counts[-1])]["events_per_s"] / out[str(counts[0])]["events_per_s"]
     return out
+
+
+def failover(bootstrap: str, workdir: Path, backlog: list[Msg], expected: Any,
+             timeout: float, standby_replicas: int = 1) -> dict[str, Any]:
+    """Two workers with standby replicas replay a fresh backlog; one is SIGKILLed.
+
+    Seconds from the kill until the survivor alone owns every partition, says it is
+    ready and serves figures equal to the independent ones (the killed member leaves
+    the group after the session timeout, 10 s by default, which is in the figure).
+    """
+    app_id = "bench-failover"
+    asyncio.run(_skip_to_end(bootstrap, app_id))
+    env = {"CSPA_STANDBY_REPLICAS": str(standby_replicas)}
+    workers = [Worker(bootstrap, workdir / app_id / f"w{i}", app_id, env=env) for i in range(2)]
+    try:
+        for w in workers:
+            w.start()
+        wait_for(partial(_settled, workers), 180, "2 workers settled", interval=0.5)
+        produce(bootstrap, backlog)
+        replay(workers, len(backlog), timeout)
+        time.sleep(3.5)  # markers on Kafka, standbys caught up with the changelogs
+        owned = [len(w.get_json("/figures")["owned"]) for w in workers]
+        killed = time.time()
+        workers[1].stop(signal.SIGKILL)
+
+        def exact_alone() -> bool | None:
+            if _owned(workers[:1]) is None:
+                return None
+            try:
+                check_exact(workers[0], expected)
+            except (ExactnessError, OSError):
+                return None
+            return True
+
+        wait_for(exact_alone, timeout, "the survivor's exact figures", interval=0.5)
+        return {"events": len(backlog), "standby_replicas": standby_replicas,
+                "owned_before": owned, "seconds": time.time() - killed}
+    finally:
+        for w in workers:
+            w.stop()

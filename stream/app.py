@@ -187,7 +187,8 @@ def create_app(settings: Settings) -> Worker:
         web_tables_enabled=False, web_router_enabled=False,
         processing_guarantee=settings.processing_guarantee,
         broker_credentials=_credentials(settings), topic_allow_declare=True,
-        table_standby_replicas=0, consumer_auto_offset_reset="earliest",
+        table_standby_replicas=settings.standby_replicas,
+        consumer_auto_offset_reset="earliest",
         producer_acks=-1, logging_config=None,
         broker_session_timeout=settings.session_timeout_seconds,
         # Throughput: batch the changelog writes (one produce request per event

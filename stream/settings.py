@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(5000, description="records fetched per poll, at most (a batch "
                             "is a poll's records of one partition)")
     batches_buffered: int = Field(4, description="fetched batches an agent may have queued")
+    standby_replicas: int = Field(0, ge=0, description="Faust table standby replicas: other "
+                                  "workers keep a copy of each partition's records, so a "
+                                  "failover reads only the changelog's tail")
     commit_seconds: float = Field(1.0, description="how often the consumer group's offsets "
                                   "follow the progress markers")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
