@@ -72,10 +72,9 @@ FIGURES: dict[str, tuple[str, str, str, Check, bool]] = {
 
 
 NOTES = [
-    "Quiet start: before each measured phase (ceilings, Quix, worker, latency, scale-out) "
-    "the harness waits until the machine has been 90 % idle for a second (at most 30 s; "
-    "phases.quiet_waits_s), so the broker's writing out and collecting after one phase "
-    "does not land on the next.",
+    "Quiet start: before each measured phase (ceilings, Quix, worker, latency, scale-out, "
+    "failover) the harness waits until the machine has been 90 % idle for a second (at most "
+    "30 s; phases.quiet_waits_s), so one phase's background work does not land on the next.",
     "Throughput: events/s from the first message consumed to cspa_events_consumed_total == N "
     "(the worker's own cspa_last_processed_timestamp_seconds), CSPA_METRICS_MONTHS=0.",
     "Exactness: contacts received (month x source group), decided (month x outcome), "

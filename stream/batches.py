@@ -115,6 +115,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._moves: dict[TP, int] = {}  # bumped at every seek of a partition
         #: held while a fetch's records are delivered and while an assignment seeks
         self._delivering = asyncio.Lock()
+        self._changelog_decoders: dict[Any, Any] = {}  # table -> its changelog's decode
 
     def _new_consumer_thread(self) -> BatchConsumerThread:
         return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -260,7 +261,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
         fresh = [r for r in batch if seen is None or r.offset > seen]
         if not fresh:
             return True  # all restored already; Faust's loop would skip them too
-        decode = table.changelog_topic.schema.compile(self.app, default_propagate=True)
+        decode = self._changelog_decoders.get(table)
+        if decode is None:  # Faust's own decode of the table's changelog, compiled once
+            decode = self._changelog_decoders[table] = table.changelog_topic.schema.compile(
+                self.app, default_propagate=True)
         events = [await decode(self._to_message(tp, r)) for r in fresh]
         unapplied = recovery.buffers[table]
         if unapplied:

@@ -33,12 +33,16 @@ def test_tune_sets_the_thresholds_and_freezes_what_is_alive(restored: None) -> N
     assert not any(obj is alive for obj in gc.get_objects())  # frozen: never scanned again
 
 
-def test_garbage_cycles_made_after_tune_are_still_freed(restored: None) -> None:
-    collector.tune()
+def garbage_cycle() -> weakref.ref[Node]:
+    """Two nodes that refer to each other and nothing else: a weak reference to one."""
     a, b = Node(), Node()
     a.other, b.other = b, a
-    gone = weakref.ref(a)
-    del a, b
+    return weakref.ref(a)
+
+
+def test_garbage_cycles_made_after_tune_are_still_freed(restored: None) -> None:
+    collector.tune()
+    gone = garbage_cycle()
     assert gone() is not None  # a cycle: reference counting alone cannot free it
     gc.collect()
     assert gone() is None
@@ -46,9 +50,6 @@ def test_garbage_cycles_made_after_tune_are_still_freed(restored: None) -> None:
 
 def test_no_garbage_cycle_is_frozen(restored: None) -> None:
     gc.unfreeze()
-    a, b = Node(), Node()
-    a.other, b.other = b, a
-    gone = weakref.ref(a)
-    del a, b
+    gone = garbage_cycle()
     collector.tune()
     assert gone() is None  # collected before the freeze, not kept forever
