@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         broker.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps({k: tp[k] for k in ("events", "seconds", "events_per_s")}))
+    peak_mib = round(max(sampler.peak(), tp["peak_rss_bytes"]) / 2**20)
+    print(json.dumps({**{k: tp[k] for k in ("events", "seconds", "events_per_s")},
+                      "peak_rss_mib": peak_mib}))
     return 0
 
 

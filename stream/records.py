@@ -121,8 +121,15 @@ def fold(record: Record | None, kind: str, slot: str, value: Slot,
 
 
 def dumps(record: Record) -> bytes:
-    """Compact JSON; POSIX floats round-trip exactly, so ``order`` survives storage."""
-    return orjson.dumps(record)
+    """Compact JSON; POSIX floats round-trip exactly, so ``order`` survives storage.
+
+    The bytes are a right-sized copy. orjson 3.12 and later hand back their whole
+    write buffer (4 KiB at least) with only the JSON's length set, and the table keeps
+    every record for the life of the worker: 4 KiB per record instead of about 180 B,
+    which was most of the worker's memory (ijl/orjson buffer, BENCHMARKS.md step 19).
+    The join of two parts always allocates exactly what the parts hold.
+    """
+    return b"".join((orjson.dumps(record), b""))
 
 
 def loads(raw: bytes) -> Record:
