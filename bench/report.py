@@ -63,7 +63,8 @@ FIGURES: dict[str, tuple[str, str, str, Check, bool]] = {
                           None, False),
     "failover_seconds": ("Failover: 2 workers with standbys, one SIGKILLed, to the "
                          "survivor's exact figures", "s", "<= 30", _at_most(30, " s"), False),
-    "peak_rss_mib": ("Worker peak RSS over the replay (VmHWM)", "MiB", "-", None, False),
+    "peak_rss_mib": ("Worker peak RSS: the replay, the national load, the restart (VmHWM)",
+                     "MiB", "-", None, False),
     "rss_growth_steady_mib": ("RSS growth replaying duplicates (state fixed)", "MiB",
                               "~0 (<= max(16 MiB, 5%))", _steady, False),
     "worker_exact": ("Worker figures exact (1 = yes)", "", "1", None, False),

@@ -199,7 +199,11 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
     sampler.stop()
     phases["recovery"] = rec
     fig["recovery_seconds"], fig["recovery_contacts"] = rec["seconds"], rec["contacts_in_state"]
-    fig["peak_rss_mib"] = max(sampler.peak(), tp["peak_rss_bytes"]) / report.MIB
+    # The restarted worker's own peak too: restoring and rebuilding a national year
+    # is where a worker holds the most.
+    rec["restarted_peak_rss_bytes"] = restarted.hwm()
+    fig["peak_rss_mib"] = max(sampler.peak(), tp["peak_rss_bytes"],
+                              rec["restarted_peak_rss_bytes"]) / report.MIB
     restarted.stop()
     alive.remove(restarted)
     log(f"recovery {rec['seconds']:.1f}s with {rec['contacts_in_state']:,.0f} contacts")

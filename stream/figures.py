@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from stream.records import Record
 from stream.rules import Rule
 from stream.taxonomy import Taxonomy
-from stream.working_days import WorkingCalendar
+from stream.working_days import WorkingCalendar, us_rounded
 
 Fact = tuple[str, tuple[str, ...], float | None]
 
@@ -54,15 +54,13 @@ class FactContext:
         return str(int(ts // 3600))
 
     def working_days(self, start: float, end: float) -> float:
+        """Working days between two POSIX times, at a datetime's microsecond precision."""
         if end <= start:
             return 0.0  # out-of-order clocks upstream: never a negative duration
-        return self.calendar.working_days_between(self._dt(start), self._dt(end))
+        return self.calendar.working_days_between_ts(us_rounded(start), us_rounded(end))
 
     def calendar_days(self, start: float, end: float) -> float:
         return max(0.0, (end - start) / 86_400.0)
-
-    def _dt(self, ts: float) -> datetime:
-        return datetime.fromtimestamp(ts, self.tz)
 
 
 def _durations(ctx: FactContext, figure: str, labels: tuple[str, ...], start: float,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from functools import lru_cache
 from heapq import nsmallest
 from typing import Any, NamedTuple, Protocol
@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 
 from stream.records import Record
 from stream.rules import Rule, RuleError
-from stream.working_days import WorkingCalendar
+from stream.working_days import WorkingCalendar, us_rounded
 
 STATES = ("on_time", "due_today", "at_risk", "overdue")
 Part = Hashable  # a partition: (topic, partition) in the worker
@@ -105,17 +105,11 @@ def watched_rules(rules: Mapping[str, Rule]) -> dict[str, Rule]:
         rule.opens == "contact.received" and rule.closes.startswith("contact.progressed:"))}
 
 
-def _us(ts: float) -> float:
-    """``ts`` rounded to the microsecond, as a datetime holds it (figures have always
-    been worked out through datetimes: the same rounding keeps them identical)."""
-    return datetime.fromtimestamp(ts, UTC).timestamp()
-
-
 def _deadline(rule: Rule, start: float, calendar: WorkingCalendar) -> float:
     if rule.clock == "working_days":
-        return _us(calendar.add_working_days_ts(start, rule.timescale))
+        return us_rounded(calendar.add_working_days_ts(start, rule.timescale))
     if rule.clock == "working_hours":
-        return _us(calendar.add_working_hours_ts(start, rule.timescale))
+        return us_rounded(calendar.add_working_hours_ts(start, rule.timescale))
     # Calendar hours are wall-clock hours (an aware datetime adds to its wall time).
     local = datetime.fromtimestamp(start, ZoneInfo(calendar.tz))
     return (local + timedelta(hours=rule.timescale)).timestamp()
@@ -128,7 +122,7 @@ def _warn(start: float, deadline: float, hours: float, cal: WorkingCalendar) -> 
     total = cal.working_hours_between_ts(start, deadline)
     if total <= hours:
         return start
-    t = _us(cal.add_working_hours_ts(start, total - hours))  # earliest with ``hours`` left
+    t = us_rounded(cal.add_working_hours_ts(start, total - hours))  # earliest with ``hours`` left
     # Exactly ``hours`` left at an office end: fewer only once the next office day starts.
     t = cal.past_close_ts(t)
     return min(max(t, start), deadline)
@@ -142,7 +136,7 @@ def _schedule(rule: Rule, start_ts: float, calendar: WorkingCalendar) -> tuple[f
     it a tenth of the worker's time), rounded to the microsecond where the datetime
     forms round, so the instants are the ones ``WorkingCalendar``'s datetime API gives.
     """
-    start = _us(start_ts)
+    start = us_rounded(start_ts)
     deadline = _deadline(rule, start, calendar)
     return deadline, _warn(start, deadline, rule.warn_working_hours, calendar)
 
@@ -202,10 +196,25 @@ class RecordListener(Protocol):
     def drop_topic(self, topic: str) -> None: ...
 
 
-@lru_cache(maxsize=262_144)
-def _deadline_month(deadline_ts: float, tz: str) -> str:
-    """Local month of a deadline; memoised: every scrape asks again for each open item."""
-    return datetime.fromtimestamp(deadline_ts - 1e-3, ZoneInfo(tz)).strftime("%Y-%m")
+class _DeadlineMonths:
+    """Local month of a deadline; a deadline at midnight ends the month before.
+
+    Memoised per clock hour, as ``FactContext.month`` is (the zones of interest change
+    offset on whole hours): deadlines are nearly all distinct instants, so a cache keyed
+    by the instant missed for every late contact of a national year's rebuild.
+    """
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self._zone = zone
+        self._months: dict[int, str] = {}
+
+    def __call__(self, deadline_ts: float) -> str:
+        ts = deadline_ts - 1e-3
+        hour = int(ts // 3600)
+        month = self._months.get(hour)
+        if month is None:
+            month = self._months[hour] = datetime.fromtimestamp(ts, self._zone).strftime("%Y-%m")
+        return month
 
 
 class OpenWork:
@@ -219,6 +228,7 @@ class OpenWork:
         self.rules = watched_rules(rules)
         self.calendar = calendar
         self._zone = ZoneInfo(calendar.tz)
+        self._deadline_month = _DeadlineMonths(self._zone)
         self._open: dict[Part, dict[str, tuple[Item, ...]]] = {}
         self._late: dict[Part, dict[str, tuple[BreachKey, ...]]] = {}
         self._late_counts: dict[Part, Counter[BreachKey]] = {}
@@ -243,14 +253,18 @@ class OpenWork:
         opened = tuple(i for i in items if i.closed_ts is None)
         late = tuple(self._breach(i) for i in items
                      if i.closed_ts is not None and i.closed_ts > i.deadline_ts)
-        open_part = self._open.setdefault(partition, {})
+        open_part = self._open.get(partition)
+        if open_part is None:  # (setdefault would build a Counter for every update)
+            open_part = self._open[partition] = {}
+            self._late[partition], self._late_counts[partition] = {}, Counter()
         open_part.pop(key, None)
         if opened:
             open_part[key] = opened
-        late_part = self._late.setdefault(partition, {})
-        counts = self._late_counts.setdefault(partition, Counter())
+        late_part = self._late[partition]
+        counts = self._late_counts[partition]
         before = late_part.pop(key, ())
-        counts.subtract(before)
+        if before:
+            counts.subtract(before)
         if late:
             late_part[key] = late
             counts.update(late)
@@ -260,7 +274,7 @@ class OpenWork:
 
     def _breach(self, item: Item) -> BreachKey:
         """(rule, version, local month); a deadline at midnight ends the month before."""
-        return item.rule, item.version, _deadline_month(item.deadline_ts, self.calendar.tz)
+        return item.rule, item.version, self._deadline_month(item.deadline_ts)
 
     def drop_partition(self, partition: Part) -> None:
         for table in (self._open, self._late, self._late_counts):

@@ -77,6 +77,18 @@ def _bank_holidays(year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays("GB", subdiv="ENG", years=year))
 
 
+def us_rounded(ts: float) -> float:
+    """``ts`` rounded to the microsecond exactly as an aware datetime holds it.
+
+    ``datetime.fromtimestamp(ts, tz).timestamp()`` for any zone: the fraction is
+    scaled to microseconds and rounded half to even, then whole microseconds are
+    divided back (correctly rounded). Figures and deadlines were first defined through
+    datetimes; this gives the same floats without making two datetimes (about 1 us).
+    """
+    frac, whole = math.modf(ts)
+    return (int(whole) * 1_000_000 + round(frac * 1e6)) / 1_000_000
+
+
 def _timestamp(t: datetime) -> float:
     if t.tzinfo is not None:
         try:
@@ -248,7 +260,12 @@ class WorkingCalendar:
 
     def working_days_between(self, start: datetime, end: datetime) -> float:
         """Working days from ``clock_start(start)`` to ``end``, never negative."""
-        ta, tb = _ordered(start, end)
+        return self.working_days_between_ts(*_ordered(start, end))
+
+    def working_days_between_ts(self, ta: float, tb: float) -> float:
+        """``working_days_between`` on POSIX seconds; ``tb`` must not be before ``ta``."""
+        if tb < ta:
+            raise ValueError("end is before start")
         return max(0.0, self._pos(tb) - self._pos(self._start_ts(ta)))
 
     def add_working_days(self, start: datetime, n: float) -> datetime:

@@ -23,6 +23,7 @@ from stream.timeliness import (
     Item,
     OpenWork,
     TimelinessCollector,
+    _DeadlineMonths,
     endpoint,
     items_of,
     watched_rules,
@@ -502,3 +503,18 @@ def test_schedule_on_the_hard_days(when: tuple[int, ...], rule: Rule) -> None:
     for cal in (CAL, ROLLING):
         ts = lon(*when)
         assert _schedule(rule, ts, cal) == _reference_schedule(rule, ts, cal)
+
+
+@settings(max_examples=400, deadline=None)
+@given(day=st.dates(min_value=datetime(2019, 1, 1).date(), max_value=datetime(2027, 12, 31).date()),
+       seconds=st.sampled_from([0, 1, 3599, 3600, 82_800, 86_399]) | st.integers(0, 86_399),
+       micros=st.sampled_from([0, 1, 999, 1000, 999_999]))
+def test_breach_month_memo_equals_the_local_month(day, seconds: int, micros: int) -> None:
+    # Deadlines at and near local midnight, in GMT and in BST: a deadline at midnight
+    # ends the month before; the memo is per clock hour.
+    months = _DeadlineMonths(LONDON)
+    midnight = datetime(day.year, day.month, day.day, tzinfo=LONDON).timestamp()
+    for deadline in (midnight + seconds + micros / 1e6, midnight - seconds - micros / 1e6):
+        want = datetime.fromtimestamp(deadline - 1e-3, LONDON).strftime("%Y-%m")
+        assert months(deadline) == want
+        assert months(deadline) == want  # from the memo

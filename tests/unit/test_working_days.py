@@ -12,7 +12,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from stream.working_days import OfficeHours, WorkingCalendar
+from stream.working_days import OfficeHours, WorkingCalendar, us_rounded
 
 LONDON = ZoneInfo("Europe/London")
 PLUS1 = timezone(timedelta(hours=1))
@@ -366,3 +366,31 @@ def test_answers_do_not_depend_on_the_input_offset(
     for name in ("working_days_between", "working_hours_between", "working_day_count"):
         answer = getattr(cal, name)(start, end)
         assert getattr(cal, name)(*as_london) == answer == getattr(cal, name)(*as_plus1)
+
+
+# Whole seconds over 2019-2027 with the fractions where rounding to the microsecond
+# can go either way: exact ties (an odd multiple of 1/128 s is k + 0.5 microseconds,
+# even k and odd k), float noise either side of a tie, and the top of a second.
+_FRACTIONS = [0.0, 1 / 128, 3 / 128, 5 / 128, 0.5 + 1 / 128, 1e-7, 4.999e-7, 5e-7, 5.0001e-7,
+              2.5e-6, 0.4999995, 0.5, 0.9999995, 0.9999999]
+
+
+@settings(max_examples=600, deadline=None)
+@given(whole=st.integers(min_value=1_546_300_800, max_value=1_830_297_600),
+       frac=st.sampled_from(_FRACTIONS) | st.floats(min_value=0, max_value=1, exclude_max=True))
+def test_us_rounded_is_what_a_datetime_holds(whole: int, frac: float) -> None:
+    ts = whole + frac
+    assert us_rounded(ts) == datetime.fromtimestamp(ts, UTC).timestamp()
+    assert us_rounded(ts) == datetime.fromtimestamp(ts, LONDON).timestamp()
+
+
+@settings(max_examples=600, deadline=None)
+@given(start=st.floats(min_value=1_546_300_800, max_value=1_830_297_600),
+       hours=st.floats(min_value=0, max_value=24 * 40), rolling=st.booleans())
+def test_working_days_on_posix_seconds_equal_the_datetime_form(start: float, hours: float,
+                                                               rolling: bool) -> None:
+    cal = WorkingCalendar(roll_after_hours=rolling)
+    end = start + hours * 3600
+    by_datetime = cal.working_days_between(datetime.fromtimestamp(start, LONDON),
+                                           datetime.fromtimestamp(end, LONDON))
+    assert cal.working_days_between_ts(us_rounded(start), us_rounded(end)) == by_datetime
