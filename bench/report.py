@@ -61,6 +61,9 @@ FIGURES: dict[str, tuple[str, str, str, Check, bool]] = {
                          _at_most(30, " s"), False),
     "recovery_contacts": ("Recovery: contacts in state", "contacts", "3,000,000 (a year)",
                           None, False),
+    "cold_rebuild_records_per_s": ("Cold rebuild: table records over restore + refold "
+                                   "seconds (results.json: each)", "records/s", "-", None,
+                                   False),
     "failover_seconds": ("Failover: 2 workers with standbys, one SIGKILLed, to the "
                          "survivor's exact figures", "s", "<= 30", _at_most(30, " s"), False),
     "peak_rss_mib": ("Worker peak RSS: the replay, the national load, the restart (VmHWM)",

@@ -199,6 +199,7 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
     sampler.stop()
     phases["recovery"] = rec
     fig["recovery_seconds"], fig["recovery_contacts"] = rec["seconds"], rec["contacts_in_state"]
+    fig["cold_rebuild_records_per_s"] = rec["cold_rebuild_records_per_s"]
     # The restarted worker's own peak too: restoring and rebuilding a national year
     # is where a worker holds the most.
     rec["restarted_peak_rss_bytes"] = restarted.hwm()
