@@ -103,7 +103,9 @@ NOTES = [
     "Recovery: SIGKILL of the worker holding all state, restart with the same app id; "
     "seconds from the kill until the restarted worker's figures equal those before it. "
     "This includes the wait for the broker to drop the killed member from the group "
-    "(CSPA_SESSION_TIMEOUT_SECONDS, 10 s by default) before the partitions are reassigned.",
+    "(CSPA_SESSION_TIMEOUT_SECONDS, 10 s by default) before the partitions are reassigned. "
+    "The cold rebuild's parts (restore_s, refold_s, records_rebuilt) come from the "
+    "restarted worker's log.",
 ]
 
 
