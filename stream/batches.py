@@ -10,9 +10,11 @@ Why: Faust hands every message to the conductor through
 the stream and its sensors: about 250 us a message, ten times what the fold costs.
 Here the source topics' records go to their agent as one item per fetched partition
 batch (a ``Batch`` on an in-memory Faust channel), and the changelog records Faust's
-recovery (or a standby) reads go into their table a fetched batch at a time, with
-Faust's own decode and ``apply_changelog_batch`` (``_restore``): Faust's path for them
-ran at a few thousand records a second, most of a restart.
+recovery (or a standby) reads go into their table a fetched batch at a time
+(``_restore``): Faust's path for them ran at a few thousand records a second, most of
+a restart. Into a memory store they go as Faust's decode would put them, once a
+record decoded both ways has shown the two alike; any other store takes Faust's own
+decode and ``apply_changelog_batch``.
 
 Offsets are then this module's business, not Faust's acknowledgements:
 
@@ -43,6 +45,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import faust
+import orjson
+from faust.stores.memory import Store as MemoryStore
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -116,6 +120,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         #: held while a fetch's records are delivered and while an assignment seeks
         self._delivering = asyncio.Lock()
         self._changelog_decoders: dict[Any, Any] = {}  # table -> its changelog's decode
+        self._direct: dict[Any, bool] = {}  # table -> its records may go in undecoded
 
     def _new_consumer_thread(self) -> BatchConsumerThread:
         return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -237,9 +242,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
         False (Faust's own path takes the batch): not a changelog partition Faust is
         restoring or keeping as a standby, or a table with a changelog hook. Else the
-        new records are decoded by Faust's own schema and applied with the table's
-        own ``apply_changelog_batch``, after what Faust's recovery loop still holds
-        unapplied (older records: order kept). Its position for the partition is set
+        new records go into the table after what Faust's recovery loop still holds
+        unapplied (older records: order kept): straight into a memory store
+        (``into_memory_store``), otherwise decoded by Faust's own schema and applied
+        with the table's own ``apply_changelog_batch``. Its position for the partition is set
         just before the last record, and that record then takes Faust's path too:
         applied twice, to the same value, so that Faust's loop sees the partition
         reach its end and ends the recovery itself. A record of an earlier batch
@@ -265,15 +271,36 @@ class BatchConsumer(faust_aiokafka.Consumer):
         if decode is None:  # Faust's own decode of the table's changelog, compiled once
             decode = self._changelog_decoders[table] = table.changelog_topic.schema.compile(
                 self.app, default_propagate=True)
-        events = [await decode(self._to_message(tp, r)) for r in fresh]
         unapplied = recovery.buffers[table]
         if unapplied:
             table.apply_changelog_batch(unapplied)
             unapplied.clear()
-        table.apply_changelog_batch(events)
+        if await self._decodes_alike(table, tp, fresh, decode):
+            into_memory_store(table, tp.partition, fresh)
+        else:
+            table.apply_changelog_batch([await decode(self._to_message(tp, r)) for r in fresh])
         positions[tp] = fresh[-1].offset - 1
         await self._deliver_one_by_one(tp, fresh[-1:])
         return True
+
+    async def _decodes_alike(self, table: Any, tp: TP, batch: list[Any], decode: Any) -> bool:
+        """Whether ``into_memory_store`` may take this table's records: a memory store,
+        and Faust's decode of a stored record gives its raw value and the JSON key.
+
+        Checked once per table, on its first record with a value (Faust's message and
+        Event per record were 11 us of a restore's 12: ``BENCHMARKS.md`` step 22).
+        """
+        alike = self._direct.get(table)
+        if alike is not None:
+            return alike
+        sample = next((r for r in batch if r.value is not None), None)
+        if type(table.data) is not MemoryStore or sample is None:
+            return False  # (no sample yet: asked again with the next batch)
+        event = await decode(self._to_message(tp, sample))
+        key = table._to_key(orjson.loads(sample.key))
+        alike = self._direct[table] = (event.key == key and type(event.key) is type(key)
+                                       and event.value == sample.value)
+        return alike
 
     async def _deliver_one_by_one(self, tp: TP, batch: list[Any]) -> None:
         """Faust's own path, for every topic that is not a batch source."""
@@ -285,6 +312,29 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 await self.wait_first(callback(self._to_message(tp, record)),
                                       self.suspend_flow.wait())
                 read[tp] = record.offset
+
+
+def into_memory_store(table: Any, partition: int, records: list[Any]) -> None:
+    """Changelog records into a memory-store table, as Faust's decode and
+    ``MemoryStore.apply_changelog_batch`` put them, without an Event per record.
+
+    The key is the JSON string Faust's key serializer wrote, the value the raw bytes;
+    a tombstone (no value) deletes its key unless a later record of the batch sets
+    it again. The store remembers each key's partition, as Faust's does.
+    """
+    store = table.data
+    data, partitions, to_key = store.data, store._key_partition, table._to_key
+    tombstones = []
+    for record in records:
+        key = to_key(orjson.loads(record.key))
+        partitions[key] = partition
+        data[key] = record.value
+        if record.value is None:
+            tombstones.append(key)
+    for key in tombstones:
+        if not data[key]:
+            data.pop(key, None)
+            partitions.pop(key, None)
 
 
 def batch_consumer(app: faust.App) -> BatchConsumer:

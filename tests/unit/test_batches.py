@@ -166,3 +166,38 @@ async def test_the_worker_producer_is_idempotent(tmp_path):
     # when enable_idempotence is on.
     assert producer._txn_manager is not None
     await producer.client.close()
+
+
+@pytest.mark.asyncio
+async def test_changelog_records_go_into_a_memory_store_as_fausts_decode_puts_them():
+    # The restore's short cut must leave the table exactly as Faust's own decode and
+    # apply_changelog_batch do: values, progress markers, tombstones (also one set
+    # again later in the batch), and each key's partition.
+    import orjson
+    from aiokafka.structs import ConsumerRecord
+    from faust.types import TP
+
+    from stream.app import create_app
+    from stream.settings import Settings
+
+    worker = create_app(Settings(broker="127.0.0.1:39092", web_port=16068))
+    direct, faust_way = (worker.tables[name] for name in list(worker.tables)[:2])
+    rows = [("contact:aa", b'{"k":"contact","p":2,"rcv":[1.5,"e1","phone","8","rfs"]}'),
+            ("!offset:2", b"41"), ("contact:bb", b'{"k":"contact","p":2}'),
+            ("contact:aa", None), ("contact:cc", b'{"k":"contact","p":2}'), ("contact:cc", None),
+            ("contact:bb", None), ("contact:bb", b'{"k":"contact","p":2,"x":1}')]
+    for table in (direct, faust_way):
+        topic = table.changelog_topic.get_topic_name()
+        records = [ConsumerRecord(topic, 2, i, 0, 0, orjson.dumps(k), v, None, 0, 0, ())
+                   for i, (k, v) in enumerate(rows)]
+        if table is direct:
+            batches.into_memory_store(table, 2, records)
+        else:
+            consumer = SimpleNamespace(app=SimpleNamespace(consumer_generation_id=1))
+            decode = table.changelog_topic.schema.compile(worker.app, default_propagate=True)
+            table.apply_changelog_batch([
+                await decode(batches.BatchConsumer._to_message(consumer, TP(topic, 2), r))
+                for r in records])
+    assert direct.data.data == faust_way.data.data == {
+        "!offset:2": b"41", "contact:bb": b'{"k":"contact","p":2,"x":1}'}
+    assert direct.data._key_partition == faust_way.data._key_partition
