@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import CACHE, dataset, expected, live, producing, replay
+from bench import CACHE, dataset, expected, live, producing, replay, report
 from bench.procs import Worker, free_port, wait_quiet
 from stream.cli import ensure_topics
 from stream.devbroker import BrokerConfig, LocalBroker
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         broker.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    peak_mib = round(max(sampler.peak(), tp["peak_rss_bytes"]) / 2**20)
+    peak_mib = round(max(sampler.peak(), tp["peak_rss_bytes"]) / report.MIB)
     print(json.dumps({**{k: tp[k] for k in ("events", "seconds", "events_per_s")},
                       "peak_rss_mib": peak_mib}))
     return 0

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from stream.records import Record
 from stream.rules import Rule
 from stream.taxonomy import Taxonomy
-from stream.working_days import WorkingCalendar, us_rounded
+from stream.working_days import WorkingCalendar, local_month, us_rounded
 
 Fact = tuple[str, tuple[str, ...], float | None]
 
@@ -37,13 +36,7 @@ class FactContext:
 
     def month(self, ts: float) -> str:
         """Calendar month ("2019-08") of a POSIX time in the configured zone."""
-        # Memoised per clock hour: zones of interest change offset on whole hours,
-        # and strftime costs more than the rest of a fact.
-        hour = int(ts // 3600)
-        month = self._months.get(hour)
-        if month is None:
-            month = self._months[hour] = datetime.fromtimestamp(ts, self.tz).strftime("%Y-%m")
-        return month
+        return local_month(ts, self.tz, self._months)
 
     @staticmethod
     def hour(ts: float) -> str:

@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 
 from stream.records import Record
 from stream.rules import Rule, RuleError
-from stream.working_days import WorkingCalendar, us_rounded
+from stream.working_days import WorkingCalendar, local_month, us_rounded
 
 STATES = ("on_time", "due_today", "at_risk", "overdue")
 Part = Hashable  # a partition: (topic, partition) in the worker
@@ -196,27 +196,6 @@ class RecordListener(Protocol):
     def drop_topic(self, topic: str) -> None: ...
 
 
-class _DeadlineMonths:
-    """Local month of a deadline; a deadline at midnight ends the month before.
-
-    Memoised per clock hour, as ``FactContext.month`` is (the zones of interest change
-    offset on whole hours): deadlines are nearly all distinct instants, so a cache keyed
-    by the instant missed for every late contact of a national year's rebuild.
-    """
-
-    def __init__(self, zone: ZoneInfo) -> None:
-        self._zone = zone
-        self._months: dict[int, str] = {}
-
-    def __call__(self, deadline_ts: float) -> str:
-        ts = deadline_ts - 1e-3
-        hour = int(ts // 3600)
-        month = self._months.get(hour)
-        if month is None:
-            month = self._months[hour] = datetime.fromtimestamp(ts, self._zone).strftime("%Y-%m")
-        return month
-
-
 class OpenWork:
     """Open items and closed-late breaches per partition, derived from the records.
 
@@ -228,7 +207,9 @@ class OpenWork:
         self.rules = watched_rules(rules)
         self.calendar = calendar
         self._zone = ZoneInfo(calendar.tz)
-        self._deadline_month = _DeadlineMonths(self._zone)
+        #: breach months per clock hour (``local_month``): deadlines are nearly all
+        #: distinct instants, so a cache keyed by the instant missed for every late one
+        self._breach_months: dict[int, str] = {}
         self._open: dict[Part, dict[str, tuple[Item, ...]]] = {}
         self._late: dict[Part, dict[str, tuple[BreachKey, ...]]] = {}
         self._late_counts: dict[Part, Counter[BreachKey]] = {}
@@ -274,7 +255,8 @@ class OpenWork:
 
     def _breach(self, item: Item) -> BreachKey:
         """(rule, version, local month); a deadline at midnight ends the month before."""
-        return item.rule, item.version, self._deadline_month(item.deadline_ts)
+        month = local_month(item.deadline_ts - 1e-3, self._zone, self._breach_months)
+        return item.rule, item.version, month
 
     def drop_partition(self, partition: Part) -> None:
         for table in (self._open, self._late, self._late_counts):

@@ -89,6 +89,19 @@ def us_rounded(ts: float) -> float:
     return (int(whole) * 1_000_000 + round(frac * 1e6)) / 1_000_000
 
 
+def local_month(ts: float, zone: ZoneInfo, memo: dict[int, str]) -> str:
+    """Calendar month ("2019-08") of a POSIX time in ``zone``, memoised in ``memo``.
+
+    Memoised per clock hour: the zones of interest change offset on whole hours, so a
+    local month never changes within one, and strftime costs more than a fact.
+    """
+    hour = int(ts // 3600)
+    month = memo.get(hour)
+    if month is None:
+        month = memo[hour] = datetime.fromtimestamp(ts, zone).strftime("%Y-%m")
+    return month
+
+
 def _timestamp(t: datetime) -> float:
     if t.tzinfo is not None:
         try:

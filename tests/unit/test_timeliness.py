@@ -23,7 +23,6 @@ from stream.timeliness import (
     Item,
     OpenWork,
     TimelinessCollector,
-    _DeadlineMonths,
     endpoint,
     items_of,
     watched_rules,
@@ -512,9 +511,10 @@ def test_schedule_on_the_hard_days(when: tuple[int, ...], rule: Rule) -> None:
 def test_breach_month_memo_equals_the_local_month(day, seconds: int, micros: int) -> None:
     # Deadlines at and near local midnight, in GMT and in BST: a deadline at midnight
     # ends the month before; the memo is per clock hour.
-    months = _DeadlineMonths(LONDON)
+    work = OpenWork({}, CAL)
     midnight = datetime(day.year, day.month, day.day, tzinfo=LONDON).timestamp()
     for deadline in (midnight + seconds + micros / 1e6, midnight - seconds - micros / 1e6):
         want = datetime.fromtimestamp(deadline - 1e-3, LONDON).strftime("%Y-%m")
-        assert months(deadline) == want
-        assert months(deadline) == want  # from the memo
+        late = Item("r", 1, "rfs", "contact", deadline - 86_400, deadline, deadline, None)
+        assert work._breach(late)[2] == want
+        assert work._breach(late)[2] == want  # from the memo
