@@ -142,22 +142,55 @@ SLOW_SCRAPE_S = 300.0
 
 def recovery(worker: Worker, bootstrap: str, extra: Iterable[Msg], extra_events: int,
              consumed: int, timeout: float) -> tuple[Worker, dict[str, Any]]:
-    """Load ``extra`` (``extra_events`` messages, generated as they are sent), SIGKILL the
-    worker, restart it: seconds to correct figures."""
+    """Load ``extra`` (``extra_events`` messages, generated as they are sent), let the
+    worker checkpoint it, SIGKILL it and restart it on the same data directory: seconds
+    to correct figures. Then once more with the data directory emptied: the cold
+    rebuild from the changelogs alone (``cold``)."""
     if extra_events:
         produce(bootstrap, extra)
     total = consumed + extra_events
     replay([worker], total, timeout)
     time.sleep(3.5)  # let the markers reach Kafka and the group commit them (every 1 s)
+    checkpointed = _wait_checkpoint(worker, timeout)
     scrape_started = time.monotonic()
     samples = worker.samples(timeout=SLOW_SCRAPE_S)
     scrape_s = time.monotonic() - scrape_started
     before = _snapshot(samples)
     contacts = sum(v for (n, _), v in samples.items() if n == "cspa_contacts_received")
+    again, warm = _restart(worker, before, timeout)
+    again, cold = _restart(again, before, timeout, wipe=True)
+    return again, {"contacts_in_state": contacts, "events_in_state": total,
+                   "series_compared": len(before), "first_full_scrape_s": scrape_s,
+                   "checkpoint_wait_s": checkpointed, **warm,
+                   "cold": cold, "cold_rebuild_records_per_s": cold[
+                       "cold_rebuild_records_per_s"]}
+
+
+def _wait_checkpoint(worker: Worker, timeout: float) -> float:
+    """Until the worker has written a checkpoint begun after its load; seconds waited."""
+    started = time.monotonic()
+    counted = _checkpoints(worker)
+    while _checkpoints(worker) < counted + 1:
+        if time.monotonic() - started > timeout:
+            raise TimeoutError("no checkpoint written")
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def _checkpoints(worker: Worker) -> float:
+    return sum(v for (n, _), v in worker.pipeline_samples().items()
+               if n == "cspa_checkpoints_total")
+
+
+def _restart(worker: Worker, before: dict[Any, float], timeout: float,
+             wipe: bool = False) -> tuple[Worker, dict[str, Any]]:
+    """SIGKILL, restart (``wipe``: with an empty data directory), wait for exact figures."""
     killed = time.time()
     worker.stop(signal.SIGKILL)
+    if wipe:
+        shutil.rmtree(worker.workdir / "data", ignore_errors=True)
     log_from = worker.log_path.stat().st_size  # the restarted worker appends to the same log
-    again = Worker(bootstrap, worker.workdir, worker.app_id).start()
+    again = Worker(worker.bootstrap, worker.workdir, worker.app_id).start()
     try:
         ready_at = _wait_correct(again, before, timeout)
     except BaseException:
@@ -167,14 +200,13 @@ def recovery(worker: Worker, bootstrap: str, extra: Iterable[Msg], extra_events:
     with worker.log_path.open("rb") as log:
         log.seek(log_from)
         restart = cold_rebuild(log.read().decode("utf-8", "replace"))
-    return again, {"contacts_in_state": contacts, "events_in_state": total,
-                   "series_compared": len(before), "seconds": correct - killed,
-                   "first_full_scrape_s": scrape_s,
+    return again, {"seconds": correct - killed, "killed_peak_rss_bytes": worker.peak_hwm,
                    "kill_to_ready_s": ready_at - killed if ready_at else None, **restart}
 
 
 _STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 _REBUILT = re.compile(r"figures rebuilt topic=\S+ partitions=\d+ records=(\d+) seconds=([\d.]+)")
+_LOADED = re.compile(r"checkpoint loaded records=(\d+) partitions=\d+ seconds=([\d.]+)")
 
 
 def cold_rebuild(log: str) -> dict[str, float | None]:
@@ -185,7 +217,10 @@ def cold_rebuild(log: str) -> dict[str, float | None]:
     """
     restore_from = restore_to = None
     records, refold_s = 0, 0.0
+    loaded, load_s = 0, 0.0
     for line in log.splitlines():
+        if (found := _LOADED.search(line)) is not None:  # (logged before Faust's logging)
+            loaded, load_s = int(found[1]), float(found[2])
         stamp = _STAMP.match(line)
         if stamp is None:
             continue
@@ -197,13 +232,13 @@ def cold_rebuild(log: str) -> dict[str, float | None]:
         elif (rebuilt := _REBUILT.search(line)) is not None:
             records += int(rebuilt[1])
             refold_s += float(rebuilt[2])
+    parts = {"checkpoint_records": loaded, "checkpoint_load_s": load_s, "refold_s": refold_s,
+             "records_rebuilt": records}
     if restore_from is None or restore_to is None:
-        return {"restore_s": None, "refold_s": refold_s, "records_rebuilt": records,
-                "cold_rebuild_records_per_s": None}
+        return {"restore_s": None, **parts, "cold_rebuild_records_per_s": None}
     restore_s = restore_to - restore_from
     seconds = max(restore_s + refold_s, 1e-3)  # the log's resolution: a millisecond
-    return {"restore_s": restore_s, "refold_s": refold_s, "records_rebuilt": records,
-            "cold_rebuild_records_per_s": records / seconds}
+    return {"restore_s": restore_s, **parts, "cold_rebuild_records_per_s": records / seconds}
 
 
 def _wait_correct(worker: Worker, before: dict[Any, float], timeout: float) -> float | None:

@@ -48,6 +48,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                          "thousand events span several working days)")
     ap.add_argument("--recovery-contacts", type=int,
                     help="contacts added to the state before the crash (default 200,000)")
+    ap.add_argument("--failover-contacts", type=int, default=0,
+                    help="contacts loaded into the two failover workers as well (default 0)")
     ap.add_argument("--latency-rate", type=float, help="events/s (default 1,000)")
     ap.add_argument("--latency-seconds", type=float, help="default 30")
     ap.add_argument("--duplicates", type=int, help="re-sent events for the steady-RSS check")
@@ -200,14 +202,17 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
     phases["recovery"] = rec
     fig["recovery_seconds"], fig["recovery_contacts"] = rec["seconds"], rec["contacts_in_state"]
     fig["cold_rebuild_records_per_s"] = rec["cold_rebuild_records_per_s"]
+    fig["cold_rebuild_seconds"] = rec["cold"]["seconds"]
     # The restarted worker's own peak too: restoring and rebuilding a national year
     # is where a worker holds the most.
     rec["restarted_peak_rss_bytes"] = restarted.hwm()
     fig["peak_rss_mib"] = max(sampler.peak(), tp["peak_rss_bytes"],
+                              rec["cold"]["killed_peak_rss_bytes"],  # the warm restart's
                               rec["restarted_peak_rss_bytes"]) / report.MIB
     restarted.stop()
     alive.remove(restarted)
-    log(f"recovery {rec['seconds']:.1f}s with {rec['contacts_in_state']:,.0f} contacts")
+    log(f"recovery {rec['seconds']:.1f}s (cold {rec['cold']['seconds']:.1f}s) with "
+        f"{rec['contacts_in_state']:,.0f} contacts")
 
     quiet("scale_out")
     so = scale.scale_out(bootstrap, tmp, msgs, timeout)
@@ -217,7 +222,9 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
     fig["scaleout_speedup"] = so["speedup"]
     log(f"scale-out {so['1']['events_per_s']:,.0f}/s -> {so['2']['events_per_s']:,.0f}/s")
     quiet("failover")
-    fo = scale.failover(bootstrap, tmp, msgs, want, timeout)
+    fo = scale.failover(bootstrap, tmp, msgs, want, timeout + 2 * a.failover_contacts / 500,
+                        extra=dataset.recovery_contacts(a.failover_contacts, seed=5),
+                        extra_events=2 * a.failover_contacts)
     phases["failover"], fig["failover_seconds"] = fo, fo["seconds"]
     log(f"failover {fo['seconds']:.1f}s (2 workers, standby replicas 1)")
     if a.profile:

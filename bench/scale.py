@@ -15,6 +15,7 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.dataset import TOPICS, Msg
+from bench.live import SLOW_SCRAPE_S, _snapshot
 from bench.procs import Worker, wait_for
 from bench.producing import produce
 from bench.replay import ExactnessError, check_exact, replay
@@ -98,13 +100,22 @@ def scale_out(bootstrap: str, workdir: Path, backlog: list[Msg], timeout: float,
     return out
 
 
+def _close(got: dict[Any, float], want: dict[Any, float]) -> bool:
+    """The same series, equal to 6 decimals (sums of durations merged in another order)."""
+    return got.keys() == want.keys() and all(
+        abs(got[k] - v) <= 1e-6 * max(1.0, abs(v)) for k, v in want.items())
+
+
 def failover(bootstrap: str, workdir: Path, backlog: list[Msg], expected: Any,
-             timeout: float, standby_replicas: int = 1) -> dict[str, Any]:
+             timeout: float, standby_replicas: int = 1, extra: Iterable[Msg] = (),
+             extra_events: int = 0) -> dict[str, Any]:
     """Two workers with standby replicas replay a fresh backlog; one is SIGKILLed.
 
     Seconds from the kill until the survivor alone owns every partition, says it is
     ready and serves figures equal to the independent ones (the killed member leaves
     the group after the session timeout, 10 s by default, which is in the figure).
+    With ``extra`` (``extra_events`` messages: a national year) loaded as well, the
+    survivor's figures must equal the sum of both workers' before the kill.
     """
     app_id = "bench-failover"
     asyncio.run(_skip_to_end(bootstrap, app_id))
@@ -115,9 +126,16 @@ def failover(bootstrap: str, workdir: Path, backlog: list[Msg], expected: Any,
             w.start()
         wait_for(partial(_settled, workers), 180, "2 workers settled", interval=0.5)
         produce(bootstrap, backlog)
-        replay(workers, len(backlog), timeout)
+        if extra_events:
+            produce(bootstrap, extra)
+        replay(workers, len(backlog) + extra_events, timeout)
         time.sleep(3.5)  # markers on Kafka, standbys caught up with the changelogs
         owned = [len(w.get_json("/figures")["owned"]) for w in workers]
+        before: dict[Any, float] = {}
+        if extra_events:
+            for w in workers:
+                for k, v in _snapshot(w.samples(timeout=SLOW_SCRAPE_S)).items():
+                    before[k] = before.get(k, 0.0) + v
         killed = time.time()
         workers[1].stop(signal.SIGKILL)
 
@@ -125,13 +143,16 @@ def failover(bootstrap: str, workdir: Path, backlog: list[Msg], expected: Any,
             if _owned(workers[:1]) is None:
                 return None
             try:
+                if extra_events:
+                    return _close(_snapshot(workers[0].samples(timeout=SLOW_SCRAPE_S)),
+                                  before) or None
                 check_exact(workers[0], expected)
             except (ExactnessError, OSError):
                 return None
             return True
 
         wait_for(exact_alone, timeout, "the survivor's exact figures", interval=0.5)
-        return {"events": len(backlog), "standby_replicas": standby_replicas,
+        return {"events": len(backlog) + extra_events, "standby_replicas": standby_replicas,
                 "owned_before": owned, "seconds": time.time() - killed}
     finally:
         for w in workers:

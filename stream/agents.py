@@ -44,6 +44,8 @@ class TopicAgent:
     metrics: PipelineMetrics
     epoch_of: Any  # Callable[[TP], int]: the consumer's current epoch of a partition
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    #: held while a batch is folded and written: a checkpoint takes it to find none
+    busy: asyncio.Lock = field(default_factory=asyncio.Lock)
     pending: dict[str, Record] = field(default_factory=dict)
     owners: dict[str, int] = field(default_factory=dict)  # table key -> changelog partition
     #: table key -> its record before the batch changed it (FamilyProcessor.settle)
@@ -64,17 +66,18 @@ class TopicAgent:
 
     async def handle(self, batch: Batch) -> None:
         """Fold one batch; dropped whole if an assignment moved its partition since."""
-        if batch.epoch != self.epoch_of(batch.tp):
-            self.metrics.stale_batches.labels(self.topic).inc()
-            return
-        self.idle.clear()
-        try:
-            rejected = self.apply(batch)
-            if rejected:
-                await self.dead_letter(rejected)
-            await self.writer.write(self.pending, self.owners, self.frontier)
-        finally:
-            self.idle.set()
+        async with self.busy:  # (a checkpoint may hold it: the epoch is checked after)
+            if batch.epoch != self.epoch_of(batch.tp):
+                self.metrics.stale_batches.labels(self.topic).inc()
+                return
+            self.idle.clear()
+            try:
+                rejected = self.apply(batch)
+                if rejected:
+                    await self.dead_letter(rejected)
+                await self.writer.write(self.pending, self.owners, self.frontier)
+            finally:
+                self.idle.set()
 
     def apply(self, batch: Batch) -> list[Rejected]:
         """Fold every record of the batch into ``pending``; return the rejected ones."""

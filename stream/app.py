@@ -29,9 +29,12 @@ from stream import progress
 from stream.agents import TopicAgent
 from stream.batches import BatchApp, batch_consumer
 from stream.changelog import ChangelogWriter
+from stream.checkpoint import BrokerView, Checkpointer, usable
 from stream.clock import Clock, make_clock
 from stream.decoder import Decoder, Limits
 from stream.figures import FactContext
+from stream.localstate import LocalStore, claim
+from stream.localstate import load as load_checkpoint
 from stream.metrics import (
     CallDefinitions,
     FiguresCollector,
@@ -73,6 +76,8 @@ class Worker:
     starts: dict[TP, int | None] = field(default_factory=dict)
     #: set once a first assignment's recovery has completed and the figures are rebuilt
     recovered: bool = False
+    #: with the local:// store: writes the state to the data directory now and then
+    checkpointer: Checkpointer | None = None
 
     def ready(self) -> bool:
         """Serving the figures of its partitions: recovered once, not rebalancing now.
@@ -161,6 +166,21 @@ class Worker:
         if offsets and not (self.app.rebalancing or self.app.in_recovery):
             await batch_consumer(self.app).commit_markers(offsets)
 
+    def held(self, topic: str) -> set[int]:
+        """Partitions of ``topic`` whose figures this worker keeps: its active ones, and
+        with a ``local://`` store its standby copies too (kept in step as their
+        changelog is read, so a failover serves them at once)."""
+        active = {p for t, p in self.owned() if t == topic}
+        table = self.tables[topic]
+        if not isinstance(table.data, LocalStore):
+            return active
+        changelog = table.changelog_topic.get_topic_name()
+        try:
+            standbys = self.app.assignor.assigned_standbys()
+        except Exception:  # noqa: BLE001 - before the first assignment
+            return active
+        return active | {tp.partition for tp in standbys if tp.topic == changelog}
+
     def current(self) -> tuple[Any, dict[str, int]]:
         owned = self.owned()
         counts: dict[str, int] = {t: 0 for t in (p.topic for p in self.processors.values())}
@@ -178,8 +198,13 @@ def fact_context(settings: Settings) -> FactContext:
                        load_rules(settings.rules_path), ZoneInfo(settings.timezone))
 
 
-def create_app(settings: Settings) -> Worker:
-    """Build the worker's Faust app from settings."""
+def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
+    """Build the worker's Faust app from settings.
+
+    With a ``local://`` store and ``broker`` (what the broker holds, looked up before
+    the start), the state resumes from the data directory's checkpoint if it is one
+    of this broker's.
+    """
     app = BatchApp(
         settings.app_id, env={}, broker=f"kafka://{settings.broker}", store=settings.store,
         datadir=str(settings.data_dir), web_host=settings.web_host,
@@ -238,8 +263,38 @@ def create_app(settings: Settings) -> Worker:
     app.on_refetch = lambda tp: metrics.refetches.labels(tp.topic).inc()
     app.wait_idle = worker.wait_idle
     app.timer(settings.commit_seconds, name="commit-progress")(worker.commit_progress)
+    _add_checkpoints(worker, broker)
     _add_views(worker)
     return worker
+
+
+def _add_checkpoints(worker: Worker, broker: BrokerView | None) -> None:
+    """With the local:// store: resume from a usable checkpoint, and take them on a timer."""
+    settings = worker.settings
+    stores = {t: table.data for t, table in worker.tables.items()}
+    if not all(isinstance(store, LocalStore) for store in stores.values()):
+        return
+    path = settings.data_dir / f"checkpoint-{settings.app_id}.pickle"
+    if claim(path) is None:
+        log.warning("checkpoints off: another worker uses data_dir=%s", settings.data_dir)
+        return
+    checkpointer = worker.checkpointer = Checkpointer(
+        path, settings.app_id, broker.cluster if broker else None, stores, worker.agents,
+        worker.writers, worker.state, worker.work, worker.metrics, worker.ready)
+    cp = load_checkpoint(path) if broker is not None else None
+    if cp is not None and broker is not None:
+        changelogs = {t: table.changelog_topic.get_topic_name()
+                      for t, table in worker.tables.items()}
+        why = usable(cp, settings.app_id, changelogs, broker)
+        if why is None:
+            started = time.monotonic()
+            records = checkpointer.restore(cp)
+            log.info("checkpoint loaded records=%d partitions=%d seconds=%.2f", records,
+                     len(cp["cells"]), time.monotonic() - started)
+        else:
+            log.warning("checkpoint not used reason=%s", why)
+    del cp
+    worker.app.timer(settings.checkpoint_seconds, name="checkpoint")(checkpointer.take)
 
 
 def _credentials(settings: Settings) -> Any:
@@ -272,22 +327,31 @@ def _add_agent(worker: Worker, processor: FamilyProcessor, partitions: int,
     channel = app.channel(maxsize=worker.settings.batches_buffered)
     app.batch_sinks[name] = channel.put  # type: ignore[assignment]  # takes any item
 
+    if isinstance(table.data, LocalStore):  # restored records: kept cells follow them
+        state, ctx, work = worker.state, worker.ctx, worker.work
+        table.data.on_change = lambda partition, key, old, new: state.restored(
+            name, partition, key, old, new, ctx, work)
+
     async def rebuild() -> None:
         active = {p for t, p in worker.owned() if t == name}
+        held = worker.held(name) | active
         started = time.monotonic()
+        kept = {p for t, p in worker.state.parts if t == name and p in held}
         records_only = ((k, v) for k, v in table.items() if not progress.is_marker(k))
-        counted = worker.state.rebuild(name, records_only, active, worker.ctx, worker.work)
+        counted = worker.state.rebuild(name, records_only, held, worker.ctx, worker.work)
         # The frontiers start where the restored state ends, before the stream resumes.
         frontier.drop(active)
         for partition in active:
-            start = progress.start_offset(table, partition, counted[partition] > 0)
+            has_records = counted[partition] > 0 or (
+                partition in kept and bool(worker.state.parts[(name, partition)].cells))
+            start = progress.start_offset(table, partition, has_records)
             worker.starts[(name, partition)] = start
             if start is not None:
                 frontier.reset(partition, start)
         worker.metrics.rebuilds.inc()
         worker.recovered = True
-        log.info("figures rebuilt topic=%s partitions=%d records=%d seconds=%.2f",
-                 name, len(active), counted.total(), time.monotonic() - started)
+        log.info("figures rebuilt topic=%s partitions=%d records=%d seconds=%.2f kept=%d",
+                 name, len(active), counted.total(), time.monotonic() - started, len(kept))
 
     table.on_recover(rebuild)
     app.agent(channel, name=f"agent-{name}")(agent.run)

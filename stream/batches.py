@@ -50,6 +50,7 @@ from faust.stores.memory import Store as MemoryStore
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from stream.localstate import LocalStore
 from stream.progress import rewind_plan
 
 #: The faust-streaming release whose consumer internals this module replaces.
@@ -294,7 +295,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         if alike is not None:
             return alike
         sample = next((r for r in batch if r.value is not None), None)
-        if type(table.data) is not MemoryStore or sample is None:
+        if type(table.data) not in (MemoryStore, LocalStore) or sample is None:
             return False  # (no sample yet: asked again with the next batch)
         event = await decode(self._to_message(tp, sample))
         key = table._to_key(orjson.loads(sample.key))
@@ -320,10 +321,17 @@ def into_memory_store(table: Any, partition: int, records: list[Any]) -> None:
 
     The key is the JSON string Faust's key serializer wrote, the value the raw bytes;
     a tombstone (no value) deletes its key unless a later record of the batch sets
-    it again. The store remembers each key's partition, as Faust's does.
+    it again. The store remembers each key's partition, as Faust's does. A
+    ``LocalStore`` takes them one by one, with their offsets, and tells its listener.
     """
     store = table.data
-    data, partitions, to_key = store.data, store._key_partition, table._to_key
+    to_key = table._to_key
+    if isinstance(store, LocalStore):
+        put = store.put
+        for record in records:
+            put(partition, to_key(orjson.loads(record.key)), record.value, record.offset)
+        return
+    data, partitions = store.data, store._key_partition
     tombstones = []
     for record in records:
         key = to_key(orjson.loads(record.key))

@@ -51,6 +51,7 @@ class _Flight:
     """One write on its way to Kafka."""
 
     futures: list[Any]  # delivery futures of its record batches
+    counts: list[int]  # records in each of those batches (a future gives the first offset)
     markers: dict[int, int]  # the markers it carries: partition -> next offset
     vouched: list[Marker]  # markers for its records: sendable once it has landed
 
@@ -83,6 +84,8 @@ class ChangelogWriter:
         #: source partition -> next offset, for markers Kafka has acknowledged
         self.durable: dict[int, int] = {}
         self.lock = asyncio.Lock()
+        #: told where each landed batch ends (``LocalStore.written``), if the store keeps offsets
+        self.landed = getattr(table.data, "written", None)
 
     def forget_markers(self) -> None:
         """Drop held-back markers (after an assignment: the partitions may have moved)."""
@@ -98,6 +101,13 @@ class ChangelogWriter:
         async with self.lock:
             await self._land(keep=0)
             await self._send([], [])
+
+    async def drain(self) -> None:
+        """Until every write and every held-back marker has landed (a checkpoint waits)."""
+        async with self.lock:
+            await self._land(keep=0)
+            await self._send([], [])
+            await self._land(keep=0)
 
     async def write(self, pending: dict[str, Record], owners: dict[str, int],
                     frontier: progress.Frontier) -> None:
@@ -125,8 +135,10 @@ class ChangelogWriter:
             flight = self.flights[0]
             if len(self.flights) <= keep and not all(fut.done() for fut in flight.futures):
                 return
-            for fut in flight.futures:
-                await fut
+            for fut, count in zip(flight.futures, flight.counts, strict=True):
+                meta = await fut
+                if self.landed is not None:
+                    self.landed(meta.partition, meta.offset + count - 1)
             self.flights.popleft()
             self.durable.update(flight.markers)
             self.due.extend(flight.vouched)
@@ -137,20 +149,28 @@ class ChangelogWriter:
         if not (due or records or vouched):
             return
         producer = self.app.producer._producer  # type: ignore[attr-defined]
-        data = self.table.data
+        store = self.table.data
+        data, key_partition = store.data, store._key_partition
         batches: dict[int, Any] = {}
-        futures = []
+        counts: dict[int, int] = {}
+        futures, sizes = [], []
         for partition, key, value in (*due, *records):
             data[key] = value
+            key_partition[key] = partition
             raw_key = encode_key(key)
             batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = producer.create_batch()
+                counts[partition] = 0
             if batch.append(key=raw_key, value=value, timestamp=None) is None:  # full
                 futures.append(await producer.send_batch(batch, self.name,
                                                          partition=partition))
+                sizes.append(counts[partition])
                 batch = batches[partition] = producer.create_batch()
+                counts[partition] = 0
                 batch.append(key=raw_key, value=value, timestamp=None)
+            counts[partition] += 1
         for partition, batch in batches.items():
             futures.append(await producer.send_batch(batch, self.name, partition=partition))
-        self.flights.append(_Flight(futures, {p: int(v) for p, _, v in due}, vouched))
+            sizes.append(counts[partition])
+        self.flights.append(_Flight(futures, sizes, {p: int(v) for p, _, v in due}, vouched))

@@ -54,9 +54,16 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     from stream import collector
     from stream.app import create_app
+    from stream.checkpoint import broker_view
 
     ensure_topics(settings)
-    worker = create_app(settings)
+    view = None
+    if settings.store.startswith("local:"):  # whether a checkpoint is this broker's
+        changelogs = [changelog_topic(settings, s.name)
+                      for s in event_families(load_topics()).values()]
+        view = asyncio.run(broker_view(settings.broker, changelogs,
+                                       **settings.kafka_client_kwargs()))
+    worker = create_app(settings, view)
     collector.tune()
     logging.getLogger("cspa").setLevel(settings.log_level)
     faust.Worker(worker.app, loglevel=settings.log_level, quiet=True,

@@ -141,6 +141,16 @@ class PipelineMetrics:
         self.rebuilds = Counter("cspa_figure_rebuilds_total",
                                 "Figure state rebuilt from the records table after recovery.",
                                 registry=registry)
+        self.checkpoints = Counter(
+            "cspa_checkpoints_total",
+            "State checkpoints written to the local data directory (a restart reads only "
+            "the changelogs' tail after the last one).", registry=registry)
+        self.checkpoint_pause = Gauge(
+            "cspa_checkpoint_pause_seconds",
+            "How long the last checkpoint held processing (drain and snapshot).",
+            registry=registry)
+        self.checkpoint_bytes = Gauge("cspa_checkpoint_bytes",
+                                      "Size of the last checkpoint written.", registry=registry)
         self.resume_seeks = Counter(
             "cspa_resume_seeks_total",
             "Partitions moved to the state's progress marker after an assignment, "

@@ -23,6 +23,7 @@ from stream.aggregates import Aggregates, CellKey, merged, merged_cell
 from stream.decoder import Decoder, Rejection
 from stream.figures import FactContext, facts_of
 from stream.metrics import PipelineMetrics, observe_many
+from stream.progress import is_marker
 from stream.timeliness import OpenWork
 
 TP = tuple[str, int]
@@ -45,18 +46,24 @@ class FigureState:
             agg = self.parts[key] = Aggregates()
         return agg
 
-    def rebuild(self, topic: str, items: Iterable[tuple[str, bytes]], active: set[int],
+    def rebuild(self, topic: str, items: Iterable[tuple[str, bytes]], held: set[int],
                 ctx: FactContext, work: OpenWork | None = None) -> Counter[int]:
-        """Recompute the cells (and open work) of ``topic``'s active partitions from its records.
+        """Bring the cells (and open work) of ``topic``'s held partitions up to date.
 
-        Partitions no longer active are dropped. Returns records counted per partition.
+        A partition whose cells are kept (a checkpoint's, or kept in step with every
+        record restored since: ``restored``) stays as it is; the others are recomputed
+        from the records, which ``items`` is only iterated for. Partitions no longer
+        held are dropped. Returns records counted per recomputed partition.
         """
-        for tp in [tp for tp in self.parts if tp[0] == topic]:
+        for tp in [tp for tp in self.parts if tp[0] == topic and tp[1] not in held]:
             del self.parts[tp]
-        fresh = {p: self.part(topic, p) for p in active}
+        stale = {p for p in held if (topic, p) not in self.parts}
         if work is not None:
-            work.drop_topic(topic)
+            work.drop_topic(topic, keep={(topic, p) for p in held - stale})
+        fresh = {p: self.part(topic, p) for p in stale}
         counted: Counter[int] = Counter()
+        if not fresh:
+            return counted
         for key, raw in items:
             record = records.loads(raw)
             agg = fresh.get(record["p"])
@@ -66,6 +73,31 @@ class FigureState:
                     work.update((topic, record["p"]), key, record)
                 counted[record["p"]] += 1
         return counted
+
+    def restored(self, topic: str, partition: int, key: str, old: bytes | None,
+                 new: bytes | None, ctx: FactContext, work: OpenWork | None = None) -> None:
+        """A record the changelog changed in the store: its cells follow, if kept.
+
+        (A partition without cells is recomputed whole by ``rebuild``.)
+        """
+        agg = self.parts.get((topic, partition))
+        if agg is None or is_marker(key):
+            return
+        before = records.loads(old) if old is not None else None
+        after = records.loads(new) if new is not None else None
+        agg.replace(facts_of(before, ctx), facts_of(after, ctx))
+        if work is not None:
+            work.update((topic, partition), key, after)
+
+    def export(self) -> dict[TP, Aggregates]:
+        """What a checkpoint keeps: every partition's cells (the live objects)."""
+        return self.parts
+
+    def restore(self, parts: dict[TP, Aggregates]) -> None:
+        """Take a checkpoint's cells: kept by the next ``rebuild`` if still held."""
+        for agg in parts.values():
+            agg.changed.clear()
+        self.parts.update(parts)
 
     def current(self, owned: set[TP]) -> Aggregates:
         """The merged cells of the owned partitions only. Read-only: it is kept.

@@ -74,10 +74,20 @@ class QueueNow:
     def drop_partition(self, partition: Part) -> None:
         self._waiting.pop(partition, None)
 
-    def drop_topic(self, topic: str) -> None:
-        """Forget every ``(topic, partition)`` of one topic (before a rebuild)."""
-        for part in [p for p in self._waiting if isinstance(p, tuple) and p[0] == topic]:
+    def drop_topic(self, topic: str, keep: Collection[Part] = ()) -> None:
+        """Forget every ``(topic, partition)`` of one topic but ``keep`` (before a rebuild)."""
+        for part in [p for p in self._waiting
+                     if isinstance(p, tuple) and p[0] == topic and p not in keep]:
             del self._waiting[part]
+
+    def export(self, partition: Part) -> dict[str, Waiting] | None:
+        """What a checkpoint keeps of one partition."""
+        return self._waiting.get(partition)
+
+    def restore(self, partition: Part, state: dict[str, Waiting] | None) -> None:
+        """Take one partition's calls waiting from a checkpoint."""
+        if state is not None:
+            self._waiting[partition] = state
 
     def evaluate(self, now: float, owned: Collection[Part]) -> dict[str, QueueState]:
         """Every queue (taxonomy ones always present) as it stands at ``now``.

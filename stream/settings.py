@@ -60,7 +60,11 @@ class Settings(BaseSettings):
     app_id: str = "cspa"
     web_host: str = Field("127.0.0.1", description="bind address of /metrics and /figures")
     web_port: int = 6066
-    store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
+    store: str = Field("local://", description="table store: local:// (in memory, "
+                       "checkpointed to data_dir: a restart reads only the changelog's tail), "
+                       "memory:// (Faust's: the whole changelog at every start) or rocksdb://")
+    checkpoint_seconds: float = Field(60.0, gt=0, description="how often a local:// worker "
+                                      "checkpoints its state, if it changed")
     data_dir: Path = ROOT / ".cache" / "worker"
     batch_size: int = Field(5000, description="records fetched per poll, at most (a batch "
                             "is a poll's records of one partition)")

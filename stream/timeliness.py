@@ -193,7 +193,9 @@ class RecordListener(Protocol):
 
     def update(self, partition: Part, key: str, record: Record | None) -> None: ...
     def drop_partition(self, partition: Part) -> None: ...
-    def drop_topic(self, topic: str) -> None: ...
+    def drop_topic(self, topic: str, keep: Collection[Part] = ()) -> None: ...
+    def export(self, partition: Part) -> Any: ...
+    def restore(self, partition: Part, state: Any) -> None: ...
 
 
 class OpenWork:
@@ -264,13 +266,29 @@ class OpenWork:
         for listener in self.listeners:
             listener.drop_partition(partition)
 
-    def drop_topic(self, topic: str) -> None:
-        """Forget every ``(topic, partition)`` of one topic (before a rebuild)."""
+    def drop_topic(self, topic: str, keep: Collection[Part] = ()) -> None:
+        """Forget every ``(topic, partition)`` of one topic but ``keep`` (before a rebuild)."""
         for table in (self._open, self._late, self._late_counts):
-            for part in [p for p in table if isinstance(p, tuple) and p[0] == topic]:
+            for part in [p for p in table
+                         if isinstance(p, tuple) and p[0] == topic and p not in keep]:
                 del table[part]
         for listener in self.listeners:
-            listener.drop_topic(topic)
+            listener.drop_topic(topic, keep)
+
+    def export(self, partition: Part) -> Any:
+        """What a checkpoint keeps of one partition, listeners' part included."""
+        return (self._open.get(partition), self._late.get(partition),
+                self._late_counts.get(partition),
+                [listener.export(partition) for listener in self.listeners])
+
+    def restore(self, partition: Part, state: Any) -> None:
+        """Take one partition's state from a checkpoint (``export``'s value)."""
+        open_part, late_part, counts, theirs = state
+        if open_part is not None:
+            self._open[partition], self._late[partition] = open_part, late_part
+            self._late_counts[partition] = counts
+        for listener, their in zip(self.listeners, theirs, strict=True):
+            listener.restore(partition, their)
 
     def rebuild(self, partition: Part, items: Iterable[tuple[str, Record]]) -> None:
         """Recompute a partition from its ``(key, record)`` pairs."""

@@ -82,7 +82,7 @@ def test_faust_environment_variables_cannot_override_settings(monkeypatch):
     assert [str(u) for u in conf.broker] == ["kafka://127.0.0.1:39092"]
     assert conf.web_port == 16066
     assert conf.web_bind == "127.0.0.1"
-    assert str(conf.store) == "memory:"
+    assert str(conf.store) == "local:"  # the setting's default, not STORE
     assert conf.web_tables_enabled is False
 
 

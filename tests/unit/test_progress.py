@@ -93,8 +93,9 @@ class _Topic:
 def _writer(room: int = 1000):
     producer = _Producer(room)
     app = SimpleNamespace(producer=SimpleNamespace(_producer=producer))
-    table = SimpleNamespace(changelog_topic=_Topic(), data={}, key_serializer="json")
-    return ChangelogWriter(app, table), producer, table.data
+    store = SimpleNamespace(data={}, _key_partition={})
+    table = SimpleNamespace(changelog_topic=_Topic(), data=store, key_serializer="json")
+    return ChangelogWriter(app, table), producer, store.data
 
 
 def _frontier(starts, *seen):
@@ -212,7 +213,7 @@ def test_held_back_markers_are_forgotten_after_an_assignment():
     writer, _, _ = _writer()
     writer.due = [(0, progress.marker_key(0), b"5")]
     writer.durable = {0: 4}
-    writer.flights.append(changelog._Flight([], {0: 3}, [(0, progress.marker_key(0), b"4")]))
+    writer.flights.append(changelog._Flight([], [], {0: 3}, [(0, progress.marker_key(0), b"4")]))
     writer.forget_markers()
     assert writer.due == [] and writer.durable == {}
     assert writer.flights[0].markers == {} and writer.flights[0].vouched == []
