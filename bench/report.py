@@ -110,7 +110,9 @@ NOTES = [
     "The restart reads the worker's last checkpoint from its data directory (the bench "
     "waits for one after the load) and the changelogs after it; then the worker is "
     "SIGKILLed again and restarted with its data directory emptied: the cold rebuild, "
-    "from the changelogs alone. Each restart's parts (checkpoint_load_s, restore_s, "
+    "from the changelogs alone. Figures equal: counts exactly, sums of working days to "
+    "the 4 decimals exposed (a float sum's last bits depend on the order of its terms). "
+    "Each restart's parts (checkpoint_load_s, restore_s, "
     "refold_s, records_rebuilt) come from the restarted worker's log.",
 ]
 

@@ -23,7 +23,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.dataset import TOPICS, Msg
-from bench.live import SLOW_SCRAPE_S, _snapshot
+from bench.live import SLOW_SCRAPE_S, _snapshot, same_figures
 from bench.procs import Worker, wait_for
 from bench.producing import produce
 from bench.replay import ExactnessError, check_exact, replay
@@ -100,12 +100,6 @@ def scale_out(bootstrap: str, workdir: Path, backlog: list[Msg], timeout: float,
     return out
 
 
-def _close(got: dict[Any, float], want: dict[Any, float]) -> bool:
-    """The same series, equal to 6 decimals (sums of durations merged in another order)."""
-    return got.keys() == want.keys() and all(
-        abs(got[k] - v) <= 1e-6 * max(1.0, abs(v)) for k, v in want.items())
-
-
 def failover(bootstrap: str, workdir: Path, backlog: list[Msg], expected: Any,
              timeout: float, standby_replicas: int = 1, extra: Iterable[Msg] = (),
              extra_events: int = 0) -> dict[str, Any]:
@@ -144,8 +138,8 @@ def failover(bootstrap: str, workdir: Path, backlog: list[Msg], expected: Any,
                 return None
             try:
                 if extra_events:
-                    return _close(_snapshot(workers[0].samples(timeout=SLOW_SCRAPE_S)),
-                                  before) or None
+                    return same_figures(
+                        _snapshot(workers[0].samples(timeout=SLOW_SCRAPE_S)), before) or None
                 check_exact(workers[0], expected)
             except (ExactnessError, OSError):
                 return None

@@ -59,3 +59,16 @@ def test_the_throughput_replay_alone_still_runs_and_is_exact() -> None:
     assert res.returncode == 0, f"bench.throughput failed:\n{res.stderr[-5000:]}"
     figures = json.loads(res.stdout.strip().splitlines()[-1])
     assert figures["events"] == 2000 and figures["events_per_s"] > 0
+
+
+def test_restarted_figures_must_match_counts_exactly_and_sums_to_the_exposed_decimal():
+    from bench.live import differing, same_figures
+
+    sums = ("cspa_contact_completion_workdays_sum", frozenset({("month", "2023-03")}))
+    counts = ("cspa_contacts_received", frozenset({("month", "2023-03")}))
+    want = {sums: 10925.3931, counts: 3_069_245.0}
+    assert same_figures({sums: 10925.3932, counts: 3_069_245.0}, want)  # a rounding flip
+    assert not same_figures({sums: 10925.3935, counts: 3_069_245.0}, want)
+    assert differing({sums: 10925.3931, counts: 3_069_244.0}, want) == [
+        (counts, 3_069_244.0, 3_069_245.0)]
+    assert not same_figures({sums: 10925.3931}, want)  # a series missing
