@@ -232,6 +232,22 @@ class _Days:
                 office += day.close - day.open
 
 
+def _fraction(day: _Day, ts: float) -> float:
+    """How much of its working day ``day`` has passed at ``ts`` (0 on a closed day).
+
+    Positions are taken apart from the day's index: ``index + fraction`` rounds by the
+    index's magnitude, and indices count from the first year a process loaded, so two
+    processes (a worker and the one restoring its checkpoint) would round a duration
+    differently and a figure cell would not take back exactly what it was given.
+    """
+    return (ts - day.start) / (day.end - day.start) if day.working else 0.0
+
+
+def _in_office(day: _Day, ts: float) -> float:
+    """Office seconds of ``day`` gone by at ``ts`` (0 on a closed day)."""
+    return min(max(ts - day.open, 0.0), day.close - day.open) if day.working else 0.0
+
+
 @dataclass(frozen=True, slots=True, init=False)
 class WorkingCalendar:
     """Working-day and working-hour arithmetic, as defined in the module docstring.
@@ -279,7 +295,15 @@ class WorkingCalendar:
         """``working_days_between`` on POSIX seconds; ``tb`` must not be before ``ta``."""
         if tb < ta:
             raise ValueError("end is before start")
-        return max(0.0, self._pos(tb) - self._pos(self._start_ts(ta)))
+        start = self._start_ts(ta)
+        a, b = self._days.at(start), self._days.at(tb)
+        length = a.end - a.start
+        if a.working and b.working and b.end - b.start == length:  # (no DST day between)
+            # in seconds, so that whole hours come out whole (6 h of a day: exactly 0.25)
+            part = ((tb - b.start) - (start - a.start)) / length
+        else:
+            part = _fraction(b, tb) - _fraction(a, start)
+        return max(0.0, (b.index - a.index) + part)
 
     def add_working_days(self, start: datetime, n: float) -> datetime:
         """The earliest instant ``n`` (>= 0) working days after ``clock_start(start)``."""
@@ -290,11 +314,12 @@ class WorkingCalendar:
         origin = self._start_ts(ts)
         if _amount(n, "n") == 0:
             return origin
-        target = self._pos(origin) + n
+        first = self._days.at(origin)
+        target = _fraction(first, origin) + n  # working days from the index of origin's day
         if abs(target - round(target)) < _SNAP_DAYS:
             target = round(target)
         k = math.ceil(target) - 1  # the working day whose (index, index + 1] holds target
-        day = self._days.nth(k)
+        day = self._days.nth(first.index + k)
         # max: snapping may pull a target a hair past origin back to the boundary before it.
         return max(origin, day.start + (target - k) * (day.end - day.start))
 
@@ -306,7 +331,8 @@ class WorkingCalendar:
         """``working_hours_between`` on POSIX seconds; ``tb`` must not be before ``ta``."""
         if tb < ta:
             raise ValueError("end is before start")
-        return (self._office_pos(tb) - self._office_pos(ta)) / _HOUR
+        a, b = self._days.at(ta), self._days.at(tb)
+        return ((b.office - a.office) + (_in_office(b, tb) - _in_office(a, ta))) / _HOUR
 
     def add_working_hours(self, start: datetime, hours: float) -> datetime:
         """The earliest instant by which ``hours`` (>= 0) of office time have elapsed."""
@@ -316,15 +342,16 @@ class WorkingCalendar:
         """``add_working_hours`` on POSIX seconds, unrounded (the hot path's form)."""
         if _amount(hours, "hours") == 0:
             return ts
-        target = self._office_pos(ts) + hours * _HOUR  # office seconds from the epoch
-        k = self._days.at(ts).index  # start's date if working, else the next working day
+        first = self._days.at(ts)  # start's date if working, else before the next one
+        target = _in_office(first, ts) + hours * _HOUR  # office seconds after first.office
+        k = first.index  # start's date if working, else the next working day
         day = self._days.nth(k)
-        while day.office + (day.close - day.open) < target - _SNAP_SECONDS:
+        while (day.office - first.office) + (day.close - day.open) < target - _SNAP_SECONDS:
             k += 1
             day = self._days.nth(k)
         # min: snapping may leave a target a hair past close; max: hours below the snap
         # tolerance from an after-hours start would otherwise land on the earlier close.
-        return max(ts, min(day.open + (target - day.office), day.close))
+        return max(ts, min(day.open + (target - (day.office - first.office)), day.close))
 
     def past_close_ts(self, ts: float, tolerance: float = 1e-3) -> float:
         """The next working day's office start if ``ts`` is a working day's office end
@@ -343,18 +370,6 @@ class WorkingCalendar:
         """Working days from the working date of ``clock_start(start)`` to ``end``'s date."""
         ta, tb = _ordered(start, end)
         return max(0, self._days.at(tb).index - self._days.at(self._start_ts(ta)).index)
-
-    def _pos(self, ts: float) -> float:
-        day = self._days.at(ts)
-        if not day.working:
-            return float(day.index)
-        return day.index + (ts - day.start) / (day.end - day.start)
-
-    def _office_pos(self, ts: float) -> float:
-        day = self._days.at(ts)
-        if not day.working:
-            return day.office
-        return day.office + min(max(ts - day.open, 0.0), day.close - day.open)
 
     def _start_ts(self, ts: float) -> float:
         if not self.roll_after_hours:
