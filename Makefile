@@ -25,7 +25,7 @@ tools: ## Install what the tests call (promtool, prometheus, docker-compose, chr
 check-tools: install tools ## Check that every external command the tests call resolves
 	$(PY) .ci/check-tools
 
-run: install tools ## Main job: local Kafka, a worker and a simulated day of traffic; prints the URLs
+run: install tools ## Main job: local Kafka, a worker and 14 days of simulated traffic; prints the URLs
 	$(PY) -m stream run $(if $(SCALE),--scale $(SCALE))
 
 year: install tools ## Replay a generated year (2019) of one council's traffic, then print its report

@@ -169,13 +169,15 @@ def recovery(worker: Worker, bootstrap: str, extra: Iterable[Msg], extra_events:
 def _wait_checkpoint(worker: Worker, timeout: float) -> float:
     """Until the worker has written a checkpoint begun after its load; seconds waited."""
     started = time.monotonic()
-    counted = None
-    while (now := _checkpoints(worker)) is None or counted is None or now < counted + 1:
+    counted = None  # checkpoints written when first asked
+    while True:
+        now = _checkpoints(worker)
+        if counted is not None and now is not None and now > counted:
+            return time.monotonic() - started
         counted = now if counted is None else counted
         if time.monotonic() - started > timeout:
             raise TimeoutError("no checkpoint written")
         time.sleep(0.5)
-    return time.monotonic() - started
 
 
 def _checkpoints(worker: Worker) -> float | None:

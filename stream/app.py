@@ -76,8 +76,6 @@ class Worker:
     starts: dict[TP, int | None] = field(default_factory=dict)
     #: set once a first assignment's recovery has completed and the figures are rebuilt
     recovered: bool = False
-    #: with the local:// store: writes the state to the data directory now and then
-    checkpointer: Checkpointer | None = None
 
     def ready(self) -> bool:
         """Serving the figures of its partitions: recovered once, not rebalancing now.
@@ -278,23 +276,28 @@ def _add_checkpoints(worker: Worker, broker: BrokerView | None) -> None:
     if claim(path) is None:
         log.warning("checkpoints off: another worker uses data_dir=%s", settings.data_dir)
         return
-    checkpointer = worker.checkpointer = Checkpointer(
+    checkpointer = Checkpointer(
         path, settings.app_id, broker.cluster if broker else None, stores, worker.agents,
         worker.writers, worker.state, worker.work, worker.metrics, worker.ready)
-    cp = load_checkpoint(path) if broker is not None else None
-    if cp is not None and broker is not None:
-        changelogs = {t: table.changelog_topic.get_topic_name()
-                      for t, table in worker.tables.items()}
-        why = usable(cp, settings.app_id, changelogs, broker)
-        if why is None:
-            started = time.monotonic()
-            records = checkpointer.restore(cp)
-            log.info("checkpoint loaded records=%d partitions=%d seconds=%.2f", records,
-                     len(worker.state.parts), time.monotonic() - started)
-        else:
-            log.warning("checkpoint not used reason=%s", why)
-    del cp
+    if broker is not None:
+        _resume(worker, checkpointer, broker)
     worker.app.timer(settings.checkpoint_seconds, name="checkpoint")(checkpointer.take)
+
+
+def _resume(worker: Worker, checkpointer: Checkpointer, broker: BrokerView) -> None:
+    """Take the data directory's checkpoint if it is one of this broker's."""
+    cp = load_checkpoint(checkpointer.path)
+    if cp is None:
+        return
+    changelogs = {t: table.changelog_topic.get_topic_name() for t, table in worker.tables.items()}
+    why = usable(cp, worker.settings.app_id, changelogs, broker)
+    if why is not None:
+        log.warning("checkpoint not used reason=%s", why)
+        return
+    started = time.monotonic()
+    records = checkpointer.restore(cp)
+    log.info("checkpoint loaded records=%d partitions=%d seconds=%.2f", records,
+             len(worker.state.parts), time.monotonic() - started)
 
 
 def _credentials(settings: Settings) -> Any:
@@ -334,7 +337,7 @@ def _add_agent(worker: Worker, processor: FamilyProcessor, partitions: int,
 
     async def rebuild() -> None:
         active = {p for t, p in worker.owned() if t == name}
-        held = worker.held(name) | active
+        held = worker.held(name)
         started = time.monotonic()
         kept = {p for t, p in worker.state.parts if t == name and p in held}
         records_only = ((k, v) for k, v in table.items() if not progress.is_marker(k))

@@ -73,8 +73,7 @@ class LocalStore(MemoryStore[str, bytes]):
         else:
             data[key] = value
             self._key_partition[key] = partition
-        if offset > self.offsets.get(partition, -1):
-            self.offsets[partition] = offset
+        self.written(partition, offset)
         if self.on_change is not None and old != value:
             self.on_change(partition, key, old, value)
 
@@ -87,7 +86,8 @@ class LocalStore(MemoryStore[str, bytes]):
             self.put(message.partition, to_key(event.key), value, message.offset)
 
     def written(self, partition: int, offset: int) -> None:
-        """The worker's own write to the changelog landed at ``offset``."""
+        """The changelog holds this partition's records up to ``offset`` (a record
+        restored, or the worker's own write landed there)."""
         if offset > self.offsets.get(partition, -1):
             self.offsets[partition] = offset
 
