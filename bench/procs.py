@@ -180,8 +180,8 @@ class Worker:
     def ready(self) -> bool:
         self.alive()
         try:
-            return bool(self.get_json("/health").get("ready")) and bool(
-                self.get_json("/figures")["owned"])
+            health = self.get_json("/health")
+            return bool(health.get("ready")) and bool(health.get("owned"))
         except OSError:
             return False
 

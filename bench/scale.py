@@ -52,7 +52,7 @@ def _owned(workers: list[Worker]) -> list[tuple[int, str, int]] | None:
     for i, w in enumerate(workers):
         if not w.ready():
             return None
-        owned += [(i, t, p) for t, p in w.get_json("/figures")["owned"]]
+        owned += [(i, t, p) for t, p in w.get_json("/health")["owned"]]
     complete = len(owned) == len({o[1:] for o in owned}) == sum(EVENT_TOPICS.values())
     return owned if complete else None
 
@@ -89,7 +89,7 @@ def scale_out(bootstrap: str, workdir: Path, backlog: list[Msg], timeout: float,
             run = replay(workers, len(backlog), timeout)
             run |= {"skipped_offsets": skipped, "produce_seconds_while_paused": produce_s,
                     "peak_rss_bytes": [w.hwm() for w in workers],
-                    "owned": {w.port: len(w.get_json("/figures")["owned"]) for w in workers}}
+                    "owned": {w.port: len(w.get_json("/health")["owned"]) for w in workers}}
             out[str(k)] = run
         finally:
             _signal(workers, signal.SIGCONT)
@@ -124,7 +124,7 @@ def failover(bootstrap: str, workdir: Path, backlog: list[Msg], expected: Any,
             produce(bootstrap, extra)
         replay(workers, len(backlog) + extra_events, timeout)
         time.sleep(3.5)  # markers on Kafka, standbys caught up with the changelogs
-        owned = [len(w.get_json("/figures")["owned"]) for w in workers]
+        owned = [len(w.get_json("/health")["owned"]) for w in workers]
         before: dict[Any, float] = {}
         if extra_events:
             for w in workers:
@@ -133,21 +133,32 @@ def failover(bootstrap: str, workdir: Path, backlog: list[Msg], expected: Any,
         killed = time.time()
         workers[1].stop(signal.SIGKILL)
 
+        probes: list[tuple[float, float, bool]] = []  # (s after the kill, s taken, exact)
+        owns_all: list[float] = []
+
         def exact_alone() -> bool | None:
             if _owned(workers[:1]) is None:
                 return None
+            owns_all[:] = owns_all or [time.time() - killed]
+            started = time.time()
             try:
                 if extra_events:
-                    return same_figures(
-                        _snapshot(workers[0].samples(timeout=SLOW_SCRAPE_S)), before) or None
-                check_exact(workers[0], expected)
+                    ok = same_figures(_snapshot(workers[0].samples(timeout=SLOW_SCRAPE_S)),
+                                      before)
+                else:
+                    check_exact(workers[0], expected)
+                    ok = True
             except (ExactnessError, OSError):
-                return None
-            return True
+                ok = False
+            probes.append((round(started - killed, 2), round(time.time() - started, 2), ok))
+            return ok or None
 
         wait_for(exact_alone, timeout, "the survivor's exact figures", interval=0.5)
+        # When the survivor owned every partition and was ready, and each figure
+        # probe after that: when it began, how long the scrape took, whether exact.
         return {"events": len(backlog) + extra_events, "standby_replicas": standby_replicas,
-                "owned_before": owned, "seconds": time.time() - killed}
+                "owned_before": owned, "seconds": time.time() - killed,
+                "ready_owning_all_s": owns_all[0] if owns_all else None, "probes": probes}
     finally:
         for w in workers:
             w.stop()

@@ -278,7 +278,8 @@ def _add_checkpoints(worker: Worker, broker: BrokerView | None) -> None:
         return
     checkpointer = Checkpointer(
         path, settings.app_id, broker.cluster if broker else None, stores, worker.agents,
-        worker.writers, worker.state, worker.work, worker.metrics, worker.ready)
+        worker.writers, worker.state, worker.work, worker.metrics, worker.ready,
+        worker.owned)
     if broker is not None:
         _resume(worker, checkpointer, broker)
     worker.app.timer(settings.checkpoint_seconds, name="checkpoint")(checkpointer.take)
@@ -399,7 +400,10 @@ def _add_views(worker: Worker) -> None:
     @app.page("/health")
     class HealthView(View):
         async def get(self, request: Request) -> Response:
+            # The owned partitions too: a cheap probe (``/figures`` serialises every
+            # cell, seconds with a national year, the event loop blocked meanwhile).
             ready = worker.ready()
-            return self.json({"ready": ready}, status=200 if ready else 503)
+            owned = [[t, p] for t, p in sorted(worker.owned())]
+            return self.json({"ready": ready, "owned": owned}, status=200 if ready else 503)
 
     del MetricsView, PipelineView, FiguresView, DueView, HealthView

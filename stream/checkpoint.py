@@ -8,7 +8,7 @@ import asyncio
 import logging
 import pickle
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +100,9 @@ class Checkpointer:
     work: OpenWork
     metrics: PipelineMetrics
     ready: Callable[[], bool]
+    owned: Callable[[], Collection[Any]]
     _last: Any = field(default=None, init=False)
+    _owned: frozenset[Any] | None = field(default=None, init=False)
 
     def _signature(self) -> Any:
         """Changes whenever any store takes a changelog record or a write lands."""
@@ -109,6 +111,13 @@ class Checkpointer:
     async def take(self) -> bool:
         """One checkpoint, unless nothing changed or the worker is not serving."""
         if self.cluster is None or not self.ready() or self._signature() == self._last:
+            return False
+        owned = frozenset(self.owned())
+        if owned != self._owned:
+            # Partitions just moved: the first scrapes merge their cells afresh and a
+            # rebalance often comes in waves. A checkpoint pauses processing (seconds
+            # with a national year), so it waits one interval rather than add to that.
+            self._owned = owned
             return False
         started = time.monotonic()
         async with AsyncExitStack() as stack:

@@ -105,8 +105,8 @@ class WorkerProcess:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"worker exited: {self.log_tail()}")
         try:
-            return bool(self.get_json("/health").get("ready")) and bool(
-                self.get_json("/figures")["owned"])
+            health = self.get_json("/health")
+            return bool(health.get("ready")) and bool(health.get("owned"))
         except OSError:
             return False
 

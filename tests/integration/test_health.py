@@ -57,6 +57,7 @@ def test_ready_only_with_partitions_and_their_figures(broker: LocalBroker,
                 assert status == 200
                 figures = _get(w.url + "/figures")[1]
                 assert figures["owned"], "ready while owning no partition"
+                assert body["owned"] == figures["owned"]
                 assert not figures["recovering"]
                 break
             assert status == 503

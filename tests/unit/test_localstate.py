@@ -132,14 +132,15 @@ def test_a_checkpoint_and_the_tail_after_it_equal_a_refold(taxonomy, ctx, tmp_pa
         store.put(p, k, v, offset)
     state, work = _refold(store, ctx)
     checkpointer = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: store}, {}, {},
-                                state, work, PipelineMetrics(CollectorRegistry()), lambda: True)
+                                state, work, PipelineMetrics(CollectorRegistry()), lambda: True,
+                                lambda: ())
     localstate.write(checkpointer.path, checkpointer.content())
     cp = localstate.load(checkpointer.path)
     assert cp is not None
     # A fresh worker takes it, then reads the changelog from the offsets it holds.
     again, (state2, work2) = _store(), _derived(ctx)
     Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: again}, {}, {}, state2, work2,
-                 PipelineMetrics(CollectorRegistry()), lambda: True).restore(cp)
+                 PipelineMetrics(CollectorRegistry()), lambda: True, lambda: ()).restore(cp)
     _follow(again, state2, work2, ctx)
     resume = {p: again.persisted_offset(TP("c", p)) for p in (0, 1)}
     for offset, (p, k, v) in enumerate(log):
@@ -178,3 +179,23 @@ def test_only_one_worker_claims_a_data_directory(tmp_path):
     first = localstate.claim(tmp_path / "cp")
     assert first is not None
     assert localstate.claim(tmp_path / "cp") is None
+
+
+@pytest.mark.asyncio
+async def test_a_checkpoint_waits_one_interval_after_partitions_move(taxonomy, ctx, tmp_path):
+    # Right after a rebalance the first scrapes merge the moved cells afresh; a
+    # checkpoint's pause (seconds with a national year) must not land on top.
+    log = _changelog(taxonomy, ctx, cases=4)
+    store, owned = _store(), {(TOPIC, 0)}
+    state, work = _derived(ctx)
+    checkpointer = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: store}, {}, {},
+                                state, work, PipelineMetrics(CollectorRegistry()),
+                                lambda: True, lambda: owned)
+    taken = []
+    for offset, (p, k, v) in enumerate(log):
+        store.put(p, k, v, offset)
+        if offset == 2:
+            owned.add((TOPIC, 1))
+        taken.append(await checkpointer.take())
+    assert taken[:4] == [False, True, False, True]
+    assert localstate.load(checkpointer.path) is not None

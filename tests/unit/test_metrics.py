@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
+from collections import Counter
 from datetime import datetime, timedelta
 
 import orjson
@@ -10,9 +12,18 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.aggregates import Aggregates
+from stream.aggregates import Aggregates, Cell
 from stream.decoder import REASONS, Decoder
-from stream.metrics import CallDefinitions, FiguresCollector, PipelineMetrics, window_hours
+from stream.metrics import (
+    DAY,
+    DAY_BUCKETS,
+    SECOND_BUCKETS,
+    CallDefinitions,
+    FiguresCollector,
+    PipelineMetrics,
+    _cumulative,
+    window_hours,
+)
 from stream.processor import FamilyProcessor, FigureState
 from stream.queue_now import listen
 from stream.timeliness import OpenWork
@@ -182,3 +193,20 @@ def test_observe_many_equals_observe_one_by_one(amounts: list[float]) -> None:
     assert got.keys() == want.keys()
     for name, value in want.items():
         assert got[name] == pytest.approx(value, rel=1e-12), name
+
+
+def test_histogram_buckets_count_each_value_scaled_at_or_below_the_bound():
+    # The bucketing sorts bare floats and looks bounds up by bisection; counted here
+    # one value at a time instead, including values exactly on a bound and a scale
+    # (days exposed as seconds) under which a value lands on the bound only scaled.
+    rng = random.Random(7)
+    values = Counter({round(rng.expovariate(0.5), 4): rng.randint(1, 3) for _ in range(2000)})
+    values.update({b: 2 for b in DAY_BUCKETS} | {0.0: 1, 1 / 3: 1, 0.7: 1})
+    cell = Cell(sum(values.values()), 0.0, values)
+    for buckets, scale in ((DAY_BUCKETS, 1.0), (SECOND_BUCKETS, DAY)):
+        got = _cumulative(cell, buckets, scale)
+        want = [(repr(float(b)), float(sum(n for v, n in values.items() if v * scale <= b)))
+                for b in buckets] + [("+Inf", float(cell.count))]
+        assert got == want
+    assert _cumulative(Cell(), DAY_BUCKETS) == [(repr(float(b)), 0.0) for b in DAY_BUCKETS] + [
+        ("+Inf", 0.0)]
