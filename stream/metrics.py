@@ -11,7 +11,7 @@ Two kinds:
 
 Figure metrics are gauges (and histograms used as distributions) labelled by
 calendar month and closed category sets. They are additive: ratios such as the
-service level are formed in PromQL from their parts (see README).
+service level are formed in PromQL from their parts (see docs/metrics.md).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ def flow_section() -> list[object]:
                      w=12),
         c.bar_gauge("Rejections by reason (time range)", "Dead-lettered messages over the "
                     "dashboard's time range, by reason: increase(cspa_events_rejected_total"
-                    "[$__range]). Reasons are listed in the README's event contract.",
+                    "[$__range]). Reasons are listed in docs/contract.md.",
                     c.q("sum by (reason) (increase(cspa_events_rejected_total[$__range]))",
                         "{{reason}}"), steps=c.ANY_IS_BAD, w=12, h=10),
     ]

@@ -77,7 +77,7 @@ def test_correction_changes_the_outcome_and_keeps_the_duration(taxonomy, ctx):
 
 def test_a_correction_sent_the_old_way_moves_the_completion(taxonomy, ctx):
     # Without recorded_at a correction is a later event: its time is Thursday's, and
-    # the contact takes 3 working days and 4.5 hours (the README's worked example).
+    # the contact takes 3 working days and 4.5 hours (the worked example in docs/contract.md).
     rcv, original, fix = events()
     fix.pop("recorded_at")
     fix["occurred_at"] = THURSDAY.isoformat()
