@@ -44,6 +44,7 @@ from stream.metrics import (
 )
 from stream.processor import TP, FamilyProcessor, FigureState
 from stream.queue_now import listen
+from stream.recovery import TableRecovery
 from stream.rules import load_rules
 from stream.settings import Settings
 from stream.taxonomy import load_taxonomy
@@ -85,6 +86,10 @@ class Worker:
         """
         app = self.app
         return self.recovered and not (app.in_recovery or app.rebalancing)
+
+    def mark_recovered(self) -> None:
+        """A table's recovery has ended: the figures of its partitions are served."""
+        self.recovered = True
 
     def owned(self) -> set[TP]:
         """(topic, partition) pairs this worker actively owns right now."""
@@ -331,33 +336,13 @@ def _add_agent(worker: Worker, processor: FamilyProcessor, partitions: int,
     channel = app.channel(maxsize=worker.settings.batches_buffered)
     app.batch_sinks[name] = channel.put  # type: ignore[assignment]  # takes any item
 
+    recovery = TableRecovery(
+        name, table, worker.state, worker.work, worker.ctx, frontier, worker.metrics,
+        active=lambda: {p for t, p in worker.owned() if t == name},
+        held=lambda: worker.held(name), starts=worker.starts, done=worker.mark_recovered)
     if isinstance(table.data, LocalStore):  # restored records: kept cells follow them
-        state, ctx, work = worker.state, worker.ctx, worker.work
-        table.data.on_change = lambda partition, key, old, new: state.restored(
-            name, partition, key, old, new, ctx, work)
-
-    async def rebuild() -> None:
-        active = {p for t, p in worker.owned() if t == name}
-        held = worker.held(name)
-        started = time.monotonic()
-        kept = {p for t, p in worker.state.parts if t == name and p in held}
-        records_only = ((k, v) for k, v in table.items() if not progress.is_marker(k))
-        counted = worker.state.rebuild(name, records_only, held, worker.ctx, worker.work)
-        # The frontiers start where the restored state ends, before the stream resumes.
-        frontier.drop(active)
-        for partition in active:
-            has_records = counted[partition] > 0 or (
-                partition in kept and bool(worker.state.parts[(name, partition)].cells))
-            start = progress.start_offset(table, partition, has_records)
-            worker.starts[(name, partition)] = start
-            if start is not None:
-                frontier.reset(partition, start)
-        worker.metrics.rebuilds.inc()
-        worker.recovered = True
-        log.info("figures rebuilt topic=%s partitions=%d records=%d seconds=%.2f kept=%d",
-                 name, len(active), counted.total(), time.monotonic() - started, len(kept))
-
-    table.on_recover(rebuild)
+        table.data.on_change = recovery.follow
+    table.on_recover(recovery)
     app.agent(channel, name=f"agent-{name}")(agent.run)
 
 
