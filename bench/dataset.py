@@ -27,17 +27,18 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from bench import CACHE, ROOT
-from stream.decoder import Decoder, Rejection
-from stream.producer import encode, family_of
-from stream.simulator import generate
-from stream.taxonomy import Taxonomy, load_taxonomy
-from stream.topics import load_topics
+from stream.contract.decoder import Decoder, Rejection
+from stream.contract.taxonomy import Taxonomy, load_taxonomy
+from stream.contract.topics import load_topics
+from stream.upstream.producer import encode, family_of
+from stream.upstream.simulator import generate
 
 LONDON = ZoneInfo("Europe/London")
 BACKLOG_START = date(2024, 1, 1)
 TOPICS = load_topics()
 #: The generated events depend on these: a change makes a new cache file.
-_SIMULATOR_FILES = [ROOT / "stream" / "simulator.py", ROOT / "stream" / "simulator_profile.py",
+_SIMULATOR_FILES = [ROOT / "stream" / "upstream" / "simulator.py",
+                    ROOT / "stream" / "upstream" / "profile.py",
                     ROOT / "topics" / "taxonomy.toml"]
 
 

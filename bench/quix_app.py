@@ -2,7 +2,7 @@
 
 Runs inside the benchmark's own virtualenv (``bench.peer_quix``), so it imports only
 quixstreams, orjson, holidays and the standard library; the working-day clock is the
-project's own ``stream/working_days.py``, loaded by path (same arithmetic, no pydantic).
+project's own ``stream/state/working_days.py``, loaded by path (same arithmetic, no pydantic).
 
 Same shape as the worker: every event folds into the record of its case in Quix state
 (RocksDB, changelog topic: Quix defaults), the latest event per type winning by
@@ -39,7 +39,7 @@ TARGET_SECONDS = 20.0
 
 def load_calendar() -> Any:
     spec = importlib.util.spec_from_file_location("cspa_working_days",
-                                                  ROOT / "stream" / "working_days.py")
+                                                  ROOT / "stream" / "state" / "working_days.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

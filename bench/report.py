@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from stream.devbroker import KAFKA_VERSION
+from stream.dev.broker import KAFKA_VERSION
 
 MIB = 2**20
 #: key -> (label, unit, target text, check(value, figures) -> (met, how far off) or None,

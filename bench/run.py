@@ -27,7 +27,7 @@ from bench import (
 from bench.ceiling import aiokafka_ceiling, java_ceiling
 from bench.procs import Worker, free_port, wait_quiet
 from stream.cli import ensure_topics
-from stream.devbroker import BrokerConfig, LocalBroker, ensure_jars
+from stream.dev.broker import BrokerConfig, LocalBroker, ensure_jars
 from stream.settings import Settings
 
 T0 = time.monotonic()

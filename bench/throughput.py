@@ -18,7 +18,7 @@ from pathlib import Path
 from bench import CACHE, dataset, expected, live, producing, replay, report
 from bench.procs import Worker, free_port, wait_quiet
 from stream.cli import ensure_topics
-from stream.devbroker import BrokerConfig, LocalBroker
+from stream.dev.broker import BrokerConfig, LocalBroker
 from stream.settings import Settings
 
 

@@ -19,12 +19,12 @@ import urllib.request
 from datetime import date
 from pathlib import Path
 
-from stream import devbroker
-from stream.report_cli import add_arguments as add_report_arguments
-from stream.report_cli import run_report
+from stream.contract.topics import event_families, load_topics
+from stream.dev import broker as devbroker
+from stream.report.cli import add_arguments as add_report_arguments
+from stream.report.cli import run_report
 from stream.settings import ROOT, Settings
-from stream.topics import event_families, load_topics
-from stream.upstream_cli import add_commands as add_upstream_commands
+from stream.upstream.cli import add_commands as add_upstream_commands
 
 CACHE = ROOT / ".cache"
 
@@ -52,9 +52,9 @@ def ensure_topics(settings: Settings) -> None:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
-    from stream import collector
-    from stream.app import create_app
-    from stream.checkpoint import broker_view
+    from stream.worker import collector
+    from stream.worker.app import create_app
+    from stream.worker.checkpoint import broker_view
 
     ensure_topics(settings)
     view = None
@@ -166,7 +166,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     then the rest of today's traffic live (real time) in the background."""
     from datetime import UTC, datetime, timedelta
 
-    from stream.simulator import run as simulate
+    from stream.upstream.simulator import run as simulate
 
     broker = _start_background(settings)
     print(f"broker   {broker.bootstrap} (pid {broker.pid})")
@@ -215,7 +215,7 @@ def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.schemas import write_schemas
+    from stream.contract.schemas import write_schemas
 
     for path in write_schemas(settings):
         print(path.relative_to(ROOT))

@@ -3,7 +3,7 @@
 Every knob is a ``CSPA_``-prefixed variable (or a field of a ``.env`` file named
 by ``CSPA_ENV_FILE``); everything else in the package receives a ``Settings``.
 Faust's own environment variables (``BROKER_URL``, ``WEB_PORT``...) are never
-consulted: the app is built with an empty environment, see ``stream.app``.
+consulted: the app is built with an empty environment, see ``stream.worker.app``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from stream.taxonomy import DEFAULT_TAXONOMY
-
 ROOT = Path(__file__).resolve().parent.parent
+#: the shipped taxonomy (``CSPA_TAXONOMY_PATH`` may name another)
+DEFAULT_TAXONOMY = ROOT / "topics" / "taxonomy.toml"
 
 
 class ServiceLevelVariant(StrEnum):

@@ -4,10 +4,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from stream.app import fact_context
-from stream.figures import FactContext
+from stream.contract.taxonomy import Taxonomy, load_taxonomy
 from stream.settings import Settings
-from stream.taxonomy import Taxonomy, load_taxonomy
+from stream.state.figures import FactContext
+from stream.worker.app import fact_context
 
 LONDON = ZoneInfo("Europe/London")
 

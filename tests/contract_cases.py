@@ -3,7 +3,7 @@
 Integrators reach the contract three ways: ``EventValidator.build`` (Python API),
 ``python -m stream send`` (CLI) and the worker's decoder (the wire). The same
 document must get the same verdict on all three; the tests that check it
-(``tests/unit/test_contract_parity.py`` for the API and the decoder,
+(``tests/unit/contract/test_contract_parity.py`` for the API and the decoder,
 ``tests/integration/test_contract_cli.py`` adding the CLI) share this table.
 
 A document is given in the form an integrator has it: JSON form (times as

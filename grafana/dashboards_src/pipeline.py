@@ -129,7 +129,7 @@ def faust_section() -> list[object]:
                          "stale {{topic}}", ref="B", instant=False),
                      unit="short", w=8),
         # Not faust_events_runtime_ms: the agents take whole fetched batches
-        # (stream/batches.py), which never report a runtime to the sensors, so that
+        # (stream/worker/batches.py), which never report a runtime to the sensors, so that
         # histogram stays empty and its quantile is NaN.
         c.timeseries("Faust latencies p99", "99th percentile, in milliseconds, of offset "
                      "commit (faust_consumer_commit_latency) and producer send "

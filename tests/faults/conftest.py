@@ -21,8 +21,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from stream.devbroker import LocalBroker
-from stream.topics import load_topics
+from stream.contract.topics import load_topics
+from stream.dev.broker import LocalBroker
 from tests.groundtruth import TOPICS, Message
 from tests.integration.conftest import broker, start_worker, workers  # noqa: F401
 from tests.integration.harness import ROOT, WorkerProcess, total

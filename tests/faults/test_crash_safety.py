@@ -5,8 +5,8 @@ Everything is produced up front, then one worker consumes it and is killed
 progress, and restarted each time. At the end every figure equals the
 independent ground truth and every bad message was dead-lettered.
 
-What makes it hold is in ``stream/progress.py`` (progress markers in the state) and
-``stream/batches.py`` (the consumer moved to them after every assignment; batches
+What makes it hold is in ``stream/state/progress.py`` (progress markers in the state) and
+``stream/worker/batches.py`` (the consumer moved to them after every assignment; batches
 fetched across a seek dropped and read again). The worker's log and counters say how
 often each of those acted; the figures go to ``results/reliability.json``.
 

@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from stream.decoder import REASONS
-from stream.events import FAMILIES, event_type_of, family_types
-from stream.metrics import WINDOWS
-from stream.rules import load_rules
+from stream.contract.decoder import REASONS
+from stream.contract.events import FAMILIES, event_type_of, family_types
+from stream.contract.topics import load_topics
 from stream.settings import Settings
-from stream.timeliness import STATES
-from stream.topics import load_topics
+from stream.state.rules import load_rules
+from stream.state.timeliness import STATES
+from stream.worker.metrics import WINDOWS
 from tests import factories as f
 from tests.faults.conftest import produce_tracked, read_deadletter, wait_caught_up
 from tests.groundtruth import TAXONOMY, TOPICS, Message

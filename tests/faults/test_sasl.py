@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from stream.cli import ensure_topics
-from stream.devbroker import wait_ready
+from stream.dev.broker import wait_ready
 from stream.settings import Settings
 from tests.faults.conftest import counted, produce_tracked, read_deadletter, wait_caught_up
 from tests.groundtruth import expected, generate

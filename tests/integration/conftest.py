@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.devbroker import LocalBroker
+from stream.dev.broker import LocalBroker
 from tests.integration.harness import WorkerProcess, make_broker
 
 

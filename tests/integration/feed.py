@@ -14,9 +14,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from stream.events import Event
-from stream.producer import encode, family_of
-from stream.topics import load_topics
+from stream.contract.events import Event
+from stream.contract.topics import load_topics
+from stream.upstream.producer import encode, family_of
 from tests.groundtruth import Message
 
 _TOPICS = load_topics()

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.devbroker import BrokerConfig, LocalBroker
+from stream.dev.broker import BrokerConfig, LocalBroker
 from tests.groundtruth import Message
 
 ROOT = Path(__file__).resolve().parents[2]

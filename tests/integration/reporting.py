@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from stream.devbroker import LocalBroker
+from stream.dev.broker import LocalBroker
 from tests.integration.conftest import start_worker
 from tests.integration.harness import (
     ROOT,

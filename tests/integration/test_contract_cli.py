@@ -1,7 +1,7 @@
 """``python -m stream send`` gives every document the verdict the API and the worker give.
 
 The table is ``tests.contract_cases``; the API and the decoder are compared on it in
-``tests/unit/test_contract_parity.py``. Here each document goes through the CLI as
+``tests/unit/contract/test_contract_parity.py``. Here each document goes through the CLI as
 a subprocess against a real broker: accepted ones are really sent (and must then
 be on the topic, byte for byte what the producer API encodes), refused ones exit 2
 before connecting.
@@ -16,9 +16,9 @@ import sys
 import orjson
 import pytest
 
-from stream.producer import EventValidator, encode
-from stream.taxonomy import load_taxonomy
-from stream.topics import load_topics
+from stream.contract.taxonomy import load_taxonomy
+from stream.contract.topics import load_topics
+from stream.upstream.producer import EventValidator, encode
 from tests.contract_cases import CASES
 from tests.integration.harness import ROOT, consume_topic
 from tests.unit.test_contract_parity import by_build, by_decoder

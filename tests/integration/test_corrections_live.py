@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from stream.events import Event
-from stream.producer import EventValidator
-from stream.taxonomy import load_taxonomy
+from stream.contract.events import Event
+from stream.contract.taxonomy import load_taxonomy
+from stream.upstream.producer import EventValidator
 from tests.factories import decided, key, received
 from tests.integration.conftest import start_worker
 from tests.integration.feed import message, produce_checked
@@ -47,7 +47,7 @@ def figures(worker) -> dict[str, float]:
         "info": total(s, days + "_count", month="2019-09", pathway="information"),
         "map": total(s, days + "_count", month="2019-09", pathway="map_enquiry"),
         "workdays": round(total(s, days + "_sum", month="2019-09"), 4),
-        # kept as days to 1e-4 (stream.aggregates), exported as seconds
+        # kept as days to 1e-4 (stream.state.aggregates), exported as seconds
         "calendar_days": round(total(s, secs + "_sum", month="2019-09") / 86400, 4),
         "level_1": total(s, "cspa_contacts_decided", month="2019-09", outcome="level_1"),
         "decided_map": total(s, "cspa_contacts_decided", month="2019-09", outcome="map"),

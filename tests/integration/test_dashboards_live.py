@@ -5,7 +5,7 @@ clock (``CSPA_CLOCK_FILE``) is frozen at ``T``: 12:30 (Europe/London) on the mos
 working day whose 12:30 has passed, so "today", "this hour" and the open-item states are
 the same whenever the test runs. It is fed, through the broker:
 
-* ``stream.simulator.generate`` traffic (scale 0.2) from the first day of the month two
+* ``stream.upstream.simulator.generate`` traffic (scale 0.2) from the first day of the month two
   months before ``T``'s up to ``T`` (``until=T``): calls, emails, contacts, decisions,
   progressions, early-help allocations, MAP enquiries and audits over three months;
 * a live set in ``T``'s clock hour (12:00-12:30): calls answered and abandoned on both
@@ -38,8 +38,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from stream.simulator import generate
-from stream.taxonomy import load_taxonomy
+from stream.contract.taxonomy import load_taxonomy
+from stream.upstream.simulator import generate
 from tests import factories as f
 from tests.groundtruth import TOPICS, Dataset, Message, is_working
 from tests.integration.conftest import start_worker

@@ -1,4 +1,4 @@
-"""Integration tests for stream.devbroker against a real single-node Kafka (KRaft) broker.
+"""Integration tests for stream.dev.broker against a real single-node Kafka (KRaft) broker.
 
 Each test starts its own broker in a temporary directory on free loopback ports, so a broker
 already running on the default port 19092 is never touched.
@@ -18,7 +18,7 @@ from aiokafka import (  # type: ignore[import-untyped,unused-ignore]
 )
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped,unused-ignore]
 
-from stream.devbroker import LocalBroker, create_topics, wait_ready
+from stream.dev.broker import LocalBroker, create_topics, wait_ready
 from tests.integration.harness import make_broker
 
 CACHE = Path(__file__).resolve().parents[2] / ".cache"

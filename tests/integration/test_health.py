@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.devbroker import LocalBroker
+from stream.dev.broker import LocalBroker
 from tests.integration.harness import ROOT, WorkerProcess
 
 pytestmark = pytest.mark.integration

@@ -34,7 +34,7 @@ def assert_figures_match(samples, truth):
 
 
 def _tolerance(truth, name, labels):
-    """Sums are of values kept to 1e-4 (stream.aggregates.VALUE_DECIMALS): each value may
+    """Sums are of values kept to 1e-4 (stream.state.aggregates.VALUE_DECIMALS): each value may
     be off by half of that, so a sum of n values by n times as much."""
     if not name.endswith("_sum"):
         return 1e-3

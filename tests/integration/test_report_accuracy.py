@@ -1,10 +1,10 @@
 """The committee report, end to end, against figures computed independently.
 
-Random but fully known events for every family (tests/reportgen.py: Jul-Nov 2019,
+Random but fully known events for every family (tests/reportgen/: Jul-Nov 2019,
 weekends, the August bank holiday, late backfills, re-deliveries, corrections,
 completions before openings, invalid messages) go through the real broker into a real
 worker; ``python -m stream report`` (a subprocess) must then print every figure exactly
-as tests/reportgen.py computes it without the project's code.
+as tests/reportgen/ computes it without the project's code.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The December 2019 committee report, reproduced figure for figure through Kafka.
 
-Events built from the seed's own tables (tests/reportgen.py ``seed_dataset``; call
-counts from tests/unit/test_report.py) go through the real broker into a real worker;
+Events built from the seed's own tables (tests/reportgen/ ``seed_dataset``; call
+counts from tests/unit/report/test_report.py) go through the real broker into a real worker;
 ``python -m stream report`` must then print the seed's figures (shared/seed/000_...txt):
 sections 1 (RFS), 2 (MAP text), 3 (Level 3), 4 (average days to complete contacts) and 5
 (EHH audits), including its N/A cells and its legacy mean-of-months totals. Its HTML is

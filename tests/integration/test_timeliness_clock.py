@@ -1,6 +1,6 @@
 """Open work against its deadlines, on a real broker, with the worker's clock moved by hand.
 
-The worker reads "now" from ``CSPA_CLOCK_FILE`` (``stream/clock.py``); this test rewrites
+The worker reads "now" from ``CSPA_CLOCK_FILE`` (``stream/state/clock.py``); this test rewrites
 that file and reads ``/metrics`` (``cspa_open_items{rule,state}``, ``cspa_breaches``) and
 ``/due``. Each item's deadline and warning instant are written out below by hand from the
 calendar of England and Wales, not computed with the worker's code, so the test checks the

@@ -3,9 +3,9 @@
 * ``promtool check rules`` and ``promtool test rules`` pass (their output is shown when not);
 * every alert has a severity, a team, and summary / description / runbook annotations, and
   a promtool case where it fires and one where it does not;
-* every metric an expression reads is exported by the worker (declared in stream/metrics.py,
-  stream/timeliness.py or stream/queue_now.py), recorded by a recording rule, or Prometheus'
-  own (``up``);
+* every metric an expression reads is exported by the worker (declared in
+  stream/worker/metrics.py, stream/state/timeliness.py or stream/state/queue_now.py),
+  recorded by a recording rule, or Prometheus' own (``up``);
 * the texts agree with config/rules.toml and the recorded thresholds.
 """
 
@@ -18,16 +18,16 @@ from typing import Any
 
 import pytest
 
-from stream.rules import load_rules
-from stream.timeliness import watched_rules
+from stream.state.rules import load_rules
+from stream.state.timeliness import watched_rules
 from tests.tools import require
 
 ROOT = Path(__file__).resolve().parents[2]
 PROM = ROOT / "grafana" / "prometheus"
 RULE_FILES = sorted((PROM / "rules").glob("*.yml"))
 TEST_FILES = sorted((PROM / "tests").glob("*.test.yml"))
-SOURCES = [ROOT / "stream" / "metrics.py", ROOT / "stream" / "timeliness.py",
-           ROOT / "stream" / "queue_now.py"]
+SOURCES = [ROOT / "stream" / "worker" / "metrics.py", ROOT / "stream" / "state" / "timeliness.py",
+           ROOT / "stream" / "state" / "queue_now.py"]
 PROMETHEUS_OWN = {"up"}
 _KEYWORDS = {"and", "or", "unless", "bool", "by", "without", "on", "ignoring", "group_left",
              "group_right", "offset", "inf", "nan"}
@@ -195,9 +195,10 @@ def test_metric_names_parser() -> None:
 def declared(name: str) -> bool:
     """Whether the worker's metric sources declare ``name``.
 
-    A name counts when it is quoted in stream/metrics.py, timeliness.py or queue_now.py, or built
-    there by an f-string such as ``f"cspa_calls_{n}"`` from a part that is itself quoted in
-    the same file ("offered"). Histogram series (_bucket, _sum, _count) count by their base.
+    A name counts when it is quoted in stream/worker/metrics.py, timeliness.py or
+    queue_now.py, or built there by an f-string such as ``f"cspa_calls_{n}"`` from a
+    part that is itself quoted in the same file ("offered"). Histogram series (_bucket,
+    _sum, _count) count by their base.
     """
     base = re.sub(r"_(bucket|sum|count)$", "", name)
     for path in SOURCES:
@@ -233,7 +234,7 @@ def test_every_metric_read_is_exported_or_recorded() -> None:
 
 def test_windows_are_the_workers() -> None:
     m = re.search(r"^WINDOWS = \(([^)]*)\)", SOURCES[0].read_text(), re.M)
-    assert m is not None, "stream/metrics.py no longer defines WINDOWS"
+    assert m is not None, "stream/worker/metrics.py no longer defines WINDOWS"
     windows = set(re.findall(r'"([a-z0-9_]+)"', m.group(1)))
     used = {w for r in _rules() for w in re.findall(r'window="([^"]+)"', r["expr"])}
     assert used and used <= windows

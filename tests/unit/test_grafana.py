@@ -21,7 +21,7 @@ if str(ROOT) not in sys.path:  # `grafana` is a folder of the repository, not an
     sys.path.insert(0, str(ROOT))
 
 from grafana.dashboards_src import build  # noqa: E402
-from stream import devbroker  # noqa: E402
+from stream.dev import broker as devbroker  # noqa: E402
 from tests.tools import require  # noqa: E402
 
 GRAFANA = ROOT / "grafana"
@@ -127,7 +127,7 @@ REGISTRY_SCRIPT = """
 import json
 from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import CollectorRegistry
-from stream.app import create_app
+from stream.worker.app import create_app
 from stream.settings import Settings
 
 suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"],
@@ -147,7 +147,7 @@ def exported() -> set[str]:
     """Metric names the worker exports: ``cspa_*`` string literals in stream/*.py, plus every
     family of the worker's real registry (names composed in code, process_*) and Faust's."""
     names = set(BUILTIN)
-    for path in (ROOT / "stream").glob("*.py"):
+    for path in (ROOT / "stream").rglob("*.py"):
         for name in re.findall(r"""["'](cspa_\w+)["']""", path.read_text()):
             names |= {name, *(name + s for s in HISTOGRAM_SUFFIXES)}
     # A child process: building the app touches process-wide prometheus_client settings.

@@ -1,0 +1,591 @@
+"""The committee report computed from merged figure cells (no I/O, no rounding).
+
+``compute_report`` turns an ``Aggregates`` (the cells of every partition, merged)
+into a ``Report``: a frozen tree of rows of exact ``Value``s, one per report
+month and one for the whole range ("Total"). Rounding, suppression and layout
+happen only when a report is rendered (``stream.report.render``).
+
+Conventions:
+
+* A count is the number of facts of a cell; a ``Value`` of kind ``percent`` is
+  0-100 and carries its denominator as ``base``; an average, median or 90th
+  percentile carries the number of values it summarises as ``base``.
+* ``Value(None, base=None)`` is "N/A": the category did not exist in that month
+  (taxonomy ``valid_from``). ``Value(None, base=0)`` is an average of nothing.
+* Totals of percentages follow the period combination: ``ratio_of_sums`` pools
+  numerators and denominators over the months; ``mean_of_months`` (legacy) is
+  the plain mean of the monthly percentages of the months that have calls.
+  Averages, medians and percentiles of a range always pool the months' values.
+* Percentiles are nearest-rank (see ``nearest_rank``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from stream.contract.taxonomy import Taxonomy
+from stream.settings import PeriodCombination, ServiceLevelVariant
+from stream.state.aggregates import Aggregates, Cell
+from stream.worker.metrics import CallDefinitions, call_parts
+
+Kind = Literal["count", "percent", "days", "number"]
+DayBasis = Literal["working", "calendar"]
+MonthAxis = Literal["columns", "rows", "none"]
+TOTAL = "total"
+DAY_BINS = ("0", "1", "2", "3", "4", "5+")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@dataclass(frozen=True)
+class ReportDefinitions:
+    """The definitions a report is computed under (all printed with it)."""
+
+    service_level_seconds: float = 20.0
+    service_level_variant: ServiceLevelVariant = ServiceLevelVariant.OFFERED
+    short_abandon_seconds: float = 0.0
+    period_combination: PeriodCombination = PeriodCombination.RATIO_OF_SUMS
+    day_basis: DayBasis = "working"
+
+
+@dataclass(frozen=True)
+class Value:
+    """One exact figure; ``base`` is the count behind an average or percentage."""
+
+    value: float | None
+    kind: Kind = "count"
+    base: int | None = None
+
+    @property
+    def not_applicable(self) -> bool:
+        return self.value is None and self.base is None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure for a category: a value per column."""
+
+    key: str
+    label: str
+    cells: tuple[Value, ...]
+    #: the figure a category row belongs to ("contacts_decided" for key "level_1");
+    #: empty when the row is a figure of its own
+    figure: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A laid-out table of values, as every renderer shows it."""
+
+    key: str
+    title: str
+    corner: str
+    column_keys: tuple[str, ...]
+    columns: tuple[str, ...]
+    rows: tuple[Row, ...]
+    month_axis: MonthAxis = "columns"
+    show_base: bool = False  # averages shown with their counts ("1.8 (6)")
+
+    def row(self, key: str) -> Row:
+        for row in self.rows:
+            if row.key == key:
+                return row
+        raise KeyError(key)
+
+    def value(self, row_key: str, column_key: str) -> Value:
+        return self.row(row_key).cells[self.column_keys.index(column_key)]
+
+
+@dataclass(frozen=True)
+class Axis:
+    """The report's columns: its months, then the Total."""
+
+    months: tuple[str, ...]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (*self.months, TOTAL)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return (*(month_label(m) for m in self.months), "Total")
+
+    def table(self, key: str, title: str, corner: str, rows: Iterable[Row]) -> Table:
+        return Table(key, title, corner, self.keys, self.labels, tuple(rows))
+
+
+def month_label(month: str) -> str:
+    """"2019-08" -> "Aug 2019"."""
+    year, mon = month.split("-")
+    return f"{_MONTHS[int(mon) - 1]} {year}"
+
+
+def month_start(month: str) -> date:
+    year, mon = month.split("-")
+    return date(int(year), int(mon), 1)
+
+
+def nearest_rank(values: Mapping[float, int], p: int) -> float | None:
+    """Nearest-rank ``p``-th percentile of a value multiset (value -> multiplicity).
+
+    The smallest observed value ``v`` such that at least ``p`` % of the values are
+    ``<= v``: the ``ceil(p * n / 100)``-th smallest value (1-based, at least the
+    1st). The median is ``p = 50`` (for an even count, the lower middle value).
+    Always an observed value; None for an empty multiset.
+    """
+    items = sorted((v, n) for v, n in values.items() if n > 0)
+    total = sum(n for _, n in items)
+    if total == 0:
+        return None
+    rank = max(1, -(-p * total // 100))  # integer ceiling: no float error
+    seen = 0
+    for value, n in items:
+        seen += n
+        if seen >= rank:
+            return value
+    return items[-1][0]  # pragma: no cover - unreachable
+
+
+def pooled(cells: Iterable[Cell]) -> Cell:
+    """The sum of several cells."""
+    out = Cell()
+    for cell in cells:
+        out.merge(cell)
+    return out
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Count, average, median and 90th percentile of one measured value, per column."""
+
+    count: Row
+    average: Row
+    median: Row
+    p90: Row
+
+    def rows(self) -> tuple[Row, ...]:
+        return (self.count, self.average, self.median, self.p90)
+
+
+@dataclass(frozen=True)
+class DaysBlock:
+    """Days to complete MAP enquiries in one day basis."""
+
+    basis: DayBasis
+    stats: Stats
+    within_1_day: Row
+    distribution: tuple[Row, ...]  # DAY_BINS, by floor
+
+
+@dataclass(frozen=True)
+class RfsSection:
+    calls: Row
+    service_level: Row
+    abandoned_rate: Row
+    emails: Row
+    outcomes: tuple[Row, ...]
+    enquiries: Row
+    email_share: Row
+
+    def tables(self, axis: Axis) -> tuple[Table, ...]:
+        rows = (self.calls, self.service_level, self.abandoned_rate, self.emails,
+                *self.outcomes, self.enquiries, self.email_share)
+        return (axis.table("rfs", "Request for Support team", "", rows),)
+
+
+@dataclass(frozen=True)
+class MapSection:
+    completed: Row
+    agencies: Stats
+    agencies_distribution: tuple[Row, ...]
+    by_agency: tuple[Row, ...]
+    by_outcome: tuple[Row, ...]
+    progress_level_4: Row
+    days_working: DaysBlock
+    days_calendar: DaysBlock
+
+    def days(self, basis: DayBasis) -> DaysBlock:
+        return self.days_working if basis == "working" else self.days_calendar
+
+    def tables(self, axis: Axis, basis: DayBasis) -> tuple[Table, ...]:
+        return (
+            axis.table("map_summary", "MAP enquiries completed", "",
+                       (self.completed, self.progress_level_4)),
+            axis.table("map_agencies", "Number of agencies consulted", "Agencies",
+                       (*self.agencies.rows(), *self.agencies_distribution)),
+            axis.table("map_by_agency", "MAP enquiries by agency consulted", "Agency",
+                       self.by_agency),
+            axis.table("map_by_outcome", "MAP enquiries by outcome", "Outcome", self.by_outcome),
+            self.days_table(axis, basis),
+        )
+
+    def days_table(self, axis: Axis, basis: DayBasis) -> Table:
+        block = self.days(basis)
+        return axis.table(f"map_days_{basis}", f"{basis.capitalize()} days taken to complete "
+                          "enquiry", "Days", (*block.stats.rows(), block.within_1_day,
+                                              *block.distribution))
+
+
+@dataclass(frozen=True)
+class InfoAdviceSection:
+    by_service: tuple[Row, ...]
+    total: Row
+
+    def tables(self, axis: Axis) -> tuple[Table, ...]:
+        table = axis.table("level3_outcomes", "Level 3 outcomes by service", "Month",
+                           (*self.by_service, self.total))
+        return (transpose(table),)
+
+
+@dataclass(frozen=True)
+class CommentarySection:
+    contacts_received: Row
+    contacts_by_channel: tuple[Row, ...]
+    early_help_allocation: Stats
+    map_days: Stats
+    completion_means: Table
+    completion_medians: Table
+    completion_p90: Table
+    progression_within: tuple[Row, ...]
+    progression_average: tuple[Row, ...]
+
+    def tables(self, axis: Axis, basis: DayBasis) -> tuple[Table, ...]:
+        return (
+            axis.table("contacts_received", "Contacts into the service", "Channel",
+                       (self.contacts_received, *self.contacts_by_channel)),
+            axis.table("early_help_allocation", f"EHH {basis} days to allocate", "",
+                       self.early_help_allocation.rows()),
+            axis.table("map_days", f"MAP {basis} days to complete", "", self.map_days.rows()),
+            self.completion_means, self.completion_medians, self.completion_p90,
+            axis.table("progressions", f"Progressions: timeliness and {basis} days", "",
+                       (*self.progression_within, *self.progression_average)),
+        )
+
+
+@dataclass(frozen=True)
+class TeamAudits:
+    team: str
+    label: str
+    by_grade: tuple[Row, ...]
+    total: Row
+
+
+@dataclass(frozen=True)
+class AuditSection:
+    teams: tuple[TeamAudits, ...]
+
+    def tables(self, axis: Axis) -> tuple[Table, ...]:
+        return tuple(transpose(axis.table(f"audits_{t.team}", t.label, "Month",
+                                          (*t.by_grade, t.total))) for t in self.teams)
+
+
+@dataclass(frozen=True)
+class Report:
+    """Every figure of the committee report, exact, per month and for the range."""
+
+    months: tuple[str, ...]
+    definitions: ReportDefinitions
+    publish: bool
+    rfs: RfsSection
+    map: MapSection
+    info_advice: InfoAdviceSection
+    commentary: CommentarySection
+    audits: AuditSection
+
+    @property
+    def axis(self) -> Axis:
+        return Axis(self.months)
+
+    def sections(self) -> tuple[tuple[str, str, tuple[Table, ...]], ...]:
+        """(key, title, tables) of every section, in report order."""
+        axis, basis = self.axis, self.definitions.day_basis
+        return (("rfs", "1. Request for Support team performance", self.rfs.tables(axis)),
+                ("map", "2. MAP enquiries", self.map.tables(axis, basis)),
+                ("info_advice", "3. Information and advice", self.info_advice.tables(axis)),
+                ("commentary", "4. Contacts, allocation and timeliness",
+                 self.commentary.tables(axis, basis)),
+                ("audits", "5. Quality assurance audits", self.audits.tables(axis)))
+
+
+def transpose(table: Table) -> Table:
+    """Months as rows (as the report lays out its service and audit tables)."""
+    rows = tuple(Row(ck, cl, tuple(r.cells[i] for r in table.rows))
+                 for i, (ck, cl) in enumerate(zip(table.column_keys, table.columns, strict=True)))
+    return Table(table.key, table.title, table.corner, tuple(r.key for r in table.rows),
+                 tuple(r.label for r in table.rows), rows, "rows", table.show_base)
+
+
+# --------------------------------------------------------------------------- computation
+
+Numbers = Mapping[str, int]  # month -> count
+Match = Callable[[tuple[str, ...]], bool]
+
+
+def _labels(*wanted: tuple[int, tuple[str, ...]]) -> Match:
+    """A label filter: the label at each position is one of the allowed values."""
+    def match(labels: tuple[str, ...]) -> bool:
+        return all(labels[i] in allowed for i, allowed in wanted)
+    return match
+
+
+def _any(labels: tuple[str, ...]) -> bool:
+    return True
+
+
+class _Builder:
+    """Builds rows over the report's months from the cells of those months."""
+
+    def __init__(self, agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,
+                 defs: ReportDefinitions) -> None:
+        self.months = tuple(months)
+        self.taxonomy = taxonomy
+        self.defs = defs
+        wanted = set(self.months)
+        self.cells: dict[str, list[tuple[tuple[str, ...], Cell]]] = {}
+        for (figure, labels), cell in agg.cells.items():
+            if labels and labels[0] in wanted:
+                self.cells.setdefault(figure, []).append((labels, cell))
+
+    def counts(self, figure: str, match: Match = _any) -> dict[str, int]:
+        out = dict.fromkeys(self.months, 0)
+        for labels, cell in self.cells.get(figure, ()):
+            if match(labels):
+                out[labels[0]] += cell.count
+        return out
+
+    def by_label(self, figure: str, index: int) -> dict[str, dict[str, int]]:
+        """label value -> month -> count."""
+        out: dict[str, dict[str, int]] = {}
+        for labels, cell in self.cells.get(figure, ()):
+            out.setdefault(labels[index], dict.fromkeys(self.months, 0))[labels[0]] += cell.count
+        return out
+
+    def value_cells(self, figure: str, match: Match = _any) -> dict[str, Cell]:
+        """month -> the pooled cell of the matching labels."""
+        out = {m: Cell() for m in self.months}
+        for labels, cell in self.cells.get(figure, ()):
+            if match(labels):
+                out[labels[0]].merge(cell)
+        return out
+
+    # rows -----------------------------------------------------------------------------
+
+    def count_row(self, key: str, label: str, counts: Numbers,
+                  category: str | None = None, figure: str = "") -> Row:
+        """Counts per month and their sum; N/A for months before the category existed."""
+        cells: list[Value] = []
+        for m in self.months:
+            n = counts.get(m, 0)
+            exists = category is None or self.taxonomy.exists_in(category, key, month_start(m))
+            cells.append(Value(float(n)) if exists or n else Value(None))
+        present = [c.value for c in cells if c.value is not None]
+        total = Value(float(sum(present))) if present else Value(None)
+        return Row(key, label, (*cells, total), figure)
+
+    def category_rows(self, figure: str, index: int, category: str) -> tuple[Row, ...]:
+        counts = self.by_label(figure, index)
+        return tuple(self.count_row(code, self.taxonomy.label(category, code),
+                                    counts.get(code, {}), category, figure)
+                     for code in self.taxonomy.ordered(category))
+
+    def percent_row(self, key: str, label: str, num: Numbers, den: Numbers) -> Row:
+        cells = [_percent(num.get(m, 0), den.get(m, 0)) for m in self.months]
+        if self.defs.period_combination is PeriodCombination.MEAN_OF_MONTHS:
+            monthly = [c.value for c in cells if c.value is not None]
+            total = Value(sum(monthly) / len(monthly) if monthly else None, "percent",
+                          sum(den.values()))
+        else:
+            total = _percent(sum(num.values()), sum(den.values()))
+        return Row(key, label, (*cells, total))
+
+    def stats(self, key: str, label: str, cells: Mapping[str, Cell],
+              kind: Kind = "days") -> Stats:
+        columns = [cells[m] for m in self.months]
+        columns.append(pooled(columns))
+
+        def row(suffix: str, text: str, fn: Callable[[Cell], Value]) -> Row:
+            return Row(f"{key}_{suffix}", f"{label} {text}" if label else text.capitalize(),
+                       tuple(fn(c) for c in columns))
+
+        return Stats(
+            row("count", "count", lambda c: Value(float(c.count))),
+            row("average", "average", lambda c: _mean(c, kind)),
+            row("median", "median", lambda c: Value(nearest_rank(c.values, 50), kind, c.count)),
+            row("p90", "90th percentile",
+                lambda c: Value(nearest_rank(c.values, 90), kind, c.count)))
+
+
+def _percent(num: int, den: int) -> Value:
+    return Value(100.0 * num / den if den else None, "percent", den)
+
+
+def _mean(cell: Cell, kind: Kind) -> Value:
+    return Value(cell.total / cell.count if cell.count else None, kind, cell.count)
+
+
+def _rfs(b: _Builder) -> RfsSection:
+    d = b.defs
+    parts = call_parts(_subset(b, "calls_"),
+                       CallDefinitions(d.service_level_seconds, d.service_level_variant.value,
+                                       d.short_abandon_seconds, d.period_combination.value))
+    sums: dict[str, Counter[str]] = {m: Counter() for m in b.months}
+    for labels, row in parts.items():
+        sums[labels[0]].update(row)
+    offered = {m: s["offered"] for m, s in sums.items()}
+    within = {m: s["answered_within_target"] for m, s in sums.items()}
+    denominator = {m: s["service_level_denominator"] for m, s in sums.items()}
+    abandoned = {m: s["abandoned"] - s["abandoned_short"] for m, s in sums.items()}
+    counted = {m: s["offered"] - s["abandoned_short"] for m, s in sums.items()}
+    emails = b.counts("emails_resolved")
+    enquiries = {m: offered[m] + emails[m] for m in b.months}
+    return RfsSection(
+        b.count_row("calls", "Calls", offered),
+        b.percent_row("service_level", "Service level", within, denominator),
+        b.percent_row("abandoned_rate", "Abandoned call rate", abandoned, counted),
+        b.count_row("emails_resolved", "Emails resolved total", emails),
+        b.category_rows("contacts_decided", 1, "contact_outcome"),
+        b.count_row("enquiries", "Total enquiries (calls + emails)", enquiries),
+        b.percent_row("email_share", "Email share of enquiries", emails, enquiries))
+
+
+def _subset(b: _Builder, prefix: str) -> Aggregates:
+    agg = Aggregates()
+    for figure, cells in b.cells.items():
+        if figure.startswith(prefix):
+            for labels, cell in cells:
+                agg.cells[(figure, labels)] = cell
+    return agg
+
+
+def _days_block(b: _Builder, basis: DayBasis) -> DaysBlock:
+    cells = b.value_cells(f"map_enquiry_{basis}_days")
+    stats = b.stats("map_days", "", cells)
+    columns = [cells[m] for m in b.months]
+    columns.append(pooled(columns))
+    bins: list[list[Value]] = [[] for _ in DAY_BINS]
+    within: list[Value] = []
+    for cell in columns:
+        counts = [0] * len(DAY_BINS)
+        for v, n in cell.values.items():
+            counts[min(max(0, math.floor(v)), len(DAY_BINS) - 1)] += n
+        for i, n in enumerate(counts):
+            bins[i].append(Value(float(n)))
+        inside = sum(n for v, n in cell.values.items() if v <= 1.0)
+        within.append(_percent(inside, cell.count))
+    if b.defs.period_combination is PeriodCombination.MEAN_OF_MONTHS:
+        monthly = [c.value for c in within[:-1] if c.value is not None]
+        within[-1] = Value(sum(monthly) / len(monthly) if monthly else None, "percent",
+                           within[-1].base)
+    rows = tuple(Row(name, f"{name} day" if name == "1" else f"{name} days", tuple(cells_),
+                     f"map_days_{basis}_distribution")
+                 for name, cells_ in zip(DAY_BINS, bins, strict=True))
+    return DaysBlock(basis, stats, Row("within_1_day", "% within 1 day", tuple(within)), rows)
+
+
+def _map(b: _Builder) -> MapSection:
+    completed = b.counts("map_completed")
+    agencies = b.value_cells("map_agencies_consulted")
+    numbers = sorted({int(v) for c in agencies.values() for v in c.values})
+    dist_rows: list[Row] = []
+    for n in range(numbers[0], numbers[-1] + 1) if numbers else ():
+        per_month = {m: sum(k for v, k in agencies[m].values.items() if int(v) == n)
+                     for m in b.months}
+        dist_rows.append(b.count_row(str(n), f"{n} agencies", per_month,
+                                     figure="map_agencies_distribution"))
+    return MapSection(
+        b.count_row("completed", "MAP enquiries completed", completed),
+        b.stats("agencies", "Agencies consulted:", agencies, "number"),
+        tuple(dist_rows),
+        b.category_rows("map_by_agency", 1, "agency"),
+        b.category_rows("map_completed", 1, "map_outcome"),
+        b.percent_row("progress_level_4", "% progressing to Level 4",
+                      b.counts("map_completed", _labels((1, ("level_4",)))), completed),
+        _days_block(b, "working"), _days_block(b, "calendar"))
+
+
+def _info_advice(b: _Builder) -> InfoAdviceSection:
+    return InfoAdviceSection(b.category_rows("level3_outcomes", 1, "level3_service"),
+                             b.count_row(TOTAL, "Total", b.counts("level3_outcomes")))
+
+
+def _completion(b: _Builder) -> tuple[Table, Table, Table]:
+    """Days to complete contacts, source group x pathway, pooled over the months."""
+    tx, basis = b.taxonomy, b.defs.day_basis
+    groups, pathways = tx.ordered("source_group"), tx.ordered("pathway")
+    grid: dict[tuple[str, str], Cell] = {}
+    for labels, cell in b.cells.get(f"contact_completion_{basis}_days", ()):
+        grid.setdefault((labels[1], labels[2]), Cell()).merge(cell)
+    row_keys, col_keys = (*groups, TOTAL), (*pathways, TOTAL)
+
+    def cell_at(g: str, p: str) -> Cell:
+        return pooled(c for (gg, pp), c in grid.items()
+                      if g in (gg, TOTAL) and p in (pp, TOTAL))
+
+    cells = {(g, p): cell_at(g, p) for g in row_keys for p in col_keys}
+    columns = (*(tx.label("pathway", p) for p in pathways), "Grand Total")
+    title = f"Average {basis} days to complete contacts, by source and outcome"
+
+    def table(key: str, text: str, fn: Callable[[Cell], Value], show: bool) -> Table:
+        rows = tuple(Row(g, tx.label("source_group", g) if g != TOTAL else "Grand Total",
+                         tuple(fn(cells[(g, p)]) for p in col_keys)) for g in row_keys)
+        return Table(key, text, "Source type", col_keys, columns, rows, "none", show)
+
+    return (table("contact_completion_average", title, lambda c: _mean(c, "days"), True),
+            table("contact_completion_median", title.replace("Average", "Median"),
+                  lambda c: Value(nearest_rank(c.values, 50), "days", c.count), False),
+            table("contact_completion_p90", title.replace("Average", "90th percentile"),
+                  lambda c: Value(nearest_rank(c.values, 90), "days", c.count), False))
+
+
+def _commentary(b: _Builder, map_days: Stats) -> CommentarySection:
+    basis, tx = b.defs.day_basis, b.taxonomy
+    within: list[Row] = []
+    average: list[Row] = []
+    for dest in tx.ordered("destination"):
+        name = tx.label("destination", dest)
+        yes = b.counts("progressions", _labels((1, (dest,)), (2, ("true",))))
+        judged = b.counts("progressions", _labels((1, (dest,)), (2, ("true", "false"))))
+        within.append(b.percent_row(f"within_{dest}", f"% within timescale: {name}", yes, judged))
+        days = b.value_cells(f"progression_{basis}_days", _labels((1, (dest,))))
+        average.append(b.stats(f"days_{dest}", f"Days to {name}:", days).average)
+    means, medians, p90 = _completion(b)
+    return CommentarySection(
+        b.count_row("contacts_received", "Contacts received", b.counts("contacts_received")),
+        b.category_rows("contacts_received", 1, "channel"),
+        b.stats("ehh_allocation", "", b.value_cells(f"early_help_allocation_{basis}_days")),
+        map_days, means, medians, p90, tuple(within), tuple(average))
+
+
+def _audits(b: _Builder) -> AuditSection:
+    tx = b.taxonomy
+    teams: list[TeamAudits] = []
+    present = {labels[1] for labels, _ in b.cells.get("audits", ())}
+    for team in tx.ordered("team"):
+        if team not in present:
+            continue
+        grades = tuple(b.count_row(g, tx.label("grade", g),
+                                   b.counts("audits", _labels((1, (team,)), (2, (g,)))), "grade")
+                       for g in tx.ordered("grade"))
+        total = b.count_row(TOTAL, "Total", b.counts("audits", _labels((1, (team,)))))
+        teams.append(TeamAudits(team, tx.label("team", team), grades, total))
+    return AuditSection(tuple(teams))
+
+
+def compute_report(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,
+                   defs: ReportDefinitions, *, publish: bool = False) -> Report:
+    """Every figure of the report for ``months`` ("YYYY-MM", in order) from merged cells.
+
+    ``publish`` only marks the report for suppression when rendered.
+    """
+    if not months:
+        raise ValueError("a report needs at least one month")
+    for m in months:
+        month_start(m)  # ValueError on a malformed month
+    b = _Builder(agg, months, taxonomy, defs)
+    map_section = _map(b)
+    return Report(tuple(months), defs, publish, _rfs(b), map_section, _info_advice(b),
+                  _commentary(b, map_section.days(defs.day_basis).stats), _audits(b))

@@ -1,0 +1,167 @@
+"""Calls waiting now: the queue as it stands, per call queue, on the worker's clock.
+
+Every contact-centre wallboard starts with three numbers: calls in the queue now, how
+long the oldest has waited, and the average speed of answer. The call figures elsewhere
+count a call only once it has ended; this module keeps the calls that have not.
+
+A call *waits* while its record holds a ``call.queued`` slot and neither a
+``call.answered`` nor a ``call.abandoned`` one. That is a pure function of the record,
+so, like open work (``stream.state.timeliness``), the waiting set is kept per partition, fed by
+``OpenWork`` with every record that changes or is rebuilt, and judged against the clock
+only at scrape time: an answer that arrives before its queue event never opens a wait,
+and a restart or rebalance rebuilds the set exactly from the records.
+
+A call whose outcome never arrives would otherwise wait for ever and hold the oldest-wait
+figure (and its alert) hostage to one lost upstream event. Past ``limit_seconds`` it stops
+counting as waiting and is counted apart, in ``cspa_calls_waiting_expired``, so the loss
+shows instead of hiding. Labels are queues from the taxonomy only; keys never leave here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
+
+from stream.state.aggregates import Aggregates
+from stream.state.records import Record
+from stream.state.timeliness import OpenWork, ScrapeCollector
+
+Part = Hashable  # (topic, partition) in the worker
+Waiting = tuple[str, float]  # (queue, queued at, POSIX seconds)
+#: live windows the average speed of answer is exported for (see metrics.WINDOWS)
+ASA_WINDOWS = ("this_hour", "today")
+
+
+def waiting_of(record: Record | None) -> Waiting | None:
+    """(queue, queued at) if the record is a call still waiting for its outcome."""
+    if record is None or record.get("k") != "call":
+        return None
+    queued = record.get("q")
+    if queued is None or "ans" in record or "abn" in record:
+        return None
+    return queued[2], float(queued[0])
+
+
+@dataclass
+class QueueState:
+    """One queue at one instant: waiting calls, the oldest wait, calls given up on."""
+
+    waiting: int = 0
+    oldest_seconds: float = 0.0
+    expired: int = 0
+
+
+class QueueNow:
+    """Calls waiting per partition, derived from the call records (a listener of OpenWork)."""
+
+    def __init__(self, queues: Iterable[str], limit_seconds: float) -> None:
+        self.queues = tuple(queues)
+        self.limit = limit_seconds
+        self._waiting: dict[Part, dict[str, Waiting]] = {}
+
+    def update(self, partition: Part, key: str, record: Record | None) -> None:
+        """Replace what the key contributes (None: the record is gone)."""
+        if record is not None and record.get("k") != "call":
+            return  # the hot path: most records are not calls
+        waiting = waiting_of(record)
+        if waiting is not None:
+            self._waiting.setdefault(partition, {})[key] = waiting
+        elif partition in self._waiting:
+            self._waiting[partition].pop(key, None)
+
+    def drop_partition(self, partition: Part) -> None:
+        self._waiting.pop(partition, None)
+
+    def drop_topic(self, topic: str, keep: Collection[Part] = ()) -> None:
+        """Forget every ``(topic, partition)`` of one topic but ``keep`` (before a rebuild)."""
+        for part in [p for p in self._waiting
+                     if isinstance(p, tuple) and p[0] == topic and p not in keep]:
+            del self._waiting[part]
+
+    def export(self, partition: Part) -> dict[str, Waiting] | None:
+        """What a checkpoint keeps of one partition."""
+        return self._waiting.get(partition)
+
+    def restore(self, partition: Part, state: dict[str, Waiting] | None) -> None:
+        """Take one partition's calls waiting from a checkpoint."""
+        if state is not None:
+            self._waiting[partition] = state
+
+    def evaluate(self, now: float, owned: Collection[Part]) -> dict[str, QueueState]:
+        """Every queue (taxonomy ones always present) as it stands at ``now``.
+
+        A call queued after ``now`` (an upstream clock ahead of ours) waits 0 s.
+        """
+        states = {q: QueueState() for q in self.queues}
+        for part in owned:
+            for queue, queued_at in self._waiting.get(part, {}).values():
+                state = states.setdefault(queue, QueueState())
+                wait = max(0.0, now - queued_at)
+                if wait > self.limit:
+                    state.expired += 1
+                else:
+                    state.waiting += 1
+                    state.oldest_seconds = max(state.oldest_seconds, wait)
+        return states
+
+
+def asa_family(agg: Aggregates, windows: Mapping[str, set[str]]) -> SummaryMetricFamily:
+    """Average speed of answer as a sum and a count of answer waits, per window and queue.
+
+    Read from the hourly cells of answered calls (hour the call was offered), the same
+    cells as ``cspa_recent_calls_answered``, so ``sum(_sum) / sum(_count)`` is exact
+    across workers.
+    """
+    family = SummaryMetricFamily(
+        "cspa_recent_calls_answer_wait_seconds",
+        "Queue wait of calls answered, offered in the live window (ASA = _sum / _count).",
+        labels=["window", "queue"])
+    for window in ASA_WINDOWS:
+        totals: dict[str, tuple[int, float]] = {}
+        for (hour, queue), cell in agg.figure("calls_answered_hourly"):
+            if hour in windows[window]:
+                count, seconds = totals.get(queue, (0, 0.0))
+                totals[queue] = (count + cell.count, seconds + cell.total)
+        for queue, (count, seconds) in sorted(totals.items()):
+            family.add_metric([window, queue], count, round(seconds, 4))
+    return family
+
+
+class QueueNowCollector(ScrapeCollector):
+    """Calls-waiting gauges of the owned partitions, evaluated at every scrape."""
+
+    def __init__(self, queue: QueueNow, now: Callable[[], float],
+                 owned: Callable[[], Collection[Part]]) -> None:
+        super().__init__(now, owned)
+        self._queue = queue
+
+    def _families(self, now: float | None = None,
+                  owned: Collection[Part] = ()) -> Iterator[GaugeMetricFamily]:
+        waiting = GaugeMetricFamily(
+            "cspa_calls_waiting", "Calls queued now and not yet answered or abandoned "
+            "(sum() across workers).", labels=["queue"])
+        oldest = GaugeMetricFamily(
+            "cspa_calls_oldest_wait_seconds", "How long the longest-waiting call has waited "
+            "so far (0: none waiting; max() across workers).", labels=["queue"])
+        expired = GaugeMetricFamily(
+            "cspa_calls_waiting_expired", "Calls queued longer than the waiting limit whose "
+            "answer or abandon never arrived (sum() across workers).", labels=["queue"])
+        if now is not None:
+            for queue, state in sorted(self._queue.evaluate(now, owned).items()):
+                waiting.add_metric([queue], state.waiting)
+                oldest.add_metric([queue], state.oldest_seconds)
+                expired.add_metric([queue], state.expired)
+        yield from (waiting, oldest, expired)
+
+
+def listen(work: OpenWork, queues: Iterable[str], limit_seconds: float,
+           now: Callable[[], float], owned: Callable[[], Collection[Part]]) -> QueueNowCollector:
+    """A QueueNow fed by ``work``'s record updates, and its collector.
+
+    One call in ``create_app`` wires it in, leaving the processor and the agent untouched.
+    """
+    queue = QueueNow(queues, limit_seconds)
+    work.listeners.append(queue)
+    return QueueNowCollector(queue, now, owned)

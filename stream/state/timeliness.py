@@ -1,0 +1,415 @@
+"""Open work against the timescale rules: what is due, at risk, overdue or breached.
+
+A rule's ``opens``/``closes`` event types map to slots of one case record. An *item* exists
+when the opening slot is present (and matches the rule's ``:code``); it is *open* while the
+closing slot is absent. Items are a pure function of a record, so this state is rebuilt
+exactly from the records table, whatever order the events came in.
+
+States move with the clock alone: ``on_time`` -> ``due_today`` (deadline on today's local
+date) -> ``at_risk`` (fewer than ``warn_working_hours`` office hours left) -> ``overdue``.
+A *breach* is an item closed after its deadline, or open past it, counted by rule version
+and local month of the deadline. Metric labels are rule, team, state, rule version and
+month; case keys (pseudonymous) appear only in ``due_list``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
+from datetime import datetime, time, timedelta
+from functools import lru_cache
+from heapq import nsmallest
+from typing import Any, NamedTuple, Protocol
+from zoneinfo import ZoneInfo
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from stream.state.records import Record
+from stream.state.rules import Rule, RuleError
+from stream.state.working_days import WorkingCalendar, local_month, us_rounded
+
+STATES = ("on_time", "due_today", "at_risk", "overdue")
+Part = Hashable  # a partition: (topic, partition) in the worker
+StateKey = tuple[str, str, str]  # (rule, team, state)
+BreachKey = tuple[str, int, str]  # (rule, version, month of the deadline)
+
+#: event type -> (record kind, slot, index of the field a ":code" narrows; None: no field)
+_EVENTS: Mapping[str, tuple[str, str, int | None]] = {
+    "contact.received": ("contact", "rcv", None),
+    "contact.decided": ("contact", "dec", 2),  # outcome
+    "contact.progressed": ("contact", "prog:", None),  # the code names the slot
+    "early_help.allocated": ("contact", "alloc", None),
+    "map_enquiry.opened": ("map", "open", None),
+    "map_enquiry.completed": ("map", "done", 3),  # outcome
+}
+
+
+class Item(NamedTuple):
+    """One piece of work judged by one rule version. Times are POSIX seconds.
+
+    A named tuple, not a frozen dataclass: one is made per rule for every changed
+    case record, and a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__`` (2.6 % of the worker's samples).
+    """
+
+    rule: str
+    version: int
+    team: str
+    kind: str
+    start_ts: float
+    deadline_ts: float
+    warn_ts: float
+    closed_ts: float | None
+
+
+#: (record kind, slot, narrowed field, code) of an ``opens``/``closes`` spec
+Endpoint = tuple[str, str, int | None, str | None]
+
+
+@lru_cache(maxsize=256)
+def endpoint(spec: str) -> Endpoint:
+    """(kind, slot, narrowed field, code) of an ``opens``/``closes`` spec; RuleError if unknown."""
+    event, _, code = spec.partition(":")
+    if event not in _EVENTS:
+        raise RuleError(f"no record slot for event type {event!r}")
+    kind, slot, field = _EVENTS[event]
+    if slot.endswith(":"):  # a progression: the destination code names the slot
+        if not code:
+            raise RuleError(f"{event} needs a destination code")
+        return kind, slot + code, None, None
+    if code and field is None:
+        raise RuleError(f"{event} cannot be narrowed by a code")
+    return kind, slot, field, code or None
+
+
+def _ts(record: Record, end: Endpoint) -> float | None:
+    kind, slot, field, code = end
+    value = record.get(slot) if record.get("k") == kind else None
+    ok = value is not None and (field is None or code is None or value[field] == code)
+    return float(value[0]) if ok and value is not None else None
+
+
+def watched_rules(rules: Mapping[str, Rule]) -> dict[str, Rule]:
+    """The rules tracked as open work; RuleError on a rule no record can judge.
+
+    Left out: rules opened by ``contact.received`` and closed by a progression. Every
+    contact opens one, yet few ever progress, so as open work they would be overdue for
+    ever. They are measured when the progression happens (``cspa_progressions``).
+    """
+    for name, rule in rules.items():
+        if endpoint(rule.opens)[0] != endpoint(rule.closes)[0]:
+            raise RuleError(f"rule {name}: opens and closes must be on one case record")
+    return {name: rule for name, rule in rules.items() if not (
+        rule.opens == "contact.received" and rule.closes.startswith("contact.progressed:"))}
+
+
+def _deadline(rule: Rule, start: float, calendar: WorkingCalendar) -> float:
+    if rule.clock == "working_days":
+        return us_rounded(calendar.add_working_days_ts(start, rule.timescale))
+    if rule.clock == "working_hours":
+        return us_rounded(calendar.add_working_hours_ts(start, rule.timescale))
+    # Calendar hours are wall-clock hours (an aware datetime adds to its wall time).
+    local = datetime.fromtimestamp(start, ZoneInfo(calendar.tz))
+    return (local + timedelta(hours=rule.timescale)).timestamp()
+
+
+def _warn(start: float, deadline: float, hours: float, cal: WorkingCalendar) -> float:
+    """The instant from which fewer than ``hours`` office hours remain (within the item)."""
+    if hours <= 0:
+        return deadline
+    total = cal.working_hours_between_ts(start, deadline)
+    if total <= hours:
+        return start
+    t = us_rounded(cal.add_working_hours_ts(start, total - hours))  # earliest with ``hours`` left
+    # Exactly ``hours`` left at an office end: fewer only once the next office day starts.
+    t = cal.past_close_ts(t)
+    return min(max(t, start), deadline)
+
+
+@lru_cache(maxsize=131_072)
+def _schedule(rule: Rule, start_ts: float, calendar: WorkingCalendar) -> tuple[float, float]:
+    """(deadline, warn) POSIX times of an item; memoised: every event of a case asks again.
+
+    On POSIX seconds throughout (this runs for every new contact, and datetimes made
+    it a tenth of the worker's time), rounded to the microsecond where the datetime
+    forms round, so the instants are the ones ``WorkingCalendar``'s datetime API gives.
+    """
+    start = us_rounded(start_ts)
+    deadline = _deadline(rule, start, calendar)
+    return deadline, _warn(start, deadline, rule.warn_working_hours, calendar)
+
+
+def earliest_deadline(rule: Rule) -> float:
+    """Seconds after the start before which the rule's deadline cannot fall.
+
+    A whole working day is at least 23 hours (a BST change), office hours pass no
+    faster than real hours, and calendar hours are wall-clock (a BST change again):
+    so work closed sooner than this is neither open nor late, and its deadline need
+    not be worked out. 0 where no such bound is known (a fraction of a working day).
+    """
+    if rule.clock == "working_days":
+        whole = rule.timescale >= 1 and float(rule.timescale).is_integer()
+        return rule.timescale * 86_400 - 3_600 if whole else 0.0
+    return max(0.0, rule.timescale * 3_600 - 3_600)
+
+
+#: A rule with its endpoints resolved, and how soon work may close without being
+#: judged at all (``earliest_deadline``; -inf: every item is judged)
+Watch = tuple[Rule, Endpoint, Endpoint, float]
+
+
+def watch(rules: Mapping[str, Rule], skip_closed_in_time: bool) -> list[Watch]:
+    """The rules ready for ``judge``, resolved once rather than per record."""
+    return [(rule, endpoint(rule.opens), endpoint(rule.closes),
+             earliest_deadline(rule) if skip_closed_in_time else -math.inf)
+            for rule in rules.values()]
+
+
+def judge(record: Record, watching: Iterable[Watch], calendar: WorkingCalendar) -> list[Item]:
+    """The items the record holds, less those closed sooner than their rule's bound."""
+    items: list[Item] = []
+    for rule, opens, closes, bound in watching:
+        start_ts = _ts(record, opens)
+        if start_ts is None:
+            continue
+        closed_ts = _ts(record, closes)
+        if closed_ts is not None and closed_ts - start_ts < bound:
+            continue  # closed before any deadline could fall: neither open nor a breach
+        deadline_ts, warn_ts = _schedule(rule, start_ts, calendar)
+        items.append(Item(rule.name, rule.version, rule.team, record["k"], start_ts,
+                          deadline_ts, warn_ts, closed_ts))
+    return items
+
+
+def items_of(record: Record, rules: Mapping[str, Rule], calendar: WorkingCalendar) -> list[Item]:
+    """Every item the record holds under the rules (open or closed)."""
+    return judge(record, watch(rules, skip_closed_in_time=False), calendar)
+
+
+class RecordListener(Protocol):
+    """State derived from the same records as open work (``stream.state.queue_now``)."""
+
+    def update(self, partition: Part, key: str, record: Record | None) -> None: ...
+    def drop_partition(self, partition: Part) -> None: ...
+    def drop_topic(self, topic: str, keep: Collection[Part] = ()) -> None: ...
+    def export(self, partition: Part) -> Any: ...
+    def restore(self, partition: Part, state: Any) -> None: ...
+
+
+class OpenWork:
+    """Open items and closed-late breaches per partition, derived from the records.
+
+    ``listeners`` see every record update and drop too, so whatever else is derived
+    from the records is rebuilt and kept exactly as open work is.
+    """
+
+    def __init__(self, rules: Mapping[str, Rule], calendar: WorkingCalendar) -> None:
+        self.rules = watched_rules(rules)
+        self.calendar = calendar
+        self._zone = ZoneInfo(calendar.tz)
+        #: breach months per clock hour (``local_month``): deadlines are nearly all
+        #: distinct instants, so a cache keyed by the instant missed for every late one
+        self._breach_months: dict[int, str] = {}
+        self._open: dict[Part, dict[str, tuple[Item, ...]]] = {}
+        self._late: dict[Part, dict[str, tuple[BreachKey, ...]]] = {}
+        self._late_counts: dict[Part, Counter[BreachKey]] = {}
+        self.listeners: list[RecordListener] = []
+        #: record kinds some rule opens on: no other record ever holds an item
+        self._kinds = {endpoint(rule.opens)[0] for rule in self.rules.values()}
+        self._watch = watch(self.rules, skip_closed_in_time=True)
+
+    def update(self, partition: Part, key: str, record: Record | None) -> None:
+        """Replace what the key contributes (None: the record is gone).
+
+        ``key`` is the records-table key (``kind:case``) or the case key itself; ``due_list``
+        shows only the pseudonymous case key.
+        """
+        if record is None or record.get("k") in self._kinds:
+            self._replace(partition, key, record)
+        for listener in self.listeners:
+            listener.update(partition, key, record)
+
+    def _replace(self, partition: Part, key: str, record: Record | None) -> None:
+        items = judge(record, self._watch, self.calendar) if record is not None else []
+        opened = tuple(i for i in items if i.closed_ts is None)
+        late = tuple(self._breach(i) for i in items
+                     if i.closed_ts is not None and i.closed_ts > i.deadline_ts)
+        open_part = self._open.get(partition)
+        if open_part is None:  # (setdefault would build a Counter for every update)
+            open_part = self._open[partition] = {}
+            self._late[partition], self._late_counts[partition] = {}, Counter()
+        open_part.pop(key, None)
+        if opened:
+            open_part[key] = opened
+        late_part = self._late[partition]
+        counts = self._late_counts[partition]
+        before = late_part.pop(key, ())
+        if before:
+            counts.subtract(before)
+        if late:
+            late_part[key] = late
+            counts.update(late)
+        for k in before:  # only a key just subtracted can have fallen to zero
+            if counts.get(k, 1) <= 0:
+                del counts[k]
+
+    def _breach(self, item: Item) -> BreachKey:
+        """(rule, version, local month); a deadline at midnight ends the month before."""
+        month = local_month(item.deadline_ts - 1e-3, self._zone, self._breach_months)
+        return item.rule, item.version, month
+
+    def drop_partition(self, partition: Part) -> None:
+        for table in (self._open, self._late, self._late_counts):
+            table.pop(partition, None)
+        for listener in self.listeners:
+            listener.drop_partition(partition)
+
+    def drop_topic(self, topic: str, keep: Collection[Part] = ()) -> None:
+        """Forget every ``(topic, partition)`` of one topic but ``keep`` (before a rebuild)."""
+        for table in (self._open, self._late, self._late_counts):
+            for part in [p for p in table
+                         if isinstance(p, tuple) and p[0] == topic and p not in keep]:
+                del table[part]
+        for listener in self.listeners:
+            listener.drop_topic(topic, keep)
+
+    def export(self, partition: Part) -> Any:
+        """What a checkpoint keeps of one partition, listeners' part included."""
+        return (self._open.get(partition), self._late.get(partition),
+                self._late_counts.get(partition),
+                [listener.export(partition) for listener in self.listeners])
+
+    def restore(self, partition: Part, state: Any) -> None:
+        """Take one partition's state from a checkpoint (``export``'s value)."""
+        open_part, late_part, counts, theirs = state
+        if open_part is not None:
+            self._open[partition], self._late[partition] = open_part, late_part
+            self._late_counts[partition] = counts
+        for listener, their in zip(self.listeners, theirs, strict=True):
+            listener.restore(partition, their)
+
+    def rebuild(self, partition: Part, items: Iterable[tuple[str, Record]]) -> None:
+        """Recompute a partition from its ``(key, record)`` pairs."""
+        self.drop_partition(partition)
+        for key, record in items:
+            self.update(partition, key, record)
+
+    def _items(self, owned: Collection[Part]) -> Iterator[tuple[str, Item]]:
+        for part in owned:
+            for key, items in self._open.get(part, {}).items():
+                for item in items:
+                    yield key, item
+
+    def _today(self, now_ts: float) -> tuple[float, float]:
+        today = datetime.fromtimestamp(now_ts, self._zone).date()
+        return (datetime.combine(today, time(0), self._zone).timestamp(),
+                datetime.combine(today + timedelta(days=1), time(0), self._zone).timestamp())
+
+    def state(self, item: Item, now_ts: float, today: tuple[float, float] | None = None) -> str:
+        """The item's state at ``now_ts`` (a deadline at midnight is due the day before)."""
+        if now_ts >= item.deadline_ts:
+            return "overdue"
+        if now_ts >= item.warn_ts:
+            return "at_risk"
+        start, end = today or self._today(now_ts)
+        return "due_today" if start < item.deadline_ts <= end else "on_time"
+
+    def states(self, now_ts: float, owned: Collection[Part]) -> dict[StateKey, int]:
+        """Open items by (rule, team, state), every watched rule and state present."""
+        counts: dict[StateKey, int] = {(r.name, r.team, s): 0
+                                       for r in self.rules.values() for s in STATES}
+        today = self._today(now_ts)
+        for _, item in self._items(owned):
+            key = (item.rule, item.team, self.state(item, now_ts, today))
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def oldest(self, now_ts: float, owned: Collection[Part]) -> dict[str, float]:
+        """Age in working days of the oldest open item, per rule with open items."""
+        first: dict[str, float] = {}
+        for _, item in self._items(owned):
+            first[item.rule] = min(first.get(item.rule, item.start_ts), item.start_ts)
+        now = datetime.fromtimestamp(now_ts, self._zone)
+        return {rule: self.calendar.working_days_between(
+                    datetime.fromtimestamp(min(ts, now_ts), self._zone), now)
+                for rule, ts in first.items()}
+
+    def breaches(self, now_ts: float, owned: Collection[Part]) -> dict[BreachKey, int]:
+        """Closed late, plus open and overdue, by (rule, version, month of the deadline)."""
+        counts: Counter[BreachKey] = Counter()
+        for part in owned:
+            counts.update(self._late_counts.get(part, Counter()))
+        counts.update(self._breach(i) for _, i in self._items(owned) if now_ts >= i.deadline_ts)
+        return dict(counts)
+
+    def due_list(self, now_ts: float, owned: Collection[Part], limit: int) -> list[dict[str, Any]]:
+        """The ``limit`` open items due soonest: what a manager works through next."""
+        cal, zone, today = self.calendar, self._zone, self._today(now_ts)
+        now = datetime.fromtimestamp(now_ts, zone)
+        out: list[dict[str, Any]] = []
+        for key, item in nsmallest(limit, self._items(owned),
+                                   key=lambda ki: (ki[1].deadline_ts, ki[1].rule, ki[0])):
+            deadline = datetime.fromtimestamp(item.deadline_ts, zone)
+            left = (cal.working_hours_between(now, deadline) if now < deadline
+                    else -cal.working_hours_between(deadline, now))
+            out.append({"rule": item.rule, "team": item.team, "key": key.rpartition(":")[2],
+                        "start": datetime.fromtimestamp(item.start_ts, zone).isoformat(),
+                        "deadline": deadline.isoformat(), "state": self.state(item, now_ts, today),
+                        "working_hours_left": round(left, 2)})
+        return out
+
+
+class ScrapeCollector(Collector):
+    """Gauges of the owned partitions, evaluated on the worker's clock at every scrape.
+
+    Subclasses yield their families from ``_families(now, owned)``; with ``now`` None
+    (registration) only the names are wanted and nothing is evaluated.
+    """
+
+    def __init__(self, now: Callable[[], float], owned: Callable[[], Collection[Part]]) -> None:
+        self._now, self._owned = now, owned
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return self._families()  # names only: registering evaluates nothing
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        return self._families(self._now(), set(self._owned()))
+
+    def _families(self, now: float | None = None,
+                  owned: Collection[Part] = ()) -> Iterator[GaugeMetricFamily]:
+        raise NotImplementedError
+
+
+class TimelinessCollector(ScrapeCollector):
+    """Timeliness gauges of the owned partitions, evaluated at scrape time."""
+
+    def __init__(self, work: OpenWork, now: Callable[[], float],
+                 owned: Callable[[], Collection[Part]]) -> None:
+        super().__init__(now, owned)
+        self._work = work
+
+    def _families(self, now: float | None = None,
+                  owned: Collection[Part] = ()) -> Iterator[GaugeMetricFamily]:
+        work = self._work
+        items = GaugeMetricFamily("cspa_open_items", "Open items by timescale rule and state.",
+                                  labels=["rule", "team", "state"])
+        oldest = GaugeMetricFamily("cspa_open_item_oldest_workdays",
+                                   "Working days since the oldest open item started (0: none;"
+                                   " max() across workers).", labels=["rule"])
+        breaches = GaugeMetricFamily("cspa_breaches", "Items closed late or open past their "
+                                     "deadline, by month of the deadline (sum() across workers).",
+                                     labels=["rule", "rule_version", "month"])
+        evaluated = GaugeMetricFamily("cspa_timeliness_evaluated_timestamp_seconds",
+                                      "When the timeliness states were evaluated.")
+        if now is not None:
+            for (rule, team, state), n in sorted(work.states(now, owned).items()):
+                items.add_metric([rule, team, state], n)
+            ages = work.oldest(now, owned)
+            for rule in sorted(work.rules.keys() | ages.keys()):
+                oldest.add_metric([rule], ages.get(rule, 0.0))
+            for (rule, version, month), n in sorted(work.breaches(now, owned).items()):
+                breaches.add_metric([rule, str(version), month], n)
+            evaluated.add_metric([], now)
+        yield from (items, oldest, breaches, evaluated)

@@ -1,0 +1,120 @@
+"""The agent of one source topic: a batch of records in, records and markers out.
+
+A ``TopicAgent`` is what the Faust agent of a source topic runs for every ``Batch``
+the consumer hands it (stream/worker/batches.py). It holds no logic of its own beyond the
+order of things: fold every record (``FamilyProcessor``), dead-letter the rejected
+ones and wait for Kafka to have them, then write the changed records and the
+partition's progress marker (``ChangelogWriter``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from stream.contract.decoder import Rejection
+from stream.state import progress
+from stream.state.records import Record
+from stream.worker.batches import Batch
+from stream.worker.changelog import ChangelogWriter, record_reader
+from stream.worker.metrics import PipelineMetrics
+from stream.worker.processor import FamilyProcessor, deadletter_message
+
+log = logging.getLogger("cspa.worker")
+
+#: (partition, offset, timestamp ms, key, value, why)
+Rejected = tuple[int, int, float, bytes | None, bytes | None, Rejection]
+
+
+@dataclass
+class TopicAgent:
+    """Processes the batches of one source topic, in order, one at a time."""
+
+    processor: FamilyProcessor
+    table: MutableMapping[str, bytes]
+    frontier: progress.Frontier
+    writer: ChangelogWriter
+    dlq: faust.TopicT
+    metrics: PipelineMetrics
+    epoch_of: Any  # Callable[[TP], int]: the consumer's current epoch of a partition
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    #: held while a batch is folded and written: a checkpoint takes it to find none
+    busy: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pending: dict[str, Record] = field(default_factory=dict)
+    owners: dict[str, int] = field(default_factory=dict)  # table key -> changelog partition
+    #: table key -> its record before the batch changed it (FamilyProcessor.settle)
+    before: dict[str, Record | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.idle.set()
+        self.records = record_reader(self.table)
+
+    @property
+    def topic(self) -> str:
+        return self.processor.topic
+
+    async def run(self, stream: faust.StreamT[Batch]) -> None:
+        """The Faust agent's body."""
+        async for batch in stream:
+            await self.handle(batch)
+
+    async def handle(self, batch: Batch) -> None:
+        """Fold one batch; dropped whole if an assignment moved its partition since."""
+        async with self.busy:  # (a checkpoint may hold it: the epoch is checked after)
+            if batch.epoch != self.epoch_of(batch.tp):
+                self.metrics.stale_batches.labels(self.topic).inc()
+                return
+            self.idle.clear()
+            try:
+                rejected = self.apply(batch)
+                if rejected:
+                    await self.dead_letter(rejected)
+                await self.writer.write(self.pending, self.owners, self.frontier)
+            finally:
+                self.idle.set()
+
+    def apply(self, batch: Batch) -> list[Rejected]:
+        """Fold every record of the batch into ``pending``; return the rejected ones."""
+        partition = batch.tp.partition
+        fold, table, pending, before = (self.processor.fold, self.records, self.pending,
+                                        self.before)
+        owners: dict[str, int] = self.owners
+        rejected: list[Rejected] = []
+        now = time.time()
+        for r in batch.records:
+            try:
+                result = fold(r.key, r.value, partition, table, now, pending, before)
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
+                # Only the exception's type: its message could quote event data.
+                result = Rejection("internal_error", type(exc).__name__)
+                self.metrics.rejected.labels(self.topic, result.reason).inc()
+            if isinstance(result, Rejection):
+                rejected.append((partition, r.offset, r.timestamp, r.key, r.value, result))
+            elif result.changed:
+                owners[result.table_key] = partition
+        self.processor.settle(partition, pending, before)
+        self.processor.batch_done(batch.records)
+        self.frontier.advance(partition, batch.records[-1].offset)
+        owners[progress.marker_key(partition)] = partition
+        return rejected
+
+    async def dead_letter(self, rejected: list[Rejected]) -> None:
+        """Send each rejected message with its reason; return once Kafka has them all.
+
+        The batch's marker must not claim a rejected event whose dead letter is not
+        on the broker yet: each future resolves on Kafka's acknowledgement.
+        """
+        sent = []
+        for partition, offset, timestamp_ms, key, value, why in rejected:
+            log.warning("rejected topic=%s partition=%d offset=%d reason=%s detail=%s",
+                        self.topic, partition, offset, why.reason, why.detail)
+            sent.append(await self.dlq.send(key=key, value=deadletter_message(
+                self.topic, partition, offset, timestamp_ms, key, value, why)))
+        for fut in sent:
+            await fut

@@ -1,0 +1,394 @@
+"""The Faust application: one agent per event topic, a records table each.
+
+Built by ``create_app(settings)``; nothing here reads the environment. Faust is
+given an empty ``env`` so its own variables (``BROKER_URL``, ``WEB_PORT``...)
+cannot silently override the settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import faust
+from aiokafka import TopicPartition
+from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.web import Request, Response, View
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from stream.contract.decoder import Decoder, Limits
+from stream.contract.taxonomy import load_taxonomy
+from stream.contract.topics import DEADLETTER, event_families, load_topics
+from stream.settings import Settings
+from stream.state import progress
+from stream.state.clock import Clock, make_clock
+from stream.state.figures import FactContext
+from stream.state.queue_now import listen
+from stream.state.rules import load_rules
+from stream.state.timeliness import OpenWork, TimelinessCollector
+from stream.state.working_days import OfficeHours, WorkingCalendar
+from stream.worker.agents import TopicAgent
+from stream.worker.batches import BatchApp, batch_consumer
+from stream.worker.changelog import ChangelogWriter
+from stream.worker.checkpoint import BrokerView, Checkpointer, usable
+from stream.worker.localstate import LocalStore, claim
+from stream.worker.localstate import load as load_checkpoint
+from stream.worker.metrics import (
+    CallDefinitions,
+    FiguresCollector,
+    LagCollector,
+    PipelineMetrics,
+    RegistryCollector,
+)
+from stream.worker.processor import TP, FamilyProcessor, FigureState
+from stream.worker.recovery import TableRecovery
+
+log = logging.getLogger("cspa.worker")
+
+
+@dataclass
+class Worker:
+    """The app and the state its views and tests look at."""
+
+    app: BatchApp
+    settings: Settings
+    registry: CollectorRegistry  # everything: /metrics
+    pipeline: CollectorRegistry  # the pipeline's own metrics only: /metrics/pipeline
+    state: FigureState
+    metrics: PipelineMetrics
+    ctx: FactContext
+    clock: Clock
+    work: OpenWork
+    processors: dict[str, FamilyProcessor] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)  # source topic -> records table
+    frontiers: dict[str, progress.Frontier] = field(default_factory=dict)  # per source topic
+    writers: dict[str, ChangelogWriter] = field(default_factory=dict)  # per source topic
+    agents: dict[str, TopicAgent] = field(default_factory=dict)  # per source topic
+    #: (topic, partition) -> where recovery says to resume (progress.start_offset)
+    starts: dict[TP, int | None] = field(default_factory=dict)
+    #: set once a first assignment's recovery has completed and the figures are rebuilt
+    recovered: bool = False
+
+    def ready(self) -> bool:
+        """Serving the figures of its partitions: recovered once, not rebalancing now.
+
+        Before the first assignment the worker is neither recovering nor rebalancing
+        yet, and owns nothing: not ready (it said ready then, serving empty figures).
+        """
+        app = self.app
+        return self.recovered and not (app.in_recovery or app.rebalancing)
+
+    def mark_recovered(self) -> None:
+        """A table's recovery has ended: the figures of its partitions are served."""
+        self.recovered = True
+
+    def owned(self) -> set[TP]:
+        """(topic, partition) pairs this worker actively owns right now."""
+        try:
+            actives = self.app.assignor.assigned_actives()
+        except Exception:  # noqa: BLE001 - before the first assignment
+            return set()
+        topics = {p.topic for p in self.processors.values()}
+        return {(tp.topic, tp.partition) for tp in actives if tp.topic in topics}
+
+    def lag(self) -> dict[str, int]:
+        """Messages behind the high-water mark, per topic, over owned partitions."""
+        consumer = self.app.consumer
+        lags: dict[str, int] = dict.fromkeys(self.frontiers, 0)
+        for tp in self.app.assignor.assigned_actives():
+            frontier = self.frontiers.get(tp.topic)
+            if frontier is None:  # not a source topic (a changelog)
+                continue
+            # the frontier: where processing stands (set at every assignment)
+            position = frontier.next.get(tp.partition)
+            if position is None:  # before the first assignment: the committed offset
+                committed = consumer._committed_offset  # type: ignore[attr-defined]
+                position = committed.get(tp) or 0
+            try:
+                lags[tp.topic] += max(0, consumer.highwater(tp) - position)
+            except Exception:  # noqa: BLE001 - high water unknown until the first fetch
+                continue
+        return lags
+
+    def resume_offsets(self, assigned: Any) -> dict[Any, int | None]:
+        """Where each assigned source partition resumes, as recovery found the state.
+
+        None: the state knows nothing of the partition; Faust's committed offset stands.
+        """
+        out: dict[Any, int | None] = {}
+        for tp in assigned:
+            if tp.topic in self.tables:
+                marker = progress.resume_offset(self.tables[tp.topic], tp.partition)
+                out[tp] = marker if marker is not None else self.starts.get(
+                    (tp.topic, tp.partition))
+        return out
+
+    def on_resume_seek(self, plan: Any, committed: Any, targets: Any) -> None:
+        """After an assignment's seeks: every frontier starts where the consumer now does.
+
+        A marker restored from the changelog is on Kafka already, so it may be committed
+        at once; the seeks are logged and counted by direction.
+        """
+        for topic, frontier in self.frontiers.items():
+            mine = {tp.partition: offset for tp, offset in targets.items() if tp.topic == topic}
+            frontier.drop(mine)
+            writer = self.writers[topic]
+            writer.forget_markers()
+            for partition, offset in mine.items():
+                frontier.reset(partition, offset)  # the consumer starts there now
+                if progress.resume_offset(self.tables[topic], partition) == offset:
+                    writer.durable[partition] = offset  # restored from Kafka: committable
+        for tp, offset in plan.items():
+            before = committed.get(tp) or 0
+            direction = "back" if offset < before else "forward"
+            self.metrics.resume_seeks.labels(tp.topic, direction).inc()
+            log.warning("resume topic=%s partition=%d offset=%d committed=%d (%s)",
+                        tp.topic, tp.partition, offset, before, direction)
+
+    async def wait_idle(self) -> None:
+        """Until no agent is inside a batch (a rebalance waits for this)."""
+        for agent in self.agents.values():
+            await agent.idle.wait()
+
+    async def commit_progress(self) -> None:
+        """Commit the source offsets the state's markers vouch for; settle idle writers."""
+        offsets = {}
+        for topic, writer in self.writers.items():
+            if self.agents[topic].idle.is_set():
+                await writer.settle()
+            offsets.update({TopicPartition(topic, p): o for p, o in writer.durable.items()})
+        if offsets and not (self.app.rebalancing or self.app.in_recovery):
+            await batch_consumer(self.app).commit_markers(offsets)
+
+    def held(self, topic: str) -> set[int]:
+        """Partitions of ``topic`` whose figures this worker keeps: its active ones, and
+        with a ``local://`` store its standby copies too (kept in step as their
+        changelog is read, so a failover serves them at once)."""
+        active = {p for t, p in self.owned() if t == topic}
+        table = self.tables[topic]
+        if not isinstance(table.data, LocalStore):
+            return active
+        changelog = table.changelog_topic.get_topic_name()
+        try:
+            standbys = self.app.assignor.assigned_standbys()
+        except Exception:  # noqa: BLE001 - before the first assignment
+            return active
+        return active | {tp.partition for tp in standbys if tp.topic == changelog}
+
+    def current(self) -> tuple[Any, dict[str, int]]:
+        owned = self.owned()
+        counts: dict[str, int] = {t: 0 for t in (p.topic for p in self.processors.values())}
+        for topic, _ in owned:
+            counts[topic] += 1
+        return self.state.current(owned), counts
+
+
+def fact_context(settings: Settings) -> FactContext:
+    """Calendar, taxonomy and rules as the settings configure them."""
+    calendar = WorkingCalendar(settings.timezone,
+                               OfficeHours(settings.office_start, settings.office_end),
+                               roll_after_hours=settings.roll_after_hours)
+    return FactContext(calendar, load_taxonomy(settings.taxonomy_path),
+                       load_rules(settings.rules_path), ZoneInfo(settings.timezone))
+
+
+def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
+    """Build the worker's Faust app from settings.
+
+    With a ``local://`` store and ``broker`` (what the broker holds, looked up before
+    the start), the state resumes from the data directory's checkpoint if it is one
+    of this broker's.
+    """
+    app = BatchApp(
+        settings.app_id, env={}, broker=f"kafka://{settings.broker}", store=settings.store,
+        datadir=str(settings.data_dir), web_host=settings.web_host,
+        web_bind=settings.web_host, web_port=settings.web_port, web_enabled=True,
+        web_tables_enabled=False, web_router_enabled=False,
+        processing_guarantee=settings.processing_guarantee,
+        broker_credentials=_credentials(settings), topic_allow_declare=True,
+        table_standby_replicas=settings.standby_replicas,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1, logging_config=None,
+        broker_session_timeout=settings.session_timeout_seconds,
+        # Throughput: batch the changelog writes (one produce request per event
+        # otherwise) and fetch in large batches. Offsets are committed from the
+        # progress markers (Worker.commit_progress), not by Faust's acknowledgements.
+        producer_linger=0.005, producer_max_batch_size=1_048_576,
+        broker_max_poll_records=settings.batch_size,
+        broker_commit_interval=settings.commit_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+    )
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
+    # Two registries: the pipeline's own metrics are cheap to collect and served on
+    # their own too (/metrics/pipeline, for frequent health polling); /metrics adds
+    # the figures and timeliness, evaluated from the whole state at every scrape.
+    pipeline = CollectorRegistry(auto_describe=True)
+    metrics = PipelineMetrics(pipeline)
+    pipeline.register(ProcessCollector(registry=None))
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(RegistryCollector(pipeline))
+    ctx = fact_context(settings)
+    worker = Worker(app, settings, registry, pipeline, FigureState(), metrics, ctx,
+                    make_clock(settings.timezone, settings.clock_file),
+                    OpenWork(ctx.rules, ctx.calendar))
+    registry.register(FiguresCollector(worker.current, CallDefinitions(
+        settings.service_level_seconds, settings.service_level_variant.value,
+        settings.short_abandon_seconds, settings.period_combination.value),
+        settings.metrics_months, worker.clock.now))
+    pipeline.register(LagCollector(worker.lag))
+    registry.register(TimelinessCollector(worker.work, worker.clock.time, worker.owned))
+    registry.register(listen(worker.work, ctx.taxonomy.ordered("call_queue"),
+                             settings.calls_waiting_limit_seconds, worker.clock.time, worker.owned))
+    # Faust's own sensors (milliseconds, not promtool-clean) on their own registry and path.
+    setup_prometheus_sensors(app, pattern="/metrics/faust", registry=CollectorRegistry(),
+                             name_prefix="faust")
+    topics = load_topics()
+    limits = Limits(settings.max_payload_bytes, settings.max_future_skew_seconds)
+    dlq = app.topic(topics[DEADLETTER].name, value_serializer="raw", key_serializer="raw",
+                    partitions=topics[DEADLETTER].partitions)
+    for family, spec in event_families(topics).items():
+        processor = FamilyProcessor(spec.name, Decoder(family, ctx.taxonomy, limits), ctx,
+                                    worker.state, metrics, worker.work)
+        worker.processors[family] = processor
+        _add_agent(worker, processor, spec.partitions, dlq)
+    metrics.prime(p.topic for p in worker.processors.values())
+    app.resume_offsets = worker.resume_offsets
+    app.on_resume_seek = worker.on_resume_seek
+    app.on_refetch = lambda tp: metrics.refetches.labels(tp.topic).inc()
+    app.wait_idle = worker.wait_idle
+    app.timer(settings.commit_seconds, name="commit-progress")(worker.commit_progress)
+    _add_checkpoints(worker, broker)
+    _add_views(worker)
+    return worker
+
+
+def _add_checkpoints(worker: Worker, broker: BrokerView | None) -> None:
+    """With the local:// store: resume from a usable checkpoint, and take them on a timer."""
+    settings = worker.settings
+    stores = {t: table.data for t, table in worker.tables.items()}
+    if not all(isinstance(store, LocalStore) for store in stores.values()):
+        return
+    path = settings.data_dir / f"checkpoint-{settings.app_id}.pickle"
+    if claim(path) is None:
+        log.warning("checkpoints off: another worker uses data_dir=%s", settings.data_dir)
+        return
+    checkpointer = Checkpointer(
+        path, settings.app_id, broker.cluster if broker else None, stores, worker.agents,
+        worker.writers, worker.state, worker.work, worker.metrics, worker.ready,
+        worker.owned)
+    if broker is not None:
+        _resume(worker, checkpointer, broker)
+    worker.app.timer(settings.checkpoint_seconds, name="checkpoint")(checkpointer.take)
+
+
+def _resume(worker: Worker, checkpointer: Checkpointer, broker: BrokerView) -> None:
+    """Take the data directory's checkpoint if it is one of this broker's."""
+    cp = load_checkpoint(checkpointer.path)
+    if cp is None:
+        return
+    changelogs = {t: table.changelog_topic.get_topic_name() for t, table in worker.tables.items()}
+    why = usable(cp, worker.settings.app_id, changelogs, broker)
+    if why is not None:
+        log.warning("checkpoint not used reason=%s", why)
+        return
+    started = time.monotonic()
+    records = checkpointer.restore(cp)
+    log.info("checkpoint loaded records=%d partitions=%d seconds=%.2f", records,
+             len(worker.state.parts), time.monotonic() - started)
+
+
+def _credentials(settings: Settings) -> Any:
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value(),
+            mechanism=settings.sasl_mechanism, ssl_context=settings.ssl_context())
+    if settings.security_protocol == "SSL":
+        return faust.SSLCredentials(settings.ssl_context())
+    return None
+
+
+def _add_agent(worker: Worker, processor: FamilyProcessor, partitions: int,
+               dlq: faust.TopicT) -> None:
+    app = worker.app
+    name = processor.topic
+    # Subscribed through the conductor so Faust assigns its partitions with the table's;
+    # its records reach the agent in batches through the channel (stream/worker/batches.py).
+    app.topics.add(app.topic(name, value_serializer="raw", key_serializer="raw",
+                             partitions=partitions))
+    table = app.Table(f"records-{name}", partitions=partitions, key_type=str,
+                      value_type=bytes)
+    worker.tables[name] = table
+    frontier = worker.frontiers[name] = progress.Frontier()
+    writer = worker.writers[name] = ChangelogWriter(app, table)
+    agent = worker.agents[name] = TopicAgent(
+        processor, table, frontier, writer, dlq, worker.metrics,
+        epoch_of=lambda tp: batch_consumer(app).epoch(tp))
+    channel = app.channel(maxsize=worker.settings.batches_buffered)
+    app.batch_sinks[name] = channel.put  # type: ignore[assignment]  # takes any item
+
+    recovery = TableRecovery(
+        name, table, worker.state, worker.work, worker.ctx, frontier, worker.metrics,
+        active=lambda: {p for t, p in worker.owned() if t == name},
+        held=lambda: worker.held(name), starts=worker.starts, done=worker.mark_recovered)
+    if isinstance(table.data, LocalStore):  # restored records: kept cells follow them
+        table.data.on_change = recovery.follow
+    table.on_recover(recovery)
+    app.agent(channel, name=f"agent-{name}")(agent.run)
+
+
+def _add_views(worker: Worker) -> None:
+    app = worker.app
+
+    @app.page("/metrics")
+    class MetricsView(View):
+        async def get(self, request: Request) -> Response:
+            # aiohttp refuses a charset inside content_type; pass the header whole.
+            return self.bytes(generate_latest(worker.registry),
+                              headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/metrics/pipeline")
+    class PipelineView(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(generate_latest(worker.pipeline),
+                              headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/figures")
+    class FiguresView(View):
+        async def get(self, request: Request) -> Response:
+            agg, _ = worker.current()
+            owned = sorted(worker.owned())
+            return self.json({
+                "owned": [[t, p] for t, p in owned],
+                "recovering": not worker.ready(),
+                "cells": agg.to_json(),
+            })
+
+    @app.page("/due")
+    class DueView(View):
+        async def get(self, request: Request) -> Response:
+            limit = min(int(request.query.get("limit", "200")), 5000)
+            return self.json({"now": worker.clock.now().isoformat(),
+                              "owned": [[t, p] for t, p in sorted(worker.owned())],
+                              "items": worker.work.due_list(worker.clock.time(), worker.owned(),
+                                                            limit)})
+
+    @app.page("/health")
+    class HealthView(View):
+        async def get(self, request: Request) -> Response:
+            # The owned partitions too: a cheap probe (``/figures`` serialises every
+            # cell, seconds with a national year, the event loop blocked meanwhile).
+            ready = worker.ready()
+            owned = [[t, p] for t, p in sorted(worker.owned())]
+            return self.json({"ready": ready, "owned": owned}, status=200 if ready else 503)
+
+    del MetricsView, PipelineView, FiguresView, DueView, HealthView

@@ -1,0 +1,167 @@
+"""Checkpoints of the worker's state (stream.worker.localstate): when to take one, what it
+holds, and whether one found at start may be used with the broker it finds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from stream.state.timeliness import OpenWork
+from stream.worker import localstate
+from stream.worker.agents import TopicAgent
+from stream.worker.changelog import ChangelogWriter
+from stream.worker.localstate import LocalStore
+from stream.worker.metrics import PipelineMetrics
+from stream.worker.processor import FigureState
+
+log = logging.getLogger("cspa.worker")
+
+
+@dataclass(frozen=True)
+class BrokerView:
+    """What the broker holds, looked up before the worker starts: the cluster's id
+    and each changelog partition's end offset (the offset its next record takes)."""
+
+    cluster: str
+    ends: dict[tuple[str, int], int]
+
+
+async def broker_view(bootstrap: str, changelogs: Iterable[str], **kwargs: Any) -> BrokerView:
+    """The cluster id and the changelogs' end offsets (absent topics: no partitions)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kwargs)
+    await admin.start()
+    try:
+        cluster = str((await admin.describe_cluster())["cluster_id"])
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **kwargs)
+    await consumer.start()
+    try:
+        # (the consumer's own metadata covers only topics it has been assigned)
+        cluster_meta = await consumer._client.fetch_all_metadata()
+        tps = [TopicPartition(t, p) for t in changelogs
+               for p in cluster_meta.partitions_for_topic(t) or ()]
+        ends = await consumer.end_offsets(tps) if tps else {}
+    finally:
+        await consumer.stop()
+    return BrokerView(cluster, {(tp.topic, tp.partition): end for tp, end in ends.items()})
+
+
+def usable(cp: Mapping[str, Any], app_id: str, changelogs: Mapping[str, str],
+           view: BrokerView) -> str | None:
+    """Why a checkpoint cannot be used with this broker; None if it can.
+
+    Its offsets must be on this cluster's changelogs: a broker rebuilt from nothing
+    (or another cluster) would otherwise have the worker skip records it never read.
+    ``changelogs``: source topic -> its records table's changelog topic.
+    """
+    if cp.get("app_id") != app_id:
+        return "app_id"
+    if cp.get("cluster") != view.cluster:
+        return "cluster"
+    for topic, (_, _, offsets) in cp["tables"].items():
+        name = changelogs.get(topic)
+        if name is None:
+            return "topics"
+        for partition, offset in offsets.items():
+            end = view.ends.get((name, partition), 0)
+            if offset >= end:
+                return f"offsets changelog={name} partition={partition} at={offset} end={end}"
+    return None
+
+
+@dataclass
+class Checkpointer:
+    """Writes the whole state to ``path`` when it has changed since the last time.
+
+    A checkpoint is taken between batches (every agent's ``busy`` lock held) and
+    after every changelog write has landed (``ChangelogWriter.drain``): what it
+    holds is on Kafka, at or below the offsets it records.
+    """
+
+    path: Path
+    app_id: str
+    cluster: str | None
+    stores: dict[str, LocalStore]  # source topic -> its records table's store
+    agents: dict[str, TopicAgent]
+    writers: dict[str, ChangelogWriter]
+    state: FigureState
+    work: OpenWork
+    metrics: PipelineMetrics
+    ready: Callable[[], bool]
+    owned: Callable[[], Collection[Any]]
+    _last: Any = field(default=None, init=False)
+    _owned: frozenset[Any] | None = field(default=None, init=False)
+
+    def _signature(self) -> Any:
+        """Changes whenever any store takes a changelog record or a write lands."""
+        return tuple((t, tuple(sorted(s.offsets.items()))) for t, s in sorted(self.stores.items()))
+
+    async def take(self) -> bool:
+        """One checkpoint, unless nothing changed or the worker is not serving."""
+        if self.cluster is None or not self.ready() or self._signature() == self._last:
+            return False
+        owned = frozenset(self.owned())
+        if owned != self._owned:
+            # Partitions just moved: the first scrapes merge their cells afresh and a
+            # rebalance often comes in waves. A checkpoint pauses processing (seconds
+            # with a national year), so it waits one interval rather than add to that.
+            self._owned = owned
+            return False
+        started = time.monotonic()
+        async with AsyncExitStack() as stack:
+            for agent in self.agents.values():
+                await stack.enter_async_context(agent.busy)
+            for writer in self.writers.values():
+                await writer.drain()
+            if not self.ready():  # a rebalance began meanwhile
+                return False
+            signature = self._signature()
+            content = self.content()
+        paused = time.monotonic() - started
+        size = await asyncio.to_thread(localstate.write, self.path, content)
+        self._last = signature
+        self.metrics.checkpoints.inc()
+        self.metrics.checkpoint_pause.set(paused)
+        self.metrics.checkpoint_bytes.set(size)
+        log.info("checkpoint written bytes=%d paused=%.2f seconds=%.2f", size, paused,
+                 time.monotonic() - started)
+        return True
+
+    def content(self) -> dict[str, Any]:
+        """Everything a restart needs, as one picklable value, taken at once (no await).
+
+        The records are copies (``LocalStore.export``), pickled later off the loop; the
+        derived state, a web of small mutable objects, is pickled here and now.
+        """
+        derived = {"cells": self.state.export(),
+                   "work": {tp: self.work.export(tp) for tp in self.state.parts}}
+        return {
+            "format": localstate.FORMAT, "app_id": self.app_id, "cluster": self.cluster,
+            "tables": {topic: store.export() for topic, store in self.stores.items()},
+            "derived": pickle.dumps(derived, protocol=pickle.HIGHEST_PROTOCOL),
+        }
+
+    def restore(self, cp: Mapping[str, Any]) -> int:
+        """Take a checkpoint (before the app starts); the records it held."""
+        records = 0
+        for topic, table in cp["tables"].items():
+            self.stores[topic].restore(table)
+            records += len(table[0])
+        derived = pickle.loads(cp["derived"])  # the worker's own file, never input
+        self.state.restore(derived["cells"])
+        for tp, work in derived["work"].items():
+            self.work.restore(tp, work)
+        self._last = self._signature()
+        return records

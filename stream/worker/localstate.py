@@ -1,0 +1,191 @@
+"""The worker's state kept on local disk, so a restart reads only the changelogs' tail.
+
+Two parts:
+
+* ``LocalStore``: Faust's memory store that also knows, per changelog partition, the
+  last changelog offset its records reflect (``persisted_offset``), and tells a
+  listener about every record the changelog changes in it. Faust's recovery then
+  reads a changelog partition from that offset on, not from its start, and the
+  listener keeps the figure cells and open work derived from the records in step.
+* A checkpoint: the stores' records and offsets and the derived state (figure
+  cells, open work), written together to one file in the data directory by
+  ``stream.worker.checkpoint`` and read back by ``load`` when the worker starts.
+
+Why not Faust's ``rocksdb://``: the agents read a record per event (a RocksDB get and
+decode costs several times a dict look-up), and after a restart the figures would
+still be refolded from every record (100 s for a national year, BENCHMARKS.md).
+A checkpoint holds the cells too, so nothing is refolded.
+
+Consistency, the invariant everything rests on: for a partition whose cells are
+kept, the cells and open work are exactly what its records in the store give, and
+every changelog record at or below the partition's offset is reflected in the store.
+A checkpoint is taken with no batch being folded and every changelog write landed
+(``stream.worker.checkpoint``), so what it holds is on Kafka; records after it are read back
+from the changelog and go through the listener like any other restored record.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import pickle
+from collections.abc import Callable, Iterable, MutableMapping, Set
+from pathlib import Path
+from typing import Any
+
+from faust.stores import STORES
+from faust.stores.memory import Store as MemoryStore
+from faust.types import TP
+
+log = logging.getLogger("cspa.worker")
+
+#: (changelog partition, table key, value before, value after); None: absent
+OnChange = Callable[[int, str, bytes | None, bytes | None], None]
+
+#: a store's part of a checkpoint: records, key -> partition, partition -> offset
+Exported = tuple[MutableMapping[str, bytes], MutableMapping[str, int], dict[int, int]]
+
+#: bumped whenever what a checkpoint holds changes shape: an older file is ignored
+FORMAT = 1
+
+
+class LocalStore(MemoryStore[str, bytes]):
+    """A memory store with per-partition changelog offsets and a change listener."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        #: changelog partition -> the last changelog offset the store reflects
+        self.offsets: dict[int, int] = {}
+        self.on_change: OnChange | None = None
+
+    def persisted_offset(self, tp: TP) -> int | None:
+        """Where Faust's recovery resumes reading this changelog partition (after it)."""
+        return self.offsets.get(tp.partition)
+
+    def put(self, partition: int, key: str, value: bytes | None, offset: int) -> None:
+        """One changelog record into the store (None: a tombstone deletes the key)."""
+        data = self.data
+        old = data.get(key)
+        if value is None:
+            data.pop(key, None)
+            self._key_partition.pop(key, None)
+        else:
+            data[key] = value
+            self._key_partition[key] = partition
+        self.written(partition, offset)
+        if self.on_change is not None and old != value:
+            self.on_change(partition, key, old, value)
+
+    def apply_changelog_batch(self, batch: Iterable[Any], to_key: Callable[[Any], Any],
+                              to_value: Callable[[Any], Any]) -> None:
+        """Faust's recovery path: decoded changelog events, in order."""
+        for event in batch:
+            message = event.message
+            value = None if message.value is None else to_value(event.value)
+            self.put(message.partition, to_key(event.key), value, message.offset)
+
+    def written(self, partition: int, offset: int) -> None:
+        """The changelog holds this partition's records up to ``offset`` (a record
+        restored, or the worker's own write landed there)."""
+        if offset > self.offsets.get(partition, -1):
+            self.offsets[partition] = offset
+
+    async def on_recovery_completed(self, active_tps: Set[TP], standby_tps: Set[TP]) -> None:
+        """Keep the records of active and standby partitions; forget the others.
+
+        (Faust's memory store drops the standby partitions' records too, while its
+        standby reader goes on from where it stood: the copy would have a hole.)
+        """
+        kept = {tp.partition for tp in (*active_tps, *standby_tps)}
+        self.drop(p for p in set(self._key_partition.values()) | set(self.offsets)
+                  if p not in kept)
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Forget every record and the offset of these partitions."""
+        gone = set(partitions)
+        if not gone:
+            return
+        for key in [k for k, p in self._key_partition.items() if p in gone]:
+            self.data.pop(key, None)
+            del self._key_partition[key]
+        for partition in gone:
+            self.offsets.pop(partition, None)
+
+    def export(self) -> Exported:
+        """A copy of what a checkpoint keeps of the store: shallow (the values are
+        immutable bytes), so it can be pickled off the event loop while the store
+        moves on (3.2 million records copy in about a tenth of a second)."""
+        return dict(self.data), dict(self._key_partition), dict(self.offsets)
+
+    def restore(self, state: Exported) -> None:
+        """Take a checkpoint's records and offsets (before Faust's recovery starts).
+
+        In place: the agents hold the store's dict (``changelog.record_reader``).
+        """
+        data, key_partition, offsets = state
+        self.data.clear()
+        self.data.update(data)
+        self._key_partition.clear()
+        self._key_partition.update(key_partition)
+        self.offsets.clear()
+        self.offsets.update(offsets)
+
+
+def write(path: Path, state: Any) -> int:
+    """Pickle ``state`` to ``path``, whole or not at all whatever the moment of a crash
+    (the previous file stays until then); its size in bytes.
+
+    Streamed to the file, with no copy of it in memory (a national year's checkpoint
+    is most of a gigabyte), and meant for a thread: the file writes let the event
+    loop in between.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as f:
+        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+        f.flush()
+        os.fsync(f.fileno())
+        size = f.tell()
+    os.replace(tmp, path)
+    return size
+
+
+def claim(path: Path) -> int | None:
+    """Hold ``path``'s lock for the life of the process; None if another worker holds it.
+
+    Two workers given one data directory must not share a checkpoint: the second
+    takes none (the kernel drops the lock when its holder dies, SIGKILL included).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    """A checkpoint written by ``save``; None if there is none or it cannot be used.
+
+    The file is the worker's own, in its own data directory (never input from outside:
+    ``pickle`` must not read anything else).
+    """
+    try:
+        with path.open("rb") as f:
+            state = pickle.load(f)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - an unusable file means a full restore
+        log.warning("checkpoint ignored path=%s error=%s", path, type(exc).__name__)
+        return None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        log.warning("checkpoint ignored path=%s error=format", path)
+        return None
+    return state
+
+
+#: ``local://`` names this store in Faust's store URLs (``Settings.store``)
+STORES.aliases.setdefault("local", f"{__name__}:LocalStore")

@@ -1,0 +1,113 @@
+"""Records and facts: the valid events folded into cases, and what each case contributes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from tests.reportgen.events import _KEY_OF, Dataset
+from tests.reportgen.workdays import (
+    _kept,
+    calendar_days,
+    codes,
+    month_of,
+    source_group,
+    timescale,
+    working_days,
+)
+
+
+@dataclass
+class Facts:
+    """What each case contributes, in plain lists (durations kept to 1e-4)."""
+
+    received: list[tuple[str, str, str, str]] = field(default_factory=list)
+    decided: list[tuple[str, str]] = field(default_factory=list)
+    #: month, source group, pathway, working days, calendar days
+    completion: list[tuple[str, str, str, float, float]] = field(default_factory=list)
+    allocation: list[tuple[str, float, float]] = field(default_factory=list)
+    #: month, destination, within timescale, working days, calendar days
+    progressions: list[tuple[str, str, bool, float, float]] = field(default_factory=list)
+    emails: list[str] = field(default_factory=list)
+    #: month, outcome, distinct agencies, level 3 service, working days, calendar days
+    map_done: list[tuple[str, str, tuple[str, ...], str | None, float | None, float | None]] = (
+        field(default_factory=list))
+    #: month offered, queue, answered?, wait seconds
+    calls: list[tuple[str, str, bool, float]] = field(default_factory=list)
+    audits: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def _kind(event_type: str) -> str:
+    head = event_type.split(".")[0]
+    return {"early_help": "contact", "map_enquiry": "map"}.get(head, head)
+
+
+def _at(e: Mapping[str, Any]) -> datetime:
+    return datetime.fromisoformat(e["occurred_at"])
+
+
+def facts_of(data: Dataset | Iterable[dict[str, Any]]) -> Facts:
+    """Fold the valid events into cases (latest event of each type wins) and list facts."""
+    events = data.events() if isinstance(data, Dataset) else list(data)
+    cases: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for e in events:
+        slot = e["event_type"]
+        if slot == "contact.progressed":
+            slot += ":" + e["destination"]
+        case = cases[(_kind(e["event_type"]), e[_KEY_OF[e["event_type"]]])]
+        old = case.get(slot)
+        if old is None or (_at(e).timestamp(), e["event_id"]) > (_at(old).timestamp(),
+                                                                  old["event_id"]):
+            case[slot] = e
+    f = Facts()
+    for (kind, _), case in cases.items():
+        if kind == "contact":
+            rcv, dec = case.get("contact.received"), case.get("contact.decided")
+            group = source_group(rcv["source_code"]) if rcv else ""
+            if rcv:
+                f.received.append((month_of(_at(rcv)), rcv["channel"], group, rcv["team"]))
+            if dec:
+                f.decided.append((month_of(_at(dec)), dec["outcome"]))
+                if rcv:
+                    f.completion.append((month_of(_at(dec)), group,
+                                         dec.get("pathway") or "not_yet_recorded",
+                                         _kept(working_days(_at(rcv), _at(dec))),
+                                         _kept(calendar_days(_at(rcv), _at(dec)))))
+            eh, alloc = case.get("contact.progressed:early_help"), case.get("early_help.allocated")
+            if eh and alloc:
+                f.allocation.append((month_of(_at(alloc)),
+                                     _kept(working_days(_at(eh), _at(alloc))),
+                                     _kept(calendar_days(_at(eh), _at(alloc)))))
+            for dest in codes("destination"):
+                prog = case.get("contact.progressed:" + dest)
+                if prog and rcv:
+                    wd = working_days(_at(rcv), _at(prog))
+                    f.progressions.append((month_of(_at(prog)), dest, wd <= timescale(dest),
+                                           _kept(wd), _kept(calendar_days(_at(rcv), _at(prog)))))
+        elif kind == "email":
+            f.emails.append(month_of(_at(case["email.resolved"])))
+        elif kind == "map":
+            done, opened = case.get("map_enquiry.completed"), case.get("map_enquiry.opened")
+            if done:
+                service = done.get("level3_service") if done["outcome"] == "level_3" else None
+                wd = _kept(working_days(_at(opened), _at(done))) if opened else None
+                cd = _kept(calendar_days(_at(opened), _at(done))) if opened else None
+                f.map_done.append((month_of(_at(done)), done["outcome"],
+                                   tuple(sorted(set(done["agencies_consulted"]))), service,
+                                   wd, cd))
+        elif kind == "call":
+            outcome = case.get("call.answered") or case.get("call.abandoned")
+            if outcome:
+                queued = case.get("call.queued")
+                offered = (_at(queued) if queued else
+                           _at(outcome) - timedelta(seconds=outcome["wait_seconds"]))
+                f.calls.append((month_of(offered), outcome["queue"],
+                                outcome["event_type"] == "call.answered",
+                                _kept(float(outcome["wait_seconds"]))))
+        elif kind == "audit":
+            a = case["audit.graded"]
+            f.audits.append((month_of(_at(a)), a["team"], a["grade"]))
+    return f

@@ -1,0 +1,255 @@
+"""Progress markers: where a partition's state ends, and the seeks made from them."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import orjson
+import pytest
+from faust.types import TP
+
+from stream.state import progress
+from stream.worker import changelog
+from stream.worker.changelog import ChangelogWriter, encode_key
+
+A0, A1, A2 = TP("a", 0), TP("a", 1), TP("a", 2)
+CHANGELOG = TP("app-records-a-changelog", 0)
+
+
+def test_marker_keys_are_not_record_keys():
+    assert progress.is_marker(progress.marker_key(3))
+    assert not progress.is_marker("contact:" + "ab" * 8)
+    assert progress.marker_key(3) != progress.marker_key(13)
+
+
+def test_resume_offset_reads_the_marker_of_that_partition_only():
+    table = {progress.marker_key(1): progress.encode(41), progress.marker_key(2): b"7"}
+    assert progress.resume_offset(table, 1) == 41
+    assert progress.resume_offset(table, 2) == 7
+    assert progress.resume_offset(table, 0) is None
+
+
+def test_rewind_plan_moves_back_when_the_commit_ran_ahead_of_the_state():
+    plan = progress.rewind_plan([A0, A1, A2], {A0: 100, A1: 50, A2: 9},
+                                {A0: 97, A1: 50, A2: 12})
+    assert plan == {A0: 97, A2: 12}  # A1 agrees: no seek
+
+
+def test_rewind_plan_replays_records_written_before_any_marker():
+    # Faust reports a committed offset of 0 as None
+    assert progress.rewind_plan([A0, A1], {A0: 30, A1: None}, {A0: 0, A1: 0}) == {A0: 0}
+
+
+def test_rewind_plan_leaves_a_partition_the_state_knows_nothing_of_to_the_group():
+    assert progress.rewind_plan([A0], {A0: 30}, {A0: None}) == {}
+
+
+def test_start_offset_is_the_marker_else_the_log_start_if_records_exist():
+    table = {progress.marker_key(1): b"41"}
+    assert progress.start_offset(table, 1, has_records=True) == 41
+    assert progress.start_offset(table, 0, has_records=True) == 0
+    assert progress.start_offset(table, 0, has_records=False) is None
+
+
+def test_rewind_plan_leaves_other_topics_alone():
+    assert progress.rewind_plan([A0, CHANGELOG], {A0: 5, CHANGELOG: 80}, {A0: 5}) == {}
+
+
+class _Batch:
+    def __init__(self, room: int) -> None:
+        self.items: list[tuple[bytes, bytes]] = []
+        self.room = room
+
+    def append(self, key, value, timestamp):
+        if len(self.items) >= self.room:
+            return None
+        self.items.append((key, value))
+        return object()
+
+
+class _Producer:
+    """Kafka's producer as the writer sees it: ``send_batch`` returns a delivery future."""
+
+    def __init__(self, room: int = 1000) -> None:
+        self.sent: list[tuple[str, bytes, int]] = []
+        self.futures: list[asyncio.Future] = []
+        self.room = room
+
+    def create_batch(self):
+        return _Batch(self.room)
+
+    async def send_batch(self, batch, topic, partition):
+        self.sent += [(orjson.loads(k), v, partition) for k, v in batch.items]
+        fut = asyncio.get_running_loop().create_future()
+        self.futures.append(fut)
+        return fut
+
+
+class _Topic:
+    def get_topic_name(self):
+        return "app-records-changelog"
+
+
+def _writer(room: int = 1000):
+    producer = _Producer(room)
+    app = SimpleNamespace(producer=SimpleNamespace(_producer=producer))
+    store = SimpleNamespace(data={}, _key_partition={})
+    table = SimpleNamespace(changelog_topic=_Topic(), data=store, key_serializer="json")
+    return ChangelogWriter(app, table), producer, store.data
+
+
+def _frontier(starts, *seen):
+    frontier = progress.Frontier()
+    for partition, offset in starts.items():
+        frontier.reset(partition, offset)
+    for partition, offset in seen:
+        frontier.advance(partition, offset)
+    return frontier
+
+
+def _by_partition(sent):
+    out: dict[int, list] = {}
+    for key, value, partition in sent:
+        out.setdefault(partition, []).append((key, value))
+    return out
+
+
+def test_keys_are_written_as_fausts_json_key_serializer_writes_them():
+    from faust.serializers import codecs
+
+    for key in (progress.marker_key(3), "contact:" + "ab" * 8, "call:0f" * 4):
+        assert encode_key(key) == codecs.dumps("json", key)
+
+
+@pytest.mark.asyncio
+async def test_a_full_record_batch_is_sent_and_the_next_one_keeps_the_order():
+    writer, producer, _ = _writer(room=2)
+    frontier = _frontier({0: 0}, (0, 4))
+    pending = {f"contact:{i:02x}": {"p": 0} for i in range(5)}
+    owners = dict.fromkeys(pending, 0)
+    await writer.write(pending, owners, frontier)
+    assert [k for k, _, _ in producer.sent] == [f"contact:{i:02x}" for i in range(5)]
+    assert len(producer.futures) == 3  # 2 + 2 + 1 records
+
+
+@pytest.mark.asyncio
+async def test_markers_follow_their_records_once_those_have_landed():
+    writer, producer, data = _writer()
+    frontier = _frontier({0: 10, 1: 4}, (0, 10), (1, 4), (0, 11))
+    owners = {progress.marker_key(0): 0, "contact:aa": 0, progress.marker_key(1): 1,
+              "contact:bb": 0}
+    pending = {"contact:aa": {"p": 0}, "contact:bb": {"p": 0}}
+    await writer.write(pending, owners, frontier)
+    # records now, on the partition of the event that changed them; no marker yet
+    assert [(k, p) for k, _, p in producer.sent] == [("contact:aa", 0), ("contact:bb", 0)]
+    assert pending == {} and owners == {}
+
+    # the next batch does not wait for the broker; its records go out, still no marker
+    frontier.advance(0, 12)
+    await writer.write({"contact:cc": {"p": 0}}, {progress.marker_key(0): 0, "contact:cc": 0},
+                       frontier)
+    assert [k for k, _, _ in producer.sent] == ["contact:aa", "contact:bb", "contact:cc"]
+
+    # once the first write has landed, its markers go out with the next write, each
+    # standing before that write's records in its changelog partition
+    producer.futures[0].set_result(None)
+    await writer.write({"contact:dd": {"p": 0}}, {"contact:dd": 0}, frontier)
+    assert _by_partition(producer.sent[3:]) == {
+        0: [(progress.marker_key(0), b"12"), ("contact:dd", orjson.dumps({"p": 0}))],
+        1: [(progress.marker_key(1), b"5")]}
+    assert progress.resume_offset(data, 0) == 12 and progress.resume_offset(data, 1) == 5
+
+
+@pytest.mark.asyncio
+async def test_writes_land_in_order_a_later_acknowledgement_releases_no_marker():
+    writer, producer, data = _writer()
+    frontier = _frontier({0: 0}, (0, 0))
+    await writer.write({"contact:aa": {"p": 0}}, {progress.marker_key(0): 0, "contact:aa": 0},
+                       frontier)
+    frontier.advance(0, 1)
+    await writer.write({"contact:bb": {"p": 0}}, {progress.marker_key(0): 0, "contact:bb": 0},
+                       frontier)
+    producer.futures[1].set_result(None)  # the second write is acknowledged first
+    await writer.write({}, {}, frontier)
+    assert [k for k, _, _ in producer.sent] == ["contact:aa", "contact:bb"]
+    assert progress.resume_offset(data, 0) is None
+    producer.futures[0].set_result(None)
+    await writer.write({}, {}, frontier)  # both landed: the latest marker only
+    assert [k for k, _, _ in producer.sent][2:] == [progress.marker_key(0)]
+    assert progress.resume_offset(data, 0) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_write_waits_for_the_oldest_when_too_many_are_in_flight(monkeypatch):
+    from stream.worker import changelog
+
+    monkeypatch.setattr(changelog, "MAX_FLIGHTS", 2)
+    writer, producer, _ = _writer()
+    frontier = _frontier({0: 0}, (0, 0))
+    for key in ("contact:aa", "contact:bb"):
+        await writer.write({key: {"p": 0}}, {key: 0}, frontier)
+    third = asyncio.ensure_future(writer.write({"contact:cc": {"p": 0}}, {"contact:cc": 0},
+                                               frontier))
+    await asyncio.sleep(0)
+    assert not third.done() and len(producer.sent) == 2
+    producer.futures[0].set_result(None)
+    await third
+    assert [k for k, _, _ in producer.sent] == ["contact:aa", "contact:bb", "contact:cc"]
+
+
+@pytest.mark.asyncio
+async def test_a_refused_write_stops_the_writer_before_any_marker_vouches_for_it():
+    writer, producer, _ = _writer()
+    frontier = _frontier({0: 0}, (0, 0))
+    await writer.write({"contact:aa": {"p": 0}}, {progress.marker_key(0): 0, "contact:aa": 0},
+                       frontier)
+    producer.futures[0].set_exception(RuntimeError("refused"))
+    with pytest.raises(RuntimeError):
+        await writer.write({}, {}, frontier)
+    assert [k for k, _, _ in producer.sent] == ["contact:aa"]
+
+
+def test_held_back_markers_are_forgotten_after_an_assignment():
+    writer, _, _ = _writer()
+    writer.due = [(0, progress.marker_key(0), b"5")]
+    writer.durable = {0: 4}
+    writer.flights.append(changelog._Flight([], [], {0: 3}, [(0, progress.marker_key(0), b"4")]))
+    writer.forget_markers()
+    assert writer.due == [] and writer.durable == {}
+    assert writer.flights[0].markers == {} and writer.flights[0].vouched == []
+
+
+@pytest.mark.asyncio
+async def test_markers_become_committable_only_once_kafka_has_them():
+    writer, producer, _ = _writer()
+    frontier = _frontier({0: 0}, (0, 6))
+    await writer.write({"contact:aa": {"p": 0}}, {progress.marker_key(0): 0, "contact:aa": 0},
+                       frontier)
+    assert writer.durable == {}
+    producer.futures[0].set_result(None)
+    await writer.settle()  # idle: the held-back marker goes out
+    assert [k for k, _, _ in producer.sent] == ["contact:aa", progress.marker_key(0)]
+    assert writer.durable == {}  # sent, not yet acknowledged
+    producer.futures[1].set_result(None)
+    await writer.settle()
+    assert writer.durable == {0: 7}
+    await writer.settle()  # nothing in flight, nothing held: no more writes
+    assert len(producer.sent) == 2
+
+
+def test_frontier_is_the_offset_after_the_last_processed_record():
+    f = progress.Frontier()
+    f.reset(0, 10)
+    f.advance(0, 14)  # a batch of 10..14, or one with transaction markers in between
+    assert f.next == {0: 15}
+    f.reset(0, 12)  # an assignment moves it back to the state's marker
+    assert f.next == {0: 12}
+
+
+def test_frontier_forgets_partitions_no_longer_assigned():
+    f = progress.Frontier()
+    f.reset(0, 1)
+    f.reset(1, 1)
+    f.drop([1])
+    assert f.next == {1: 1}

@@ -1,0 +1,103 @@
+"""The agent of one source topic: what one batch turns into, in order."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+
+import orjson
+import pytest
+from faust.types import TP
+from prometheus_client import CollectorRegistry
+
+from stream.contract.decoder import Decoder
+from stream.state import progress, records
+from stream.worker.agents import TopicAgent
+from stream.worker.batches import Batch
+from stream.worker.metrics import PipelineMetrics
+from stream.worker.processor import FamilyProcessor, FigureState
+from tests.conftest import LONDON
+from tests.factories import decided, key, received
+
+TOPIC = "t.contacts"
+T0 = datetime(2019, 8, 2, 10, tzinfo=LONDON)
+
+
+class _Writer:
+    """Takes what the agent hands the changelog, as it stands at that moment."""
+
+    def __init__(self):
+        self.writes: list[tuple[dict, dict, dict]] = []
+
+    async def write(self, pending, owners, frontier):
+        self.writes.append((dict(pending), dict(owners), dict(frontier.next)))
+        pending.clear()
+        owners.clear()
+
+
+class _DeadLetters:
+    """A topic whose sends are acknowledged at once."""
+
+    def __init__(self):
+        self.sent: list[dict] = []
+
+    async def send(self, key, value):
+        self.sent.append(orjson.loads(value))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def _agent(taxonomy, ctx, epoch=1):
+    state = FigureState()
+    metrics = PipelineMetrics(CollectorRegistry())
+    processor = FamilyProcessor(TOPIC, Decoder("contacts", taxonomy), ctx, state, metrics)
+    table = SimpleNamespace(data={})  # a table whose store is a plain dict
+    agent = TopicAgent(processor, table, progress.Frontier(), _Writer(), _DeadLetters(),
+                       metrics, epoch_of=lambda tp: epoch)
+    return agent, state, metrics
+
+
+def _record(offset, k, event):
+    value = event if isinstance(event, bytes) else orjson.dumps(event)
+    return SimpleNamespace(offset=offset, key=k.encode(), value=value,
+                           timestamp=T0.timestamp() * 1000)
+
+
+@pytest.mark.asyncio
+async def test_a_batch_folds_dead_letters_the_rejected_and_writes_records_and_marker(
+        taxonomy, ctx):
+    agent, state, metrics = _agent(taxonomy, ctx)
+    a, b = key("a"), key("b")
+    batch = Batch(TP(TOPIC, 2), 1, [
+        _record(10, a, received(a, T0)),
+        _record(11, b, b"{not json"),
+        _record(12, a, decided(a, T0 + timedelta(hours=3))),
+        _record(13, b, received(b, T0)),
+    ])
+    await agent.handle(batch)
+    # The rejected message is on the dead-letter topic with its reason and origin.
+    [letter] = agent.dlq.sent
+    assert (letter["offset"], letter["partition"], letter["reason"]) == (11, 2, "invalid_json")
+    # One write: each changed case once, as it ends the batch, and the marker after 13.
+    [(pending, owners, frontier)] = agent.writer.writes
+    assert set(pending) == {records.table_key("contact", a), records.table_key("contact", b)}
+    assert pending[records.table_key("contact", a)]["dec"] is not None
+    assert owners[progress.marker_key(2)] == 2 and frontier == {2: 14}
+    # The figures counted each case once: two received, one decided.
+    cells = state.parts[(TOPIC, 2)].cells
+    assert sum(c.count for (f, _), c in cells.items() if f == "contacts_received") == 2
+    assert sum(c.count for (f, _), c in cells.items() if f == "contacts_decided") == 1
+    assert metrics.consumed.labels(TOPIC)._value.get() == 4
+    assert agent.idle.is_set()
+
+
+@pytest.mark.asyncio
+async def test_a_batch_from_before_a_reassignment_is_dropped_whole(taxonomy, ctx):
+    agent, state, metrics = _agent(taxonomy, ctx, epoch=2)
+    a = key("a")
+    await agent.handle(Batch(TP(TOPIC, 0), 1, [_record(0, a, received(a, T0))]))
+    assert agent.writer.writes == [] and agent.dlq.sent == []
+    assert (TOPIC, 0) not in state.parts
+    assert metrics.stale_batches.labels(TOPIC)._value.get() == 1

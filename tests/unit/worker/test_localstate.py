@@ -1,0 +1,201 @@
+"""The local store and its checkpoint: the figures they keep equal a refold of the records."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+
+import orjson
+import pytest
+from faust.types import TP
+from prometheus_client import CollectorRegistry
+
+from stream.contract.decoder import Decoder
+from stream.state.queue_now import QueueNow
+from stream.state.timeliness import OpenWork
+from stream.worker import localstate
+from stream.worker.checkpoint import BrokerView, Checkpointer, usable
+from stream.worker.localstate import LocalStore
+from stream.worker.metrics import PipelineMetrics
+from stream.worker.processor import FamilyProcessor, FigureState
+from tests.conftest import LONDON
+from tests.factories import decided, key, received
+
+TOPIC = "t.contacts"
+NOW = datetime(2026, 11, 26, 12, tzinfo=LONDON).timestamp()
+T0 = datetime(2019, 8, 2, 10, tzinfo=LONDON)
+
+
+class _Changelog(dict):
+    """A records table that also keeps every write in order, as its changelog would."""
+
+    def __init__(self):
+        super().__init__()
+        self.log: list[tuple[str, bytes]] = []
+
+    def __setitem__(self, k, v):
+        super().__setitem__(k, v)
+        self.log.append((k, v))
+
+
+def _store() -> LocalStore:
+    return LocalStore("local://", SimpleNamespace(), SimpleNamespace(name="records"))
+
+
+def _changelog(taxonomy, ctx, cases=40) -> list[tuple[int, str, bytes]]:
+    """(partition, key, value) as a worker folding these events writes them."""
+    proc = FamilyProcessor(TOPIC, Decoder("contacts", taxonomy), ctx, FigureState(),
+                           PipelineMetrics(CollectorRegistry()))
+    table = _Changelog()
+    out = []
+    for i in range(cases):
+        k = key(f"case{i}")
+        events = [received(k, T0 + timedelta(hours=5 * i))]
+        if i % 3:  # a third stay open: open work and breaches to keep
+            events.append(decided(k, T0 + timedelta(hours=7 * i + 2), "level_2_eh"))
+        for event in events:
+            before = len(table.log)
+            proc.process(k.encode(), orjson.dumps(event), i % 2, None, table, now=NOW)
+            out += [(i % 2, tk, v) for tk, v in table.log[before:]]
+    return out
+
+
+def _derived(ctx, queues=("rfs",)):
+    work = OpenWork(ctx.rules, ctx.calendar)
+    work.listeners.append(QueueNow(queues, 600))
+    return FigureState(), work
+
+
+def _refold(store: LocalStore, ctx, held=frozenset({0, 1})):
+    state, work = _derived(ctx)
+    state.rebuild(TOPIC, list(store.data.items()), set(held), ctx, work)
+    return state, work
+
+
+def _same(a, b, parts=(0, 1)):
+    (state_a, work_a), (state_b, work_b) = a, b
+    for p in parts:
+        assert state_a.part(TOPIC, p).to_json() == state_b.part(TOPIC, p).to_json()
+    owned = [(TOPIC, p) for p in parts]
+    assert work_a.states(NOW, owned) == work_b.states(NOW, owned)
+    assert work_a.breaches(NOW, owned) == work_b.breaches(NOW, owned)
+    assert work_a.due_list(NOW, owned, 100) == work_b.due_list(NOW, owned, 100)
+
+
+def _follow(store, state, work, ctx):
+    store.on_change = lambda p, k, old, new: state.restored(TOPIC, p, k, old, new, ctx, work)
+
+
+def test_offsets_tombstones_and_the_listener():
+    store, seen = _store(), []
+    store.on_change = lambda *change: seen.append(change)
+    store.put(0, "a", b"1", 4)
+    store.put(0, "a", b"1", 5)  # the same value again: no change to tell
+    store.put(1, "b", b"2", 2)
+    store.put(0, "a", None, 3)  # an older offset does not move the partition's back
+    assert store.data == {"b": b"2"} and store._key_partition == {"b": 1}
+    assert store.persisted_offset(TP("c", 0)) == 5 and store.persisted_offset(TP("c", 1)) == 2
+    assert store.persisted_offset(TP("c", 7)) is None
+    assert seen == [(0, "a", None, b"1"), (1, "b", None, b"2"), (0, "a", b"1", None)]
+    store.written(1, 9)
+    assert store.offsets == {0: 5, 1: 9}
+
+
+@pytest.mark.asyncio
+async def test_recovery_keeps_active_and_standby_partitions_and_forgets_the_rest():
+    store = _store()
+    for p in range(3):
+        store.put(p, f"k{p}", b"v", 10 + p)
+    await store.on_recovery_completed({TP("c", 0)}, {TP("c", 2)})
+    assert store.data == {"k0": b"v", "k2": b"v"} and store.offsets == {0: 10, 2: 12}
+
+
+def test_cells_kept_through_restored_records_equal_a_refold(taxonomy, ctx):
+    log = _changelog(taxonomy, ctx)
+    half = len(log) // 2
+    store = _store()
+    for offset, (p, k, v) in enumerate(log[:half]):
+        store.put(p, k, v, offset)
+    state, work = _refold(store, ctx)  # what a rebuild leaves, then kept in step
+    _follow(store, state, work, ctx)
+    for offset, (p, k, v) in enumerate(log[half:], start=half):
+        store.put(p, k, v, offset)
+    assert any(v for _, _, v in log[half:])
+    _same((state, work), _refold(store, ctx))
+
+
+def test_a_checkpoint_and_the_tail_after_it_equal_a_refold(taxonomy, ctx, tmp_path):
+    log = _changelog(taxonomy, ctx)
+    cut = len(log) * 2 // 3
+    store = _store()
+    for offset, (p, k, v) in enumerate(log[:cut]):
+        store.put(p, k, v, offset)
+    state, work = _refold(store, ctx)
+    checkpointer = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: store}, {}, {},
+                                state, work, PipelineMetrics(CollectorRegistry()), lambda: True,
+                                lambda: ())
+    localstate.write(checkpointer.path, checkpointer.content())
+    cp = localstate.load(checkpointer.path)
+    assert cp is not None
+    # A fresh worker takes it, then reads the changelog from the offsets it holds.
+    again, (state2, work2) = _store(), _derived(ctx)
+    Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: again}, {}, {}, state2, work2,
+                 PipelineMetrics(CollectorRegistry()), lambda: True, lambda: ()).restore(cp)
+    _follow(again, state2, work2, ctx)
+    resume = {p: again.persisted_offset(TP("c", p)) for p in (0, 1)}
+    for offset, (p, k, v) in enumerate(log):
+        if offset > resume[p]:
+            again.put(p, k, v, offset)
+    assert again.data == dict((k, v) for _, k, v in log)
+    kept = set(state2.parts)
+    state2.rebuild(TOPIC, [], {0, 1}, ctx, work2)  # kept: nothing refolded
+    assert set(state2.parts) == kept == {(TOPIC, 0), (TOPIC, 1)}
+    _same((state2, work2), _refold(again, ctx))
+
+
+def test_a_checkpoint_is_used_only_with_the_broker_it_was_taken_against():
+    cp = {"app_id": "app", "cluster": "c1", "tables": {TOPIC: ({}, {}, {0: 41, 1: 9})}}
+    name = "app-records-t.contacts-changelog"
+    changelogs = {TOPIC: name}
+    ends = {(name, 0): 42, (name, 1): 10}
+    assert usable(cp, "app", changelogs, BrokerView("c1", ends)) is None
+    assert usable(cp, "other", changelogs, BrokerView("c1", ends)) == "app_id"
+    assert usable(cp, "app", changelogs, BrokerView("c2", ends)) == "cluster"
+    # a broker whose changelog ends before the checkpoint's offset: rebuilt from nothing
+    short = {**ends, (name, 1): 9}
+    assert usable(cp, "app", changelogs, BrokerView("c1", short)).startswith("offsets ")
+
+
+def test_an_unreadable_or_foreign_checkpoint_file_is_ignored(tmp_path):
+    path = tmp_path / "cp"
+    assert localstate.load(path) is None
+    path.write_bytes(b"not a pickle")
+    assert localstate.load(path) is None
+    localstate.write(path, {"format": localstate.FORMAT + 1})
+    assert localstate.load(path) is None
+
+
+def test_only_one_worker_claims_a_data_directory(tmp_path):
+    first = localstate.claim(tmp_path / "cp")
+    assert first is not None
+    assert localstate.claim(tmp_path / "cp") is None
+
+
+@pytest.mark.asyncio
+async def test_a_checkpoint_waits_one_interval_after_partitions_move(taxonomy, ctx, tmp_path):
+    # Right after a rebalance the first scrapes merge the moved cells afresh; a
+    # checkpoint's pause (seconds with a national year) must not land on top.
+    log = _changelog(taxonomy, ctx, cases=4)
+    store, owned = _store(), {(TOPIC, 0)}
+    state, work = _derived(ctx)
+    checkpointer = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: store}, {}, {},
+                                state, work, PipelineMetrics(CollectorRegistry()),
+                                lambda: True, lambda: owned)
+    taken = []
+    for offset, (p, k, v) in enumerate(log):
+        store.put(p, k, v, offset)
+        if offset == 2:
+            owned.add((TOPIC, 1))
+        taken.append(await checkpointer.take())
+    assert taken[:4] == [False, True, False, True]
+    assert localstate.load(checkpointer.path) is not None
