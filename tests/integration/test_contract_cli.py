@@ -21,7 +21,7 @@ from stream.contract.topics import load_topics
 from stream.upstream.producer import EventValidator, encode
 from tests.contract_cases import CASES
 from tests.integration.harness import ROOT, consume_topic
-from tests.unit.test_contract_parity import by_build, by_decoder
+from tests.unit.contract.test_contract_parity import by_build, by_decoder
 
 pytestmark = pytest.mark.integration
 
