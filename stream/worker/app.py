@@ -302,6 +302,8 @@ def _resume(worker: Worker, checkpointer: Checkpointer, broker: BrokerView) -> N
         return
     started = time.monotonic()
     records = checkpointer.restore(cp)
+    if records is None:
+        return
     log.info("checkpoint loaded records=%d partitions=%d seconds=%.2f", records,
              len(worker.state.parts), time.monotonic() - started)
 

@@ -153,13 +153,21 @@ class Checkpointer:
             "derived": pickle.dumps(derived, protocol=pickle.HIGHEST_PROTOCOL),
         }
 
-    def restore(self, cp: Mapping[str, Any]) -> int:
-        """Take a checkpoint (before the app starts); the records it held."""
+    def restore(self, cp: Mapping[str, Any]) -> int | None:
+        """Take a checkpoint (before the app starts); the records it held.
+
+        None, and nothing taken, if its derived state cannot be read back (a class it
+        names has moved): the worker then restores from the changelogs alone.
+        """
+        try:
+            derived = pickle.loads(cp["derived"])  # the worker's own file, never input
+        except Exception as exc:  # noqa: BLE001 - an unusable checkpoint: a full restore
+            log.warning("checkpoint not used reason=derived error=%s", type(exc).__name__)
+            return None
         records = 0
         for topic, table in cp["tables"].items():
             self.stores[topic].restore(table)
             records += len(table[0])
-        derived = pickle.loads(cp["derived"])  # the worker's own file, never input
         self.state.restore(derived["cells"])
         for tp, work in derived["work"].items():
             self.work.restore(tp, work)

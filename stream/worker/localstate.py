@@ -46,8 +46,9 @@ OnChange = Callable[[int, str, bytes | None, bytes | None], None]
 #: a store's part of a checkpoint: records, key -> partition, partition -> offset
 Exported = tuple[MutableMapping[str, bytes], MutableMapping[str, int], dict[int, int]]
 
-#: bumped whenever what a checkpoint holds changes shape: an older file is ignored
-FORMAT = 1
+#: bumped whenever what a checkpoint holds changes shape, or a class it pickles moves
+#: (2: the modules moved into packages): an older file is ignored
+FORMAT = 2
 
 
 class LocalStore(MemoryStore[str, bytes]):

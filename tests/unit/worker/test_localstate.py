@@ -199,3 +199,23 @@ async def test_a_checkpoint_waits_one_interval_after_partitions_move(taxonomy, c
         taken.append(await checkpointer.take())
     assert taken[:4] == [False, True, False, True]
     assert localstate.load(checkpointer.path) is not None
+
+
+def test_a_checkpoint_naming_a_class_that_moved_is_not_taken(taxonomy, ctx, tmp_path):
+    # A checkpoint written before the modules moved into packages names its classes
+    # by their old paths: nothing of it is taken, and the worker restores from Kafka.
+    log = _changelog(taxonomy, ctx, cases=4)
+    store = _store()
+    for offset, (p, k, v) in enumerate(log):
+        store.put(p, k, v, offset)
+    state, work = _refold(store, ctx)
+    checkpointer = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: store}, {}, {},
+                                state, work, PipelineMetrics(CollectorRegistry()), lambda: True,
+                                lambda: ())
+    cp = checkpointer.content()
+    cp["derived"] = b"cstream.aggregates\nCell\n."  # the pre-package path of a cell
+    again, (state2, work2) = _store(), _derived(ctx)
+    taker = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: again}, {}, {}, state2,
+                         work2, PipelineMetrics(CollectorRegistry()), lambda: True, lambda: ())
+    assert taker.restore(cp) is None
+    assert again.data == {} and state2.parts == {}
