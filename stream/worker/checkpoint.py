@@ -112,12 +112,13 @@ class Checkpointer:
         """One checkpoint, unless nothing changed or the worker is not serving."""
         if self.cluster is None or not self.ready() or self._signature() == self._last:
             return False
-        owned = frozenset(self.owned())
-        if owned != self._owned:
+        owned, before = frozenset(self.owned()), self._owned
+        self._owned = owned
+        if before is not None and owned != before:
             # Partitions just moved: the first scrapes merge their cells afresh and a
             # rebalance often comes in waves. A checkpoint pauses processing (seconds
             # with a national year), so it waits one interval rather than add to that.
-            self._owned = owned
+            # Not after a start: a restarted worker checkpoints as soon as it can.
             return False
         started = time.monotonic()
         async with AsyncExitStack() as stack:
