@@ -32,10 +32,12 @@ from stream.settings import Settings
 from stream.state import progress
 from stream.state.clock import Clock, make_clock
 from stream.state.figures import FactContext
+from stream.state.fingerprint import fingerprint, fold_inputs
 from stream.state.queue_now import listen
 from stream.state.rules import load_rules
 from stream.state.timeliness import OpenWork, TimelinessCollector
 from stream.state.working_days import OfficeHours, WorkingCalendar
+from stream.worker import localstate
 from stream.worker.agents import TopicAgent
 from stream.worker.batches import BatchApp, batch_consumer
 from stream.worker.changelog import ChangelogWriter
@@ -77,6 +79,8 @@ class Worker:
     starts: dict[TP, int | None] = field(default_factory=dict)
     #: set once a first assignment's recovery has completed and the figures are rebuilt
     recovered: bool = False
+    #: what judged the derived state (stream.state.fingerprint), served by /health
+    fingerprint: str = ""
 
     def ready(self) -> bool:
         """Serving the figures of its partitions: recovered once, not rebalancing now.
@@ -240,6 +244,7 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
     worker = Worker(app, settings, registry, pipeline, FigureState(), metrics, ctx,
                     make_clock(settings.timezone, settings.clock_file),
                     OpenWork(ctx.rules, ctx.calendar))
+    worker.fingerprint = fingerprint(fold_inputs(settings), localstate.FORMAT)
     registry.register(FiguresCollector(worker.current, CallDefinitions(
         settings.service_level_seconds, settings.service_level_variant.value,
         settings.short_abandon_seconds, settings.period_combination.value),
@@ -391,6 +396,7 @@ def _add_views(worker: Worker) -> None:
             # cell, seconds with a national year, the event loop blocked meanwhile).
             ready = worker.ready()
             owned = [[t, p] for t, p in sorted(worker.owned())]
-            return self.json({"ready": ready, "owned": owned}, status=200 if ready else 503)
+            return self.json({"ready": ready, "owned": owned, "fingerprint": worker.fingerprint},
+                             status=200 if ready else 503)
 
     del MetricsView, PipelineView, FiguresView, DueView, HealthView
