@@ -19,6 +19,8 @@ import urllib.request
 from datetime import date
 from pathlib import Path
 
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped,unused-ignore]
+
 from stream.contract.topics import event_families, load_topics
 from stream.dev import broker as devbroker
 from stream.report.cli import add_arguments as add_report_arguments
@@ -34,19 +36,46 @@ def changelog_topic(settings: Settings, topic: str) -> str:
     return f"{settings.app_id}-records-{topic}-changelog"
 
 
+def changelog_topics(settings: Settings) -> list[str]:
+    """The changelogs of every source topic's records table."""
+    return [changelog_topic(settings, s.name) for s in event_families(load_topics()).values()]
+
+
 def ensure_topics(settings: Settings) -> None:
-    """Create every contract topic and the worker's changelogs (idempotent).
+    """Create every contract topic, the worker's changelogs and Faust's leader topic
+    (idempotent), with the configured replication and ``min.insync.replicas``.
 
     Changelogs are created here, compacted and co-partitioned with their source
     topic, rather than left to Faust or to broker auto-creation (which would
-    give them the broker's default partition count).
+    give them the broker's default partition count, and Faust's replication factor,
+    which cannot say "the cluster's default").
     """
-    specs = [(s.name, s.partitions, s.kafka_config()) for s in load_topics().values()]
-    specs += [(changelog_topic(settings, s.name), s.partitions, {"cleanup.policy": "compact"})
+    isr = ({"min.insync.replicas": str(settings.min_insync_replicas)}
+           if settings.min_insync_replicas else {})
+    specs = [(s.name, s.partitions, s.kafka_config() | isr) for s in load_topics().values()]
+    specs += [(changelog_topic(settings, s.name), s.partitions,
+               {"cleanup.policy": "compact"} | isr)
               for s in event_families(load_topics()).values()]
+    specs += [(f"{settings.app_id}-__assignor-__leader", 1, isr)]  # Faust's own
     kwargs = settings.kafka_client_kwargs()
     asyncio.run(devbroker.wait_ready(settings.broker, 60, **kwargs))
-    asyncio.run(devbroker.create_topics(settings.broker, specs, **kwargs))
+    asyncio.run(devbroker.create_topics(settings.broker, specs,
+                                        replication_factor=settings.replication_factor,
+                                        **kwargs))
+
+
+def replication_refusal(settings: Settings) -> str | None:
+    """Why the worker must not start on these topics' replication (one line), or None.
+
+    Every source topic and every changelog is checked (``stream.worker.replication``).
+    """
+    from stream.worker import replication
+
+    names = [s.name for s in event_families(load_topics()).values()] + changelog_topics(settings)
+    topics, default = asyncio.run(replication.describe(
+        settings.broker, names, with_configs=True, **settings.kafka_client_kwargs()))
+    return replication.refusal(topics, replication.wanted(
+        settings.replication_factor, settings.min_insync_replicas, default))
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -56,12 +85,17 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from stream.worker.app import create_app
     from stream.worker.checkpoint import broker_view
 
-    ensure_topics(settings)
+    try:
+        ensure_topics(settings)
+        refused = replication_refusal(settings)
+    except KafkaError as exc:  # e.g. more replicas asked for than the cluster has brokers
+        refused = f"refusing to start: topics not created or not readable: {exc}"
+    if refused is not None:
+        print(refused, file=sys.stderr)
+        return 2
     view = None
     if settings.store.startswith("local:"):  # whether a checkpoint is this broker's
-        changelogs = [changelog_topic(settings, s.name)
-                      for s in event_families(load_topics()).values()]
-        view = asyncio.run(broker_view(settings.broker, changelogs,
+        view = asyncio.run(broker_view(settings.broker, changelog_topics(settings),
                                        **settings.kafka_client_kwargs()))
     worker = create_app(settings, view)
     collector.tune()

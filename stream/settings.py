@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     session_timeout_seconds: float = Field(
         10.0, description="a worker silent this long is dropped from the group (rebalance)")
+    replication_factor: int = Field(
+        -1, ge=-1, description="replicas of every topic the worker creates (-1: the cluster's "
+        "default.replication.factor); at start the worker refuses topics with fewer")
+    min_insync_replicas: int | None = Field(
+        None, ge=1, description="min.insync.replicas of every topic created (unset: the "
+        "cluster's default); at start the worker refuses topics with fewer")
 
     # Worker
     app_id: str = "cspa"
@@ -109,6 +115,11 @@ class Settings(BaseSettings):
             raise ValueError("office_end must be after office_start")
         if self.security_protocol.startswith("SASL") and not self.sasl_username:
             raise ValueError("SASL needs CSPA_SASL_USERNAME and CSPA_SASL_PASSWORD")
+        if self.replication_factor == 0:
+            raise ValueError("replication_factor must be -1 (the cluster's default) or >= 1")
+        if 0 < self.replication_factor < (self.min_insync_replicas or 0):
+            raise ValueError("min_insync_replicas exceeds replication_factor: "
+                             "no write with acks=all could succeed")
         return self
 
     def ssl_context(self) -> ssl.SSLContext | None:

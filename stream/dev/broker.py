@@ -1,7 +1,9 @@
-"""Local single-node Apache Kafka broker (KRaft mode) built from Maven Central jars.
+"""Local Apache Kafka brokers (KRaft mode) built from Maven Central jars.
 
 No Docker: the jars listed in ``tools/kafka/pom.xml`` are fetched once with Maven into a cache
-directory and the broker runs as a plain ``java`` child process in its own session.
+directory and each broker runs as a plain ``java`` child process in its own session. A
+``LocalBroker`` is one node that is its own controller quorum (the development default);
+a ``LocalCluster`` is several such nodes sharing one quorum (the cluster fault test).
 
 Library use::
 
@@ -96,25 +98,39 @@ class BrokerConfig:
     scram_password: str = "admin-secret"
     extra: dict[str, str] = field(default_factory=dict)
     cache_dir: Path = Path(".cache")
+    #: this node's id in the KRaft quorum
+    node_id: int = 1
+    #: several nodes' controller quorum (node id -> its controller port); None: this node
+    #: alone is the quorum (formatted ``--standalone``)
+    voters: dict[int, int] | None = None
+    #: the KRaft cluster id the data dir is formatted with (every node of one cluster
+    #: needs the same); None: a new one
+    cluster_id: str | None = None
 
     def properties(self) -> dict[str, str]:
         """Return the ``server.properties`` entries for this configuration."""
         p, c = self.port, self.controller_port
         client = "SASL_PLAINTEXT" if self.sasl_scram else "PLAINTEXT"
+        # Kafka's internal topics: replicated as far as the nodes allow (3 and 2 in sync on
+        # three nodes, so one node may die), 1 on a single node.
+        nodes = len(self.voters) if self.voters else 1
+        rf, isr = str(min(nodes, 3)), str(max(1, min(nodes - 1, 2)))
+        quorum = ({"controller.quorum.voters": ",".join(
+                      f"{i}@127.0.0.1:{port}" for i, port in sorted(self.voters.items()))}
+                  if self.voters else {"controller.quorum.bootstrap.servers": f"127.0.0.1:{c}"})
         props = {
-            "process.roles": "broker,controller", "node.id": "1",
-            "controller.quorum.bootstrap.servers": f"127.0.0.1:{c}",
+            "process.roles": "broker,controller", "node.id": str(self.node_id), **quorum,
             "listeners": f"{client}://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}",
             "advertised.listeners": f"{client}://127.0.0.1:{p}",
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": f"{client}:{client},CONTROLLER:PLAINTEXT",
             "inter.broker.listener.name": client,
             "log.dirs": str(self.data_dir.resolve() / "kraft-logs"),
-            "offsets.topic.replication.factor": "1", "offsets.topic.num.partitions": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1", "transaction.state.log.num.partitions": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "offsets.topic.replication.factor": rf, "offsets.topic.num.partitions": "1",
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": isr, "transaction.state.log.num.partitions": "1",
+            "share.coordinator.state.topic.replication.factor": rf,
+            "share.coordinator.state.topic.min.isr": isr,
             "group.initial.rebalance.delay.ms": "0", "log.cleaner.dedupe.buffer.size": "2097152",
             "auto.create.topics.enable": "false",
             # After kill -9 the controller keeps the dead broker's session until it expires;
@@ -147,6 +163,14 @@ def _run(coro: Coroutine[Any, Any, _T]) -> _T:
         return pool.submit(asyncio.run, coro).result()
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (the rule of Kafka's ``Uuid.randomUuid()``)."""
+    cluster_id = "-"
+    while cluster_id.startswith("-"):
+        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+    return cluster_id
+
+
 def _port_free(port: int) -> bool:
     """True if nothing listens on (or holds) 127.0.0.1:``port``."""
     with socket.socket() as s:
@@ -167,6 +191,7 @@ class LocalBroker:
         self.props_file = self.data_dir / "server.properties"
         self.log_file, self.pid_file = self.data_dir / "broker.log", self.data_dir / "broker.pid"
         self.start_seconds: float | None = None
+        self._launched = 0.0  # time.monotonic() of the last launch
         self._proc: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
         if self.pid_file.exists():  # attach to a broker started by another process
@@ -203,10 +228,10 @@ class LocalBroker:
         """Format the KRaft log dir (once); with SASL also create the SCRAM user."""
         if (self.data_dir / "kraft-logs" / "meta.properties").exists():
             return
-        cluster_id = "-"
-        while cluster_id.startswith("-"):  # same rule as Kafka's Uuid.randomUuid()
-            cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
-        cmd = self._java(lib, "kafka.tools.StorageTool", "format", "--standalone",
+        cluster_id = self.config.cluster_id or new_cluster_id()
+        # one node alone: a dynamic quorum of itself; several: the static voters in the file
+        quorum = [] if self.config.voters else ["--standalone"]
+        cmd = self._java(lib, "kafka.tools.StorageTool", "format", *quorum,
                          "-t", cluster_id, "-c", str(self.props_file))
         if self.config.sasl_scram:
             cfg = self.config
@@ -220,6 +245,12 @@ class LocalBroker:
         """Format if needed, launch the broker, and wait until it answers metadata requests."""
         if self.is_running():
             return
+        self.launch()
+        self.wait(timeout)
+
+    def launch(self) -> None:
+        """Format if needed and start the process, without waiting for it to be ready (the
+        nodes of a cluster are all launched first: none is ready before a quorum is up)."""
         for port in (self.config.port, self.config.controller_port):
             if not _port_free(port):
                 raise RuntimeError(f"port {port} is already in use on 127.0.0.1")
@@ -228,7 +259,7 @@ class LocalBroker:
         self.props_file.write_text(
             "".join(f"{k}={v}\n" for k, v in self.config.properties().items()))
         self._format(lib)
-        t0 = time.monotonic()
+        self._launched = time.monotonic()
         with open(self.log_file, "ab") as out:
             self._proc = subprocess.Popen(
                 self._java(lib, "kafka.Kafka", str(self.props_file)), stdin=subprocess.DEVNULL,
@@ -237,8 +268,12 @@ class LocalBroker:
         self.pid_file.write_text(f"{self.pid}\n")
         state = {"port": self.config.port, "controller_port": self.config.controller_port}
         (self.data_dir / "devbroker.json").write_text(json.dumps(state))
+
+    def wait(self, timeout: float = 60) -> None:
+        """Wait until the launched broker answers metadata requests; kill it on timeout."""
+        t0 = self._launched
         while time.monotonic() - t0 < timeout:
-            if self._proc.poll() is not None:
+            if self._proc is None or self._proc.poll() is not None:
                 self._forget()
                 raise RuntimeError(f"broker exited early, log:\n{_tail(self.log_file)}")
             with socket.socket() as s:  # cheap check first: aiokafka logs refused connects
@@ -309,6 +344,61 @@ class LocalBroker:
         self.stop()
 
 
+class LocalCluster:
+    """Several local brokers forming one KRaft cluster on loopback.
+
+    Every node is a broker and a controller voter (a static quorum of all of them), and
+    all are formatted with one cluster id. Kafka's internal topics get 3 replicas and 2
+    in sync (``BrokerConfig.properties``), so any one node may die; the application's
+    topics get what their creator asks for. A node is stopped, killed and restarted on
+    its own through ``nodes``.
+    """
+
+    def __init__(self, data_dir: Path, ports: list[tuple[int, int]], heap: str = "384m",
+                 cache_dir: Path = Path(".cache"), extra: dict[str, str] | None = None) -> None:
+        """``ports``: (client port, controller port) of each node, node ids 1, 2, ..."""
+        voters = {i: controller for i, (_, controller) in enumerate(ports, 1)}
+        cluster_id = new_cluster_id()
+        self.nodes = [LocalBroker(BrokerConfig(
+            data_dir / f"node-{i}", port=port, controller_port=controller, heap=heap,
+            extra=dict(extra or {}), cache_dir=cache_dir, node_id=i, voters=voters,
+            cluster_id=cluster_id)) for i, (port, controller) in enumerate(ports, 1)]
+
+    @property
+    def bootstrap(self) -> str:
+        """Every node's client address, comma separated."""
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def start(self, timeout: float = 90) -> None:
+        """Launch every node not running, then wait until each answers."""
+        waiting = [node for node in self.nodes if not node.is_running()]
+        for node in waiting:
+            node.launch()
+        for node in waiting:
+            node.wait(timeout)
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop every node (SIGTERM, SIGKILL after ``timeout``)."""
+        for node in self.nodes:
+            node.stop(timeout)
+
+    def pids(self) -> list[int]:
+        """Process ids of the running nodes."""
+        return [node.pid for node in self.nodes if node.pid is not None and node.is_running()]
+
+    def rss_bytes(self) -> int:
+        """Resident set size of all running nodes together, in bytes."""
+        return sum(node.rss_bytes() for node in self.nodes)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
 async def wait_ready(bootstrap: str, timeout: float, **client_kwargs: Any) -> None:
     """Wait until the broker at ``bootstrap`` answers a metadata request listing a broker."""
     deadline = time.monotonic() + timeout
@@ -328,13 +418,28 @@ async def wait_ready(bootstrap: str, timeout: float, **client_kwargs: Any) -> No
     raise TimeoutError(f"Kafka at {bootstrap} not ready after {timeout}s (last: {last!r})")
 
 
-async def create_topics(bootstrap: str, specs: list[tuple[str, int, dict[str, str]]],
-                        **client_kwargs: Any) -> None:
-    """Create ``(name, partitions, configs)`` topics with replication 1; existing ones are kept."""
+def new_topic(name: str, partitions: int, replication_factor: int,
+              configs: dict[str, str]) -> NewTopic:
+    """A topic to create; ``replication_factor`` -1 takes the cluster's
+    ``default.replication.factor`` (KIP-464).
+
+    aiokafka's ``NewTopic`` refuses -1 without a replica assignment, but the request
+    carries it (CreateTopics v3 here; Kafka 4.1's controller applies its default, checked).
+    """
+    topic = NewTopic(name, partitions, max(replication_factor, 1), topic_configs=configs)
+    topic.replication_factor = replication_factor
+    return topic
+
+
+async def create_topics(bootstrap: str, specs: list[tuple[str, int, dict[str, str]]], *,
+                        replication_factor: int = -1, **client_kwargs: Any) -> None:
+    """Create ``(name, partitions, configs)`` topics with ``replication_factor`` replicas
+    (-1: the cluster's default, 1 on a single local broker); existing ones are kept."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs)
     try:
         await admin.start()
-        resp = await admin.create_topics([NewTopic(n, p, 1, topic_configs=c) for n, p, c in specs])
+        resp = await admin.create_topics(
+            [new_topic(n, p, replication_factor, c) for n, p, c in specs])
         for topic, code, *rest in resp.topic_errors:
             if code not in (0, TopicAlreadyExistsError.errno):
                 raise for_code(code)(f"create topic {topic}: {rest[0] if rest else ''}")

@@ -220,6 +220,9 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
         processing_guarantee=settings.processing_guarantee,
         broker_credentials=_credentials(settings), topic_allow_declare=True,
         table_standby_replicas=settings.standby_replicas,
+        # Only for a topic Faust would create itself: ensure_topics creates them all first,
+        # with -1 too (which Faust's setting cannot express).
+        topic_replication_factor=max(settings.replication_factor, 1),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1, logging_config=None,
         broker_session_timeout=settings.session_timeout_seconds,
