@@ -378,7 +378,11 @@ class LocalCluster:
             node.wait(timeout)
 
     def stop(self, timeout: float = 30) -> None:
-        """Stop every node (SIGTERM, SIGKILL after ``timeout``)."""
+        """Stop every node: SIGTERM to all at once (nodes stopped one after another would
+        leave the last ones waiting for a controller quorum that is gone), SIGKILL after
+        ``timeout``."""
+        for node in self.nodes:
+            node._signal(signal.SIGTERM, 0)  # sent, not waited for
         for node in self.nodes:
             node.stop(timeout)
 
