@@ -44,3 +44,10 @@ def test_worker_refuses_fewer_replicas_than_configured(broker, tmp_path):
     assert res.stderr.strip() == (f"refusing to start: topic {first} has 1 replicas, "
                                   "CSPA_REPLICATION_FACTOR is 2 (and 7 more topics)")
     assert "Traceback" not in res.stdout + res.stderr
+
+    # A new app's changelogs cannot get 3 replicas from one broker: refused too, in one line.
+    res = run_worker(broker.bootstrap, tmp_path, CSPA_APP_ID="other", CSPA_REPLICATION_FACTOR="3")
+    assert res.returncode == 2, res.stdout + res.stderr
+    line = res.stderr.strip()
+    assert line.startswith("refusing to start: topics not created or not readable: ")
+    assert "InvalidReplicationFactor" in line and "\n" not in line
