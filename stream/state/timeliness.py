@@ -168,15 +168,12 @@ def watch(rules: Mapping[str, Rule | Versions], skip_closed_in_time: bool) -> li
             for rule in versioned(rules).values()]
 
 
-def version_at(rule: Versions, start_ts: float, calendar: WorkingCalendar) -> Rule | None:
-    """The version judging an item received at ``start_ts``: the one in force when its
-    clock started, after the out-of-hours roll-over (None: before the rule's first date)."""
-    single = rule.single
-    return single if single is not None else rule.at(calendar.clock_start_ts(start_ts))
-
-
 def judge(record: Record, watching: Iterable[Watch], calendar: WorkingCalendar) -> list[Item]:
-    """The items the record holds, less those closed sooner than their rule's bound."""
+    """The items the record holds, less those closed sooner than their rule's bound.
+
+    Each is judged by the rule's version in force when its clock started, after the
+    out-of-hours roll-over (``WorkingCalendar.clock_start_ts``).
+    """
     items: list[Item] = []
     for versions, opens, closes, bound in watching:
         start_ts = _ts(record, opens)
@@ -185,9 +182,11 @@ def judge(record: Record, watching: Iterable[Watch], calendar: WorkingCalendar) 
         closed_ts = _ts(record, closes)
         if closed_ts is not None and closed_ts - start_ts < bound:
             continue  # closed before any deadline could fall: neither open nor a breach
-        rule = version_at(versions, start_ts, calendar)
+        rule = versions.single  # the hot path: one version, in force since always
         if rule is None:
-            continue  # received before the rule's first version was in force
+            rule = versions.at(calendar.clock_start_ts(start_ts))
+            if rule is None:
+                continue  # received before the rule's first version was in force
         deadline_ts, warn_ts = _schedule(rule, start_ts, calendar)
         items.append(Item(rule.name, rule.version, rule.team, record["k"], start_ts,
                           deadline_ts, warn_ts, closed_ts))
