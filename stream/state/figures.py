@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from stream.contract.taxonomy import Taxonomy
 from stream.state.records import Record
-from stream.state.rules import Rule
+from stream.state.rules import Rule, Versions
 from stream.state.working_days import WorkingCalendar, local_month, us_rounded
 
 Fact = tuple[str, tuple[str, ...], float | None]
@@ -30,7 +30,7 @@ class FactContext:
 
     calendar: WorkingCalendar
     taxonomy: Taxonomy
-    rules: Mapping[str, Rule]
+    rules: Mapping[str, Versions]
     tz: ZoneInfo
     _months: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -51,6 +51,17 @@ class FactContext:
         if end <= start:
             return 0.0  # out-of-order clocks upstream: never a negative duration
         return self.calendar.working_days_between_ts(us_rounded(start), us_rounded(end))
+
+    def rule(self, name: str, start: float) -> Rule | None:
+        """The version of rule ``name`` judging work received at ``start`` (POSIX s): the
+        one in force when its clock started, after the out-of-hours roll-over (None: no
+        such rule then)."""
+        versions = self.rules.get(name)
+        if versions is None:
+            return None
+        single = versions.single  # the fast path: one version, since always
+        return single if single is not None else versions.at(
+            self.calendar.clock_start_ts(start))
 
     def calendar_days(self, start: float, end: float) -> float:
         return max(0.0, (end - start) / 86_400.0)
@@ -89,7 +100,7 @@ def contact_facts(rec: Record, ctx: FactContext) -> list[Fact]:
 
 
 def _progression(ctx: FactContext, destination: str, start: float, end: float) -> list[Fact]:
-    rule = ctx.rules.get("progression_" + destination)
+    rule = ctx.rule("progression_" + destination, start)
     days = ctx.working_days(start, end)
     # Float noise in the clock arithmetic can put an exact "1 working day" at
     # 1.0000000000000142: judge at the precision the cells keep (1e-4 days).

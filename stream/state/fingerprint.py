@@ -3,26 +3,69 @@
 Derived state is a fold of the case records under the rules, the taxonomy, the
 calendar and the fold-time settings. A checkpoint of it is only valid under the
 same inputs: with another fingerprint the worker refolds from its records.
-Settings applied only when figures are read are not inputs.
+Settings applied only when figures are read are not inputs (docs/operations.md,
+"State fingerprint", lists both and says why).
+
+The inputs are taken as parsed, not as file text: a comment or a label changed in
+a file judges nothing differently and must not cost a national refold.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
+from dataclasses import asdict
+from importlib.metadata import version
 from typing import Any
 
+from stream.contract.taxonomy import Taxonomy, load_taxonomy
 from stream.settings import Settings
+from stream.state.rules import Versions, load_rules
+
+#: Bumped when a release changes how a record is folded (its facts, how an item is
+#: judged, the working-day arithmetic): every checkpoint's derived state is refolded.
+FOLD_VERSION = 1
+
+
+def rules_input(rules: Mapping[str, Versions]) -> dict[str, list[dict[str, Any]]]:
+    """Every version of every rule as it judges (``source``, a citation, left out)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, versions in sorted(rules.items()):
+        rows = []
+        for rule in versions.versions:
+            row = asdict(rule)
+            row.pop("source")
+            row["effective_from"] = (rule.effective_from.isoformat()
+                                     if rule.effective_from else None)
+            rows.append(row)
+        out[name] = rows
+    return out
+
+
+def taxonomy_input(taxonomy: Taxonomy) -> dict[str, Any]:
+    """What of the taxonomy the fold reads: source groups and destinations.
+
+    Labels, ``valid_from`` months and the call queues are read when figures are
+    (the report's rows, the queues listed at a scrape); the decoder's checks decide
+    which events become records, and records are not derived state.
+    """
+    return {"source_groups": dict(sorted(taxonomy.source_groups.items())),
+            "destinations": sorted(taxonomy.ordered("destination"))}
 
 
 def fold_inputs(settings: Settings) -> dict[str, Any]:
-    """Every input of the fold, as plain JSON values (files by their content)."""
+    """Every input of the fold, as plain JSON values."""
     return {
-        "rules": settings.rules_path.read_text(encoding="utf-8"),
-        "taxonomy": settings.taxonomy_path.read_text(encoding="utf-8"),
+        "rules": rules_input(load_rules(settings.rules_path, settings.timezone)),
+        "taxonomy": taxonomy_input(load_taxonomy(settings.taxonomy_path)),
         "timezone": settings.timezone,
         "office_hours": [settings.office_start.isoformat(), settings.office_end.isoformat()],
         "roll_after_hours": settings.roll_after_hours,
+        # The bank holidays of England and Wales come from this library: a release
+        # adding one (a coronation) moves working days.
+        "holidays": version("holidays"),
+        "fold": FOLD_VERSION,
     }
 
 

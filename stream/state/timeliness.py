@@ -27,7 +27,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from stream.state.records import Record
-from stream.state.rules import Rule, RuleError
+from stream.state.rules import Rule, RuleError, Versions, versioned
 from stream.state.working_days import WorkingCalendar, local_month, us_rounded
 
 STATES = ("on_time", "due_today", "at_risk", "overdue")
@@ -91,7 +91,7 @@ def _ts(record: Record, end: Endpoint) -> float | None:
     return float(value[0]) if ok and value is not None else None
 
 
-def watched_rules(rules: Mapping[str, Rule]) -> dict[str, Rule]:
+def watched_rules(rules: Mapping[str, Rule | Versions]) -> dict[str, Versions]:
     """The rules tracked as open work; RuleError on a rule no record can judge.
 
     Left out: rules opened by ``contact.received`` and closed by a progression. Every
@@ -101,7 +101,7 @@ def watched_rules(rules: Mapping[str, Rule]) -> dict[str, Rule]:
     for name, rule in rules.items():
         if endpoint(rule.opens)[0] != endpoint(rule.closes)[0]:
             raise RuleError(f"rule {name}: opens and closes must be on one case record")
-    return {name: rule for name, rule in rules.items() if not (
+    return {name: rule for name, rule in versioned(rules).items() if not (
         rule.opens == "contact.received" and rule.closes.startswith("contact.progressed:"))}
 
 
@@ -155,35 +155,46 @@ def earliest_deadline(rule: Rule) -> float:
     return max(0.0, rule.timescale * 3_600 - 3_600)
 
 
-#: A rule with its endpoints resolved, and how soon work may close without being
-#: judged at all (``earliest_deadline``; -inf: every item is judged)
-Watch = tuple[Rule, Endpoint, Endpoint, float]
+#: A rule's versions with their endpoints resolved, and how soon work may close without
+#: being judged at all (``earliest_deadline`` of every version; -inf: every item is judged)
+Watch = tuple[Versions, Endpoint, Endpoint, float]
 
 
-def watch(rules: Mapping[str, Rule], skip_closed_in_time: bool) -> list[Watch]:
+def watch(rules: Mapping[str, Rule | Versions], skip_closed_in_time: bool) -> list[Watch]:
     """The rules ready for ``judge``, resolved once rather than per record."""
     return [(rule, endpoint(rule.opens), endpoint(rule.closes),
-             earliest_deadline(rule) if skip_closed_in_time else -math.inf)
-            for rule in rules.values()]
+             min(earliest_deadline(r) for r in rule.versions) if skip_closed_in_time
+             else -math.inf)
+            for rule in versioned(rules).values()]
 
 
 def judge(record: Record, watching: Iterable[Watch], calendar: WorkingCalendar) -> list[Item]:
-    """The items the record holds, less those closed sooner than their rule's bound."""
+    """The items the record holds, less those closed sooner than their rule's bound.
+
+    Each is judged by the rule's version in force when its clock started, after the
+    out-of-hours roll-over (``WorkingCalendar.clock_start_ts``).
+    """
     items: list[Item] = []
-    for rule, opens, closes, bound in watching:
+    for versions, opens, closes, bound in watching:
         start_ts = _ts(record, opens)
         if start_ts is None:
             continue
         closed_ts = _ts(record, closes)
         if closed_ts is not None and closed_ts - start_ts < bound:
             continue  # closed before any deadline could fall: neither open nor a breach
+        rule = versions.single  # the hot path: one version, in force since always
+        if rule is None:
+            rule = versions.at(calendar.clock_start_ts(start_ts))
+            if rule is None:
+                continue  # received before the rule's first version was in force
         deadline_ts, warn_ts = _schedule(rule, start_ts, calendar)
         items.append(Item(rule.name, rule.version, rule.team, record["k"], start_ts,
                           deadline_ts, warn_ts, closed_ts))
     return items
 
 
-def items_of(record: Record, rules: Mapping[str, Rule], calendar: WorkingCalendar) -> list[Item]:
+def items_of(record: Record, rules: Mapping[str, Rule | Versions],
+             calendar: WorkingCalendar) -> list[Item]:
     """Every item the record holds under the rules (open or closed)."""
     return judge(record, watch(rules, skip_closed_in_time=False), calendar)
 
@@ -205,7 +216,7 @@ class OpenWork:
     from the records is rebuilt and kept exactly as open work is.
     """
 
-    def __init__(self, rules: Mapping[str, Rule], calendar: WorkingCalendar) -> None:
+    def __init__(self, rules: Mapping[str, Rule | Versions], calendar: WorkingCalendar) -> None:
         self.rules = watched_rules(rules)
         self.calendar = calendar
         self._zone = ZoneInfo(calendar.tz)

@@ -287,6 +287,10 @@ class WorkingCalendar:
         started = self._start_ts(ts)
         return t if started == ts else self._at(started)
 
+    def clock_start_ts(self, ts: float) -> float:
+        """``clock_start`` on POSIX seconds (the version of a rule judging an item)."""
+        return self._start_ts(ts)
+
     def working_days_between(self, start: datetime, end: datetime) -> float:
         """Working days from ``clock_start(start)`` to ``end``, never negative."""
         return self.working_days_between_ts(*_ordered(start, end))

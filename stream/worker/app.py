@@ -202,7 +202,8 @@ def fact_context(settings: Settings) -> FactContext:
                                OfficeHours(settings.office_start, settings.office_end),
                                roll_after_hours=settings.roll_after_hours)
     return FactContext(calendar, load_taxonomy(settings.taxonomy_path),
-                       load_rules(settings.rules_path), ZoneInfo(settings.timezone))
+                       load_rules(settings.rules_path, settings.timezone),
+                       ZoneInfo(settings.timezone))
 
 
 def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
@@ -292,7 +293,7 @@ def _add_checkpoints(worker: Worker, broker: BrokerView | None) -> None:
     checkpointer = Checkpointer(
         path, settings.app_id, broker.cluster if broker else None, stores, worker.agents,
         worker.writers, worker.state, worker.work, worker.metrics, worker.ready,
-        worker.owned)
+        worker.owned, worker.fingerprint)
     if broker is not None:
         _resume(worker, checkpointer, broker)
     worker.app.timer(settings.checkpoint_seconds, name="checkpoint")(checkpointer.take)
@@ -309,6 +310,17 @@ def _resume(worker: Worker, checkpointer: Checkpointer, broker: BrokerView) -> N
         log.warning("checkpoint not used reason=%s", why)
         return
     started = time.monotonic()
+    was = cp.get("fingerprint") or "none"
+    if was != worker.fingerprint:
+        # Judged by other rules or fold-time settings: its records stand (they are the
+        # changelogs'), its figures and open work are refolded from them by recovery.
+        log.warning("checkpoint derived state not used reason=fingerprint was=%s now=%s: "
+                    "figures and open work are refolded from its records", was,
+                    worker.fingerprint)
+        records = checkpointer.restore(cp, derived_too=False)
+        log.info("checkpoint records loaded records=%d seconds=%.2f", records,
+                 time.monotonic() - started)
+        return
     records = checkpointer.restore(cp)
     if records is None:
         return

@@ -101,6 +101,8 @@ class Checkpointer:
     metrics: PipelineMetrics
     ready: Callable[[], bool]
     owned: Callable[[], Collection[Any]]
+    #: what judged the derived state (stream.state.fingerprint): kept with it
+    fingerprint: str = ""
     _last: Any = field(default=None, init=False)
     _owned: frozenset[Any] | None = field(default=None, init=False)
 
@@ -150,25 +152,32 @@ class Checkpointer:
                    "work": {tp: self.work.export(tp) for tp in self.state.parts}}
         return {
             "format": localstate.FORMAT, "app_id": self.app_id, "cluster": self.cluster,
+            "fingerprint": self.fingerprint,
             "tables": {topic: store.export() for topic, store in self.stores.items()},
             "derived": pickle.dumps(derived, protocol=pickle.HIGHEST_PROTOCOL),
         }
 
-    def restore(self, cp: Mapping[str, Any]) -> int | None:
+    def restore(self, cp: Mapping[str, Any], derived_too: bool = True) -> int | None:
         """Take a checkpoint (before the app starts); the records it held.
 
         None, and nothing taken, if its derived state cannot be read back (a class it
-        names has moved): the worker then restores from the changelogs alone.
+        names has moved): the worker then restores from the changelogs alone. Without
+        ``derived_too`` only the records are taken (they are what the changelogs hold,
+        whatever judged them): recovery then refolds every partition from them.
         """
-        try:
-            derived = pickle.loads(cp["derived"])  # the worker's own file, never input
-        except Exception as exc:  # noqa: BLE001 - an unusable checkpoint: a full restore
-            log.warning("checkpoint not used reason=derived error=%s", type(exc).__name__)
-            return None
+        derived = None
+        if derived_too:
+            try:
+                derived = pickle.loads(cp["derived"])  # the worker's own file, never input
+            except Exception as exc:  # noqa: BLE001 - an unusable checkpoint: a full restore
+                log.warning("checkpoint not used reason=derived error=%s", type(exc).__name__)
+                return None
         records = 0
         for topic, table in cp["tables"].items():
             self.stores[topic].restore(table)
             records += len(table[0])
+        if derived is None:
+            return records
         self.state.restore(derived["cells"])
         for tp, work in derived["work"].items():
             self.work.restore(tp, work)

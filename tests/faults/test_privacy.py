@@ -48,7 +48,7 @@ LABELS = {
     "within_timescale": {"true", "false", "unknown"}, "agency": _set("agency"),
     "service": _set("level3_service"), "queue": _set("call_queue"), "grade": _set("grade"),
     "window": set(WINDOWS), "rule": set(RULES), "state": set(STATES),
-    "rule_version": {str(r.version) for r in RULES.values()},
+    "rule_version": {str(v.version) for r in RULES.values() for v in r.versions},
     "service_level_variant": {"offered", "answered", "offered_less_short_abandons"},
     "period_combination": {"ratio_of_sums", "mean_of_months"},
     "direction": {"back", "forward"},

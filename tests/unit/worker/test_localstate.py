@@ -220,3 +220,34 @@ def test_a_checkpoint_naming_a_class_that_moved_is_not_taken(taxonomy, ctx, tmp_
                          work2, PipelineMetrics(CollectorRegistry()), lambda: True, lambda: ())
     assert taker.restore(cp) is None
     assert again.data == {} and state2.parts == {}
+
+
+def test_a_checkpoint_judged_by_other_rules_gives_its_records_only(taxonomy, ctx, tmp_path):
+    # Taken under today's rules; restored under contact_decision at 3 working days, with
+    # the out-of-hours roll-over: the records are taken, the derived state refolded.
+    from stream.settings import Settings
+    from stream.worker.app import fact_context
+
+    rules = tmp_path / "rules.toml"
+    text = Settings().rules_path.read_text()
+    rules.write_text(text.replace("timescale = 1", "timescale = 3", 1))
+    other = fact_context(Settings(rules_path=rules, roll_after_hours=True))
+    log = _changelog(taxonomy, ctx)
+    store = _store()
+    for offset, (p, k, v) in enumerate(log):
+        store.put(p, k, v, offset)
+    state, work = _refold(store, ctx)
+    taker = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: store}, {}, {}, state, work,
+                         PipelineMetrics(CollectorRegistry()), lambda: True, lambda: (), "old")
+    cp = taker.content()
+    assert cp["fingerprint"] == "old"
+    again, (state2, work2) = _store(), _derived(other)
+    records = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: again}, {}, {}, state2,
+                           work2, PipelineMetrics(CollectorRegistry()), lambda: True,
+                           lambda: (), "new").restore(cp, derived_too=False)
+    assert records == len(store.data) and again.data == store.data
+    assert not state2.parts  # nothing derived taken: recovery refolds every partition
+    state2.rebuild(TOPIC, list(again.data.items()), {0, 1}, other, work2)
+    _same((state2, work2), _refold(store, other))
+    owned = [(TOPIC, 0), (TOPIC, 1)]
+    assert work2.breaches(NOW, owned) != work.breaches(NOW, owned)  # the change mattered
