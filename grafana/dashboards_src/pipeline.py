@@ -102,6 +102,33 @@ def workers_section() -> list[object]:
                      "(process_resident_memory_bytes).",
                      c.q(f"process_resident_memory_bytes{{{WORKER}}}", "{{instance}}",
                          instant=False), unit=c.BYTES, w=6),
+        *readiness_panels(),
+    ]
+
+
+#: source partitions no ready worker owns now (the expected set comes from every worker)
+UNOWNED = ("max by (topic, partition) (cspa_partition_expected) unless on (topic, partition) "
+           "(cspa_partition_owned and on (job, instance) (cspa_worker_ready == 1))")
+
+
+def readiness_panels() -> list[object]:
+    """What CspaWorkersMissing, CspaWorkerNotReady and CspaPartitionUnowned watch."""
+    return [
+        c.stat("Workers ready", "Workers serving their partitions (cspa_worker_ready == 1), "
+               "workers scraped, and the count expected (cspa:workers_expected:count, set in "
+               "grafana/prometheus/rules/recording.yml).",
+               c.q("sum(cspa_worker_ready) or vector(0)", "ready"),
+               c.q("count(cspa_worker_ready) or vector(0)", "scraped", ref="B"),
+               c.q("cspa:workers_expected:count", "expected", ref="C"), w=8),
+        c.stat("Working time now", "1 in office hours on a working day by the workers' "
+               "calendar (bank holidays of England and Wales excluded): max(cspa_working_time). "
+               "The office-hours alerts read it.",
+               c.q("max(cspa_working_time)"), w=4),
+        c.bar_gauge("Partitions without a ready worker", "Source partitions, per topic, that "
+                    "no ready worker owns now (cspa_partition_expected unless owned by a "
+                    "worker with cspa_worker_ready == 1). Blank is good.",
+                    c.q(f"count by (topic) ({UNOWNED})", "{{topic}}"), steps=c.ANY_IS_BAD,
+                    w=12, h=4),
     ]
 
 

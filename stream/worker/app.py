@@ -53,6 +53,7 @@ from stream.worker.metrics import (
 )
 from stream.worker.processor import TP, FamilyProcessor, FigureState
 from stream.worker.recovery import TableRecovery
+from stream.worker.watch import WatchCollector
 
 log = logging.getLogger("cspa.worker")
 
@@ -270,6 +271,11 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
         worker.processors[family] = processor
         _add_agent(worker, processor, spec.partitions, dlq)
     metrics.prime(p.topic for p in worker.processors.values())
+    # Cheap to collect: on the pipeline registry, so /metrics/pipeline serves it too.
+    pipeline.register(WatchCollector(
+        worker.ready, worker.owned,
+        {spec.name: spec.partitions for spec in event_families(topics).values()},
+        ctx.calendar, worker.clock.now))
     app.resume_offsets = worker.resume_offsets
     app.on_resume_seek = worker.on_resume_seek
     app.on_refetch = lambda tp: metrics.refetches.labels(tp.topic).inc()

@@ -2,15 +2,19 @@
 
 ``test_prometheus_alerts.py`` runs the rule files exactly as they are, so alerts with long
 ``for:`` waits are only seen pending there. Here the rules are the same expressions with
-the waits removed (``quick_rules``: ``for: 0s``, office hours pinned open, the 15-minute
-stall shortened; the waits and the office-hours clock are checked by promtool in
-``grafana/prometheus/tests``), and the worker is put, for real, into every condition an
-alert watches:
+the waits removed (``quick_rules``: ``for: 0s``, the 15-minute stall shortened; the waits
+are checked by promtool in ``grafana/prometheus/tests``; office hours come from the
+worker's own ``cspa_working_time``, on its clock file), and the worker is put, for real,
+into every condition an alert watches:
 
-* the worker is not up yet when Prometheus starts scraping (CspaWorkerDown), then starts
+* the alert path's Watchdog fires from the first evaluation;
+* the worker is not up yet when Prometheus starts scraping (CspaWorkerDown; and, as no
+  worker series exists at all, CspaWorkersMissing, CspaWorkerNotReady and
+  CspaPartitionUnowned through their ``absent()`` branches), then starts
   behind a 200,000-message backlog (CspaConsumerLagHigh; large enough that the lag
   outlasts several 1 s scrapes at the worker's replay rate, 30,000-40,000 events/s);
-* its clock says Tuesday 24 November 2026 12:30; open work of every timescale rule is
+* its clock says Tuesday 24 November 2026 12:30 (a working day: the worker's
+  cspa_working_time is 1, so the office-hours alerts may fire); open work of every timescale rule is
   overdue or within its warning (the four dedicated sets, and the catch-all through an
   extra rule, ``contact_triage``, in the worker's rules file); each rule has one item
   closed late, a new breach against a backfilled breach-free history;
@@ -135,11 +139,13 @@ def breach_history(instance: str, minutes: int = 40) -> list[str]:
 
 
 class FiringWatch(threading.Thread):
-    """Polls Prometheus and keeps the first firing instance of every alert name."""
+    """Polls Prometheus and keeps the first firing instance of every alert name, and the
+    label sets of every instance seen firing (``labelled``)."""
 
     def __init__(self, prom: PrometheusProcess) -> None:
         super().__init__(daemon=True)
         self.prom, self.seen, self.done = prom, {}, threading.Event()
+        self.labelled: dict[str, list[dict[str, str]]] = {}
 
     def run(self) -> None:
         while not self.done.is_set():
@@ -147,6 +153,9 @@ class FiringWatch(threading.Thread):
                 for a in self.prom.alerts():
                     if a["state"] == "firing":
                         self.seen.setdefault(a["labels"]["alertname"], a)
+                        found = self.labelled.setdefault(a["labels"]["alertname"], [])
+                        if a["labels"] not in found:
+                            found.append(a["labels"])
             except Exception:  # noqa: BLE001 - keep polling through a slow answer
                 pass
             self.done.wait(0.5)
@@ -157,7 +166,7 @@ def test_every_alert_fires_on_a_real_worker(broker, workers, tmp_path):
     from stream.settings import Settings
 
     names = alert_names()
-    assert len(names) == 22, sorted(names)  # a new alert must join this test
+    assert len(names) == 26, sorted(names)  # a new alert must join this test
     clock, rules = tmp_path / "clock.txt", tmp_path / "rules.toml"
     clock.write_text(NOW + "\n")
     rules.write_text((ROOT / "config" / "rules.toml").read_text() + EXTRA_RULE)
@@ -190,12 +199,17 @@ def test_every_alert_fires_on_a_real_worker(broker, workers, tmp_path):
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; never fired: {sorted(names - watch.seen.keys())}"
                                      ) from None
+            # office hours from the worker's calendar and clock (Tuesday 12:30), not pinned
+            assert prom.value("max(cspa_working_time)") == 1
         finally:
             watch.done.set()
             watch.join(5)
 
     seen = watch.seen
-    assert seen["CspaWorkerDown"]["labels"]["instance"] == instance
+    assert seen["Watchdog"]["labels"]["severity"] == "none"
+    assert float(seen["CspaWorkersMissing"]["value"]) == 0  # before the worker started
+    # up == 0 for the worker's address; before the first scrape, absent(up) (no instance)
+    assert instance in {labels.get("instance") for labels in watch.labelled["CspaWorkerDown"]}
     assert seen["CspaConsumerLagHigh"]["labels"]["topic"] == TOPICS["calls"]
     assert float(seen["CspaConsumerLagHigh"]["value"]) > 10_000
     assert seen["CspaEventsRejected"]["labels"]["reason"] == "invalid_json"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ PROM = ROOT / "grafana" / "prometheus"
 RULE_FILES = sorted((PROM / "rules").glob("*.yml"))
 TEST_FILES = sorted((PROM / "tests").glob("*.test.yml"))
 SOURCES = [ROOT / "stream" / "worker" / "metrics.py", ROOT / "stream" / "state" / "timeliness.py",
-           ROOT / "stream" / "state" / "queue_now.py"]
+           ROOT / "stream" / "state" / "queue_now.py", ROOT / "stream" / "worker" / "watch.py"]
 PROMETHEUS_OWN = {"up"}
 _KEYWORDS = {"and", "or", "unless", "bool", "by", "without", "on", "ignoring", "group_left",
              "group_right", "offset", "inf", "nan"}
@@ -144,9 +145,12 @@ def test_every_alert_is_labelled_and_explained() -> None:
     assert len({a["alert"] for a in ALERTS}) == len(ALERTS), "alert names must be unique"
     for alert in ALERTS:
         name, labels, notes = alert["alert"], alert.get("labels", {}), alert.get("annotations", {})
-        assert labels.get("severity") in ("warning", "critical"), name
+        # Watchdog alone has severity none (kube-prometheus): it is proof of life, not news.
+        assert labels.get("severity") in (("none",) if name == "Watchdog"
+                                          else ("warning", "critical")), name
         assert "team" in labels or re.search(r"by \([^)]*\bteam\b", alert["expr"]), name
-        for key in ("summary", "description", "runbook"):
+        for key in ("summary", "description", "runbook", "runbook_url", "dashboard_uid",
+                    "panel_title"):
             assert notes.get(key, "").strip(), f"{name} has no {key}"
         assert "\n" not in notes["runbook"], f"{name}: the runbook is one line"
         assert "for" in alert, f"{name}: say how long it must hold, even 0m"
@@ -165,7 +169,8 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
     fires, quiet = _test_cases()
     names = {a["alert"] for a in ALERTS}
     assert names - fires == set(), "alerts never shown firing"
-    assert names - quiet == set(), "alerts never shown staying quiet"
+    # Watchdog is never quiet: that is its whole point.
+    assert names - {"Watchdog"} - quiet == set(), "alerts never shown staying quiet"
     loaded = {Path(f).name for p in TEST_FILES for f in load_yaml(p.read_text())["rule_files"]}
     assert loaded == {p.name for p in RULE_FILES}, "every rule file is loaded by some test"
 
@@ -289,3 +294,156 @@ def test_call_wait_threshold_matches_the_recorded_constant() -> None:
     assert m is not None and literal is not None
     assert float(literal.group(1)) == float(m.group(1))
     assert f"{float(m.group(1)):g} seconds" in alert["annotations"]["description"]
+
+
+# -- where each alert sends its reader ----------------------------------------------------
+# Every alert names its runbook section (runbook_url: <base>/docs/runbooks.md#<anchor>,
+# the base a placeholder, docs/runbooks.md says what to put there) and the dashboard panel
+# to open first (dashboard_uid, panel_title), resolved here against the committed files.
+
+RUNBOOKS = ROOT / "docs" / "runbooks.md"
+DASHBOARDS = ROOT / "grafana" / "dashboards"
+RUNBOOK_BASE = "https://git.invalid/cspa/-/blob/main/docs/runbooks.md#"
+
+
+def anchor(heading: str) -> str:
+    """The anchor GitHub and GitLab give a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def runbook_anchors(text: str) -> set[str]:
+    return {anchor(m.group(1)) for m in re.finditer(r"^#{2,3} (.+)$", text, re.M)}
+
+
+def panel_titles() -> dict[str, set[str]]:
+    """Dashboard uid -> the titles of its panels (rows included, nested panels too)."""
+    import json
+
+    def walk(panels: list[dict]) -> Iterator[str]:
+        for panel in panels:
+            yield panel.get("title", "")
+            yield from walk(panel.get("panels", []))
+
+    boards = (json.loads(p.read_text()) for p in DASHBOARDS.glob("*.json"))
+    return {board["uid"]: set(walk(board["panels"])) for board in boards}
+
+
+def unresolved(alerts: list[dict], anchors: set[str],
+               titles: dict[str, set[str]]) -> list[str]:
+    """What each alert's runbook_url, dashboard_uid and panel_title fail to point at."""
+    problems = []
+    for alert in alerts:
+        name, notes = alert["alert"], alert.get("annotations", {})
+        url = notes.get("runbook_url", "")
+        if not url.startswith(RUNBOOK_BASE) or url[len(RUNBOOK_BASE):] not in anchors:
+            problems.append(f"{name}: no runbook section {url!r}")
+        uid = notes.get("dashboard_uid", "")
+        if uid not in titles:
+            problems.append(f"{name}: no dashboard {uid!r}")
+        elif notes.get("panel_title") not in titles[uid]:
+            problems.append(f"{name}: no panel {notes.get('panel_title')!r} in {uid}")
+    return problems
+
+
+def test_every_alert_resolves_to_a_runbook_section_dashboard_and_panel() -> None:
+    assert unresolved(ALERTS, runbook_anchors(RUNBOOKS.read_text()), panel_titles()) == []
+
+
+def test_every_runbook_section_is_the_alerts_own() -> None:
+    """One section per alert, named after it: the runbook_url is <base>#<alert, lowercased>."""
+    for alert in ALERTS:
+        assert alert["annotations"]["runbook_url"] == RUNBOOK_BASE + alert["alert"].lower()
+    sections = set(re.findall(r"^### (\w+)$", RUNBOOKS.read_text(), re.M))
+    assert sections == {a["alert"] for a in ALERTS}, "a runbook section per alert, no more"
+
+
+def test_a_bad_annotation_is_caught() -> None:
+    good = next(a for a in ALERTS if a["alert"] == "CspaWorkerDown")
+    anchors, titles = runbook_anchors(RUNBOOKS.read_text()), panel_titles()
+    assert unresolved([good], anchors, titles) == []
+    bad_anchor = {**good, "annotations": {**good["annotations"],
+                                          "runbook_url": RUNBOOK_BASE + "nosuchalert"}}
+    bad_board = {**good, "annotations": {**good["annotations"], "dashboard_uid": "cspa-nope"}}
+    bad_panel = {**good, "annotations": {**good["annotations"], "panel_title": "Due list"}}
+    assert len(unresolved([bad_anchor, bad_board, bad_panel], anchors, titles)) == 3
+    assert unresolved([good], runbook_anchors("# Runbooks\n"), titles) != []  # section gone
+
+
+def test_anchor() -> None:
+    assert anchor("CspaWorkerDown") == "cspaworkerdown"
+    assert anchor("Where the links point") == "where-the-links-point"
+
+
+# -- Alertmanager --------------------------------------------------------------------------
+
+ALERTMANAGER = ROOT / "grafana" / "alertmanager" / "alertmanager.yml"
+
+
+def _routes(route: dict) -> Iterator[dict]:
+    yield route
+    for child in route.get("routes", []):
+        yield from _routes(child)
+
+
+def _matched(route: dict, labels: dict[str, str]) -> bool:
+    for matcher in route.get("matchers", []):
+        m = re.fullmatch(r'(\w+)\s*(=~|!=|=)\s*"([^"]*)"', matcher)
+        assert m is not None, f"unsupported matcher {matcher!r}"
+        key, op, value = m.groups()
+        found = labels.get(key, "")
+        ok = {"=": found == value, "!=": found != value,
+              "=~": re.fullmatch(value, found) is not None}[op]
+        if not ok:
+            return False
+    return True
+
+
+def receiver_for(config: dict, labels: dict[str, str]) -> str:
+    """The receiver Alertmanager picks for ``labels`` (first matching child, no continue)."""
+    route = config["route"]
+    while True:
+        child = next((r for r in route.get("routes", []) if _matched(r, labels)), None)
+        if child is None:
+            return str(route["receiver"])
+        route = {**child, "receiver": child.get("receiver", route["receiver"])}
+
+
+def _teams(alert: dict) -> set[str]:
+    """The teams an alert can carry: its label, or every rule's team for a per-rule alert."""
+    if "team" in alert.get("labels", {}):
+        return {alert["labels"]["team"]}
+    return {r.team for r in load_rules(ROOT / "config" / "rules.toml").values()}
+
+
+def test_alertmanager_config() -> None:
+    """Every route reaches a receiver that notifies someone, and every alert's team its own.
+
+    Alertmanager's own checker is not one of the tools the tests install
+    (tests/tools.py), so the file is read here; docs/operations.md has the amtool step.
+    """
+    yaml = pytest.importorskip("yaml")
+    config = yaml.safe_load(ALERTMANAGER.read_text())
+    receivers = {r["name"]: r for r in config["receivers"]}
+    for route in _routes(config["route"]):
+        assert route.get("receiver", config["route"]["receiver"]) in receivers, route
+    for name, receiver in receivers.items():
+        targets = [h["url"] for h in receiver.get("webhook_configs", [])] + \
+            [e["to"] for e in receiver.get("email_configs", [])]
+        assert targets, f"receiver {name} notifies nobody"
+    routed = {r["receiver"] for r in config["route"]["routes"]}
+    for alert in ALERTS:
+        for team in _teams(alert):
+            labels = {"alertname": alert["alert"], "team": team,
+                      "severity": alert["labels"]["severity"]}
+            receiver = receiver_for(config, labels)
+            expected = "deadmans-switch" if alert["alert"] == "Watchdog" else team
+            assert receiver == expected and receiver in routed, (alert["alert"], team)
+
+
+def test_receiver_for_follows_the_routes() -> None:
+    config = {"route": {"receiver": "default", "routes": [
+        {"receiver": "a", "matchers": ['team="rfs"', 'severity=~"warning|critical"']},
+        {"receiver": "b", "matchers": ['team!="rfs"']}]}}
+    assert receiver_for(config, {"team": "rfs", "severity": "critical"}) == "a"
+    assert receiver_for(config, {"team": "rfs", "severity": "none"}) == "default"
+    assert receiver_for(config, {"team": "map"}) == "b"
