@@ -12,7 +12,7 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -190,18 +190,31 @@ def wait_caught_up(*ws: WorkerProcess, timeout: float = 240, stable: float = 3.0
                          + "; ".join(w.log_tail(5) for w in ws))
 
 
-def commit_backlog(bootstrap: str, timeout: float = 20, **kw: Any) -> dict[str, int]:
-    """Partitions whose committed offset still lags the end after ``timeout`` seconds."""
+def commit_backlog(bootstrap: str, timeout: float = 20, *,
+                   lag: Callable[..., dict[TopicPartition, int]] = behind,
+                   **kw: Any) -> dict[str, int]:
+    """Partitions whose committed offset still lags the end after ``timeout`` seconds.
+
+    ``lag`` is ``behind`` (a test may hand in another). A look that raises (the broker
+    busy) is tried again; if none succeeds before the deadline this fails: an empty
+    answer always means Kafka was asked and said so.
+    """
     deadline = time.monotonic() + timeout
-    left: dict[TopicPartition, int] = {}
-    while time.monotonic() < deadline:
+    left: dict[TopicPartition, int] | None = None
+    error: Exception | None = None
+    while True:
         try:
-            left = behind(bootstrap, **kw)
-        except Exception:  # broker busy: try again
-            left = left or {}
-        if not left:
-            return {}
+            left = lag(bootstrap, **kw)
+        except Exception as exc:  # noqa: BLE001 - broker busy: try again
+            error = exc
+        else:
+            if not left:
+                return {}
+        if time.monotonic() >= deadline:
+            break
         time.sleep(1.0)
+    if left is None:
+        raise AssertionError(f"committed offsets never read in {timeout}s: {error!r}")
     return {f"{tp.topic}[{tp.partition}]": n for tp, n in left.items()}
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterable
 from datetime import date, timedelta
 
 import pytest
@@ -37,7 +38,7 @@ from tests.faults.conftest import (
     write_result,
 )
 from tests.groundtruth import expected, generate
-from tests.integration.harness import WorkerProcess, produce_sync, total
+from tests.integration.harness import WorkerProcess, produce_sync, total, wait_for
 from tests.integration.test_pipeline import assert_figures_match
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -66,10 +67,25 @@ def _scrape(worker: WorkerProcess, last: dict[str, float]) -> None:
 
 
 def _consuming(worker: WorkerProcess) -> bool:
+    """Whether it has consumed anything yet (a dead worker fails: see ``check_alive``)."""
+    return total(worker.pipeline_samples(), "cspa_events_consumed_total") > 0
+
+
+def _lag(worker: WorkerProcess) -> float | None:
+    """The worker's own lag; None for a slow answer (a checkpoint pauses its event loop)."""
     try:
-        return total(worker.pipeline_samples(), "cspa_events_consumed_total") > 0
-    except OSError:
-        return False
+        return total(worker.pipeline_samples(), "cspa_consumer_lag")
+    except OSError:  # a dead worker fails instead: see ``check_alive``
+        return None
+
+
+def _exported(samples: dict, names: Iterable[str]) -> set[str]:
+    """The metrics among ``names`` that have a sample (a renamed one would read as 0)."""
+    return {n for n in names if any(key[0] == n for key in samples)}
+
+
+def _loaded(log: str) -> bool:
+    return "checkpoint loaded" in log
 
 
 def test_sigkill_during_replay_loses_nothing_and_counts_nothing_twice(broker, workers, tmp_path):
@@ -97,19 +113,27 @@ def test_sigkill_during_replay_loses_nothing_and_counts_nothing_twice(broker, wo
     kills = restarts = 0
     ready_in: list[float] = []
     carried = dict.fromkeys(COUNTERS, 0.0)  # counters of killed incarnations
+    checkpoint = worker.workdir / "data" / "checkpoint-cspa.pickle"
+    #: per restart: (a checkpoint file was there at the kill, that incarnation's log)
+    resumed: list[tuple[bool, int]] = []
     for i in range(KILLS):
         last = dict.fromkeys(COUNTERS, 0.0)
-        while not _consuming(worker):
-            time.sleep(0.05)
+        wait_for(lambda: _consuming(worker), 120, f"incarnation {i + 1} consuming")
+        if i == 0:  # at least one restart has a checkpoint to resume from
+            wait_for(checkpoint.exists, 120, "the first checkpoint written")
         target = sent * (KILLS - i) / (KILLS + 1) * rng.uniform(0.85, 1.0)
         # /metrics/pipeline, not /metrics: a full scrape of this state takes long enough
         # for the worker to run past the kill point between two polls.
-        while (lag := total(worker.pipeline_samples(), "cspa_consumer_lag")) > target:
+        deadline = time.monotonic() + 600
+        while (lag := _lag(worker)) is None or lag > target:
+            assert time.monotonic() < deadline, f"lag still {lag} > {target:.0f} after " \
+                f"600s before kill {i + 1}: {worker.log_tail()}"
             _scrape(worker, last)
             time.sleep(0.02)
         _scrape(worker, last)
         assert lag > 0, f"consumption finished before kill {i + 1}: make the replay longer"
         worker.kill()
+        resumed.append((checkpoint.exists(), worker.log_path.stat().st_size))
         uncommitted = backlog(broker.bootstrap)
         kills += 1
         print(f"kill {kills}: {lag:.0f} messages not yet processed ({uncommitted} not "
@@ -127,7 +151,8 @@ def test_sigkill_during_replay_loses_nothing_and_counts_nothing_twice(broker, wo
     stalled = commit_backlog(broker.bootstrap, 30)
     seconds = time.monotonic() - started
     lost, double = counted(samples, truth)
-    log = worker.log_path.read_text(errors="replace")
+    log_bytes = worker.log_path.read_bytes()
+    log = log_bytes.decode(errors="replace")
     rebuilds = log.count("figures rebuilt")
     duplicates = carried["duplicates"] + total(samples, "cspa_events_duplicate_total")
 
@@ -166,7 +191,15 @@ def test_sigkill_during_replay_loses_nothing_and_counts_nothing_twice(broker, wo
     assert (lost, double) == (0, 0), differences(samples, truth)
     assert_figures_match(samples, truth)
     assert kills >= 5 and restarts == kills
-    assert log.count("checkpoint loaded") >= 2, "the restarts never used a checkpoint"
+    # Every restart that found a checkpoint file resumed from it (the first one always
+    # finds one: the first kill waits for it).
+    sections = [log_bytes[start:end].decode(errors="replace") for (_, start), end in
+                zip(resumed, [s for _, s in resumed[1:]] + [len(log_bytes)], strict=True)]
+    assert resumed[0][0]
+    for n, ((had, _), section) in enumerate(zip(resumed, sections, strict=True), 1):
+        assert _loaded(section) or not had, f"restart {n} ignored its checkpoint: {section[-3000:]}"
+    # The counters recorded above are exported (a renamed one would read as 0 throughout).
+    assert _exported(samples, COUNTERS.values()) == set(COUNTERS.values())
     # Kafka's own lag tools agree with the worker: the group's commits followed the
     # progress markers to the end of every partition.
     assert stalled == {}, stalled

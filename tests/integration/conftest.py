@@ -21,6 +21,8 @@ def workers(broker: LocalBroker, tmp_path: Path) -> Iterator[list[WorkerProcess]
     yield started
     for w in started:
         w.stop()
+        # Shown by pytest only when the test failed ("Captured stdout teardown").
+        print(f"\n--- {w.log_path}, last lines:\n{w.log_tail(30)}")
 
 
 def start_worker(broker: LocalBroker, tmp_path: Path, workers: list[WorkerProcess],

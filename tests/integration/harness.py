@@ -48,16 +48,22 @@ def make_broker(tmp_path: Path, **kwargs: Any) -> Iterator[LocalBroker]:
 
 def wait_for(check: Callable[[], T | None], timeout: float, what: str,
              interval: float = 0.25) -> T:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` on timeout."""
+    """Poll ``check`` until it returns something truthy; fail with ``what`` on timeout.
+
+    An ``OSError`` (a server not listening yet) is retried; any other exception, such as
+    ``WorkerProcess.check_alive``'s for a worker that died, fails the wait at once.
+    """
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
         try:
-            last = check()
-        except OSError as exc:
+            got = check()
+        except OSError as exc:  # not up yet, or busy: ask again (never an answer)
             last = exc
-        if last:
-            return last
+        else:
+            if got:
+                return got
+            last = got
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
@@ -102,15 +108,25 @@ class WorkerProcess:
         return self
 
     def ready(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"worker exited: {self.log_tail()}")
         try:
             health = self.get_json("/health")
             return bool(health.get("ready")) and bool(health.get("owned"))
         except OSError:
             return False
 
+    def check_alive(self) -> None:
+        """Fail at once, with the log's tail, if the worker this test started has exited.
+
+        Every request below checks it first, so every wait that polls the worker fails
+        when the worker dies rather than at its deadline (``wait_for`` retries only
+        ``OSError``). A worker the test stopped or killed itself is not checked.
+        """
+        if self.proc is not None and (code := self.proc.poll()) is not None:
+            raise AssertionError(f"worker exited with {code}; its log ends:\n"
+                                 f"{self.log_tail()}")
+
     def get(self, path: str) -> bytes:
+        self.check_alive()
         with urllib.request.urlopen(self.url + path, timeout=5) as resp:
             body: bytes = resp.read()
             return body

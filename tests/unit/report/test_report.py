@@ -121,8 +121,19 @@ def pct(x: float | None) -> str:
     return f"{x:.2f}"
 
 
-def test_offered_variant_cannot_reproduce_the_report() -> None:
-    # Exhaustive: no whole number of calls gives 63.97% of 1763.
+def test_offered_variant_cannot_reproduce_the_report(rfs_agg: Aggregates) -> None:
+    # What the report computes under ``offered`` with no short abandons: within 20 s over
+    # every offered call, abandoned over offered (the seed's N, A and W, by hand).
+    plain = ReportDefinitions(20.0, ServiceLevelVariant.OFFERED, 0.0)
+    rfs = compute_report(rfs_agg, QUARTER, TAX, plain).rfs
+    sl = [c.value for c in rfs.service_level.cells][:3]
+    ab = [c.value for c in rfs.abandoned_rate.cells][:3]
+    assert sl == pytest.approx([100 * w / n for n, _, _, w in CALLS.values()])
+    assert ab == pytest.approx([100 * a / n for n, a, _, _ in CALLS.values()])
+    assert [c.base for c in rfs.service_level.cells][:3] == [1763, 2412, 2503]
+    assert [pct(v) for v in sl] == ["63.13", "59.20", "63.32"]  # not 63.97, 59.62, 63.68
+    assert [pct(v) for v in ab] == ["5.16", "3.90", "3.52"]  # not 3.91, 3.22, 2.97
+    # And no seed could make it: no whole number of calls gives 63.97% of 1763.
     assert not [w for w in range(1764) if pct(100 * w / 1763) == "63.97"]
     assert [w for w in range(2413) if pct(100 * w / 2412) == "59.62"] == [1438]
     # Abandoned / offered without short abandons: none for Sep or Oct.

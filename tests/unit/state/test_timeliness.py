@@ -6,7 +6,7 @@ Office hours 09:00-17:00 Europe/London, warn_working_hours 4 unless said otherwi
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -159,6 +159,41 @@ def test_bst_end_october_2026() -> None:
     work.update(P, "contact:" + KEY, contact(rcv=rcv(start)))
     # At risk all weekend: fewer than 4 office hours are left whatever the clocks do.
     assert work.state(item, lon(2026, 10, 25, 12)) == "at_risk"
+
+
+def test_late_may_bank_holiday_2019() -> None:
+    # Fri 24 May 2019 14:00 BST; Mon 27 May is the late May bank holiday (the last
+    # Monday of May): deadline Tue 28 May 14:00. Hours: Fri 14-17 (3) + Tue 9-14 (5) = 8;
+    # warn after 4 h = Fri 3 h + Tue 1 h = Tue 10:00.
+    item = only(contact(rcv=rcv(lon(2019, 5, 24, 14))), "contact_decision")
+    assert (item.deadline_ts, item.warn_ts) == (lon(2019, 5, 28, 14), lon(2019, 5, 28, 10))
+
+
+def test_late_may_bank_holiday_2026() -> None:
+    # Fri 22 May 2026 09:00; Mon 25 May (31 May is a Sunday, so the last Monday is the
+    # 25th): deadline Tue 26 May 09:00. Hours: Fri 9-17 (8); warn after 4 h = Fri 13:00.
+    item = only(contact(rcv=rcv(lon(2026, 5, 22, 9))), "contact_decision")
+    assert (item.deadline_ts, item.warn_ts) == (lon(2026, 5, 26, 9), lon(2026, 5, 22, 13))
+
+
+def test_summer_bank_holiday_2019() -> None:
+    # Map enquiry opened Fri 23 Aug 2019 16:00; Mon 26 Aug is the summer bank holiday
+    # (the last Monday of August): deadline Tue 27 Aug 16:00. Hours: Fri 16-17 (1) +
+    # Tue 9-16 (7) = 8; warn after 4 h = Fri 1 h + Tue 3 h = Tue 12:00.
+    item = only({"k": "map", "p": 0, "open": [lon(2019, 8, 23, 16), "e1"]}, "map_enquiry")
+    assert (item.deadline_ts, item.warn_ts) == (lon(2019, 8, 27, 16), lon(2019, 8, 27, 12))
+
+
+def test_summer_bank_holiday_2026() -> None:
+    # Fri 28 Aug 2026 11:00; Mon 31 Aug is the summer bank holiday: deadline Tue 1 Sep
+    # 11:00. Hours: Fri 11-17 (6) + Tue 9-11 (2) = 8; warn after 4 h = Fri 15:00.
+    item = only(contact(rcv=rcv(lon(2026, 8, 28, 11))), "contact_decision")
+    assert (item.deadline_ts, item.warn_ts) == (lon(2026, 9, 1, 11), lon(2026, 8, 28, 15))
+    # Early help allocation, 2 working days from Thu 27 Aug 10:00: the rest of Thursday
+    # (14 h of 24), all of Friday, then Tue 1 Sep until 10:00.
+    eh = only(contact(**{"prog:early_help": [lon(2026, 8, 27, 10), "e"]}),
+              "early_help_allocation")
+    assert eh.deadline_ts == lon(2026, 9, 1, 10)
 
 
 def test_working_hours_and_plain_hours_clocks() -> None:
@@ -489,6 +524,74 @@ def test_schedule_equals_the_datetime_definitions(start: int, micros: int, rule:
     cal = ROLLING if rolling else CAL
     ts = start + micros / 1e6
     assert _schedule(rule, ts, cal) == _reference_schedule(rule, ts, cal)
+
+
+#: England and Wales bank holidays 2019-2027 on weekdays, written out from gov.uk's list
+#: (substitute days included; 2020's VE Day, 2022's jubilee and state funeral, 2023's
+#: coronation): the reference below never asks the ``holidays`` library the calendar uses.
+BANK_HOLIDAYS = frozenset(date.fromisoformat(d) for d in """
+2019-01-01 2019-04-19 2019-04-22 2019-05-06 2019-05-27 2019-08-26 2019-12-25 2019-12-26
+2020-01-01 2020-04-10 2020-04-13 2020-05-08 2020-05-25 2020-08-31 2020-12-25 2020-12-28
+2021-01-01 2021-04-02 2021-04-05 2021-05-03 2021-05-31 2021-08-30 2021-12-27 2021-12-28
+2022-01-03 2022-04-15 2022-04-18 2022-05-02 2022-06-02 2022-06-03 2022-08-29 2022-09-19
+2022-12-26 2022-12-27
+2023-01-02 2023-04-07 2023-04-10 2023-05-01 2023-05-08 2023-05-29 2023-08-28 2023-12-25
+2023-12-26
+2024-01-01 2024-03-29 2024-04-01 2024-05-06 2024-05-27 2024-08-26 2024-12-25 2024-12-26
+2025-01-01 2025-04-18 2025-04-21 2025-05-05 2025-05-26 2025-08-25 2025-12-25 2025-12-26
+2026-01-01 2026-04-03 2026-04-06 2026-05-04 2026-05-25 2026-08-31 2026-12-25 2026-12-28
+2027-01-01 2027-03-26 2027-03-29 2027-05-03 2027-05-31 2027-08-30 2027-12-27 2027-12-28
+""".split())
+
+
+def _local(d: date, hour: int = 0) -> float:
+    return datetime(d.year, d.month, d.day, hour, tzinfo=LONDON).timestamp()
+
+
+def _counted_deadline(clock: str, amount: float, start_ts: float) -> float:
+    """The deadline counted one local day at a time from ``BANK_HOLIDAYS``.
+
+    A working day is Monday to Friday and not a bank holiday. ``working_days``: each
+    one counts 1 from midnight to midnight (its real length, 23 or 25 h too) and time
+    inside it counts pro rata; ``working_hours``: its 09:00-17:00 counts hour by hour.
+    """
+    d, left = datetime.fromtimestamp(start_ts, LONDON).date(), amount
+    while True:
+        if d.weekday() < 5 and d not in BANK_HOLIDAYS:
+            if clock == "working_days":
+                lo, hi, unit = _local(d), _local(d + timedelta(days=1)), None
+            else:
+                lo, hi, unit = _local(d, 9), _local(d, 17), 3600.0
+            frm = max(start_ts, lo)
+            if frm < hi:
+                per = unit or (hi - lo)  # seconds a unit of ``amount`` takes on this day
+                if left * per <= hi - frm:
+                    return frm + left * per
+                left -= (hi - frm) / per
+        d += timedelta(days=1)
+
+
+@settings(max_examples=500, deadline=None)
+@given(start=st.integers(min_value=int(lon(2019, 1, 1)), max_value=int(lon(2027, 12, 1))),
+       rule=st.sampled_from([r for r in RULES_AND_CLOCKS if r.clock != "hours"]))
+def test_deadline_equals_working_days_counted_day_by_day(start: int, rule: Rule) -> None:
+    # An independent reference: no calendar code, its own list of bank holidays.
+    from stream.state.timeliness import _schedule
+
+    deadline, _ = _schedule(rule, float(start), CAL)
+    assert deadline == pytest.approx(_counted_deadline(rule.clock, rule.timescale, start),
+                                     abs=1e-5)
+
+
+@pytest.mark.parametrize("day", sorted(BANK_HOLIDAYS), ids=str)
+def test_every_bank_holiday_stops_the_clock(day: date) -> None:
+    # Received at noon the working day before: one working day later skips the holiday.
+    before = day - timedelta(days=1)
+    while before.weekday() >= 5 or before in BANK_HOLIDAYS:
+        before -= timedelta(days=1)
+    item = only(contact(rcv=rcv(_local(before, 12))), "contact_decision")
+    assert item.deadline_ts == _counted_deadline("working_days", 1, _local(before, 12))
+    assert item.deadline_ts > _local(day + timedelta(days=1))
 
 
 @pytest.mark.parametrize("when", [
