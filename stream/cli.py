@@ -59,6 +59,15 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from stream.worker.checkpoint import broker_view
     from stream.worker.liveness import LivenessServer
 
+    live = None
+    if settings.live_port:  # bound first: a port taken fails the start at once
+        try:
+            live = LivenessServer(settings.web_host, settings.live_port,
+                                  settings.liveness_seconds)
+        except OSError as exc:
+            print(f"worker: cannot serve /live on {settings.web_host}:{settings.live_port} "
+                  f"(CSPA_LIVE_PORT): {exc.strerror or exc}", file=sys.stderr)
+            return 2
     ensure_topics(settings)
     view = None
     if settings.store.startswith("local:"):  # whether a checkpoint is this broker's
@@ -71,14 +80,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     logging.getLogger("cspa").setLevel(settings.log_level)
     runner = faust.Worker(worker.app, loglevel=settings.log_level, quiet=True,
                           redirect_stdouts=False)
-    if settings.live_port:  # /live, answered off the loop the runner is about to run
-        try:
-            LivenessServer(settings.web_host, settings.live_port, runner.loop,
-                           settings.liveness_seconds).start()
-        except OSError as exc:
-            print(f"worker: cannot serve /live on {settings.web_host}:{settings.live_port} "
-                  f"(CSPA_LIVE_PORT): {exc.strerror or exc}", file=sys.stderr)
-            return 2
+    if live is not None:  # /live, answered off the loop the runner is about to run
+        live.start(runner.loop)
     runner.execute_from_commandline()
     return 0
 

@@ -82,7 +82,7 @@ class Gaps:
 
 
 def _groups(by_value: Mapping[str, Sequence[str]]) -> str:
-    return " vs ".join(", ".join(urls) for urls in sorted(list(u) for u in by_value.values()))
+    return " vs ".join(", ".join(urls) for urls in by_value.values())  # in the order named
 
 
 class IncompleteReport(RuntimeError):

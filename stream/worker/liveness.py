@@ -25,12 +25,14 @@ BEAT_SECONDS = 0.5
 class Heartbeat:
     """The last time (monotonic seconds) the loop ran a beat posted to it."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None  # set by LivenessServer.start
         self.last = time.monotonic()
 
     def post(self) -> None:
         """Ask the loop to stamp the time (from any thread); a closed loop stamps nothing."""
+        if self.loop is None:
+            return
         try:
             self.loop.call_soon_threadsafe(self._stamp)
         except RuntimeError:  # the loop is closed: the process is ending
@@ -79,11 +81,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class LivenessServer:
-    """``/live`` on ``host:port`` from a daemon thread, judging ``loop`` by its heartbeat."""
+    """``/live`` on ``host:port`` from a daemon thread, judging a loop by its heartbeat.
 
-    def __init__(self, host: str, port: int, loop: asyncio.AbstractEventLoop,
-                 limit_seconds: float) -> None:
-        self.heartbeat = Heartbeat(loop)
+    The port is bound at construction (``OSError`` if taken), so a worker can fail at
+    once, before it connects to Kafka; ``start`` names the loop and starts serving.
+    """
+
+    def __init__(self, host: str, port: int, limit_seconds: float) -> None:
+        self.heartbeat = Heartbeat()
         self.server = _Server((host, port), _Handler)
         self.server.heartbeat = self.heartbeat
         self.server.limit = limit_seconds
@@ -97,7 +102,10 @@ class LivenessServer:
         port: int = self.server.server_address[1]
         return port
 
-    def start(self) -> LivenessServer:
+    def start(self, loop: asyncio.AbstractEventLoop) -> LivenessServer:
+        """Serve ``/live`` about ``loop`` (its silence counts from now)."""
+        self.heartbeat.loop = loop
+        self.heartbeat.last = time.monotonic()
         self.thread.start()
         return self
 

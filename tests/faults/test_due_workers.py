@@ -70,7 +70,7 @@ def test_a_stopped_worker_makes_due_and_report_refuse(broker: LocalBroker, tmp_p
     from stream.settings import Settings
 
     ensure_topics(Settings(broker=broker.bootstrap))
-    ds = generate(seed=23, start=date.today() - timedelta(days=6), days=6, contacts=400,
+    ds = generate(seed=23, start=date.today() - timedelta(days=90), days=30, contacts=400,
                   calls=50, enquiries=40, audits=0, bad=0)
     produce_tracked(broker.bootstrap, ds.messages)
     env = {"CSPA_SESSION_TIMEOUT_SECONDS": SESSION_TIMEOUT}

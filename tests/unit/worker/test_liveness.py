@@ -53,7 +53,7 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 @pytest.fixture
 def live(loop: asyncio.AbstractEventLoop) -> Iterator[tuple[LivenessServer, str]]:
-    server = LivenessServer("127.0.0.1", 0, loop, LIMIT).start()
+    server = LivenessServer("127.0.0.1", 0, LIMIT).start(loop)
     yield server, f"http://127.0.0.1:{server.port}/live"
     server.stop()
 
