@@ -122,6 +122,9 @@ def _get(url: str, timeout: float) -> Any:
 def _answer(url: str, body: Any) -> Answer:
     if not isinstance(body, dict):
         raise ValueError("not a JSON object")
+    lacking = sorted({"owned", "recovering", "fingerprint"} - body.keys())
+    if lacking:  # a worker of an older release, or not a worker at all
+        raise ValueError(f"the answer has no {', '.join(lacking)}: not a worker of this release")
     recovering = body["recovering"]
     if not isinstance(recovering, bool):
         raise ValueError("'recovering' is not a boolean")
