@@ -68,8 +68,7 @@ def render_json(items: Sequence[Item], found: Gaps) -> str:
 def refusal(found: Gaps) -> str:
     """The one-line error of a refused list."""
     return ("due: refusing an incomplete morning list: " + " | ".join(found.problems())
-            + ". Name every worker with --workers (or CSPA_WORKERS), retry once the group "
-              "has settled, or print what there is with --partial.")
+            + f". {found.advice()}; or print what there is with --partial.")
 
 
 def run_due(args: argparse.Namespace, settings: Settings) -> int:

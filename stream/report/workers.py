@@ -80,6 +80,14 @@ class Gaps:
                        + _groups(self.definitions))
         return out
 
+    def advice(self) -> str:
+        """What to do about them, for the end of a refusal."""
+        if self.fingerprints or self.definitions:
+            return ("Give every worker the same rules and settings (CSPA_*), or name only "
+                    "the workers of one group")
+        return ("Name every worker with --workers (or CSPA_WORKERS), or retry once the "
+                "group has settled")
+
 
 def _groups(by_value: Mapping[str, Sequence[str]]) -> str:
     return " vs ".join(", ".join(urls) for urls in by_value.values())  # in the order named
@@ -97,9 +105,7 @@ class IncompleteReport(RuntimeError):
         self.unexpected = gaps.unexpected
         super().__init__(
             "incomplete report, refusing to compute figures from part of the data: "
-            + " | ".join(gaps.problems())
-            + ". Name every worker with --workers (or CSPA_WORKERS), or retry once the "
-              "group has settled.")
+            + " | ".join(gaps.problems()) + f". {gaps.advice()}.")
 
 
 def worker_url(url: str, path: str) -> str:
