@@ -3,11 +3,12 @@
 #   docker build -t cspa-live .
 #   docker run --rm -e CSPA_BROKER=kafka:9092 -p 127.0.0.1:6066:6066 cspa-live
 #
-# CSPA_WEB_HOST=0.0.0.0: outside a container the worker serves /metrics, /figures and
-# /health on 127.0.0.1 only. Inside one, loopback is the container's own, so Prometheus
-# (another container) could not scrape it; the image binds all interfaces of the container
-# instead. Only the compose network sees the port unless you publish it, and then publish
-# it on 127.0.0.1 (as docker-compose.yml does for every port).
+# CSPA_WEB_HOST=0.0.0.0: outside a container the worker serves /metrics, /figures,
+# /ready (and /live, on CSPA_LIVE_PORT) on 127.0.0.1 only. Inside one, loopback is the
+# container's own, so Prometheus (another container) could not scrape it; the image binds
+# all interfaces of the container instead. Only the compose network sees the port unless
+# you publish it, and then publish it on 127.0.0.1 (as docker-compose.yml does for every
+# port).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -16,6 +17,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     CSPA_WEB_HOST=0.0.0.0 \
     CSPA_WEB_PORT=6066 \
+    CSPA_LIVE_PORT=6067 \
     CSPA_DATA_DIR=/var/lib/cspa
 
 WORKDIR /app
@@ -35,7 +37,7 @@ RUN pip install --no-deps --editable . \
     && useradd --system --uid 10001 --home-dir /var/lib/cspa --create-home cspa
 
 USER cspa
-EXPOSE 6066
+EXPOSE 6066 6067
 
 # Installed in place (editable), so `python -m stream` and the `cspa` script both find
 # topics/ and config/ beside the package (stream.settings.ROOT = /app).

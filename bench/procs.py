@@ -114,6 +114,7 @@ class Worker:
         workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / "worker.log"
         self.env = {**os.environ, "CSPA_BROKER": bootstrap, "CSPA_WEB_PORT": str(self.port),
+                    "CSPA_LIVE_PORT": str(free_port()),
                     "CSPA_DATA_DIR": str(workdir / "data"), "CSPA_APP_ID": app_id,
                     "CSPA_METRICS_MONTHS": "0", "PYTHONPATH": str(ROOT), **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None

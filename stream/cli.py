@@ -25,6 +25,8 @@ from stream.contract.topics import event_families, load_topics
 from stream.dev import broker as devbroker
 from stream.report.cli import add_arguments as add_report_arguments
 from stream.report.cli import run_report
+from stream.report.due import add_arguments as add_due_arguments
+from stream.report.due import run_due
 from stream.settings import ROOT, Settings
 from stream.upstream.cli import add_commands as add_upstream_commands
 
@@ -84,7 +86,17 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from stream.worker import collector
     from stream.worker.app import create_app
     from stream.worker.checkpoint import broker_view
+    from stream.worker.liveness import LivenessServer
 
+    live = None
+    if settings.live_port:  # bound first: a port taken fails the start at once
+        try:
+            live = LivenessServer(settings.web_host, settings.live_port,
+                                  settings.liveness_seconds)
+        except OSError as exc:
+            print(f"worker: cannot serve /live on {settings.web_host}:{settings.live_port} "
+                  f"(CSPA_LIVE_PORT): {exc.strerror or exc}", file=sys.stderr)
+            return 2
     try:
         ensure_topics(settings)
         refused = replication_refusal(settings)
@@ -100,8 +112,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     worker = create_app(settings, view)
     collector.tune()
     logging.getLogger("cspa").setLevel(settings.log_level)
-    faust.Worker(worker.app, loglevel=settings.log_level, quiet=True,
-                 redirect_stdouts=False).execute_from_commandline()
+    runner = faust.Worker(worker.app, loglevel=settings.log_level, quiet=True,
+                          redirect_stdouts=False)
+    if live is not None:  # /live, answered off the loop the runner is about to run
+        live.start(runner.loop)
+    runner.execute_from_commandline()
     return 0
 
 
@@ -261,24 +276,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_due(args: argparse.Namespace, settings: Settings) -> int:
-    """Merge every worker's due list (each owns some partitions) and print it."""
-    import json
-
-    items: list[dict[str, object]] = []
-    for url in args.workers.split(","):
-        with urllib.request.urlopen(f"{url.rstrip('/')}/due?limit={args.limit}",
-                                    timeout=10) as resp:
-            items += json.loads(resp.read())["items"]
-    items.sort(key=lambda i: (str(i["deadline"]), str(i["rule"])))
-    items = items[: args.limit]
-    if args.json:
-        print(json.dumps(items, indent=2))
-        return 0
-    print(f"{'deadline':25} {'state':9} {'hours left':>10}  {'rule':24} {'team':5} case")
-    for i in items:
-        print(f"{i['deadline']!s:25} {i['state']!s:9} {i['working_hours_left']!s:>10}  "
-              f"{i['rule']!s:24} {i['team']!s:5} {i['key']}")
-    return 0
+    return run_due(args, settings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,10 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_arguments(report)
     report.set_defaults(fn=cmd_report)
     due = sub.add_parser("due", help="open items by deadline, for the morning check")
-    due.add_argument("--workers", default="http://127.0.0.1:6066",
-                     help="comma-separated worker URLs")
-    due.add_argument("--limit", type=int, default=50)
-    due.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_due_arguments(due)
     due.set_defaults(fn=cmd_due)
     add_upstream_commands(sub)
     return parser

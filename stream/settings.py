@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     taxonomy_path: Path = DEFAULT_TAXONOMY
     rules_path: Path = ROOT / "config" / "rules.toml"
+    live_port: int = Field(6067, ge=0, le=65535, description="port of /live, served on "
+                           "web_host by a thread of its own (0: not served)")
+    liveness_seconds: float = Field(
+        300.0, gt=0, description="/live fails once the event loop has not run for this long "
+        "(above the longest stall recorded: a national year's cold refold, 92-112 s)")
+    workers: str = Field("http://127.0.0.1:6066", description="every worker's base URL, "
+                         "comma separated: where report and due ask (their --workers wins)")
 
     # Input checks
     max_payload_bytes: int = 65_536

@@ -76,8 +76,12 @@ def _parse_set(name: str, raw: object) -> tuple[dict[str, str], dict[str, date]]
 
 def load_taxonomy(path: Path = DEFAULT_TAXONOMY) -> Taxonomy:
     """Read and check a taxonomy file."""
-    with path.open("rb") as fh:
-        raw = tomllib.load(fh)
+    return parse_taxonomy(path.read_text(encoding="utf-8"))
+
+
+def parse_taxonomy(text: str) -> Taxonomy:
+    """Check a taxonomy given as TOML text (a worker serves the file it read)."""
+    raw = tomllib.loads(text)
     labels: dict[str, Mapping[str, str]] = {}
     valid_from: dict[str, Mapping[str, date]] = {}
     for name in REQUIRED_SETS:

@@ -2,8 +2,13 @@
 
 The caller (``stream.cli``) creates the sub-parser, calls ``add_arguments`` and
 sets ``fn``; ``run_report`` does the rest. Exit status 0 on success, 2 when
-the workers do not hold every partition exactly once (``IncompleteReport``) or
-the months are malformed.
+the workers do not hold every partition exactly once, settled and alike
+(``IncompleteReport``) or the months are malformed.
+
+The workers are ``--workers``, else ``CSPA_WORKERS``. The definitions the figures
+are read under (service level, short abandons, period combination) and the
+taxonomy are the workers', so a report agrees with their dashboards whoever runs
+it; a flag may set a definition for one report, and the report prints it.
 """
 
 from __future__ import annotations
@@ -11,16 +16,18 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from stream.contract.taxonomy import load_taxonomy
+from stream.contract.taxonomy import TaxonomyError, parse_taxonomy
 from stream.contract.topics import event_families, load_topics
-from stream.report import IncompleteReport, compute_report, fetch_cells, render
+from stream.report import IncompleteReport, compute_report, fetch_figures, render
 from stream.report.figures import DayBasis, ReportDefinitions
 from stream.report.render import FORMATS
-from stream.settings import PeriodCombination, Settings
+from stream.settings import PeriodCombination, ServiceLevelVariant, Settings
 
-DEFAULT_WORKERS = "http://127.0.0.1:6066"
 DEFAULT_HTML = Path("report.html")
 MAX_MONTHS = 240
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -46,19 +53,35 @@ def parse_months(text: str) -> list[str]:
 
 
 def parse_workers(text: str) -> list[str]:
+    """"URL,URL..." (``--workers`` or ``CSPA_WORKERS``) -> the URLs, at least one."""
     urls = [u.strip() for u in text.split(",") if u.strip()]
     if not urls:
         raise argparse.ArgumentTypeError("no worker URL given")
     return urls
 
 
+def workers_of(args: argparse.Namespace, settings: Settings) -> list[str]:
+    """``--workers`` if given, else ``CSPA_WORKERS``."""
+    if args.workers is not None:
+        return list(args.workers)
+    try:
+        return parse_workers(settings.workers)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"CSPA_WORKERS: {exc}") from None
+
+
+def expected_partitions() -> dict[str, int]:
+    """Every source topic and its partition count: what the workers must cover."""
+    return {spec.name: spec.partitions for spec in event_families(load_topics()).values()}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The report's options (the caller sets ``fn``)."""
     parser.add_argument("--months", type=parse_months, required=True,
                         help="YYYY-MM..YYYY-MM (inclusive) or a single YYYY-MM")
-    parser.add_argument("--workers", type=parse_workers, default=[DEFAULT_WORKERS],
-                        help=f"every worker's base URL, comma separated (default "
-                             f"{DEFAULT_WORKERS})")
+    parser.add_argument("--workers", type=parse_workers, default=None,
+                        help="every worker's base URL, comma separated (default: "
+                             "CSPA_WORKERS, http://127.0.0.1:6066)")
     parser.add_argument("--format", choices=FORMATS, default="text", dest="format")
     parser.add_argument("--output", type=Path, default=None,
                         help=f"file to write (default stdout; html: {DEFAULT_HTML})")
@@ -70,25 +93,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(reproduces the 2019 report)")
     parser.add_argument("--timeout", type=float, default=10.0,
                         help="seconds to wait for each worker")
+    parser.add_argument("--service-level-seconds", type=float, default=None,
+                        help="this report only: answered within this counts (default: "
+                             "the workers' CSPA_SERVICE_LEVEL_SECONDS)")
+    parser.add_argument("--service-level-variant", choices=[v.value for v in
+                                                            ServiceLevelVariant],
+                        default=None, help="this report only: the service level's "
+                        "denominator (default: the workers')")
+    parser.add_argument("--short-abandon-seconds", type=float, default=None,
+                        help="this report only: abandons at or under this are excluded "
+                             "(default: the workers')")
 
 
-def definitions(args: argparse.Namespace, settings: Settings) -> ReportDefinitions:
+def definitions(args: argparse.Namespace, served: Mapping[str, Any]) -> ReportDefinitions:
+    """The workers' read-time definitions (``CallDefinitions``), a flag overriding each."""
     basis: DayBasis = "calendar" if args.day_basis == "calendar" else "working"
     combination = (PeriodCombination.MEAN_OF_MONTHS if args.legacy_mean_of_months
-                   else settings.period_combination)
-    return ReportDefinitions(settings.service_level_seconds, settings.service_level_variant,
-                             settings.short_abandon_seconds, combination, basis)
+                   else PeriodCombination(served["period_combination"]))
+    return ReportDefinitions(
+        float(_either(args.service_level_seconds, served["service_level_seconds"])),
+        ServiceLevelVariant(_either(args.service_level_variant, served["variant"])),
+        float(_either(args.short_abandon_seconds, served["short_abandon_seconds"])),
+        combination, basis)
+
+
+def _either(flag: Any, served: Any) -> Any:
+    return served if flag is None else flag
 
 
 def run_report(args: argparse.Namespace, settings: Settings) -> int:
-    expected = {spec.name: spec.partitions for spec in event_families(load_topics()).values()}
     try:
-        agg = fetch_cells(list(args.workers), expected, timeout=args.timeout)
+        urls = workers_of(args, settings)
+    except ValueError as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 2
+    try:
+        figures = fetch_figures(urls, expected_partitions(), timeout=args.timeout)
+        defs = definitions(args, figures.definitions)
+        taxonomy = parse_taxonomy(figures.taxonomy)
     except IncompleteReport as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 2
-    taxonomy = load_taxonomy(settings.taxonomy_path)
-    report = compute_report(agg, args.months, taxonomy, definitions(args, settings),
+    except (KeyError, ValueError, TaxonomyError, tomllib.TOMLDecodeError) as exc:
+        print(f"report: the workers' definitions or taxonomy cannot be read: "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    report = compute_report(figures.aggregates, args.months, taxonomy, defs,
                             publish=args.publish)
     text = render(report, args.format)
     output: Path | None = args.output

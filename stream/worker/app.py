@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -80,8 +80,12 @@ class Worker:
     starts: dict[TP, int | None] = field(default_factory=dict)
     #: set once a first assignment's recovery has completed and the figures are rebuilt
     recovered: bool = False
-    #: what judged the derived state (stream.state.fingerprint), served by /health
+    #: what judged the derived state (stream.state.fingerprint), served by /ready (and /health)
     fingerprint: str = ""
+    #: the read-time definitions (CallDefinitions as JSON): a report takes them from here
+    definitions: dict[str, Any] = field(default_factory=dict)
+    #: the taxonomy file, as read: a report labels and orders categories by it
+    taxonomy_text: str = ""
 
     def ready(self) -> bool:
         """Serving the figures of its partitions: recovered once, not rebalancing now.
@@ -250,10 +254,11 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
                     make_clock(settings.timezone, settings.clock_file),
                     OpenWork(ctx.rules, ctx.calendar))
     worker.fingerprint = fingerprint(fold_inputs(settings), localstate.FORMAT)
-    registry.register(FiguresCollector(worker.current, CallDefinitions(
-        settings.service_level_seconds, settings.service_level_variant.value,
-        settings.short_abandon_seconds, settings.period_combination.value),
-        settings.metrics_months, worker.clock.now))
+    definitions = CallDefinitions.of(settings)
+    worker.definitions = asdict(definitions)
+    worker.taxonomy_text = settings.taxonomy_path.read_text(encoding="utf-8")
+    registry.register(FiguresCollector(worker.current, definitions, settings.metrics_months,
+                                       worker.clock.now))
     pipeline.register(LagCollector(worker.lag))
     registry.register(TimelinessCollector(worker.work, worker.clock.time, worker.owned))
     registry.register(listen(worker.work, ctx.taxonomy.ordered("call_queue"),
@@ -398,6 +403,9 @@ def _add_views(worker: Worker) -> None:
             return self.json({
                 "owned": [[t, p] for t, p in owned],
                 "recovering": not worker.ready(),
+                "fingerprint": worker.fingerprint,
+                "definitions": worker.definitions,
+                "taxonomy": worker.taxonomy_text,
                 "cells": agg.to_json(),
             })
 
@@ -407,17 +415,27 @@ def _add_views(worker: Worker) -> None:
             limit = min(int(request.query.get("limit", "200")), 5000)
             return self.json({"now": worker.clock.now().isoformat(),
                               "owned": [[t, p] for t, p in sorted(worker.owned())],
+                              "recovering": not worker.ready(),
+                              "fingerprint": worker.fingerprint,
                               "items": worker.work.due_list(worker.clock.time(), worker.owned(),
                                                             limit)})
 
-    @app.page("/health")
-    class HealthView(View):
+    class ReadyView(View):
+        """200 once the worker serves the figures of its partitions, 503 before that and
+        during every rebalance or recovery (liveness is ``/live``, off the loop)."""
+
         async def get(self, request: Request) -> Response:
             # The owned partitions too: a cheap probe (``/figures`` serialises every
             # cell, seconds with a national year, the event loop blocked meanwhile).
             ready = worker.ready()
             owned = [[t, p] for t, p in sorted(worker.owned())]
-            return self.json({"ready": ready, "owned": owned, "fingerprint": worker.fingerprint},
+            return self.json({"ready": ready, "owned": owned, "fingerprint": worker.fingerprint,
+                              "definitions": worker.definitions},
                              status=200 if ready else 503)
 
-    del MetricsView, PipelineView, FiguresView, DueView, HealthView
+    class HealthView(ReadyView):
+        """``/ready`` under its former name, kept for probes written before it."""
+
+    app.page("/ready")(ReadyView)
+    app.page("/health")(HealthView)
+    del MetricsView, PipelineView, FiguresView, DueView

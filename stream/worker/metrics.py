@@ -33,6 +33,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from stream.contract.decoder import REASONS
+from stream.settings import Settings
 from stream.state.aggregates import Aggregates, Cell
 from stream.state.queue_now import asa_family
 
@@ -109,6 +110,12 @@ class CallDefinitions:
     variant: str
     short_abandon_seconds: float
     period_combination: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> CallDefinitions:
+        """The definitions the settings give (read-time: not in the state's fingerprint)."""
+        return cls(settings.service_level_seconds, settings.service_level_variant.value,
+                   settings.short_abandon_seconds, settings.period_combination.value)
 
 
 #: cspa_resume_seeks_total{direction}: the state's marker was behind / ahead of Faust's offset

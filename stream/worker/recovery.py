@@ -40,7 +40,7 @@ class TableRecovery:
     active: Callable[[], set[int]]  # the topic's partitions this worker owns now
     held: Callable[[], set[int]]  # those and the standby copies it keeps in step
     starts: dict[TP, int | None]  # (topic, partition) -> where it resumes (the worker's)
-    done: Callable[[], None]  # the worker has recovered (its /health may say ready)
+    done: Callable[[], None]  # the worker has recovered (its /ready may say ready)
 
     async def __call__(self) -> None:
         self.rebuild()

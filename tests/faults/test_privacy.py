@@ -154,13 +154,15 @@ def test_keys_never_leak_and_labels_are_closed_sets(broker, fresh_worker):
     assert listed <= {keys["alice-smith"], keys["bob-jones"], keys["dan-brown"]}
     assert "heidi" not in json.dumps(due).lower()
 
-    # Loopback only by default: the port answers on 127.0.0.1 and nowhere else.
-    with socket.create_connection(("127.0.0.1", worker.port), timeout=5):
-        pass
+    # Loopback only by default: the ports (the web server's, /live's) answer on 127.0.0.1
+    # and nowhere else.
     others = _other_local_addresses()
     assert others
-    for address in others:
-        with pytest.raises(OSError):
-            with socket.create_connection((address, worker.port), timeout=5):
-                pass
+    for port in (worker.port, worker.live_port):
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+        for address in others:
+            with pytest.raises(OSError):
+                with socket.create_connection((address, port), timeout=5):
+                    pass
     print(f"\nrefused on {others}; {len(due)} due items, {len(dead)} dead letters")

@@ -87,10 +87,12 @@ class WorkerProcess:
     def __init__(self, broker: str, workdir: Path, app_id: str = "cspa",
                  env: dict[str, str] | None = None) -> None:
         self.port = free_port()
+        self.live_port = free_port()  # /live, served by a thread of its own
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / "worker.log"
         self.env = {**os.environ, "CSPA_BROKER": broker, "CSPA_WEB_PORT": str(self.port),
+                    "CSPA_LIVE_PORT": str(self.live_port),
                     "CSPA_DATA_DIR": str(workdir / "data"), "CSPA_APP_ID": app_id,
                     "CSPA_METRICS_MONTHS": "0", **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -98,6 +100,10 @@ class WorkerProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def live_url(self) -> str:
+        return f"http://127.0.0.1:{self.live_port}/live"
 
     def start(self) -> WorkerProcess:
         log = self.log_path.open("ab")
@@ -109,7 +115,7 @@ class WorkerProcess:
 
     def ready(self) -> bool:
         try:
-            health = self.get_json("/health")
+            health = self.get_json("/ready")
             return bool(health.get("ready")) and bool(health.get("owned"))
         except OSError:
             return False

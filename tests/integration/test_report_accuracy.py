@@ -112,19 +112,18 @@ def test_a_figure_off_by_one_is_caught(loaded: Loaded) -> None:
     assert len(rg.compare(doc, na)) == 1
 
 
-@pytest.mark.parametrize(("flags", "settings", "defs"), [
-    (("--day-basis", "calendar", "--legacy-mean-of-months"),
-     {"CSPA_SERVICE_LEVEL_VARIANT": "offered_less_short_abandons",
-      "CSPA_SHORT_ABANDON_SECONDS": "5"},
+@pytest.mark.parametrize(("flags", "defs"), [
+    (("--day-basis", "calendar", "--legacy-mean-of-months",
+      "--service-level-variant", "offered_less_short_abandons", "--short-abandon-seconds", "5"),
      rg.Defs(variant="offered_less_short_abandons", short_abandon_seconds=5.0,
              combination="mean_of_months", basis="calendar")),
-    ((), {"CSPA_SERVICE_LEVEL_VARIANT": "answered", "CSPA_SERVICE_LEVEL_SECONDS": "30",
-          "CSPA_PERIOD_COMBINATION": "mean_of_months"},
+    (("--service-level-variant", "answered", "--service-level-seconds", "30",
+      "--legacy-mean-of-months"),
      rg.Defs(service_level_seconds=30.0, variant="answered", combination="mean_of_months")),
 ], ids=["calendar-legacy-short-abandons", "answered-30s-mean-of-months"])
-def test_other_definitions(loaded: Loaded, flags: tuple[str, ...], settings: dict[str, str],
-                           defs: rg.Defs) -> None:
-    doc = loaded.p.report_json(MONTHS, *flags, **settings)
+def test_other_definitions(loaded: Loaded, flags: tuple[str, ...], defs: rg.Defs) -> None:
+    """Definitions set for one report by its flags (the worker runs with the defaults)."""
+    doc = loaded.p.report_json(MONTHS, *flags)
     assert doc["definitions"]["day_basis"] == defs.basis
     assert doc["definitions"]["period_combination"] == defs.combination
     expected = rg.expected_report(loaded.facts, rg.MONTHS, defs)

@@ -25,7 +25,8 @@ from tests.integration.reporting import Pipeline, pipeline
 
 pytestmark = pytest.mark.integration
 
-#: The definitions under which integer call counts reproduce the seed's percentages.
+#: The definitions under which integer call counts reproduce the seed's percentages: the
+#: worker's settings, so every report takes them from it (not from its own environment).
 CALL_SETTINGS = {"CSPA_SERVICE_LEVEL_VARIANT": "offered_less_short_abandons",
                  "CSPA_SHORT_ABANDON_SECONDS": "5"}
 LEGACY = rg.Defs(variant="offered_less_short_abandons", short_abandon_seconds=5.0,
@@ -99,15 +100,9 @@ def test_event_count_is_modest(loaded: Loaded) -> None:
           f"{loaded.seconds:.1f} s")
 
 
-@pytest.mark.parametrize("how", ["flag", "setting"])
-def test_rfs_section_as_printed_in_the_seed(loaded: Loaded, how: str) -> None:
-    """Section 1 under the legacy mean of months: --legacy-mean-of-months or the setting."""
-    if how == "flag":
-        text = loaded.p.report("2019-08..2019-10", "text", "--legacy-mean-of-months",
-                               **CALL_SETTINGS)
-    else:
-        text = loaded.p.report("2019-08..2019-10", "text", **CALL_SETTINGS,
-                               CSPA_PERIOD_COMBINATION="mean_of_months")
+def test_rfs_section_as_printed_in_the_seed(loaded: Loaded) -> None:
+    """Section 1 under the legacy mean of months (--legacy-mean-of-months)."""
+    text = loaded.p.report("2019-08..2019-10", "text", "--legacy-mean-of-months")
     table = rg.text_table(text, "Request for Support team")
     assert table[""] == ["Aug 2019", "Sep 2019", "Oct 2019", "Total"]
     for label, *cells in _rows(SEED_RFS):
@@ -119,9 +114,24 @@ def test_rfs_section_as_printed_in_the_seed(loaded: Loaded, how: str) -> None:
     assert "variant offered_less_short_abandons" in text and "within 5 s" in text
 
 
+def test_the_report_takes_the_workers_definitions_not_its_own(loaded: Loaded) -> None:
+    """The one running the report has other settings: the worker's are used (and printed);
+    a flag sets one for that report only."""
+    mine = {"CSPA_SERVICE_LEVEL_VARIANT": "answered", "CSPA_SHORT_ABANDON_SECONDS": "0",
+            "CSPA_SERVICE_LEVEL_SECONDS": "30", "CSPA_PERIOD_COMBINATION": "mean_of_months"}
+    defs = loaded.p.report_json("2019-08..2019-10", **mine)["definitions"]
+    assert (defs["service_level_variant"], defs["short_abandon_seconds"],
+            defs["service_level_seconds"], defs["period_combination"]) == (
+        "offered_less_short_abandons", 5.0, 20.0, "ratio_of_sums")
+    defs = loaded.p.report_json("2019-08..2019-10", "--service-level-seconds", "30",
+                                **mine)["definitions"]
+    assert (defs["service_level_variant"], defs["service_level_seconds"]) == (
+        "offered_less_short_abandons", 30.0)
+
+
 def test_rfs_totals_pooled_are_the_call_weighted_values(loaded: Loaded) -> None:
     """Ratio of sums (the default) gives the domain brief's 62.29% and 3.31%."""
-    table = rg.text_table(loaded.p.report("2019-08..2019-10", "text", **CALL_SETTINGS),
+    table = rg.text_table(loaded.p.report("2019-08..2019-10", "text"),
                           "Request for Support team")
     assert table["Service level"] == ["63.97%", "59.62%", "63.68%", "62.29%"]
     assert table["Abandoned call rate"] == ["3.91%", "3.22%", "2.97%", "3.31%"]
@@ -192,7 +202,7 @@ def test_average_days_to_complete_contacts(loaded: Loaded) -> None:
 ], ids=["quarter-legacy", "jul-nov"])
 def test_every_figure_equals_the_independent_expectation(
         loaded: Loaded, months: tuple[str, ...], flags: tuple[str, ...], defs: rg.Defs) -> None:
-    doc = loaded.p.report_json(f"{months[0]}..{months[-1]}", *flags, **CALL_SETTINGS)
+    doc = loaded.p.report_json(f"{months[0]}..{months[-1]}", *flags)
     assert rg.compare(doc, rg.expected_report(loaded.facts, months, defs)) == []
 
 
@@ -207,7 +217,7 @@ def test_html_report_in_a_real_browser(loaded: Loaded, tmp_path: Path) -> None:
     by a page break, no console error (tests/integration/browser.py). With
     UPDATE_SCREENSHOT=1 its screenshot replaces docs/report-seed-months.png."""
     page = tmp_path / "report.html"
-    loaded.p.report("2019-08..2019-10", "html", "--output", str(page), **CALL_SETTINGS)
+    loaded.p.report("2019-08..2019-10", "html", "--output", str(page))
     seen = browser.inspect(page, tmp_path / "browser")
     assert browser.problems(seen, SECTIONS) == []
     assert {c["id"] for c in seen.screen["charts"]} == {

@@ -306,7 +306,9 @@ def test_prometheus_scrapes_the_worker_where_it_listens(compose: dict) -> None:
     port = str(worker["environment"].get("CSPA_WEB_PORT", 6066))
     assert worker["environment"]["CSPA_WEB_HOST"] == "0.0.0.0"
     assert port in {str(p) for p in worker.get("expose", [])}
-    assert f"localhost:{port}/health" in " ".join(worker["healthcheck"]["test"])
+    live = str(compose["worker"]["environment"]["CSPA_LIVE_PORT"])
+    assert f"localhost:{live}/live" in " ".join(worker["healthcheck"]["test"])
+    assert f"worker:{port}/ready" in " ".join(compose["simulator"]["command"])
     config = load_yaml(PROMETHEUS / "prometheus.yml")
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}  # type: ignore[index]
     paths = {"cspa-worker": "/metrics", "cspa-faust": "/metrics/faust"}

@@ -508,11 +508,23 @@ def workers() -> Iterator[_Workers]:
     w.server.server_close()
 
 
-def body(owned: list[tuple[str, int]], n: int, recovering: bool = False) -> dict[str, object]:
+#: read-time definitions as a worker with default settings serves them
+SERVED = {"service_level_seconds": 20.0, "variant": "offered", "short_abandon_seconds": 0.0,
+          "period_combination": "ratio_of_sums"}
+TAXONOMY_TEXT = Path("topics/taxonomy.toml").read_text(encoding="utf-8")
+
+
+def body(owned: list[tuple[str, int]], n: int, recovering: bool = False,
+         fingerprint: str = "f1", **served: object) -> dict[str, object]:
     agg = Aggregates()
     add(agg, "emails_resolved", (AUG,), n)
     return {"owned": [list(tp) for tp in owned], "recovering": recovering,
-            "cells": agg.to_json()}
+            "fingerprint": fingerprint, "definitions": {**SERVED, **served},
+            "taxonomy": TAXONOMY_TEXT, "cells": agg.to_json()}
+
+
+ALL_OWNED = [(spec.name, p) for spec in event_families(load_topics()).values()
+             for p in range(spec.partitions)]
 
 
 def test_fetch_cells_merges_complete_partitions(workers: _Workers) -> None:
@@ -527,7 +539,7 @@ def test_fetch_cells_refuses_a_missing_partition(workers: _Workers) -> None:
     with pytest.raises(IncompleteReport) as err:
         fetch_cells([workers.url("a")], {"t": 3, "u": 1})
     assert err.value.missing == {"t": [2], "u": [0]}
-    assert "missing partitions" in str(err.value) and "t [2]" in str(err.value)
+    assert "missing partitions: t[2], u[0]" in str(err.value)
 
 
 def test_fetch_cells_refuses_duplicates_recovery_and_silence(workers: _Workers) -> None:
@@ -546,9 +558,71 @@ def test_fetch_cells_refuses_duplicates_recovery_and_silence(workers: _Workers) 
     assert "t[1]" in str(e)
 
 
+def test_fetch_cells_refuses_workers_judged_or_read_differently(workers: _Workers) -> None:
+    workers.bodies["a"] = body([("t", 0)], 3)
+    workers.bodies["b"] = body([("t", 1)], 3, fingerprint="f2")
+    workers.bodies["c"] = body([("t", 2)], 3, variant="answered")
+    with pytest.raises(IncompleteReport) as err:
+        fetch_cells([workers.url(n) for n in "abc"], {"t": 3})
+    text = str(err.value)
+    assert "\n" not in text
+    assert (f"fingerprints differ): {workers.url('a')}, {workers.url('c')} vs "
+            f"{workers.url('b')}") in text
+    assert (f"different read-time definitions: {workers.url('a')}, {workers.url('b')} vs "
+            f"{workers.url('c')}") in text
+
+
+def test_an_unreachable_worker_is_one_line(workers: _Workers,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--months", "2019-08", "--workers", dead, "--timeout", "2"])
+    assert run_report(args, Settings()) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"workers not answering: {dead} (URLError: [Errno 111]" in err
+
+
+def _report_json(workers: _Workers, settings: Settings, *flags: str) -> dict[str, object]:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--months", "2019-08", "--format", "json", *flags])
+    out = Path(f"/tmp/_cspa_report_{threading.get_ident()}.json")
+    args.output = out
+    try:
+        assert run_report(args, settings) == 0
+        doc: dict[str, object] = json.loads(out.read_text())
+    finally:
+        out.unlink(missing_ok=True)
+    return doc
+
+
+def test_report_takes_definitions_and_taxonomy_from_the_workers(workers: _Workers) -> None:
+    tx = TAXONOMY_TEXT.replace('phone = "Phone"', 'phone = "Telephone (as the workers say)"')
+    assert tx != TAXONOMY_TEXT
+    workers.bodies["w"] = {**body(ALL_OWNED, 42, variant="answered", service_level_seconds=30.0,
+                                  short_abandon_seconds=5.0), "taxonomy": tx}
+    # The one running the report has other settings: they are not used.
+    mine = Settings(workers=workers.url("w"), service_level_variant=ServiceLevelVariant.OFFERED,
+                    service_level_seconds=10, short_abandon_seconds=0)
+    doc = _report_json(workers, mine)
+    assert "Telephone (as the workers say)" in json.dumps(doc)
+    defs = doc["definitions"]
+    assert isinstance(defs, dict)
+    assert (defs["service_level_variant"], defs["service_level_seconds"],
+            defs["short_abandon_seconds"]) == ("answered", 30.0, 5.0)
+    flagged = _report_json(workers, mine, "--service-level-variant", "offered",
+                           "--service-level-seconds", "15")["definitions"]
+    assert isinstance(flagged, dict)
+    assert (flagged["service_level_variant"], flagged["service_level_seconds"],
+            flagged["short_abandon_seconds"]) == ("offered", 15.0, 5.0)
+
+
 def test_cli_end_to_end(workers: _Workers, tmp_path: Path) -> None:
-    owned = [(spec.name, p) for spec in event_families(load_topics()).values()
-             for p in range(spec.partitions)]
+    owned = ALL_OWNED
     workers.bodies["w"] = body(owned, 42)
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -561,6 +635,10 @@ def test_cli_end_to_end(workers: _Workers, tmp_path: Path) -> None:
     assert "rfs,emails_resolved,2019-08,,42" in text and "mean_of_months" in text
     args = parser.parse_args(["--months", "2019-08", "--workers", workers.url("nobody")])
     assert run_report(args, Settings()) == 2
+    # Without --workers: CSPA_WORKERS (Settings.workers).
+    args = parser.parse_args(["--months", "2019-08", "--output", str(out)])
+    assert run_report(args, Settings(workers=workers.url("w"))) == 0
+    assert run_report(args, Settings(workers=workers.url("nobody"))) == 2
 
 
 def test_parse_months() -> None:

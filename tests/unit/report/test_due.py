@@ -1,0 +1,163 @@
+"""``due``: the morning list is complete, or refused, or printed marked PARTIAL.
+
+Workers are canned ``/due`` answers on a loopback HTTP server; the catalogue's real
+topics and partition counts are what they must cover (the integration test
+``tests/faults/test_due_workers.py`` does it with real workers and a broker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from stream.contract.topics import event_families, load_topics
+from stream.report.due import add_arguments, merge, refusal, render_json, render_table, run_due
+from stream.report.workers import Gaps, gaps
+from stream.settings import Settings
+
+ALL = [(spec.name, p) for spec in event_families(load_topics()).values()
+       for p in range(spec.partitions)]
+CONTACTS = next(spec.name for f, spec in event_families(load_topics()).items()
+                if f == "contacts")
+
+
+def item(deadline: str, key: str, rule: str = "contact_decision") -> dict[str, object]:
+    return {"deadline": deadline, "state": "due_today", "working_hours_left": 2.5,
+            "rule": rule, "team": "rfs", "key": key}
+
+
+class _Workers:
+    """Canned /due answers by name (the URL's first path segment)."""
+
+    def __init__(self) -> None:
+        self.bodies: dict[str, dict[str, object]] = {}
+        self.asked: list[str] = []
+        workers = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                workers.asked.append(self.path)
+                name = self.path.strip("/").split("/")[0]
+                found = workers.bodies.get(name) if "/due?" in self.path else None
+                data = json.dumps(found).encode()
+                self.send_response(200 if found is not None else 404)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/{name}"
+
+
+@pytest.fixture
+def workers() -> Iterator[_Workers]:
+    w = _Workers()
+    w.thread.start()
+    yield w
+    w.server.shutdown()
+    w.server.server_close()
+
+
+def due_body(owned: list[tuple[str, int]], items: list[dict[str, object]],
+             recovering: bool = False, fingerprint: str = "f1") -> dict[str, object]:
+    return {"now": "2026-12-03T09:00:00+00:00", "owned": [list(tp) for tp in owned],
+            "recovering": recovering, "fingerprint": fingerprint, "items": items}
+
+
+def due(argv: list[str], settings: Settings | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return run_due(parser.parse_args(argv), settings or Settings())
+
+
+def test_merge_keeps_the_first_due_over_every_worker() -> None:
+    a = [item("2026-12-03T10:00", "a1"), item("2026-12-05T10:00", "a2")]
+    b = [item("2026-12-04T10:00", "b1"), item("2026-12-03T10:00", "b0", rule="a_rule")]
+    assert [i["key"] for i in merge([a, b], 3)] == ["b0", "a1", "b1"]
+
+
+def test_partial_rendering_names_what_is_missing_at_the_top() -> None:
+    found = Gaps(missing={"cspa.contacts": [1, 4]}, unreachable=["http://w3 (timed out)"])
+    lines = render_table([item("2026-12-03T10:00", "k1")], found).splitlines()
+    assert lines[0] == "PARTIAL: missing partitions: cspa.contacts[1], cspa.contacts[4]"
+    assert lines[1] == "PARTIAL: workers not answering: http://w3 (timed out)"
+    assert lines[2].startswith("deadline") and lines[3].endswith(" k1")
+    assert not render_table([], Gaps()).startswith("PARTIAL")
+    doc = json.loads(render_json([], found))
+    assert doc["complete"] is False and doc["missing"] == [["cspa.contacts", 1],
+                                                           ["cspa.contacts", 4]]
+    assert json.loads(render_json([], Gaps()))["complete"] is True
+
+
+def test_refusal_is_one_line_naming_partitions() -> None:
+    text = refusal(gaps([], ["http://w (URLError: refused)"], {"t": 2}))
+    assert "\n" not in text
+    assert "missing partitions: t[0], t[1]" in text and "--partial" in text
+
+
+def test_complete_list_from_two_workers(workers: _Workers,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    half = len(ALL) // 2
+    workers.bodies["a"] = due_body(ALL[:half], [item("2026-12-04T10:00", "a1")])
+    workers.bodies["b"] = due_body(ALL[half:], [item("2026-12-03T10:00", "b1")])
+    assert due(["--workers", f"{workers.url('a')},{workers.url('b')}", "--limit", "7"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("deadline") and out[1].endswith(" b1") and out[2].endswith(" a1")
+    assert all(path.endswith("/due?limit=7") for path in workers.asked)
+
+
+def test_a_missing_partition_refuses_and_partial_marks_it(
+        workers: _Workers, capsys: pytest.CaptureFixture[str]) -> None:
+    gone = (CONTACTS, 1)
+    workers.bodies["a"] = due_body([tp for tp in ALL if tp != gone],
+                                   [item("2026-12-03T10:00", "a1")])
+    assert due(["--workers", workers.url("a")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert f"missing partitions: {CONTACTS}[1]" in captured.err
+    assert due(["--workers", workers.url("a"), "--partial"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"PARTIAL: missing partitions: {CONTACTS}[1]"
+    assert out[-1].endswith(" a1")
+
+
+def test_recovering_or_differently_judged_workers_refuse(
+        workers: _Workers, capsys: pytest.CaptureFixture[str]) -> None:
+    half = len(ALL) // 2
+    workers.bodies["a"] = due_body(ALL[:half], [])
+    workers.bodies["b"] = due_body(ALL[half:], [], recovering=True)
+    workers.bodies["c"] = due_body(ALL[half:], [], fingerprint="other")
+    urls = [workers.url(n) for n in "abc"]
+    assert due(["--workers", f"{urls[0]},{urls[1]}"]) == 2
+    assert f"workers still recovering or rebalancing: {urls[1]}" in capsys.readouterr().err
+    assert due(["--workers", f"{urls[0]},{urls[2]}"]) == 2
+    assert (f"(fingerprints differ): {urls[0]} vs {urls[2]}") in capsys.readouterr().err
+
+
+def test_unreachable_worker_is_one_line_and_workers_come_from_settings(
+        workers: _Workers, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    workers.bodies["a"] = due_body(ALL, [item("2026-12-03T10:00", "a1")])
+    assert due(["--timeout", "2"], Settings(workers=f"{workers.url('a')},{dead}")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"workers not answering: {dead} (URLError: [Errno 111] Connection refused)" in err
+    assert due([], Settings(workers=workers.url("a"))) == 0  # CSPA_WORKERS alone
+    assert capsys.readouterr().out.splitlines()[-1].endswith(" a1")
+    assert due(["--workers", workers.url("a")], Settings(workers=dead)) == 0  # the flag wins
+    assert due([], Settings(workers=" , ")) == 2
+    assert "CSPA_WORKERS: no worker URL given" in capsys.readouterr().err
