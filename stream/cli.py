@@ -1,6 +1,6 @@
 """Command line: ``python -m stream COMMAND`` (installed as ``cspa``).
 
-Commands: ``worker``, ``topics``, ``run`` (the demo: broker + worker +
+Commands: ``worker``, ``topics``, ``acls``, ``run`` (the demo: broker + worker +
 simulator), ``stop``, ``report``, ``schemas``, ``broker``, ``simulate``,
 ``import``, ``send``. Settings come from ``CSPA_*`` environment variables.
 """
@@ -43,6 +43,33 @@ def changelog_topics(settings: Settings) -> list[str]:
     return [changelog_topic(settings, s.name) for s in event_families(load_topics()).values()]
 
 
+def worker_topics(settings: Settings) -> list[str]:
+    """Every topic the worker uses: the contract's, its changelogs and Faust's leader topic."""
+    return ([s.name for s in load_topics().values()] + changelog_topics(settings)
+            + [f"{settings.app_id}-__assignor-__leader"])
+
+
+def missing_topics_refusal(settings: Settings) -> str | None:
+    """Why a worker that may not create topics must not start (one line), or None.
+
+    With ``CSPA_CREATE_TOPICS=false`` the admin creates the topics; a missing one (or one
+    this principal may not see) is named rather than left for Faust to fail on.
+    """
+    from stream.worker import replication
+
+    kwargs = settings.kafka_client_kwargs()
+    asyncio.run(devbroker.wait_ready(settings.broker, 60, **kwargs))
+    names = worker_topics(settings)
+    found, _ = asyncio.run(replication.describe(settings.broker, names, False, **kwargs))
+    missing = [t.name for t in found if t.replicas == 0]
+    if not missing:
+        return None
+    more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+    return (f"refusing to start: topic {missing[0]} does not exist or is not visible to this "
+            f"principal{more}; CSPA_CREATE_TOPICS is false: the admin creates the topics "
+            "(python -m stream topics)")
+
+
 def ensure_topics(settings: Settings) -> None:
     """Create every contract topic, the worker's changelogs and Faust's leader topic
     (idempotent), with the configured replication and ``min.insync.replicas``.
@@ -80,6 +107,20 @@ def replication_refusal(settings: Settings) -> str | None:
         settings.replication_factor, settings.min_insync_replicas, default))
 
 
+def topics_refusal(settings: Settings) -> str | None:
+    """Create the topics (or, without the right to, check they exist) and check their
+    replication; the one line the worker refuses to start with, or None."""
+    try:
+        refused = None
+        if settings.create_topics:
+            ensure_topics(settings)
+        else:
+            refused = missing_topics_refusal(settings)
+        return refused or replication_refusal(settings)
+    except KafkaError as exc:  # e.g. more replicas asked for than the cluster has brokers
+        return f"refusing to start: topics not created or not readable: {exc}"
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import faust
 
@@ -97,11 +138,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             print(f"worker: cannot serve /live on {settings.web_host}:{settings.live_port} "
                   f"(CSPA_LIVE_PORT): {exc.strerror or exc}", file=sys.stderr)
             return 2
-    try:
-        ensure_topics(settings)
-        refused = replication_refusal(settings)
-    except KafkaError as exc:  # e.g. more replicas asked for than the cluster has brokers
-        refused = f"refusing to start: topics not created or not readable: {exc}"
+    refused = topics_refusal(settings)
     if refused is not None:
         print(refused, file=sys.stderr)
         return 2
@@ -117,6 +154,32 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     if live is not None:  # /live, answered off the loop the runner is about to run
         live.start(runner.loop)
     runner.execute_from_commandline()
+    return 0
+
+
+def cmd_acls(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the least-privilege ACLs of every role; with ``--apply`` create them."""
+    from stream.contract import acls
+
+    principals = acls.default_principals()
+    for item in args.principal:
+        role, _, principal = item.partition("=")
+        if role not in principals or not principal:
+            print(f"--principal {item!r}: want ROLE=PRINCIPAL, ROLE one of "
+                  f"{', '.join(acls.ROLES)}", file=sys.stderr)
+            return 2
+        principals[role] = principal
+    plan = acls.plan(load_topics(), settings.app_id, principals,
+                     exactly_once=settings.processing_guarantee == "exactly_once")
+    print(acls.table(plan), end="")
+    if args.apply:
+        try:
+            sent = asyncio.run(acls.apply(settings.broker, plan,
+                                          **settings.kafka_client_kwargs()))
+        except KafkaError as exc:
+            print(f"ACLs not applied: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        print(f"applied {sent} ACL bindings at {settings.broker}")
     return 0
 
 
@@ -284,6 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("worker", help="run a Faust worker (foreground)").set_defaults(fn=cmd_worker)
     sub.add_parser("topics", help="create the contract's topics").set_defaults(fn=cmd_topics)
+    acl = sub.add_parser("acls", help="print the least-privilege ACLs; --apply creates them")
+    acl.add_argument("--apply", action="store_true",
+                     help="create them on CSPA_BROKER (as a principal allowed to alter ACLs)")
+    acl.add_argument("--principal", action="append", default=[], metavar="ROLE=PRINCIPAL",
+                     help="a role's principal (default User:cspa-ROLE), e.g. "
+                          "worker=User:svc-cspa; repeatable")
+    acl.set_defaults(fn=cmd_acls)
     run = sub.add_parser("run", help="demo: broker, worker and simulated traffic up to now")
     run.add_argument("--days", type=int, default=14, help="days of traffic (default 14)")
     run.add_argument("--start", type=date.fromisoformat, default=None,

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     min_insync_replicas: int | None = Field(
         None, ge=1, description="min.insync.replicas of every topic created (unset: the "
         "cluster's default); at start the worker refuses topics with fewer")
+    create_topics: bool = Field(
+        True, description="the worker creates missing topics at start (development); false "
+        "in production: the admin creates them (python -m stream topics) and the worker, which "
+        "then needs no Create right, only checks that they exist")
 
     # Worker
     app_id: str = "cspa"

@@ -106,6 +106,18 @@ class BrokerConfig:
     #: the KRaft cluster id the data dir is formatted with (every node of one cluster
     #: needs the same); None: a new one
     cluster_id: str | None = None
+    #: more SCRAM users (name -> password) created at format time, beside ``scram_user``
+    scram_users: dict[str, str] = field(default_factory=dict)
+    #: a second client listener, SASL_SSL (TLS, then SCRAM), on this port; needs
+    #: ``sasl_scram`` and ``ssl_keystore``
+    ssl_port: int | None = None
+    #: PEM file holding the broker's private key (unencrypted PKCS#8) and certificate chain
+    ssl_keystore: Path | None = None
+    #: KRaft's StandardAuthorizer, denying whatever no ACL allows; super users: the SCRAM
+    #: admin (``scram_user``, also the inter-broker principal) and ``User:ANONYMOUS``, the
+    #: principal of the PLAINTEXT controller listener (loopback only here; a real cluster
+    #: authenticates it, see docs/security.md)
+    authorizer: bool = False
 
     def properties(self) -> dict[str, str]:
         """Return the ``server.properties`` entries for this configuration."""
@@ -118,12 +130,14 @@ class BrokerConfig:
         quorum = ({"controller.quorum.voters": ",".join(
                       f"{i}@127.0.0.1:{port}" for i, port in sorted(self.voters.items()))}
                   if self.voters else {"controller.quorum.bootstrap.servers": f"127.0.0.1:{c}"})
+        tls = f",SASL_SSL://127.0.0.1:{self.ssl_port}" if self.ssl_port else ""
         props = {
             "process.roles": "broker,controller", "node.id": str(self.node_id), **quorum,
-            "listeners": f"{client}://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}",
-            "advertised.listeners": f"{client}://127.0.0.1:{p}",
+            "listeners": f"{client}://127.0.0.1:{p}{tls},CONTROLLER://127.0.0.1:{c}",
+            "advertised.listeners": f"{client}://127.0.0.1:{p}{tls}",
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": f"{client}:{client},CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map":
+                f"{client}:{client},CONTROLLER:PLAINTEXT" + (",SASL_SSL:SASL_SSL" if tls else ""),
             "inter.broker.listener.name": client,
             "log.dirs": str(self.data_dir.resolve() / "kraft-logs"),
             "offsets.topic.replication.factor": rf, "offsets.topic.num.partitions": "1",
@@ -143,6 +157,17 @@ class BrokerConfig:
             props |= {"sasl.enabled.mechanisms": "SCRAM-SHA-512",
                       "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
                       "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": jaas}
+        if self.ssl_port:
+            if not (self.sasl_scram and self.ssl_keystore):
+                raise ValueError("ssl_port needs sasl_scram and ssl_keystore")
+            props |= {"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": jaas,
+                      "ssl.keystore.type": "PEM",
+                      "ssl.keystore.location": str(self.ssl_keystore.resolve())}
+        if self.authorizer:
+            props |= {"authorizer.class.name":
+                      "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                      "super.users": f"User:{self.scram_user};User:ANONYMOUS",
+                      "allow.everyone.if.no.acl.found": "false"}
         return props | self.extra
 
     def client_kwargs(self) -> dict[str, Any]:
@@ -235,8 +260,9 @@ class LocalBroker:
                          "-t", cluster_id, "-c", str(self.props_file))
         if self.config.sasl_scram:
             cfg = self.config
-            cmd += ["--add-scram",
-                    f"SCRAM-SHA-512=[name={cfg.scram_user},password={cfg.scram_password}]"]
+            users = {cfg.scram_user: cfg.scram_password, **cfg.scram_users}
+            for name, password in users.items():
+                cmd += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
         res = subprocess.run(cmd, check=False, capture_output=True, text=True)
         if res.returncode != 0:
             raise RuntimeError(f"kafka storage format failed:\n{res.stdout}{res.stderr}")
@@ -251,7 +277,8 @@ class LocalBroker:
     def launch(self) -> None:
         """Format if needed and start the process, without waiting for it to be ready (the
         nodes of a cluster are all launched first: none is ready before a quorum is up)."""
-        for port in (self.config.port, self.config.controller_port):
+        ports = (self.config.port, self.config.controller_port, self.config.ssl_port)
+        for port in (p for p in ports if p):
             if not _port_free(port):
                 raise RuntimeError(f"port {port} is already in use on 127.0.0.1")
         lib = ensure_jars(self.config.cache_dir)

@@ -224,7 +224,9 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
         web_bind=settings.web_host, web_port=settings.web_port, web_enabled=True,
         web_tables_enabled=False, web_router_enabled=False,
         processing_guarantee=settings.processing_guarantee,
-        broker_credentials=_credentials(settings), topic_allow_declare=True,
+        broker_credentials=_credentials(settings),
+        # Without the Create right (production) Faust must not try to create its topics.
+        topic_allow_declare=settings.create_topics,
         table_standby_replicas=settings.standby_replicas,
         # Only for a topic Faust would create itself: ensure_topics creates them all first,
         # with -1 too (which Faust's setting cannot express).
