@@ -80,6 +80,6 @@ report: install ## Render the committee report from the running worker (MONTHS=2
 	$(PY) -m stream report $(if $(MONTHS),--months $(MONTHS))
 
 clean: ## Remove caches (keeps the Kafka jars)
-	rm -rf .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .cache/coverage
 
 .PHONY: help install tools check-tools run year import-samples stop bench bench-throughput test unit integration faults lint schemas report clean
