@@ -2,7 +2,7 @@
 
 Commands: ``worker``, ``topics``, ``run`` (the demo: broker + worker +
 simulator), ``stop``, ``report``, ``schemas``, ``broker``, ``simulate``,
-``import``, ``send``. Settings come from ``CSPA_*`` environment variables.
+``import``, ``send``, ``deadletter``, ``key``. Settings come from ``CSPA_*`` environment variables.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from stream.report.cli import add_arguments as add_report_arguments
 from stream.report.cli import run_report
 from stream.settings import ROOT, Settings
 from stream.upstream.cli import add_commands as add_upstream_commands
+from stream.upstream.operator_cli import add_commands as add_operator_commands
 
 CACHE = ROOT / ".cache"
 
@@ -305,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     due.add_argument("--json", action="store_true", help="print JSON instead of a table")
     due.set_defaults(fn=cmd_due)
     add_upstream_commands(sub)
+    add_operator_commands(sub)
     return parser
 
 

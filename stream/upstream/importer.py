@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import hmac
 import re
 import sys
 import time
@@ -38,6 +37,7 @@ import orjson
 from pydantic import ValidationError
 
 from stream.contract.events import Event
+from stream.contract.keys import SecretError, load_secret, pseudonymous_key
 from stream.contract.taxonomy import Taxonomy, load_taxonomy
 from stream.settings import Settings
 from stream.upstream.producer import EventProducer, EventValidator
@@ -253,8 +253,8 @@ class RowResult:
 
 
 def pseudonymise(key: bytes, kind: str, value: str) -> str:
-    """The pseudonymous key of an identifier: HMAC-SHA256, 32 lower-case hex digits."""
-    return hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
+    """The pseudonymous key of an identifier (``stream.contract.keys``, the one recipe)."""
+    return pseudonymous_key(key, kind, value)
 
 
 def _validation_reason(exc: ValidationError) -> str:
@@ -324,12 +324,13 @@ class _Converter:
 
     def identity(self, row: Row, id_name: str, kind: str) -> str:
         raw_id = row.get(id_name, "")
-        if raw_id:
-            return pseudonymise(self.key, f"{kind}:{self.m.source_system}", raw_id)
+        if raw_id:  # one key for one case, whichever system exports it
+            return pseudonymise(self.key, kind, raw_id)
         if not self.m.row_key:
             raise RowError(f"{self.m.header(id_name)}: empty")
+        # No id: the row's own fields, which only this source system's export has.
         parts = "\x1f".join(row.get(f, "") for f in self.m.row_key)
-        return pseudonymise(self.key, f"{kind}-row:{self.m.source_system}", parts)
+        return pseudonymise(self.key, f"{kind}-row", f"{self.m.source_system}:{parts}")
 
     def event(self, family: str, case: str, event_type: str, when: datetime,
               **fields: Any) -> Event:
@@ -432,14 +433,9 @@ def load_key(key_file: Path | None, settings: Settings | None = None) -> bytes:
         raise ImportFormatError("no pseudonymisation key: pass --key-file FILE (a secret of at "
                                 "least 16 bytes, e.g. 64 hex digits; keep it out of the repo)")
     try:
-        data = Path(path).read_bytes().strip()
-    except OSError as exc:
-        raise ImportFormatError(f"cannot read the key file {path}: {exc.strerror}") from None
-    if re.fullmatch(rb"(?:[0-9a-fA-F]{2})+", data):
-        data = bytes.fromhex(data.decode())
-    if len(data) < 16:
-        raise ImportFormatError(f"the key in {path} is shorter than 16 bytes")
-    return data
+        return load_secret(Path(path))
+    except SecretError as exc:
+        raise ImportFormatError(str(exc)) from None
 
 
 class ProgressBar:
