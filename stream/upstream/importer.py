@@ -5,7 +5,7 @@ column holds which field, how times are written (formats, time zone), which colu
 identify people or cases, and how export values translate to taxonomy codes. Each row
 becomes one or more events (``kind = "contacts"``: contact.received and, once decided,
 contact.decided; ``kind = "calls"``: call.queued, call.answered or call.abandoned, and
-call.ended):
+call.ended; ``kind = "early_help"``: early_help.allocated):
 
 * identifiers (child ids, call ids) become pseudonymous keys, HMAC-SHA256 with a secret
   key, so raw ids never leave the importer and are never logged or quoted;
@@ -52,6 +52,7 @@ KINDS: dict[str, dict[str, str]] = {
                  "outcome_date": "", "pathway": "pathway"},
     "calls": {"call_id": "", "queue": "call_queue", "offered": "", "answered": "",
               "abandoned": "", "wait": "", "talk": ""},
+    "early_help": {"contact_id": "", "allocated": ""},
 }
 _DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 _DATE_CHECK_ROWS = 10
@@ -364,6 +365,13 @@ class _Converter:
                                  outcome=outcome, pathway=self.code(row, "pathway")))
         return events
 
+    def early_help(self, row: Row) -> list[Event]:
+        """An early-help module's allocation of a contact (keyed like the case system's)."""
+        allocated = self.when(row, "allocated", needed=True)
+        assert allocated is not None
+        key = self.identity(row, "contact_id", "contact")
+        return [self.event("contacts", key, "early_help.allocated", allocated, contact_key=key)]
+
     def calls(self, row: Row) -> list[Event]:
         offered = self.when(row, "offered", needed=True)
         assert offered is not None
@@ -399,7 +407,8 @@ def rows_to_events(rows: Iterable[tuple[int, Row]], mapping: ColumnMapping, *, k
     first rows' times match the mapping's formats (the formats are wrong, not the rows)."""
     latest = (now or datetime.now(UTC)) + timedelta(seconds=future_skew_seconds)
     conv = _Converter(mapping, key, taxonomy, earliest, latest)
-    convert = conv.contacts if mapping.kind == "contacts" else conv.calls
+    convert = {"contacts": conv.contacts, "calls": conv.calls,
+               "early_help": conv.early_help}[mapping.kind]
     bad_formats: list[str | None] = []
     for number, row in rows:
         if ROW_ERROR in row:
