@@ -11,6 +11,9 @@ call.ended; ``kind = "early_help"``: early_help.allocated):
   key, so raw ids never leave the importer and are never logged or quoted;
 * event ids derive from the mapping's name and the keyed row identity, so importing the
   same file again yields the same ids and the worker counts nothing twice;
+* a mapping may name a "recorded at" (last modified) column: it becomes ``recorded_at``
+  and is part of the event ids, so a corrected export's changed rows are new versions
+  that replace the old (the later recorded wins) and its unchanged rows are duplicates;
 * a bad row is reported (row number and a reason that never quotes a value) in a CSV
   error file and the import goes on; a malformed file (wrong delimiter, missing
   columns, not UTF-8, no row matching the date format) stops with a clear message.
@@ -49,10 +52,10 @@ ROW_ERROR = "!error"
 KINDS: dict[str, dict[str, str]] = {
     "contacts": {"contact_id": "", "child_id": "", "contact_date": "", "source": "source_code",
                  "channel": "channel", "team": "team", "outcome": "contact_outcome",
-                 "outcome_date": "", "pathway": "pathway"},
+                 "outcome_date": "", "pathway": "pathway", "recorded_at": ""},
     "calls": {"call_id": "", "queue": "call_queue", "offered": "", "answered": "",
-              "abandoned": "", "wait": "", "talk": ""},
-    "early_help": {"contact_id": "", "allocated": ""},
+              "abandoned": "", "wait": "", "talk": "", "recorded_at": ""},
+    "early_help": {"contact_id": "", "allocated": "", "recorded_at": ""},
 }
 _DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 _DATE_CHECK_ROWS = 10
@@ -270,6 +273,8 @@ class _Converter:
     def __init__(self, mapping: ColumnMapping, key: bytes, taxonomy: Taxonomy,
                  earliest: datetime, latest: datetime) -> None:
         self.m, self.key, self.earliest, self.latest = mapping, key, earliest, latest
+        #: the row's "recorded at" (last modified) time, when the mapping names one
+        self.recorded: datetime | None = None
         self.validator = EventValidator(taxonomy)
         self.tz = ZoneInfo(mapping.timezone)
         self.codes = {c: {code.casefold(): code for code in taxonomy.labels[c]} | {
@@ -335,11 +340,24 @@ class _Converter:
 
     def event(self, family: str, case: str, event_type: str, when: datetime,
               **fields: Any) -> Event:
-        digest = hashlib.blake2b(f"{case}:{event_type}".encode(), digest_size=12).hexdigest()
+        recorded = self.recorded
+        identity = f"{case}:{event_type}"
+        if recorded is not None:  # each version of a row is an event of its own
+            if recorded < when:
+                raise RowError(f"{self.m.header('recorded_at')}: before the time of "
+                               f"{event_type}")
+            identity += f":{recorded.astimezone(UTC).isoformat()}"
+        digest = hashlib.blake2b(identity.encode(), digest_size=12).hexdigest()
         data = {"event_id": f"imp:{self.m.name}:{digest}", "schema_version": 1,
-                "occurred_at": when, "source_system": self.m.source_system,
-                "event_type": event_type, **fields}
+                "occurred_at": when, "recorded_at": recorded,
+                "source_system": self.m.source_system, "event_type": event_type, **fields}
         return self.validator.build(family, {k: v for k, v in data.items() if v is not None})
+
+    def row(self, row: Row) -> list[Event]:
+        """The events of one row, stamped with its "recorded at" time if the mapping has one."""
+        self.recorded = self.when(row, "recorded_at") if "recorded_at" in self.m.columns else None
+        return {"contacts": self.contacts, "calls": self.calls,
+                "early_help": self.early_help}[self.m.kind](row)
 
     def contacts(self, row: Row) -> list[Event]:
         received = self.when(row, "contact_date", needed=True)
@@ -407,8 +425,7 @@ def rows_to_events(rows: Iterable[tuple[int, Row]], mapping: ColumnMapping, *, k
     first rows' times match the mapping's formats (the formats are wrong, not the rows)."""
     latest = (now or datetime.now(UTC)) + timedelta(seconds=future_skew_seconds)
     conv = _Converter(mapping, key, taxonomy, earliest, latest)
-    convert = {"contacts": conv.contacts, "calls": conv.calls,
-               "early_help": conv.early_help}[mapping.kind]
+    convert = conv.row
     bad_formats: list[str | None] = []
     for number, row in rows:
         if ROW_ERROR in row:
