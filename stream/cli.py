@@ -2,7 +2,7 @@
 
 Commands: ``worker``, ``topics``, ``acls``, ``run`` (the demo: broker + worker +
 simulator), ``stop``, ``report``, ``schemas``, ``broker``, ``simulate``,
-``import``, ``send``. Settings come from ``CSPA_*`` environment variables.
+``import``, ``send``, ``deadletter``, ``key``. Settings come from ``CSPA_*`` environment variables.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from stream.report.due import add_arguments as add_due_arguments
 from stream.report.due import run_due
 from stream.settings import ROOT, Settings
 from stream.upstream.cli import add_commands as add_upstream_commands
+from stream.upstream.operator_cli import add_commands as add_operator_commands
 
 CACHE = ROOT / ".cache"
 
@@ -370,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_due_arguments(due)
     due.set_defaults(fn=cmd_due)
     add_upstream_commands(sub)
+    add_operator_commands(sub)
     return parser
 
 

@@ -87,9 +87,12 @@ def plan(topics: Mapping[str, TopicSpec], app_id: str, principals: Mapping[str, 
     allow("worker", "cluster", "literal", CLUSTER, "DescribeConfigs")
     if exactly_once:  # Faust's transactional ids: {group_id}-{group}-{partition}
         allow("worker", "transactional-id", "prefixed", f"{app_id}-", "Write")
-    allow("operator", "topic", "literal", dead, "Read")
+    # deadletter replay: reads the dead letters, re-sends to the source topics and
+    # records what it replayed on the dead-letter topic, in one transaction
+    allow("operator", "topic", "literal", dead, "Read", "Write")
     for name in sources:
         allow("operator", "topic", "literal", name, "Write")
+    allow("operator", "transactional-id", "literal", f"{app_id}-deadletter-replay", "Write")
     for system, family in PRODUCERS.items():
         allow(system, "topic", "literal", topics[family].name, "Write")
     return out

@@ -5,12 +5,15 @@ column holds which field, how times are written (formats, time zone), which colu
 identify people or cases, and how export values translate to taxonomy codes. Each row
 becomes one or more events (``kind = "contacts"``: contact.received and, once decided,
 contact.decided; ``kind = "calls"``: call.queued, call.answered or call.abandoned, and
-call.ended):
+call.ended; ``kind = "early_help"``: early_help.allocated):
 
 * identifiers (child ids, call ids) become pseudonymous keys, HMAC-SHA256 with a secret
   key, so raw ids never leave the importer and are never logged or quoted;
 * event ids derive from the mapping's name and the keyed row identity, so importing the
   same file again yields the same ids and the worker counts nothing twice;
+* a mapping may name a "recorded at" (last modified) column: it becomes ``recorded_at``
+  and is part of the event ids, so a corrected export's changed rows are new versions
+  that replace the old (the later recorded wins) and its unchanged rows are duplicates;
 * a bad row is reported (row number and a reason that never quotes a value) in a CSV
   error file and the import goes on; a malformed file (wrong delimiter, missing
   columns, not UTF-8, no row matching the date format) stops with a clear message.
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import hmac
 import re
 import sys
 import time
@@ -38,6 +40,7 @@ import orjson
 from pydantic import ValidationError
 
 from stream.contract.events import Event
+from stream.contract.keys import SecretError, load_secret, pseudonymous_key
 from stream.contract.taxonomy import Taxonomy, load_taxonomy
 from stream.settings import Settings
 from stream.upstream.producer import EventProducer, EventValidator
@@ -49,9 +52,10 @@ ROW_ERROR = "!error"
 KINDS: dict[str, dict[str, str]] = {
     "contacts": {"contact_id": "", "child_id": "", "contact_date": "", "source": "source_code",
                  "channel": "channel", "team": "team", "outcome": "contact_outcome",
-                 "outcome_date": "", "pathway": "pathway"},
+                 "outcome_date": "", "pathway": "pathway", "recorded_at": ""},
     "calls": {"call_id": "", "queue": "call_queue", "offered": "", "answered": "",
-              "abandoned": "", "wait": "", "talk": ""},
+              "abandoned": "", "wait": "", "talk": "", "recorded_at": ""},
+    "early_help": {"contact_id": "", "allocated": "", "recorded_at": ""},
 }
 _DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 _DATE_CHECK_ROWS = 10
@@ -253,8 +257,8 @@ class RowResult:
 
 
 def pseudonymise(key: bytes, kind: str, value: str) -> str:
-    """The pseudonymous key of an identifier: HMAC-SHA256, 32 lower-case hex digits."""
-    return hmac.new(key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
+    """The pseudonymous key of an identifier (``stream.contract.keys``, the one recipe)."""
+    return pseudonymous_key(key, kind, value)
 
 
 def _validation_reason(exc: ValidationError) -> str:
@@ -269,6 +273,8 @@ class _Converter:
     def __init__(self, mapping: ColumnMapping, key: bytes, taxonomy: Taxonomy,
                  earliest: datetime, latest: datetime) -> None:
         self.m, self.key, self.earliest, self.latest = mapping, key, earliest, latest
+        #: the row's "recorded at" (last modified) time, when the mapping names one
+        self.recorded: datetime | None = None
         self.validator = EventValidator(taxonomy)
         self.tz = ZoneInfo(mapping.timezone)
         self.codes = {c: {code.casefold(): code for code in taxonomy.labels[c]} | {
@@ -324,20 +330,34 @@ class _Converter:
 
     def identity(self, row: Row, id_name: str, kind: str) -> str:
         raw_id = row.get(id_name, "")
-        if raw_id:
-            return pseudonymise(self.key, f"{kind}:{self.m.source_system}", raw_id)
+        if raw_id:  # one key for one case, whichever system exports it
+            return pseudonymise(self.key, kind, raw_id)
         if not self.m.row_key:
             raise RowError(f"{self.m.header(id_name)}: empty")
+        # No id: the row's own fields, which only this source system's export has.
         parts = "\x1f".join(row.get(f, "") for f in self.m.row_key)
-        return pseudonymise(self.key, f"{kind}-row:{self.m.source_system}", parts)
+        return pseudonymise(self.key, f"{kind}-row", f"{self.m.source_system}:{parts}")
 
     def event(self, family: str, case: str, event_type: str, when: datetime,
               **fields: Any) -> Event:
-        digest = hashlib.blake2b(f"{case}:{event_type}".encode(), digest_size=12).hexdigest()
+        recorded = self.recorded
+        identity = f"{case}:{event_type}"
+        if recorded is not None:  # each version of a row is an event of its own
+            if recorded < when:
+                raise RowError(f"{self.m.header('recorded_at')}: before the time of "
+                               f"{event_type}")
+            identity += f":{recorded.astimezone(UTC).isoformat()}"
+        digest = hashlib.blake2b(identity.encode(), digest_size=12).hexdigest()
         data = {"event_id": f"imp:{self.m.name}:{digest}", "schema_version": 1,
-                "occurred_at": when, "source_system": self.m.source_system,
-                "event_type": event_type, **fields}
+                "occurred_at": when, "recorded_at": recorded,
+                "source_system": self.m.source_system, "event_type": event_type, **fields}
         return self.validator.build(family, {k: v for k, v in data.items() if v is not None})
+
+    def row(self, row: Row) -> list[Event]:
+        """The events of one row, stamped with its "recorded at" time if the mapping has one."""
+        self.recorded = self.when(row, "recorded_at") if "recorded_at" in self.m.columns else None
+        return {"contacts": self.contacts, "calls": self.calls,
+                "early_help": self.early_help}[self.m.kind](row)
 
     def contacts(self, row: Row) -> list[Event]:
         received = self.when(row, "contact_date", needed=True)
@@ -362,6 +382,13 @@ class _Converter:
         events.append(self.event("contacts", key, "contact.decided", decided, contact_key=key,
                                  outcome=outcome, pathway=self.code(row, "pathway")))
         return events
+
+    def early_help(self, row: Row) -> list[Event]:
+        """An early-help module's allocation of a contact (keyed like the case system's)."""
+        allocated = self.when(row, "allocated", needed=True)
+        assert allocated is not None
+        key = self.identity(row, "contact_id", "contact")
+        return [self.event("contacts", key, "early_help.allocated", allocated, contact_key=key)]
 
     def calls(self, row: Row) -> list[Event]:
         offered = self.when(row, "offered", needed=True)
@@ -398,7 +425,7 @@ def rows_to_events(rows: Iterable[tuple[int, Row]], mapping: ColumnMapping, *, k
     first rows' times match the mapping's formats (the formats are wrong, not the rows)."""
     latest = (now or datetime.now(UTC)) + timedelta(seconds=future_skew_seconds)
     conv = _Converter(mapping, key, taxonomy, earliest, latest)
-    convert = conv.contacts if mapping.kind == "contacts" else conv.calls
+    convert = conv.row
     bad_formats: list[str | None] = []
     for number, row in rows:
         if ROW_ERROR in row:
@@ -432,14 +459,9 @@ def load_key(key_file: Path | None, settings: Settings | None = None) -> bytes:
         raise ImportFormatError("no pseudonymisation key: pass --key-file FILE (a secret of at "
                                 "least 16 bytes, e.g. 64 hex digits; keep it out of the repo)")
     try:
-        data = Path(path).read_bytes().strip()
-    except OSError as exc:
-        raise ImportFormatError(f"cannot read the key file {path}: {exc.strerror}") from None
-    if re.fullmatch(rb"(?:[0-9a-fA-F]{2})+", data):
-        data = bytes.fromhex(data.decode())
-    if len(data) < 16:
-        raise ImportFormatError(f"the key in {path} is shorter than 16 bytes")
-    return data
+        return load_secret(Path(path))
+    except SecretError as exc:
+        raise ImportFormatError(str(exc)) from None
 
 
 class ProgressBar:

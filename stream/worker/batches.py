@@ -99,11 +99,16 @@ FETCH_MAX_WAIT_MS = 50
 
 
 class BatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust's consumer thread, with a short fetch wait (``FETCH_MAX_WAIT_MS``)."""
+    """Faust's consumer thread, with a short fetch wait (``FETCH_MAX_WAIT_MS``), reading
+    committed records only."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by start()
+        # ``deadletter replay`` re-sends in Kafka transactions: a replay that was fenced
+        # or failed leaves aborted records on the source topic, which must not count.
+        # (Faust reads committed only under its exactly_once guarantee.)
+        consumer._isolation_level = "read_committed"  # read by start()
         return consumer
 
 
