@@ -77,7 +77,8 @@ def definitions(args: argparse.Namespace, settings: Settings) -> ReportDefinitio
     combination = (PeriodCombination.MEAN_OF_MONTHS if args.legacy_mean_of_months
                    else settings.period_combination)
     return ReportDefinitions(settings.service_level_seconds, settings.service_level_variant,
-                             settings.short_abandon_seconds, combination, basis)
+                             settings.short_abandon_seconds, combination, basis,
+                             settings.timeliness_target_percent)
 
 
 def run_report(args: argparse.Namespace, settings: Settings) -> int:
