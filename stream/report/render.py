@@ -410,7 +410,7 @@ def svg_line_chart(chart: LineChart, publish: bool) -> str:
     with nothing to show (N/A, suppressed or no progressions)."""
     left, right, top, bottom, width, height = 44, 16, 16, 36, 640, 240
     step = (width - left - right) / max(1, len(chart.points))
-    every = max(1, math.ceil(28 / step))  # month labels at least 28 px apart
+    every = max(1, math.ceil(60 / step))  # month labels ("Aug 2019") 60 px apart
 
     def x(i: int) -> float:
         return left + step * (i + 0.5)
@@ -438,16 +438,17 @@ def svg_line_chart(chart: LineChart, publish: bool) -> str:
             continue
         i, share = point
         segment.append(f"{x(i):.1f},{y(share):.1f}")
-        parts.append(f'<circle cx="{x(i):.1f}" cy="{y(share):.1f}" r="3" class="pt"/>'
-                     f'<text x="{x(i):.1f}" y="{y(share) - 7:.1f}" text-anchor="middle" '
-                     f'class="val">{share:.0f}%</text>')
+        parts.append(f'<circle cx="{x(i):.1f}" cy="{y(share):.1f}" r="3" class="pt"/>')
+        if step >= 30 or i % every == 0:  # shares ("100%") 30 px apart
+            parts.append(f'<text x="{x(i):.1f}" y="{y(share) - 7:.1f}" text-anchor="middle" '
+                         f'class="val">{share:.0f}%</text>')
     if not any(points):
         parts.append(f'<text x="{width / 2:.0f}" y="{y(50):.1f}" text-anchor="middle" '
                      'class="lbl">No progressions judged in these months</text>')
     target = y(chart.target)
     parts.append(f'<line x1="{left}" x2="{width - right}" y1="{target:.1f}" y2="{target:.1f}" '
-                 f'class="target"/><text x="{width - right}" y="{target - 4:.1f}" '
-                 f'text-anchor="end" class="tgt">Target {chart.target:g}%</text></svg>')
+                 f'class="target"/><text x="{left + 4}" y="{target - 4:.1f}" '
+                 f'class="tgt">Target {chart.target:g}%</text></svg>')
     return "".join(parts)
 
 

@@ -164,3 +164,18 @@ def test_a_table_with_data_keeps_its_grid() -> None:
     report = compute_report(agg, ["2019-08"], TAX, ReportDefinitions())
     assert "<caption>Progressions: timeliness and working days</caption>" in render(report,
                                                                                     "html")
+
+
+def test_since_go_live_the_month_labels_thin_out_and_stay_apart() -> None:
+    months = [f"{y}-{m:02d}" for y in (2018, 2019) for m in range(1, 13)]
+    agg = Aggregates()
+    for month in months:
+        progressions(agg, month, "early_help", 8, 2)
+    report = compute_report(agg, months, TAX, ReportDefinitions())
+    svg = svg_line_chart(timeliness_charts(report)[0], publish=False)
+    assert len(_points(svg)) == 24 and svg.count('class="line"') == 1
+    xs = [float(x) for x in re.findall(r'<text x="([\d.]+)" y="\d+" text-anchor="middle" '
+                                       r'class="lbl">[A-Z][a-z]{2} \d{4}<', svg)]
+    assert xs[0] < xs[-1] and 6 <= len(xs) < 24
+    assert min(b - a for a, b in zip(xs, xs[1:], strict=False)) >= 60
+    assert re.search(r'width="(\d+)"', svg).group(1) == "640"  # type: ignore[union-attr]
