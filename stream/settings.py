@@ -108,12 +108,16 @@ class Settings(BaseSettings):
     office_start: time = time(9, 0)
     office_end: time = time(17, 0)
     roll_after_hours: bool = Field(
-        False, description="a contact received out of hours starts its clock next working day")
+        False, description="a working-day clock started out of office hours (contact received, "
+        "MAP enquiry opened, progression to early help) starts at the next office opening")
     service_level_seconds: float = 20.0
     service_level_variant: ServiceLevelVariant = ServiceLevelVariant.OFFERED
     short_abandon_seconds: float = Field(
         0.0, description="abandons at or under this wait are excluded (0: none excluded)")
     period_combination: PeriodCombination = PeriodCombination.RATIO_OF_SUMS
+    timeliness_target_percent: float = Field(
+        80.0, ge=0, le=100, description="target share (%) of progressions within timescale: "
+        "the HTML report's timeliness charts draw it as their target line")
     calls_waiting_limit_seconds: float = Field(
         3600.0, gt=0, description="a queued call with no answer or abandon after this long "
         "stops counting as waiting and is counted as expired (its outcome never arrived)")

@@ -105,8 +105,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: the workers')")
 
 
-def definitions(args: argparse.Namespace, served: Mapping[str, Any]) -> ReportDefinitions:
-    """The workers' read-time definitions (``CallDefinitions``), a flag overriding each."""
+def definitions(args: argparse.Namespace, served: Mapping[str, Any],
+                target: float = 80.0) -> ReportDefinitions:
+    """The workers' read-time definitions (``CallDefinitions``), a flag overriding each.
+
+    ``target``: the charts' target line (``CSPA_TIMELINESS_TARGET_PERCENT`` of whoever
+    renders: a presentation choice, not a definition of any figure).
+    """
     basis: DayBasis = "calendar" if args.day_basis == "calendar" else "working"
     combination = (PeriodCombination.MEAN_OF_MONTHS if args.legacy_mean_of_months
                    else PeriodCombination(served["period_combination"]))
@@ -114,7 +119,7 @@ def definitions(args: argparse.Namespace, served: Mapping[str, Any]) -> ReportDe
         float(_either(args.service_level_seconds, served["service_level_seconds"])),
         ServiceLevelVariant(_either(args.service_level_variant, served["variant"])),
         float(_either(args.short_abandon_seconds, served["short_abandon_seconds"])),
-        combination, basis)
+        combination, basis, target)
 
 
 def _either(flag: Any, served: Any) -> Any:
@@ -129,7 +134,7 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     try:
         figures = fetch_figures(urls, expected_partitions(), timeout=args.timeout)
-        defs = definitions(args, figures.definitions)
+        defs = definitions(args, figures.definitions, settings.timeliness_target_percent)
         taxonomy = parse_taxonomy(figures.taxonomy)
     except IncompleteReport as exc:
         print(f"report: {exc}", file=sys.stderr)

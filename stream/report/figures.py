@@ -50,6 +50,8 @@ class ReportDefinitions:
     short_abandon_seconds: float = 0.0
     period_combination: PeriodCombination = PeriodCombination.RATIO_OF_SUMS
     day_basis: DayBasis = "working"
+    #: the target line of the timeliness charts (% of progressions within timescale)
+    timeliness_target_percent: float = 80.0
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -90,10 +91,29 @@ def _text_cells(table: Table, row: Row, publish: bool) -> list[str]:
 
 # ------------------------------------------------------------------- words around
 
-def months_line(report: Report) -> str:
+def months_span(report: Report) -> str:
+    """"Aug 2019 to Oct 2019" (or one month's label)."""
     first, last = report.months[0], report.months[-1]
-    span = month_label(first) if first == last else f"{month_label(first)} to {month_label(last)}"
+    return month_label(first) if first == last else f"{month_label(first)} to {month_label(last)}"
+
+
+def months_line(report: Report) -> str:
+    span = months_span(report)
     return f"Months covered: {span} ({len(report.months)} month(s): {', '.join(report.months)})"
+
+
+def has_data(table: Table) -> bool:
+    """Whether a table holds anything counted: a count above 0, or a figure with a base.
+
+    Zeros, N/A and averages of nothing are no data: such a table prints one line
+    (``no_data_line``) instead of an empty grid.
+    """
+    return any((v.value or 0) > 0 if v.kind == "count" else bool(v.base)
+               for row in table.rows for v in row.cells)
+
+
+def no_data_line(report: Report) -> str:
+    return f"No data for {months_span(report)}."
 
 
 def definitions_lines(report: Report) -> list[str]:
@@ -184,7 +204,7 @@ def render_text(report: Report) -> str:
             out.append(table.title)
             out += _layout((table.corner, *table.columns),
                            [(r.label, *_text_cells(table, r, report.publish))
-                            for r in table.rows])
+                            for r in table.rows]) if has_data(table) else [no_data_line(report)]
             out.append("")
     return "\n".join(out)
 
@@ -199,6 +219,9 @@ def render_markdown(report: Report) -> str:
         out += [f"## {_md(title)}", ""]
         out += [_md(note) + "\n" for note in section_notes(report, key)]
         for table in tables:
+            if not has_data(table):
+                out += [f"### {_md(table.title)}", "", _md(no_data_line(report)), ""]
+                continue
             out += [f"### {_md(table.title)}", "",
                     "| " + " | ".join(_md(c) for c in (table.corner, *table.columns)) + " |",
                     "|---|" + "---:|" * len(table.columns)]
@@ -211,6 +234,8 @@ def render_markdown(report: Report) -> str:
 # ---------------------------------------------------------------------- csv, json
 
 CSV_COLUMNS = ("section", "figure", "month", "category", "value")
+#: the CSV ``figure`` of the row saying a table (its key in ``category``) has no data
+NO_DATA = "no_data"
 
 
 def _long_rows(report: Report) -> list[tuple[str, str, str, str, float | int | str | None]]:
@@ -243,6 +268,8 @@ def _long_rows(report: Report) -> list[tuple[str, str, str, str, float | int | s
                     if table.show_base:
                         out.append((section, figure + "_count", month, category,
                                     cell_data(_base(v), p)))
+            if not has_data(table):
+                out.append((section, NO_DATA, "", table.key, no_data_line(report)))
     return out
 
 
@@ -275,6 +302,7 @@ def render_json(report: Report) -> str:
             "key": key, "title": title, "notes": section_notes(report, key),
             "tables": [{
                 "key": t.key, "title": t.title, "month_axis": t.month_axis,
+                "no_data": None if has_data(t) else no_data_line(report),
                 "columns": [{"key": k, "label": lb}
                             for k, lb in zip(t.column_keys, t.columns, strict=True)],
                 "rows": [{"key": r.key, "label": r.label, "figure": r.figure or None,
@@ -345,6 +373,98 @@ def svg_chart(chart: Chart, publish: bool) -> str:
     return "".join(parts)
 
 
+@dataclass(frozen=True)
+class LineChart:
+    """A share (0-100 %) by month, with a target line."""
+
+    key: str
+    title: str
+    points: tuple[tuple[str, Value], ...]  # (month label, percentage), in month order
+    target: float  # percent
+
+
+def timeliness_charts(report: Report) -> tuple[LineChart, ...]:
+    """The seed's "CSPA Progress to ..." charts: % of progressions within timescale by
+    month, one per destination, over the report's months, with the target line."""
+    target = report.definitions.timeliness_target_percent
+    labels = report.axis.labels[:-1]
+    return tuple(
+        LineChart(f"progress_{row.key.removeprefix('within_')}",
+                  f"CSPA Progress to {row.label.split(': ', 1)[-1]}: % within timescale "
+                  f"(target {target:g}%, dashed)",
+                  tuple(zip(labels, row.cells[:-1], strict=True)), target)
+        for row in report.commentary.progression_within)
+
+
+def _line_points(chart: LineChart, publish: bool) -> list[tuple[int, float] | None]:
+    """(month index, %) of each drawable month; None breaks the line (N/A, *, nothing)."""
+    out: list[tuple[int, float] | None] = []
+    for i, (_, v) in enumerate(chart.points):
+        drawable = v.value is not None and cell_text(v, publish) not in ("*", "N/A")
+        out.append((i, v.value) if drawable and v.value is not None else None)
+    return out
+
+
+def svg_line_chart(chart: LineChart, publish: bool) -> str:
+    """Share by month as inline SVG: 0-100 % axis, the target dashed, a gap for a month
+    with nothing to show (N/A, suppressed or no progressions)."""
+    left, right, top, bottom, width, height = 44, 16, 16, 36, 640, 240
+    step = (width - left - right) / max(1, len(chart.points))
+    every = max(1, math.ceil(60 / step))  # month labels ("Aug 2019") 60 px apart
+
+    def x(i: int) -> float:
+        return left + step * (i + 0.5)
+
+    def y(percent: float) -> float:
+        return top + (height - top - bottom) * (1 - percent / 100)
+
+    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+             f'role="img" aria-label="{html.escape(chart.title)}">']
+    for p in (0, 25, 50, 75, 100):
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(p):.1f}" y2="{y(p):.1f}" '
+                     f'class="grid"/><text x="{left - 6}" y="{y(p) + 4:.1f}" '
+                     f'text-anchor="end" class="lbl">{p}%</text>')
+    for i, (label, _) in enumerate(chart.points):
+        if i % every == 0:
+            parts.append(f'<text x="{x(i):.1f}" y="{height - bottom + 16}" text-anchor="middle" '
+                         f'class="lbl">{html.escape(label)}</text>')
+    points = _line_points(chart, publish)
+    segment: list[str] = []
+    for point in [*points, None]:
+        if point is None:
+            if len(segment) > 1:
+                parts.append(f'<polyline points="{" ".join(segment)}" class="line"/>')
+            segment = []
+            continue
+        i, share = point
+        segment.append(f"{x(i):.1f},{y(share):.1f}")
+        parts.append(f'<circle cx="{x(i):.1f}" cy="{y(share):.1f}" r="3" class="pt"/>')
+        if step >= 30 or i % every == 0:  # shares ("100%") 30 px apart
+            parts.append(f'<text x="{x(i):.1f}" y="{y(share) - 7:.1f}" text-anchor="middle" '
+                         f'class="val">{share:.0f}%</text>')
+    if not any(points):
+        parts.append(f'<text x="{width / 2:.0f}" y="{y(50):.1f}" text-anchor="middle" '
+                     'class="lbl">No progressions judged in these months</text>')
+    target = y(chart.target)
+    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{target:.1f}" y2="{target:.1f}" '
+                 f'class="target"/><text x="{left + 4}" y="{target - 4:.1f}" '
+                 f'class="tgt">Target {chart.target:g}%</text></svg>')
+    return "".join(parts)
+
+
+def _line_figure(chart: LineChart, publish: bool) -> str:
+    return (f'<figure id="chart-{chart.key}"><figcaption>{html.escape(chart.title)}'
+            f"</figcaption>{svg_line_chart(chart, publish)}</figure>")
+
+
+def _html_block(table: Table, report: Report) -> str:
+    """A table, or the one line saying it has no data for the months."""
+    if has_data(table):
+        return _html_table(table, report.publish)
+    return (f'<p class="no-data" id="no-data-{html.escape(table.key)}"><strong>'
+            f"{html.escape(table.title)}</strong>: {html.escape(no_data_line(report))}</p>")
+
+
 _CSS = """
 body{font-family:Arial,Helvetica,sans-serif;margin:2em auto;max-width:72em;color:#1b1b1b}
 h1{border-bottom:3px solid #1d5aa6;padding-bottom:.3em}h2{margin-top:2em;color:#1d5aa6}
@@ -357,6 +477,9 @@ figure{margin:0}figcaption{font-weight:bold;margin-bottom:.3em}.bar{fill:#1d5aa6
 #basis-calendar:checked~.calendar{display:block}#basis-calendar:checked~.working{display:none}
 #basis-working:checked~.working{display:block}#basis-working:checked~.calendar{display:none}
 .suppressed{font-weight:bold;color:#a00}
+.line{fill:none;stroke:#1d5aa6;stroke-width:2}.pt{fill:#1d5aa6}.grid{stroke:#dcdcdc}
+.target{stroke:#b00;stroke-width:1.5;stroke-dasharray:6 4}.tgt{font-size:11px;fill:#b00}
+.no-data{color:#444}
 @page{size:A4;margin:15mm}
 @media print{body{margin:0;max-width:none;font-size:9.5pt}h2{margin-top:1.2em}
 h1,h2,caption,figcaption{break-after:avoid}tr,figure,.defs,p{break-inside:avoid}
@@ -394,7 +517,7 @@ def _days_toggle(report: Report) -> str:
         days: DayBasis = "working" if basis == "working" else "calendar"
         chart = charts(report, days)[-1]
         parts.append(f'<div class="{basis}">{_figure(chart, report.publish)}'
-                     f"{_html_table(report.map.days_table(report.axis, days), report.publish)}"
+                     f"{_html_block(report.map.days_table(report.axis, days), report)}"
                      "</div>")
     parts.append("</div>")
     return "".join(parts)
@@ -419,7 +542,11 @@ def render_html(report: Report) -> str:
             out += [_figure(c, p) for c in charts(report, report.definitions.day_basis)[:-1]]
             out.append("</div>")
             out.append(_days_toggle(report))
-        out += [_html_table(t, p) for t in tables if t.key != days_key]
+        if key == "commentary":
+            out.append('<div class="charts">')
+            out += [_line_figure(c, p) for c in timeliness_charts(report)]
+            out.append("</div>")
+        out += [_html_block(t, report) for t in tables if t.key != days_key]
         out.append("</section>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"

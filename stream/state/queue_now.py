@@ -2,7 +2,8 @@
 
 Every contact-centre wallboard starts with three numbers: calls in the queue now, how
 long the oldest has waited, and the average speed of answer. The call figures elsewhere
-count a call only once it has ended; this module keeps the calls that have not.
+count a call only once it is answered or abandoned; this module keeps the calls that are
+neither yet.
 
 A call *waits* while its record holds a ``call.queued`` slot and neither a
 ``call.answered`` nor a ``call.abandoned`` one. That is a pure function of the record,

@@ -148,10 +148,18 @@ def test_html_report(loaded: Loaded, tmp_path: Path) -> None:
     for chart in charts:
         figure = re.search(rf'<figure id="chart-{chart}">(.*?)</figure>', page, re.S)
         assert figure is not None and "<svg" in figure.group(1), chart
-    assert page.count("<svg") == len(charts)
+    # The timeliness charts: one point per month with progressions judged, labelled with
+    # the independently computed share within timescale (whole %).
+    expected = rg.expected_report(loaded.facts, rg.MONTHS)
+    for dest in ("early_help", "childrens_social_care"):
+        figure = re.search(rf'<figure id="chart-progress_{dest}">(.*?)</figure>', page, re.S)
+        assert figure is not None, dest
+        shares = (expected[("progressions", f"within_{dest}", m)].value for m in rg.MONTHS)
+        want = [f"{float(share):.0f}" for share in shares if share is not None]
+        assert want and re.findall(r'class="val">(\d+)%<', figure.group(1)) == want, dest
+    assert page.count("<svg") == len(charts) + 2
     assert "<script" not in page and "http" not in page
     # The RFS table's calls row, as printed on the page.
-    expected = rg.expected_report(loaded.facts, rg.MONTHS)
     calls = [str(expected[("rfs", "calls", c)].value) for c in (*rg.MONTHS, "total")]
     assert "<tr><th>Calls</th>" + "".join(f"<td>{n}</td>" for n in calls) + "</tr>" in page
 
@@ -178,6 +186,8 @@ def _csv_keys(doc: Any) -> dict[tuple[str, str, str, str], str]:
                         key = (section["key"], name, month, cat)
                         assert key not in out, key
                         out[key] = "" if value is None else str(value)
+            if t["no_data"]:
+                out[(section["key"], "no_data", "", t["key"])] = t["no_data"]
     return out
 
 

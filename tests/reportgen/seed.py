@@ -41,6 +41,10 @@ SEED_LEVEL3 = {"2019-07": (35, 30, 28), AUG: (27, 19, 12), SEP: (44, 32, 24),
                OCT: (57, 45, 29)}
 #: Section 5, Early Help Hub: Outstanding (blank in the seed), Good, RI, Inadequate.
 SEED_AUDITS = {AUG: (0, 7, 9, 8), SEP: (0, 8, 8, 1), OCT: (0, 3, 10, 3)}
+#: "CSPA Progress to Early Help": the shares within timescale the seed's text gives
+#: ("from 16% (August 2018) to 77% (August 2019) and 24% (November 2018) to 93% (November
+#: 2019)"), as (within, late) progressions per month.
+SEED_EARLY_HELP_TIMELINESS = {AUG: (77, 23), NOV: (93, 7)}
 SEED_PATHWAYS = ("continue_eh", "progress_to_eh", "map_enquiry", "information",
                  "not_yet_recorded")
 #: "Average days to complete contacts" (Nov 2019): (mean, contacts) per pathway, then the
@@ -134,6 +138,7 @@ def seed_dataset() -> Dataset:
                                       grade=grade))
     events += _seed_map(b)
     events += _seed_completion(b)
+    events += _seed_progressions(b)
     return Dataset([Builder.message(e) for e in events])
 
 
@@ -224,4 +229,23 @@ def _seed_completion(b: Builder) -> list[dict[str, Any]]:
                                    outcome=outcome_of[pathway], pathway=recorded))
                 i += 1
     assert i == 2018
+    return out
+
+
+def _seed_progressions(b: Builder) -> list[dict[str, Any]]:
+    """Contacts progressed to early help in 1.0 working day (within the 3-day timescale)
+    or 4.5 (late), received on a month's first 8 working days so all progress in it."""
+    out: list[dict[str, Any]] = []
+    for month, (within, late) in SEED_EARLY_HELP_TIMELINESS.items():
+        days = _working_dates(month)[:8]
+        for i in range(within + late):
+            k = b.key("progression", month, i)
+            received = datetime.combine(days[i % len(days)], datetime.min.time(),
+                                        LONDON) + timedelta(hours=9, minutes=i % 420)
+            progressed = add_working_days(received, 1.0 if i < within else 4.5)
+            assert progressed.strftime("%Y-%m") == month
+            out.append(b.event("contact.received", received, contact_key=k, channel="phone",
+                               source_code="2A", team="ehh"))
+            out.append(b.event("contact.progressed", progressed, contact_key=k,
+                               destination="early_help"))
     return out
