@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stream.dev.broker import BrokerConfig, LocalBroker
 from stream.report.webclient import WebClient
+from stream.settings import Settings
 from tests.groundtruth import Message
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,6 +163,17 @@ class WorkerProcess:
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def registered_paths(settings: Settings) -> list[str]:
+    """Every route of the worker's web app as its web server starts it (Faust adds its
+    own then: ``init_server``), a placeholder in any variable part."""
+    from stream.worker.app import create_app
+
+    web = create_app(settings).app.web
+    web.init_server()
+    paths = {r.resource.canonical for r in web.web_app.router.routes() if r.resource}
+    return sorted(p.replace("{", "").replace("}", "") for p in paths)
 
 
 def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -25,23 +25,13 @@ from stream.cli import ensure_topics
 from stream.dev.broker import LocalBroker
 from stream.report.webclient import WebClient
 from stream.settings import Settings
-from stream.worker.app import create_app
 from tests.faults.tls import make_ca, make_server_cert
-from tests.integration.harness import ROOT, WorkerProcess, wait_for
+from tests.integration.harness import ROOT, WorkerProcess, registered_paths, wait_for
 from tests.integration.prometheus import PrometheusProcess, have_prometheus
 
 pytestmark = pytest.mark.integration
 
 PASSWORDS = {"prometheus": "scrape-Zq4-passphrase", "report": "report-Hd7-passphrase"}
-
-
-def registered_paths(settings: Settings) -> list[str]:
-    """Every route of the worker's web app as its web server starts it (Faust adds its
-    own then: ``init_server``), a placeholder in any variable part."""
-    web = create_app(settings).app.web
-    web.init_server()
-    paths = {r.resource.canonical for r in web.web_app.router.routes() if r.resource}
-    return sorted(p.replace("{", "").replace("}", "") for p in paths)
 
 
 def status(url: str, context: ssl.SSLContext, headers: dict[str, str]) -> int:
