@@ -60,6 +60,14 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path, monkeypatch):
     assert SECRET not in repr(settings) and SECRET not in repr(client)
 
 
+def test_an_env_file_line_that_is_no_setting_is_refused(tmp_path, monkeypatch):
+    env = tmp_path / "cspa.env"
+    env.write_text("CSPA_APP_ID=x\nCSPA_WEB_PROT=7000\n")  # a typo: not silently ignored
+    monkeypatch.setenv("CSPA_ENV_FILE", str(env))
+    with pytest.raises(ValidationError, match="web_prot"):
+        Settings()
+
+
 def test_a_missing_env_file_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setenv("CSPA_ENV_FILE", str(tmp_path / "absent.env"))
     with pytest.raises(ValueError, match="CSPA_ENV_FILE"):
