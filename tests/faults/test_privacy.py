@@ -66,6 +66,8 @@ LABELS = {
     "service_level_variant": {"offered", "answered", "offered_less_short_abandons"},
     "period_combination": {"ratio_of_sums", "mean_of_months"},
     "direction": {"back", "forward"},
+    # cspa_partition_owned/expected: partition numbers of the catalogue's topics
+    "partition": {str(p) for s in load_topics().values() for p in range(s.partitions)},
 }
 NUMERIC = {"le", "service_level_seconds", "short_abandon_seconds"}
 
