@@ -1,14 +1,16 @@
 # The C-SPA worker image: also runs `topics` and `simulate` (see docker-compose.yml).
 #
 #   docker build -t cspa-live .
-#   docker run --rm -e CSPA_BROKER=kafka:9092 -p 127.0.0.1:6066:6066 cspa-live
+#   docker run --rm -e CSPA_BROKER=kafka:9092 -p 127.0.0.1:6066:6066 \
+#       -e CSPA_WEB_CONFIG_FILE=/run/secrets/web_config ... cspa-live
 #
 # CSPA_WEB_HOST=0.0.0.0: outside a container the worker serves /metrics, /figures,
 # /ready (and /live, on CSPA_LIVE_PORT) on 127.0.0.1 only. Inside one, loopback is the
 # container's own, so Prometheus (another container) could not scrape it; the image binds
 # all interfaces of the container instead. Only the compose network sees the port unless
 # you publish it, and then publish it on 127.0.0.1 (as docker-compose.yml does for every
-# port).
+# port). Bound beyond loopback, the worker refuses to start without CSPA_WEB_CONFIG_FILE
+# (TLS and basic auth, docs/security.md) unless CSPA_WEB_INSECURE=true.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench import ROOT
+from stream.report.webclient import WebClient
+from stream.settings import Settings
 
 T = TypeVar("T")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -119,10 +121,13 @@ class Worker:
                     "CSPA_METRICS_MONTHS": "0", "PYTHONPATH": str(ROOT), **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.peak_hwm = 0
+        # The credentials of CSPA_WEB_USERNAME/PASSWORD(_FILE), CSPA_WEB_CAFILE (https then)
+        self.client = WebClient.of(Settings())
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.client.cafile else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -142,9 +147,7 @@ class Worker:
         return True
 
     def get(self, path: str, timeout: float = 10) -> bytes:
-        with urllib.request.urlopen(self.url + path, timeout=timeout) as resp:
-            body: bytes = resp.read()
-            return body
+        return self.client.get(self.url + path, timeout)
 
     def get_json(self, path: str) -> Any:
         try:

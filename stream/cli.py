@@ -129,7 +129,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from stream.worker.app import create_app
     from stream.worker.checkpoint import broker_view
     from stream.worker.liveness import LivenessServer
+    from stream.worker.webauth import refusal
 
+    if (why := refusal(settings)) is not None:  # before binding anything
+        print(f"worker: {why}", file=sys.stderr)
+        return 2
     live = None
     if settings.live_port:  # bound first: a port taken fails the start at once
         try:

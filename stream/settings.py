@@ -8,6 +8,7 @@ consulted: the app is built with an empty environment, see ``stream.worker.app``
 
 from __future__ import annotations
 
+import os
 import ssl
 from datetime import time
 from enum import StrEnum
@@ -15,7 +16,12 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 #: the shipped taxonomy (``CSPA_TAXONOMY_PATH`` may name another)
@@ -23,6 +29,9 @@ DEFAULT_TAXONOMY = ROOT / "topics" / "taxonomy.toml"
 #: Table stores the worker accepts (``CSPA_STORE``): tests/integration/test_pipeline.py runs
 #: its exactness test on each. Faust's rocksdb:// is not one (it needs rocksdict).
 STORES = ("local://", "memory://")
+#: secret setting -> its file form: ``CSPA_X_FILE`` names a file holding ``CSPA_X`` (issue 26.6),
+#: kept out of the environment (``/proc/PID/environ``, ``docker inspect``)
+SECRET_FILES = {"sasl_password": "sasl_password_file", "web_password": "web_password_file"}
 
 
 class ServiceLevelVariant(StrEnum):
@@ -46,7 +55,9 @@ class PeriodCombination(StrEnum):
 class Settings(BaseSettings):
     """Worker, simulator and report configuration (environment prefix ``CSPA_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="CSPA_", extra="forbid", frozen=True)
+    # hide_input_in_errors: a validation error would otherwise quote every value, secrets too
+    model_config = SettingsConfigDict(env_prefix="CSPA_", extra="forbid", frozen=True,
+                                      hide_input_in_errors=True)
 
     # Kafka
     broker: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers, comma separated")
@@ -68,6 +79,10 @@ class Settings(BaseSettings):
         True, description="the worker creates missing topics at start (development); false "
         "in production: the admin creates them (python -m stream topics) and the worker, which "
         "then needs no Create right, only checks that they exist")
+
+    # Secrets from files (issue 26.6)
+    sasl_password_file: Path | None = Field(
+        None, description="file holding the SASL password (instead of CSPA_SASL_PASSWORD)")
 
     # Worker
     app_id: str = "cspa"
@@ -98,6 +113,21 @@ class Settings(BaseSettings):
     workers: str = Field("http://127.0.0.1:6066", description="every worker's base URL, "
                          "comma separated: where report and due ask (their --workers wins)")
 
+    # Authenticated endpoints (issue 26.3)
+    web_config_file: Path | None = Field(
+        None, description="web configuration (Prometheus exporter-toolkit format): TLS and "
+        "bcrypt basic-auth users for every route but /live; without it the worker binds to "
+        "loopback only")
+    web_insecure: bool = Field(
+        False, description="allow a non-loopback CSPA_WEB_HOST without CSPA_WEB_CONFIG_FILE "
+        "(the endpoints are then open to that network; logged at every start)")
+    web_username: str = Field("", description="user report, due and the bench send to workers")
+    web_password: SecretStr = SecretStr("")
+    web_password_file: Path | None = Field(
+        None, description="file holding CSPA_WEB_PASSWORD")
+    web_cafile: Path | None = Field(
+        None, description="CA that report, due and the bench trust for https:// workers")
+
     # Input checks
     max_payload_bytes: int = 65_536
     max_future_skew_seconds: float = 600.0
@@ -126,6 +156,42 @@ class Settings(BaseSettings):
         None, description="secret (>= 16 bytes) keying the importer's pseudonymous keys")
     clock_file: Path | None = Field(
         None, description="tests/rehearsals only: read 'now' from this file (ISO 8601)")
+
+    @classmethod
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment first, then the ``.env`` file ``CSPA_ENV_FILE`` names (if any)."""
+        env_file = os.environ.get("CSPA_ENV_FILE")
+        if not env_file:
+            return init_settings, env_settings, dotenv_settings, file_secret_settings
+        if not Path(env_file).is_file():  # pydantic-settings would ignore it silently
+            raise ValueError(f"CSPA_ENV_FILE names no readable file: {env_file}")
+        return (init_settings, env_settings,
+                DotEnvSettingsSource(settings_cls, env_file=env_file), file_secret_settings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, values: object) -> object:
+        """``CSPA_X_FILE`` fills ``CSPA_X`` from the file (one trailing newline dropped)."""
+        if not isinstance(values, dict):
+            return values
+        for secret, file_field in SECRET_FILES.items():
+            path = values.get(file_field)
+            if not path:
+                continue
+            if values.get(secret):
+                raise ValueError(f"set CSPA_{secret.upper()} or CSPA_{file_field.upper()}, "
+                                 "not both")
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except OSError as exc:  # the path only: never the content
+                raise ValueError(f"CSPA_{file_field.upper()}: cannot read {path}: "
+                                 f"{exc.strerror or type(exc).__name__}") from None
+            values = {**values, secret: text.removesuffix("\n").removesuffix("\r")}
+        return values
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

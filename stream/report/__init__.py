@@ -33,6 +33,7 @@ from stream.report.render import (
     render_markdown,
     render_text,
 )
+from stream.report.webclient import WebClient
 from stream.report.workers import IncompleteReport, ask, gaps
 from stream.state.aggregates import Aggregates, merged
 
@@ -54,14 +55,14 @@ class WorkerFigures:
 
 
 def fetch_figures(urls: Sequence[str], expected: Mapping[str, int], *,
-                  timeout: float = 10.0) -> WorkerFigures:
+                  timeout: float = 10.0, client: WebClient | None = None) -> WorkerFigures:
     """Merged cells of all workers; ``expected`` maps each topic to its partition count.
 
     Raises ``IncompleteReport`` naming every missing or duplicated topic partition,
     every worker still recovering, every worker that did not answer, and workers
     whose fingerprints or read-time definitions differ.
     """
-    answers, unreachable = ask(urls, "/figures", timeout)
+    answers, unreachable = ask(urls, "/figures", timeout, client=client)
     parts: list[Aggregates] = []
     for answer in list(answers):
         try:

@@ -26,6 +26,7 @@ from stream.contract.topics import event_families, load_topics
 from stream.report import IncompleteReport, compute_report, fetch_figures, render
 from stream.report.figures import DayBasis, ReportDefinitions
 from stream.report.render import FORMATS
+from stream.report.webclient import WebClient
 from stream.settings import PeriodCombination, ServiceLevelVariant, Settings
 
 DEFAULT_HTML = Path("report.html")
@@ -133,7 +134,8 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
         print(f"report: {exc}", file=sys.stderr)
         return 2
     try:
-        figures = fetch_figures(urls, expected_partitions(), timeout=args.timeout)
+        figures = fetch_figures(urls, expected_partitions(), timeout=args.timeout,
+                                client=WebClient.of(settings))
         defs = definitions(args, figures.definitions, settings.timeliness_target_percent)
         taxonomy = parse_taxonomy(figures.taxonomy)
     except IncompleteReport as exc:

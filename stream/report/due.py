@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stream.report.cli import expected_partitions, parse_workers, workers_of
+from stream.report.webclient import WebClient
 from stream.report.workers import Gaps, ask, gaps
 from stream.settings import Settings
 
@@ -77,7 +78,8 @@ def run_due(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"due: {exc}", file=sys.stderr)
         return 2
-    answers, unreachable = ask(urls, "/due", args.timeout, f"?limit={args.limit}")
+    answers, unreachable = ask(urls, "/due", args.timeout, f"?limit={args.limit}",
+                               WebClient.of(settings))
     lists = []
     for answer in list(answers):
         if _readable(answer.body.get("items")):

@@ -13,12 +13,13 @@ asked for a ``--partial`` list, which is then marked with what is missing.
 from __future__ import annotations
 
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from stream.report.webclient import WebClient
 
 TP = tuple[str, int]
 MAX_RESPONSE_BYTES = 512 * 1024 * 1024
@@ -116,10 +117,8 @@ def worker_url(url: str, path: str) -> str:
     return url if parsed.path.rstrip("/").endswith(path) else url.rstrip("/") + path
 
 
-def _get(url: str, timeout: float) -> Any:
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        body = response.read(MAX_RESPONSE_BYTES + 1)
+def _get(client: WebClient, url: str, timeout: float) -> Any:
+    body = client.get(url, timeout, "application/json", MAX_RESPONSE_BYTES + 1)
     if len(body) > MAX_RESPONSE_BYTES:
         raise ValueError("response too large")
     return orjson.loads(body)
@@ -138,14 +137,17 @@ def _answer(url: str, body: Any) -> Answer:
     return Answer(url, owned, recovering, str(body["fingerprint"]), body)
 
 
-def ask(urls: Sequence[str], path: str, timeout: float,
-        query: str = "") -> tuple[list[Answer], list[str]]:
-    """Every worker's answer at ``path``, and "URL (why)" for each that gave none."""
+def ask(urls: Sequence[str], path: str, timeout: float, query: str = "",
+        client: WebClient | None = None) -> tuple[list[Answer], list[str]]:
+    """Every worker's answer at ``path``, and "URL (why)" for each that gave none.
+
+    ``client``: the credentials and CA the workers ask for (none by default)."""
+    client = client or WebClient()
     answers: list[Answer] = []
     unreachable: list[str] = []
     for url in urls:
         try:
-            answers.append(_answer(url, _get(worker_url(url, path) + query, timeout)))
+            answers.append(_answer(url, _get(client, worker_url(url, path) + query, timeout)))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             unreachable.append(f"{url} ({_why(exc)})")
     return answers, unreachable

@@ -37,7 +37,7 @@ from stream.state.queue_now import listen
 from stream.state.rules import load_rules
 from stream.state.timeliness import OpenWork, TimelinessCollector
 from stream.state.working_days import OfficeHours, WorkingCalendar
-from stream.worker import localstate
+from stream.worker import localstate, webauth
 from stream.worker.agents import TopicAgent
 from stream.worker.batches import BatchApp, batch_consumer
 from stream.worker.changelog import ChangelogWriter
@@ -242,6 +242,7 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
         broker_commit_interval=settings.commit_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
     )
+    webauth.protect(app, settings)  # TLS and basic auth (CSPA_WEB_CONFIG_FILE), or loopback
     disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
     # Two registries: the pipeline's own metrics are cheap to collect and served on
     # their own too (/metrics/pipeline, for frequent health polling); /metrics adds

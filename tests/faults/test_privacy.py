@@ -1,6 +1,8 @@
 """Private by construction: recognisable pseudonymous keys, valid and rejected, never reach a
 metric label, a log line or a dead-letter detail; labels come only from closed sets; /due
-names cases by pseudonymous key only; the web server listens on loopback only."""
+names cases by pseudonymous key only; the web server listens on loopback only. Secrets (the
+SASL password, the web users' passwords and hashes) given in files reach no log line, no
+endpoint's body, no command line and no environment of the worker."""
 
 from __future__ import annotations
 
@@ -9,21 +11,33 @@ import re
 import socket
 import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import bcrypt
 import orjson
 import pytest
+from pydantic import SecretStr
 
+from stream.cli import ensure_topics
 from stream.contract.decoder import REASONS
 from stream.contract.events import FAMILIES, event_type_of, family_types
 from stream.contract.topics import load_topics
+from stream.report.webclient import WebClient
 from stream.settings import Settings
 from stream.state.rules import load_rules
 from stream.state.timeliness import STATES
 from stream.worker.metrics import WINDOWS
 from tests import factories as f
 from tests.faults.conftest import produce_tracked, read_deadletter, wait_caught_up
+from tests.faults.tls import make_ca, make_server_cert
 from tests.groundtruth import TAXONOMY, TOPICS, Message
-from tests.integration.harness import parse_metrics, wait_for
+from tests.integration.harness import (
+    WorkerProcess,
+    make_broker,
+    parse_metrics,
+    registered_paths,
+    wait_for,
+)
 from tests.tools import require
 
 pytestmark = pytest.mark.integration
@@ -52,6 +66,8 @@ LABELS = {
     "service_level_variant": {"offered", "answered", "offered_less_short_abandons"},
     "period_combination": {"ratio_of_sums", "mean_of_months"},
     "direction": {"back", "forward"},
+    # cspa_partition_owned/expected: partition numbers of the catalogue's topics
+    "partition": {str(p) for s in load_topics().values() for p in range(s.partitions)},
 }
 NUMERIC = {"le", "service_level_seconds", "short_abandon_seconds"}
 
@@ -166,3 +182,68 @@ def test_keys_never_leak_and_labels_are_closed_sets(broker, fresh_worker):
                 with socket.create_connection((address, port), timeout=5):
                     pass
     print(f"\nrefused on {others}; {len(due)} due items, {len(dead)} dead letters")
+
+
+SASL_USER, SASL_PASSWORD = "cspa-worker", "sasl-Wm3-secret-from-a-file"
+WEB_PASSWORD = "web-Kx9-secret-from-a-file"
+
+
+def test_secrets_from_files_reach_no_log_endpoint_argv_or_environment(tmp_path: Path):
+    for broker in make_broker(tmp_path, sasl_scram=True, scram_user=SASL_USER,
+                              scram_password=SASL_PASSWORD):
+        _secrets_stay_secret(broker.bootstrap, tmp_path)
+
+
+def _secrets_stay_secret(bootstrap: str, tmp_path: Path) -> None:
+    secrets_dir = tmp_path / "secrets"
+    ca, ca_key = make_ca(secrets_dir)
+    make_server_cert(secrets_dir, ca_key, "worker")
+    web_hash = bcrypt.hashpw(WEB_PASSWORD.encode(), bcrypt.gensalt(10)).decode()
+    (secrets_dir / "web.yml").write_text(json.dumps({
+        "tls_server_config": {"cert_file": "worker.pem", "key_file": "worker.key"},
+        "basic_auth_users": {"report": web_hash}}))
+    (secrets_dir / "sasl-password").write_text(SASL_PASSWORD + "\n")
+    (secrets_dir / "web-password").write_text(WEB_PASSWORD)
+    env = {"CSPA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "CSPA_SASL_USERNAME": SASL_USER,
+           "CSPA_SASL_PASSWORD_FILE": str(secrets_dir / "sasl-password"),
+           "CSPA_WEB_CONFIG_FILE": str(secrets_dir / "web.yml"),
+           # A client's settings too: read by the worker's Settings, used by none of it.
+           "CSPA_WEB_USERNAME": "report",
+           "CSPA_WEB_PASSWORD_FILE": str(secrets_dir / "web-password"),
+           "CSPA_LOG_LEVEL": "DEBUG"}  # the most the worker ever logs
+    settings = Settings(broker=bootstrap, **{k.removeprefix("CSPA_").lower(): v
+                                             for k, v in env.items()})
+    assert settings.sasl_password.get_secret_value() == SASL_PASSWORD
+    ensure_topics(settings)
+    at = datetime.now(UTC) - timedelta(hours=3)
+    key = f.key("privacy-secrets")
+    produce_tracked(bootstrap, [Message(TOPICS["contacts"], key.encode(),
+                                        orjson.dumps(f.received(key, at)), None),
+                                Message(TOPICS["contacts"], key.encode(), b"{oops", None)],
+                    **settings.kafka_client_kwargs())
+    client = WebClient("report", SecretStr(WEB_PASSWORD), ca)
+    worker = WorkerProcess(bootstrap, tmp_path / "w", env=env, client=client)
+    try:
+        worker.start()
+        wait_for(lambda: total_rejected(worker) >= 1, 60, "the bad record rejected")
+        bodies = {path: worker.get(path).decode(errors="replace")
+                  for path in registered_paths(settings) if path not in ("/ready", "/health")}
+        bodies.update({p: json.dumps(worker.get_json(p)) for p in ("/ready", "/health")})
+        pid = worker.proc.pid if worker.proc else 0
+        proc = {name: Path(f"/proc/{pid}/{name}").read_bytes().decode(errors="replace")
+                for name in ("cmdline", "environ")}
+    finally:
+        worker.stop()
+    texts = {"log": worker.log_path.read_text(errors="replace"), **bodies, **proc}
+    assert "rejected topic=cspa.contacts.v1" in texts["log"]  # the log has content
+    assert "CSPA_SASL_PASSWORD_FILE=" in proc["environ"]  # the file's path, not its content
+    for secret in (SASL_PASSWORD, WEB_PASSWORD, web_hash):
+        for where, text in texts.items():
+            assert secret not in text, f"a secret in {where}"
+    print(f"\nno secret in the log ({len(texts['log'])} chars), {len(bodies)} endpoints, "
+          "cmdline or environ")
+
+
+def total_rejected(worker: WorkerProcess) -> float:
+    return sum(v for (name, _), v in worker.samples().items()
+               if name == "cspa_events_rejected_total")

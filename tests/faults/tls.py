@@ -1,6 +1,7 @@
-"""Throwaway TLS material for the broker tests, made at run time with ``cryptography``
-(no key is checked in): a CA, a broker certificate for 127.0.0.1 signed by it, and the
-PEM files Kafka (``ssl.keystore.type=PEM``) and Python's ``ssl`` read."""
+"""Throwaway TLS material for the broker and web-server tests, made at run time with
+``cryptography`` (no key is checked in): a CA, broker and web-server certificates for
+127.0.0.1 signed by it, and the PEM files Kafka (``ssl.keystore.type=PEM``) and Python's
+``ssl`` read."""
 
 from __future__ import annotations
 
@@ -71,3 +72,19 @@ def make_broker_tls(directory: Path) -> TlsFiles:
         + cert.public_bytes(PEM) + cafile.read_bytes())
     keystore.chmod(0o600)
     return TlsFiles(cafile, keystore)
+
+
+def make_server_cert(directory: Path, ca_key: ec.EllipticCurvePrivateKey, name: str = "server",
+                     ca_name: str = "cspa-test-ca") -> tuple[Path, Path]:
+    """A server certificate for 127.0.0.1/localhost signed by the CA ``make_ca`` made:
+    ``(certificate chain, private key)``, the two files a web server (or
+    ``tls_server_config``) reads."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _cert("127.0.0.1", key, ca_name, ca_key, ca=False)
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(PEM))
+    key_path.write_bytes(key.private_bytes(PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path

@@ -19,6 +19,8 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.dev.broker import BrokerConfig, LocalBroker
+from stream.report.webclient import WebClient
+from stream.settings import Settings
 from tests.groundtruth import Message
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +87,9 @@ class WorkerProcess:
     """``python -m stream worker`` as a child process with its own port and data dir."""
 
     def __init__(self, broker: str, workdir: Path, app_id: str = "cspa",
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, client: WebClient | None = None) -> None:
+        #: credentials and CA for a worker given CSPA_WEB_CONFIG_FILE (https with a CA)
+        self.client = client or WebClient()
         self.port = free_port()
         self.live_port = free_port()  # /live, served by a thread of its own
         self.workdir = workdir
@@ -99,7 +103,7 @@ class WorkerProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.client.cafile else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def live_url(self) -> str:
@@ -133,9 +137,7 @@ class WorkerProcess:
 
     def get(self, path: str) -> bytes:
         self.check_alive()
-        with urllib.request.urlopen(self.url + path, timeout=5) as resp:
-            body: bytes = resp.read()
-            return body
+        return self.client.get(self.url + path, timeout=5)
 
     def get_json(self, path: str) -> Any:
         try:
@@ -161,6 +163,17 @@ class WorkerProcess:
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def registered_paths(settings: Settings) -> list[str]:
+    """Every route of the worker's web app as its web server starts it (Faust adds its
+    own then: ``init_server``), a placeholder in any variable part."""
+    from stream.worker.app import create_app
+
+    web = create_app(settings).app.web
+    web.init_server()
+    paths = {r.resource.canonical for r in web.web_app.router.routes() if r.resource}
+    return sorted(p.replace("{", "").replace("}", "") for p in paths)
 
 
 def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -20,7 +20,7 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -75,15 +75,17 @@ def quick_rules(dest: Path, stall_seconds: int) -> list[Path]:
 
 
 def config(ports: Iterable[int], interval: str = "1s",
-           rules: Sequence[Path] | None = None) -> dict[str, Any]:
-    """The Prometheus configuration (JSON is YAML) for workers on ``ports``."""
+           rules: Sequence[Path] | None = None,
+           scrape: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The Prometheus configuration (JSON is YAML) for workers on ``ports``; ``scrape``:
+    more keys of every worker job (``scheme``, ``basic_auth``, ``tls_config``...)."""
     targets = [f"127.0.0.1:{p}" for p in ports]
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval,
                    "scrape_timeout": interval},
         "rule_files": [str(p) for p in (rules if rules is not None else rule_files())],
         "scrape_configs": [{"job_name": job, "metrics_path": path,
-                            "static_configs": [{"targets": targets}]}
+                            "static_configs": [{"targets": targets}], **(scrape or {})}
                            for job, path in JOBS.items()],
     }
 
@@ -96,7 +98,8 @@ class PrometheusProcess:
     """``prometheus`` as a child process on a free loopback port, its TSDB in ``workdir``."""
 
     def __init__(self, workdir: Path, ports: Sequence[int], interval: str = "1s",
-                 extra_args: Sequence[str] = (), rules: Sequence[Path] | None = None) -> None:
+                 extra_args: Sequence[str] = (), rules: Sequence[Path] | None = None,
+                 scrape: Mapping[str, Any] | None = None) -> None:
         if not Path(PROMETHEUS).exists():
             raise PrometheusError(f"{PROMETHEUS} is missing. {missing_message('prometheus')}")
         self.workdir = workdir
@@ -105,7 +108,8 @@ class PrometheusProcess:
         self.config_path = workdir / "prometheus.yml"
         self.data_dir = workdir / "data"
         self.log_path = workdir / "prometheus.log"
-        self.config_path.write_text(json.dumps(config(ports, interval, rules), indent=1))
+        self.config_path.write_text(json.dumps(config(ports, interval, rules, scrape),
+                                                indent=1))
         self.extra_args = list(extra_args)
         self.proc: subprocess.Popen[bytes] | None = None
 
