@@ -2,7 +2,7 @@
 
 Commands: ``worker``, ``topics``, ``run`` (the demo: broker + worker +
 simulator), ``stop``, ``report``, ``schemas``, ``broker``, ``simulate``,
-``import``, ``send``. Settings come from ``CSPA_*`` environment variables.
+``import``, ``send``, ``check``. Settings come from ``CSPA_*`` environment variables.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from stream.dev import broker as devbroker
 from stream.report.cli import add_arguments as add_report_arguments
 from stream.report.cli import run_report
 from stream.settings import ROOT, Settings
+from stream.upstream.check import add_command as add_check_command
 from stream.upstream.cli import add_commands as add_upstream_commands
 
 CACHE = ROOT / ".cache"
@@ -305,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     due.add_argument("--json", action="store_true", help="print JSON instead of a table")
     due.set_defaults(fn=cmd_due)
     add_upstream_commands(sub)
+    add_check_command(sub)
     return parser
 
 
