@@ -26,6 +26,7 @@ SEED = 0x9747B28C
 M = 0x5BD1E995
 MASK32 = 0xFFFFFFFF
 _LANE = b"\xff\xff\xff\xff\0\0\0\0"  # one 64-bit little-endian lane's low 32 bits
+_POSITIVE = b"\xff\xff\xff\x7f\0\0\0\0"  # and its low 31
 
 
 def murmur2(key: bytes) -> int:
@@ -56,6 +57,12 @@ def partition_of(key: bytes, partitions: int) -> int:
 
 def partitions_of(keys: Sequence[bytes | None], partitions: int) -> list[int | None]:
     """``partition_of`` of every key at once (None for a record without a key)."""
+    if not keys:
+        return []
+    lengths = set(map(len, keys)) if None not in keys else set()  # type: ignore[arg-type]
+    if len(lengths) == 1:  # the usual batch: every key hex of one length
+        (length,) = lengths
+        return [h % partitions for h in _murmur2_lanes(keys, length)]  # type: ignore[arg-type]
     out: list[int | None] = [None] * len(keys)
     by_length: defaultdict[int, list[int]] = defaultdict(list)
     for i, key in enumerate(keys):
@@ -64,12 +71,16 @@ def partitions_of(keys: Sequence[bytes | None], partitions: int) -> list[int | N
     for length, where in by_length.items():
         hashes = _murmur2_lanes([keys[i] for i in where], length)  # type: ignore[misc]
         for i, h in zip(where, hashes, strict=True):
-            out[i] = (h & 0x7FFFFFFF) % partitions
+            out[i] = h % partitions
     return out
 
 
-def _murmur2_lanes(keys: list[bytes], length: int) -> list[int]:
-    """``murmur2`` of keys that all have ``length`` bytes, one lane each."""
+def _murmur2_lanes(keys: Sequence[bytes], length: int) -> list[int]:
+    """``murmur2`` of keys that all have ``length`` bytes, sign bit masked, one lane each.
+
+    Masks are taken only where a lane could spill into the next: a product or XOR
+    of in-lane values stays in its 64-bit lane, so ``(h*M) ^ (k*M)`` is masked once.
+    """
     n = len(keys)
     data = b"".join(keys)
     mask = int.from_bytes(_LANE * n, "little")
@@ -80,7 +91,7 @@ def _murmur2_lanes(keys: list[bytes], length: int) -> list[int]:
             buf[j::8] = data[i + j::length]
         k = (int.from_bytes(buf, "little") * M) & mask
         k ^= (k >> 24) & mask
-        h = ((h * M) & mask) ^ ((k * M) & mask)
+        h = ((h * M) ^ (k * M)) & mask
     rest = length & 3
     if rest:
         buf = bytearray(8 * n)
@@ -90,6 +101,7 @@ def _murmur2_lanes(keys: list[bytes], length: int) -> list[int]:
     h ^= (h >> 13) & mask
     h = (h * M) & mask
     h ^= (h >> 15) & mask
+    h &= int.from_bytes(_POSITIVE * n, "little")  # toPositive: each lane's sign bit off
     return list(struct.unpack(f"<{n}Q", h.to_bytes(8 * n, "little")))
 
 

@@ -187,9 +187,11 @@ class FamilyProcessor:
         """
         if self.partitions is None:
             return {}
+        expected = partitions_of(keys, self.partitions)
+        if expected.count(partition) == len(expected):  # the usual batch: all in place
+            return {}
         wrong = {i: Rejection("wrong_partition", wrong_partition_detail(p, partition))
-                 for i, p in enumerate(partitions_of(keys, self.partitions))
-                 if p is not None and p != partition}
+                 for i, p in enumerate(expected) if p is not None and p != partition}
         if wrong:
             self.metrics.rejected.labels(self.topic, "wrong_partition").inc(len(wrong))
         return wrong

@@ -54,3 +54,10 @@ def test_a_batch_at_once_equals_one_key_at_a_time():
     assert got == [None if k is None else partition_of(k, 6) for k in keys]
     assert got[5] is None and set(got) - {None} == set(range(6))
     assert partitions_of([], 6) == []
+
+
+def test_a_batch_of_one_length_takes_the_short_way_to_the_same_answer():
+    rng = random.Random(8)
+    for length in (0, 1, 5, 32):
+        keys = [rng.randbytes(length) for _ in range(300)]
+        assert partitions_of(keys, 7) == [partition_of(k, 7) for k in keys]
