@@ -2,7 +2,8 @@
 
 Commands: ``worker``, ``topics``, ``acls``, ``run`` (the demo: broker + worker +
 simulator), ``stop``, ``report``, ``schemas``, ``broker``, ``simulate``,
-``import``, ``send``, ``deadletter``, ``key``. Settings come from ``CSPA_*`` environment variables.
+``import``, ``send``, ``check``, ``deadletter``, ``key``. Settings come from ``CSPA_*``
+environment variables.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from stream.report.cli import run_report
 from stream.report.due import add_arguments as add_due_arguments
 from stream.report.due import run_due
 from stream.settings import ROOT, Settings
+from stream.upstream.check import add_command as add_check_command
 from stream.upstream.cli import add_commands as add_upstream_commands
 from stream.upstream.operator_cli import add_commands as add_operator_commands
 
@@ -376,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     due.set_defaults(fn=cmd_due)
     add_upstream_commands(sub)
     add_operator_commands(sub)
+    add_check_command(sub)
     return parser
 
 

@@ -15,14 +15,14 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from stream.contract.events import FAMILIES, SCHEMA_VERSION, Event
+from stream.contract.events import FAMILIES, SCHEMA_VERSION, Event, event_type_of, family_types
 from stream.contract.taxonomy import Taxonomy
 
 REASONS = (
     "empty_payload", "payload_too_large", "invalid_utf8", "invalid_json", "not_an_object",
     "unsupported_schema_version", "unknown_event_type", "missing_field", "unexpected_field",
     "wrong_type", "unknown_category", "naive_timestamp", "timestamp_out_of_range",
-    "invalid_value", "key_mismatch", "internal_error",
+    "invalid_value", "key_mismatch", "wrong_partition", "internal_error",
 )
 
 # pydantic error kind -> our reason; anything not listed is "invalid_value".
@@ -69,9 +69,16 @@ class Limits:
         return self.earliest.timestamp()
 
 
+#: Every event type: the tag pydantic puts first in a union error's location.
+_TAGS = frozenset(event_type_of(model) for family in FAMILIES for model in family_types(family))
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
-    # The first element of a union error location is the tag (an event type we
-    # define), so the path only ever holds contract names and list indices.
+    # A path is the field's within the event (``recorded_at``, ``progressions.0.at``),
+    # as docs/contract.md shows it: the union's tag (the event type) is dropped. The
+    # path only ever holds contract names and list indices.
+    if loc and loc[0] in _TAGS:
+        loc = loc[1:]
     return ".".join(str(part) for part in loc) or "(body)"
 
 

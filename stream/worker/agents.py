@@ -87,9 +87,11 @@ class TopicAgent:
         owners: dict[str, int] = self.owners
         rejected: list[Rejected] = []
         now = time.time()
-        for r in batch.records:
+        misplaced = self.processor.misplaced([r.key for r in batch.records], partition)
+        for i, r in enumerate(batch.records):
             try:
-                result = fold(r.key, r.value, partition, table, now, pending, before)
+                result = (misplaced[i] if misplaced and i in misplaced
+                          else fold(r.key, r.value, partition, table, now, pending, before))
             except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
                 # Only the exception's type: its message could quote event data.
                 result = Rejection("internal_error", type(exc).__name__)
@@ -112,8 +114,10 @@ class TopicAgent:
         """
         sent = []
         for partition, offset, timestamp_ms, key, value, why in rejected:
-            log.warning("rejected topic=%s partition=%d offset=%d reason=%s detail=%s",
-                        self.topic, partition, offset, why.reason, why.detail)
+            # Not the detail: it is kept on the dead-letter topic, which is access-
+            # controlled like the events; the log goes wherever logs go.
+            log.warning("rejected topic=%s partition=%d offset=%d reason=%s",
+                        self.topic, partition, offset, why.reason)
             sent.append(await self.dlq.send(key=key, value=deadletter_message(
                 self.topic, partition, offset, timestamp_ms, key, value, why)))
         for fut in sent:

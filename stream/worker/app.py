@@ -275,7 +275,7 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
                     partitions=topics[DEADLETTER].partitions)
     for family, spec in event_families(topics).items():
         processor = FamilyProcessor(spec.name, Decoder(family, ctx.taxonomy, limits), ctx,
-                                    worker.state, metrics, worker.work)
+                                    worker.state, metrics, worker.work, spec.partitions)
         worker.processors[family] = processor
         _add_agent(worker, processor, spec.partitions, dlq)
     metrics.prime(p.topic for p in worker.processors.values())

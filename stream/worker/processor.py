@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from stream.contract.decoder import Decoder, Rejection
+from stream.contract.partitioner import partitions_of, wrong_partition_detail
 from stream.state import records
 from stream.state.aggregates import Aggregates, CellKey, merged, merged_cell
 from stream.state.figures import FactContext, facts_of
@@ -137,11 +138,18 @@ class Applied:
 
 
 class FamilyProcessor:
-    """Turns the messages of one topic into record updates and figure changes."""
+    """Turns the messages of one topic into record updates and figure changes.
+
+    With ``partitions`` (the topic's partition count in the contract), every keyed
+    message is checked to be in the partition the contract's partitioner gives its
+    key (``misplaced``); without it (unit tests of the fold) nothing is checked.
+    """
 
     def __init__(self, topic: str, decoder: Decoder, ctx: FactContext, state: FigureState,
-                 metrics: PipelineMetrics, work: OpenWork | None = None) -> None:
+                 metrics: PipelineMetrics, work: OpenWork | None = None,
+                 partitions: int | None = None) -> None:
         self.topic = topic
+        self.partitions = partitions
         self.work = work
         self.decoder = decoder
         self.ctx = ctx
@@ -163,11 +171,30 @@ class FamilyProcessor:
         ``batch_done``; this is the same for a single message.
         """
         now = time.time() if now is None else now
-        result = self.fold(key, value, partition, table, now)
+        wrong = self.misplaced([key], partition)
+        result = wrong[0] if wrong else self.fold(key, value, partition, table, now)
         self._count(1, now)
         if timestamp_ms is not None:
             self._children.latency.observe(max(0.0, now - timestamp_ms / 1000.0))
         return result
+
+    def misplaced(self, keys: Sequence[bytes | None], partition: int) -> dict[int, Rejection]:
+        """The messages (by index) whose key belongs to another partition, counted.
+
+        A case split across partitions is folded twice, half in each, and never
+        joins: such a message is refused before it is decoded. A message without a
+        key is left to the decoder (``key_mismatch``).
+        """
+        if self.partitions is None:
+            return {}
+        expected = partitions_of(keys, self.partitions)
+        if expected.count(partition) == len(expected):  # the usual batch: all in place
+            return {}
+        wrong = {i: Rejection("wrong_partition", wrong_partition_detail(p, partition))
+                 for i, p in enumerate(expected) if p is not None and p != partition}
+        if wrong:
+            self.metrics.rejected.labels(self.topic, "wrong_partition").inc(len(wrong))
+        return wrong
 
     def settle(self, partition: int, pending: dict[str, records.Record],
                before: dict[str, records.Record | None]) -> None:

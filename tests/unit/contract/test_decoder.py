@@ -64,7 +64,7 @@ def test_missing_field(decoder):
     event = dict(GOOD)
     del event["channel"]
     result = run(decoder, event)
-    assert result == Rejection("missing_field", "contact.received.channel: missing")
+    assert result == Rejection("missing_field", "channel: missing")
 
 
 @pytest.mark.parametrize(("raw", "reason"), [

@@ -101,3 +101,26 @@ async def test_a_batch_from_before_a_reassignment_is_dropped_whole(taxonomy, ctx
     assert agent.writer.writes == [] and agent.dlq.sent == []
     assert (TOPIC, 0) not in state.parts
     assert metrics.stale_batches.labels(TOPIC)._value.get() == 1
+
+
+@pytest.mark.asyncio
+async def test_a_record_in_another_partition_than_its_key_gives_is_dead_lettered(
+        taxonomy, ctx, caplog):
+    from stream.contract.partitioner import partition_of
+
+    agent, state, metrics = _agent(taxonomy, ctx)
+    agent.processor.partitions = 6
+    names = (f"case-{i}" for i in range(100))
+    here = next(k for k in map(key, names) if partition_of(k.encode(), 6) == 2)
+    there = next(k for k in map(key, names) if partition_of(k.encode(), 6) == 4)
+    await agent.handle(Batch(TP(TOPIC, 2), 1, [
+        _record(7, here, received(here, T0)), _record(8, there, received(there, T0))]))
+    [letter] = agent.dlq.sent
+    assert (letter["offset"], letter["reason"]) == (8, "wrong_partition")
+    assert letter["detail"] == "partition 2, contract partitioner gives 4"
+    [(pending, _, _)] = agent.writer.writes
+    assert set(pending) == {records.table_key("contact", here)}  # the other is not folded
+    assert metrics.rejected.labels(TOPIC, "wrong_partition")._value.get() == 1
+    # Logged by topic, partition, offset and reason: not the detail, never the key.
+    [line] = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert line == f"rejected topic={TOPIC} partition=2 offset=8 reason=wrong_partition"
