@@ -190,6 +190,15 @@ def cmd_acls(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
+    """Apply the retention schedule (stream.worker.retention): dry run unless --apply."""
+    from stream.worker import schedule
+
+    changelogs = {s.name: changelog_topic(settings, s.name)
+                  for s in event_families(load_topics()).values()}
+    return schedule.run(settings, args.older_than, args.apply, changelogs)
+
+
 def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
     ensure_topics(settings)
     for spec in load_topics().values():
@@ -361,6 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a role's principal (default User:cspa-ROLE), e.g. "
                           "worker=User:svc-cspa; repeatable")
     acl.set_defaults(fn=cmd_acls)
+    keep = sub.add_parser("retention", help="delete events and cases older than the schedule "
+                                            "(dry run unless --apply)")
+    keep.add_argument("--older-than", required=True, metavar="DURATION",
+                      help="e.g. 6y, 18m, 400d: events before this, and cases with no "
+                           "event since, are deleted")
+    keep.add_argument("--apply", action="store_true",
+                      help="delete them (every worker stopped first)")
+    keep.set_defaults(fn=cmd_retention)
     run = sub.add_parser("run", help="demo: broker, worker and simulated traffic up to now")
     run.add_argument("--days", type=int, default=14, help="days of traffic (default 14)")
     run.add_argument("--start", type=date.fromisoformat, default=None,

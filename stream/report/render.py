@@ -135,6 +135,8 @@ def definitions_lines(report: Report) -> list[str]:
         f"Period totals of percentages: {combination}; averages always pool the values",
         f"Day basis: {days}",
         "Medians and 90th percentiles: nearest rank",
+        "Retention: cases erased under the council's retention schedule stay in the "
+        "figures of their months as aggregates only (python -m stream retention)",
     ]
 
 

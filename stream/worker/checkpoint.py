@@ -31,10 +31,12 @@ log = logging.getLogger("cspa.worker")
 @dataclass(frozen=True)
 class BrokerView:
     """What the broker holds, looked up before the worker starts: the cluster's id
-    and each changelog partition's end offset (the offset its next record takes)."""
+    and each changelog partition's end offset (the offset its next record takes) and
+    start offset (its first record kept: moved only by ``python -m stream retention``)."""
 
     cluster: str
     ends: dict[tuple[str, int], int]
+    starts: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 async def broker_view(bootstrap: str, changelogs: Iterable[str], **kwargs: Any) -> BrokerView:
@@ -53,9 +55,11 @@ async def broker_view(bootstrap: str, changelogs: Iterable[str], **kwargs: Any) 
         tps = [TopicPartition(t, p) for t in changelogs
                for p in cluster_meta.partitions_for_topic(t) or ()]
         ends = await consumer.end_offsets(tps) if tps else {}
+        starts = await consumer.beginning_offsets(tps) if tps else {}
     finally:
         await consumer.stop()
-    return BrokerView(cluster, {(tp.topic, tp.partition): end for tp, end in ends.items()})
+    return BrokerView(cluster, {(tp.topic, tp.partition): end for tp, end in ends.items()},
+                      {(tp.topic, tp.partition): start for tp, start in starts.items()})
 
 
 def usable(cp: Mapping[str, Any], app_id: str, changelogs: Mapping[str, str],
@@ -64,6 +68,9 @@ def usable(cp: Mapping[str, Any], app_id: str, changelogs: Mapping[str, str],
 
     Its offsets must be on this cluster's changelogs: a broker rebuilt from nothing
     (or another cluster) would otherwise have the worker skip records it never read.
+    And none may lie below a changelog's start: retention rewrote that changelog
+    without the erased cases and deleted what came before (``stream.worker.retention``),
+    so the checkpoint still holds records the changelog no longer has.
     ``changelogs``: source topic -> its records table's changelog topic.
     """
     if cp.get("app_id") != app_id:
@@ -78,6 +85,9 @@ def usable(cp: Mapping[str, Any], app_id: str, changelogs: Mapping[str, str],
             end = view.ends.get((name, partition), 0)
             if offset >= end:
                 return f"offsets changelog={name} partition={partition} at={offset} end={end}"
+            start = view.starts.get((name, partition), 0)
+            if offset < start:
+                return f"erased changelog={name} partition={partition} at={offset} start={start}"
     return None
 
 

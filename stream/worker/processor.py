@@ -20,7 +20,7 @@ import orjson
 
 from stream.contract.decoder import Decoder, Rejection
 from stream.contract.partitioner import partitions_of, wrong_partition_detail
-from stream.state import records
+from stream.state import archive, records
 from stream.state.aggregates import Aggregates, CellKey, merged, merged_cell
 from stream.state.figures import FactContext, facts_of
 from stream.state.progress import is_marker
@@ -66,6 +66,11 @@ class FigureState:
         if not fresh:
             return counted
         for key, raw in items:
+            if archive.is_archive(key):  # erased cases' cells (stream.state.archive)
+                part = fresh.get(int(key[len(archive.PREFIX):]))
+                if part is not None:
+                    archive.apply(part, raw, +1)
+                continue
             record = records.loads(raw)
             agg = fresh.get(record["p"])
             if agg is not None:
@@ -83,6 +88,10 @@ class FigureState:
         """
         agg = self.parts.get((topic, partition))
         if agg is None or is_marker(key):
+            return
+        if archive.is_archive(key):
+            archive.apply(agg, old, -1)
+            archive.apply(agg, new, +1)
             return
         before = records.loads(old) if old is not None else None
         after = records.loads(new) if new is not None else None

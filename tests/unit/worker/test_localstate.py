@@ -251,3 +251,15 @@ def test_a_checkpoint_judged_by_other_rules_gives_its_records_only(taxonomy, ctx
     _same((state2, work2), _refold(store, other))
     owned = [(TOPIC, 0), (TOPIC, 1)]
     assert work2.breaches(NOW, owned) != work.breaches(NOW, owned)  # the change mattered
+
+
+def test_a_checkpoint_below_a_changelog_start_moved_by_retention_is_refused():
+    cp = {"app_id": "app", "cluster": "c1", "tables": {TOPIC: ({}, {}, {0: 41, 1: 9})}}
+    name = "app-records-t.contacts-changelog"
+    ends = {(name, 0): 80, (name, 1): 10}
+    # retention copied partition 0 forward from offset 42 and deleted what came before:
+    # even the checkpoint that reflects all of it (41) holds records no longer there
+    view = BrokerView("c1", ends, {(name, 0): 42, (name, 1): 0})
+    assert usable(cp, "app", {TOPIC: name}, view) == (
+        f"erased changelog={name} partition=0 at=41 start=42")
+    assert usable(cp, "app", {TOPIC: name}, BrokerView("c1", ends, {(name, 0): 41})) is None
