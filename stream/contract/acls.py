@@ -3,7 +3,9 @@
 Roles: the **admin** creates topics and ACLs; the **worker** reads the source topics and
 writes its changelogs (``{app_id}-`` topics) and the dead-letter topic under its consumer
 group; each **upstream system** writes only its own family's topic; the **operator** reads
-the dead-letter topic and may re-send to the source topics (dead-letter replay). Nobody
+the dead-letter topic and may re-send to the source topics (dead-letter replay); the
+**retention** role applies the retention schedule (``python -m stream retention``: it reads
+every topic, deletes records by offset, rewrites and reconfigures the changelogs). Nobody
 else may do anything: the broker runs with ``allow.everyone.if.no.acl.found=false``.
 
 Kafka implies Describe from Read and Write (and DescribeConfigs from AlterConfigs), so
@@ -35,13 +37,13 @@ PRODUCERS: dict[str, str] = {
     "case-system": "contacts", "mailbox": "contacts", "telephony": "calls",
     "mash": "map_enquiries", "audit": "audits",
 }
-ROLES = ("admin", "worker", "operator", *PRODUCERS)
+ROLES = ("admin", "worker", "operator", "retention", *PRODUCERS)
 CLUSTER = "kafka-cluster"
 
 # Kafka's wire codes (org.apache.kafka.common.acl / resource)
 _RESOURCE = {"topic": 2, "group": 3, "cluster": 4, "transactional-id": 5}
 _PATTERN = {"literal": 3, "prefixed": 4}
-_OPERATION = {"Read": 3, "Write": 4, "Create": 5, "Alter": 7, "Describe": 8,
+_OPERATION = {"Read": 3, "Write": 4, "Create": 5, "Delete": 6, "Alter": 7, "Describe": 8,
               "DescribeConfigs": 10, "AlterConfigs": 11}
 _ALLOW, _ANY_HOST = 3, "*"
 
@@ -93,6 +95,13 @@ def plan(topics: Mapping[str, TopicSpec], app_id: str, principals: Mapping[str, 
     for name in sources:
         allow("operator", "topic", "literal", name, "Write")
     allow("operator", "transactional-id", "literal", f"{app_id}-deadletter-replay", "Write")
+    # retention: DeleteRecords on every topic it cuts, its changelogs copied forward and
+    # their cleanup policy set, and whether the worker group has members (it refuses then)
+    for name in every:
+        allow("retention", "topic", "literal", name, "Read", "Delete")
+    allow("retention", "topic", "prefixed", f"{app_id}-", "Read", "Write", "Delete",
+          "AlterConfigs")
+    allow("retention", "group", "literal", app_id, "Describe")
     for system, family in PRODUCERS.items():
         allow(system, "topic", "literal", topics[family].name, "Write")
     return out
