@@ -188,7 +188,12 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
     if snapshot is not None:
         return _changed(args, snapshot, report, since, as_at)
     if publish:
-        _keep(report, since, as_at, settings)
+        try:
+            _keep(report, since, as_at, settings)
+        except OSError as exc:  # nothing published without its snapshot
+            print(f"report: cannot keep the published figures in "
+                  f"{settings.published_dir}: {exc}", file=sys.stderr)
+            return 2
     return _write(args, annotate(render(report, args.format), args.format, as_at, since,
                                  publish))
 
