@@ -156,6 +156,13 @@ class Settings(BaseSettings):
         None, description="secret (>= 16 bytes) keying the importer's pseudonymous keys")
     clock_file: Path | None = Field(
         None, description="tests/rehearsals only: read 'now' from this file (ISO 8601)")
+    # Running totals and publication (report --since, --publish, --since-published)
+    since_map_within_days: str = Field(
+        "1,5", description="report --since: the MAP enquiry thresholds (working days, comma "
+        "separated) whose shares it gives; 1 working day is always given")
+    published_dir: Path = Field(
+        ROOT / ".cache" / "published", description="report --publish keeps one JSON snapshot "
+        "per publication here, named by its time (UTC)")
 
     @classmethod
     def settings_customise_sources(
@@ -204,11 +211,24 @@ class Settings(BaseSettings):
         if 0 < self.replication_factor < (self.min_insync_replicas or 0):
             raise ValueError("min_insync_replicas exceeds replication_factor: "
                              "no write with acks=all could succeed")
+        self.map_within_days()  # ValueError on a malformed list
         if self.store not in STORES:  # each one accepted is run by the exactness test
             raise ValueError(f"CSPA_STORE must be one of {', '.join(STORES)}"
                              + (" (rocksdb:// is not supported: it needs rocksdict and no "
                                 "test runs it)" if self.store.startswith("rocksdb:") else ""))
         return self
+
+    def map_within_days(self) -> tuple[float, ...]:
+        """``since_map_within_days`` with 1 added: distinct, ascending, each > 0."""
+        try:
+            days = {float(x) for x in self.since_map_within_days.split(",") if x.strip()}
+        except ValueError:
+            raise ValueError("CSPA_SINCE_MAP_WITHIN_DAYS: not a comma-separated list of "
+                             "numbers") from None
+        if any(not d > 0 or d != d or d == float("inf") for d in days):
+            raise ValueError("CSPA_SINCE_MAP_WITHIN_DAYS: every threshold must be a "
+                             "positive number of working days")
+        return tuple(sorted(days | {1.0}))
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """TLS context for SSL/SASL_SSL, verifying the broker against ``ssl_cafile``."""

@@ -14,7 +14,7 @@ The figures are computed by ``stream.report.figures`` and rendered by
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stream.report.figures import (
@@ -34,7 +34,7 @@ from stream.report.render import (
     render_text,
 )
 from stream.report.webclient import WebClient
-from stream.report.workers import IncompleteReport, ask, gaps
+from stream.report.workers import Answer, IncompleteReport, ask, gaps
 from stream.state.aggregates import Aggregates, merged
 
 __all__ = [
@@ -52,6 +52,8 @@ class WorkerFigures:
     fingerprint: str
     definitions: Mapping[str, Any]  # the workers' read-time definitions (CallDefinitions)
     taxonomy: str  # the workers' taxonomy file, as they read it
+    #: topic -> partition -> next offset: the events the cells reflect (``data as at``)
+    offsets: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
 
 
 def fetch_figures(urls: Sequence[str], expected: Mapping[str, int], *,
@@ -75,7 +77,16 @@ def fetch_figures(urls: Sequence[str], expected: Mapping[str, int], *,
         raise IncompleteReport(found)
     first = answers[0].body  # all alike (gaps checked it)
     return WorkerFigures(merged(parts), answers[0].fingerprint, first["definitions"],
-                         first["taxonomy"])
+                         first["taxonomy"], _offsets(answers))
+
+
+def _offsets(answers: Sequence[Answer]) -> dict[str, dict[int, int]]:
+    """topic -> partition -> next offset, over every worker's owned partitions."""
+    out: dict[str, dict[int, int]] = {}
+    for answer in answers:
+        for topic, partition, offset in answer.body.get("offsets", ()):
+            out.setdefault(str(topic), {})[int(partition)] = int(offset)
+    return out
 
 
 def _cells(body: Mapping[str, Any]) -> Aggregates:

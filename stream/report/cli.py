@@ -18,16 +18,23 @@ import re
 import sys
 import tomllib
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from stream.contract.taxonomy import TaxonomyError, parse_taxonomy
 from stream.contract.topics import event_families, load_topics
-from stream.report import IncompleteReport, compute_report, fetch_figures, render
-from stream.report.figures import DayBasis, ReportDefinitions
+from stream.report import IncompleteReport, compute_report, fetch_figures, publication, render
+from stream.report.appendix import annotate
+from stream.report.figures import DayBasis, Report, ReportDefinitions
+from stream.report.publication import DataAsAt
 from stream.report.render import FORMATS
+from stream.report.running import RULE_SHARES, Since, compute_since
 from stream.report.webclient import WebClient
 from stream.settings import PeriodCombination, ServiceLevelVariant, Settings
+from stream.state.rules import RuleError, load_rules
 
 DEFAULT_HTML = Path("report.html")
 MAX_MONTHS = 240
@@ -51,6 +58,15 @@ def parse_months(text: str) -> list[str]:
     if end - start >= MAX_MONTHS:
         raise argparse.ArgumentTypeError(f"at most {MAX_MONTHS} months in one report")
     return [f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(start, end + 1)]
+
+
+def parse_month(text: str) -> str:
+    """"2019-06" -> "2019-06" (validated)."""
+    return parse_months(text)[0] if ".." not in text else _not_one_month(text)
+
+
+def _not_one_month(text: str) -> str:
+    raise argparse.ArgumentTypeError(f"one month (YYYY-MM), not a range: {text!r}")
 
 
 def parse_workers(text: str) -> list[str]:
@@ -78,8 +94,9 @@ def expected_partitions() -> dict[str, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The report's options (the caller sets ``fn``)."""
-    parser.add_argument("--months", type=parse_months, required=True,
-                        help="YYYY-MM..YYYY-MM (inclusive) or a single YYYY-MM")
+    parser.add_argument("--months", type=parse_months, default=None,
+                        help="YYYY-MM..YYYY-MM (inclusive) or a single YYYY-MM (required "
+                             "but with --since-published)")
     parser.add_argument("--workers", type=parse_workers, default=None,
                         help="every worker's base URL, comma separated (default: "
                              "CSPA_WORKERS, http://127.0.0.1:6066)")
@@ -87,7 +104,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, default=None,
                         help=f"file to write (default stdout; html: {DEFAULT_HTML})")
     parser.add_argument("--publish", action="store_true",
-                        help="for publication: suppress counts of 1-5")
+                        help="for publication: suppress counts of 1-5, and keep a snapshot "
+                             "of what was published in CSPA_PUBLISHED_DIR")
+    parser.add_argument("--since", type=parse_month, default=None, metavar="YYYY-MM",
+                        help="add running totals: shares within timescale from this month "
+                             "to the report's last")
+    parser.add_argument("--since-published", type=Path, default=None, metavar="SNAPSHOT",
+                        help="list every figure of that published snapshot that has changed "
+                             "since, with the events behind the change (its months, "
+                             "definitions and --since are the snapshot's)")
     parser.add_argument("--day-basis", choices=("working", "calendar"), default="working")
     parser.add_argument("--legacy-mean-of-months", action="store_true",
                         help="period totals as the plain mean of monthly percentages "
@@ -130,13 +155,19 @@ def _either(flag: Any, served: Any) -> Any:
 def run_report(args: argparse.Namespace, settings: Settings) -> int:
     try:
         urls = workers_of(args, settings)
-    except ValueError as exc:
+        snapshot = (publication.load(args.since_published)
+                    if args.since_published is not None else None)
+        if snapshot is None and args.months is None:
+            raise ValueError("--months is required (but with --since-published)")
+    except (ValueError, OSError) as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 2
     try:
         figures = fetch_figures(urls, expected_partitions(), timeout=args.timeout,
                                 client=WebClient.of(settings))
-        defs = definitions(args, figures.definitions, settings.timeliness_target_percent)
+        as_at = publication.DataAsAt(datetime.now(UTC), figures.offsets)
+        defs = (snapshot_definitions(snapshot.definitions, settings) if snapshot else
+                definitions(args, figures.definitions, settings.timeliness_target_percent))
         taxonomy = parse_taxonomy(figures.taxonomy)
     except IncompleteReport as exc:
         print(f"report: {exc}", file=sys.stderr)
@@ -145,11 +176,74 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
         print(f"report: the workers' definitions or taxonomy cannot be read: "
               f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    report = compute_report(figures.aggregates, args.months, taxonomy, defs,
-                            publish=args.publish)
-    text = render(report, args.format)
+    months = list(snapshot.months) if snapshot else args.months
+    first = snapshot.since if snapshot else args.since
+    publish = True if snapshot else args.publish
+    report = compute_report(figures.aggregates, months, taxonomy, defs, publish=publish)
+    try:
+        since = None if first is None else compute_since(
+            figures.aggregates, first, months[-1], taxonomy, settings.map_within_days(),
+            timescales(settings))
+    except (ValueError, OSError, RuleError) as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 2
+    if snapshot is not None:
+        return _changed(args, snapshot, report, since, as_at)
+    if publish:
+        try:
+            _keep(report, since, as_at, settings)
+        except OSError as exc:  # nothing published without its snapshot
+            print(f"report: cannot keep the published figures in "
+                  f"{settings.published_dir}: {exc}", file=sys.stderr)
+            return 2
+    return _write(args, annotate(render(report, args.format), args.format, as_at, since,
+                                 publish))
+
+
+def snapshot_definitions(saved: Mapping[str, Any], settings: Settings) -> ReportDefinitions:
+    """The definitions a snapshot was published under."""
+    basis: DayBasis = "calendar" if saved["day_basis"] == "calendar" else "working"
+    return ReportDefinitions(float(saved["service_level_seconds"]),
+                             ServiceLevelVariant(saved["service_level_variant"]),
+                             float(saved["short_abandon_seconds"]),
+                             PeriodCombination(saved["period_combination"]), basis,
+                             settings.timeliness_target_percent)
+
+
+def timescales(settings: Settings) -> dict[str, float]:
+    """Working-day timescales of the rules the running totals judge (latest versions)."""
+    rules = load_rules(settings.rules_path, settings.timezone)
+    return {name: rules[name].timescale for name in RULE_SHARES if name in rules}
+
+
+def _published_json(report: Report, since: Since | None, as_at: DataAsAt) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads(annotate(render(report, "json"), "json", as_at, since,
+                                                True))
+    return doc
+
+
+def _keep(report: Report, since: Since | None, as_at: DataAsAt, settings: Settings) -> None:
+    doc = _published_json(report, since, as_at)
+    snapshot = publication.Snapshot(report.months, {k: v for k, v in doc["definitions"].items()
+                                                    if k != "percentile_method"},
+                                    since.first if since else None, as_at,
+                                    publication.figures_of(doc))
+    path = publication.save(snapshot, settings.published_dir)
+    print(f"report: kept the published figures in {path}", file=sys.stderr)
+
+
+def _changed(args: argparse.Namespace, snapshot: publication.Snapshot, report: Report,
+             since: Since | None, as_at: DataAsAt) -> int:
+    now = publication.figures_of(_published_json(report, since, as_at))
+    topics = {family: spec.name for family, spec in event_families(load_topics()).items()}
+    found = publication.changes(snapshot, now, as_at, topics)
+    show = publication.changes_json if args.format == "json" else publication.changes_text
+    return _write(args, show(args.since_published, snapshot, as_at, found))
+
+
+def _write(args: argparse.Namespace, text: str) -> int:
     output: Path | None = args.output
-    if output is None and args.format == "html":
+    if output is None and args.format == "html" and args.since_published is None:
         output = DEFAULT_HTML
     if output is None:
         sys.stdout.write(text)

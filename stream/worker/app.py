@@ -193,6 +193,20 @@ class Worker:
             return active
         return active | {tp.partition for tp in standbys if tp.topic == changelog}
 
+    def offsets(self, owned: set[TP]) -> list[list[Any]]:
+        """[topic, partition, next offset] of each owned source partition: how far the
+        figures served with them reach (the frontier; before any batch, the state's
+        progress marker; a partition known to neither is left out)."""
+        out: list[list[Any]] = []
+        for topic, partition in sorted(owned):
+            frontier = self.frontiers.get(topic)
+            offset = frontier.next.get(partition) if frontier else None
+            if offset is None and topic in self.tables:
+                offset = progress.resume_offset(self.tables[topic], partition)
+            if offset is not None:
+                out.append([topic, partition, offset])
+        return out
+
     def current(self) -> tuple[Any, dict[str, int]]:
         owned = self.owned()
         counts: dict[str, int] = {t: 0 for t in (p.topic for p in self.processors.values())}
@@ -402,9 +416,11 @@ def _add_views(worker: Worker) -> None:
     class FiguresView(View):
         async def get(self, request: Request) -> Response:
             agg, _ = worker.current()
-            owned = sorted(worker.owned())
+            owned = worker.owned()
             return self.json({
-                "owned": [[t, p] for t, p in owned],
+                "owned": [[t, p] for t, p in sorted(owned)],
+                # read with the cells, no await between: the offsets the figures reflect
+                "offsets": worker.offsets(owned),
                 "recovering": not worker.ready(),
                 "fingerprint": worker.fingerprint,
                 "definitions": worker.definitions,

@@ -220,3 +220,45 @@ def test_publish_suppresses_1_to_5(loaded: Loaded) -> None:
     assert "Suppressed: counts of 1-5" in text
     plain = orjson.loads(loaded.p.report(MONTHS, "json"))
     assert "*" not in orjson.dumps(plain["sections"]).decode()
+
+
+def test_running_totals_since_a_month(loaded: Loaded) -> None:
+    """``--since 2019-06`` on a Sep-Oct report: shares pooled over Jun-Oct, not the
+    report's months, equal to the shares computed from the events by hand."""
+    doc = loaded.p.report_json("2019-09..2019-10", "--since", "2019-06")
+    since = doc["since"]
+    assert (since["first"], since["last"]) == ("2019-06", "2019-10")
+    expected = rg.expected_since(loaded.facts, "2019-06", "2019-10")
+    assert rg.compare_since(since, expected) == []
+    assert expected != rg.expected_since(loaded.facts, "2019-09", "2019-10")  # range matters
+    assert all(judged > 20 for _, judged in expected.values()), expected
+    within, judged = expected["since_map_within_1"]
+    assert since["sentence"] == (f"Since June 2019, {100 * within / judged:.0f}% of MAP "
+                                 "enquiries were completed in 1 working day.")
+    assert rg.compare(doc, rg.expected_report(loaded.facts, ("2019-09", "2019-10"))) == []
+    text = loaded.p.report("2019-09..2019-10", "text", "--since", "2019-06")
+    assert since["sentence"] in text and "Running totals since Jun 2019 to Oct 2019" in text
+    assert loaded.p.report_json("2019-09..2019-10")["since"] is None
+
+
+def test_every_rendering_states_its_data_as_at(loaded: Loaded, tmp_path: Path) -> None:
+    """The offsets the figures reflect: every message sent (valid, duplicate or invalid)
+    lies before them, so per topic they sum to the messages sent to it."""
+    sent: dict[str, int] = {}
+    for m in loaded.data.messages:
+        sent[m.topic] = sent.get(m.topic, 0) + 1
+    as_at = loaded.p.report_json(MONTHS)["data_as_at"]
+    assert {t: sum(ps.values()) for t, ps in as_at["offsets"].items()} == sent
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", as_at["time"])
+    out = tmp_path / "report.html"
+    loaded.p.report(MONTHS, "html", "--output", str(out))
+    pages = {fmt: loaded.p.report(MONTHS, fmt) for fmt in ("text", "markdown")}
+    pages["html"] = out.read_text(encoding="utf-8")
+    for fmt, page in pages.items():
+        assert "Data as at 20" in page, fmt
+        for topic, partitions in as_at["offsets"].items():
+            assert f"{topic} " + " ".join(f"[{p}] {o}" for p, o in partitions.items()) in page
+    rows = list(csv.DictReader(io.StringIO(loaded.p.report(MONTHS, "csv"))))
+    offsets = {r["category"]: int(r["value"]) for r in rows if r["figure"] == "offset"}
+    assert sum(offsets.values()) == sum(sent.values())
+    assert [r["figure"] for r in rows if r["section"] != "definitions"].count("offset") == 0

@@ -27,7 +27,8 @@ The modules, by what they build:
 * ``facts``: the events folded into cases, and each case's facts;
 * ``expected``: the expected report, its notes, and what is published;
 * ``comparing``: comparing a JSON report with an expectation, and ``text_table``;
-* ``seed``: the seed's figures and ``seed_dataset``.
+* ``seed``: the seed's figures and ``seed_dataset``;
+* ``since``: the running totals of ``report --since`` and comparing them.
 
 Everything is re-exported here: ``from tests import reportgen as rg`` then ``rg.X``.
 
@@ -77,6 +78,7 @@ from tests.reportgen.seed import (
     SEP,
     seed_dataset,
 )
+from tests.reportgen.since import compare_since, expected_since
 from tests.reportgen.workdays import (
     DAY_BINS,
     LONDON,
@@ -100,6 +102,7 @@ from tests.reportgen.workdays import (
 )
 
 __all__ = [
+    "compare_since", "expected_since",
     "AUG",
     "DAY_BINS",
     "DISPLAY_DIGITS",

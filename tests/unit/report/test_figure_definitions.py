@@ -21,6 +21,7 @@ import json
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,10 @@ from prometheus_client import CollectorRegistry
 from stream.contract.decoder import FAMILIES, Decoder
 from stream.contract.taxonomy import Taxonomy
 from stream.report import ReportDefinitions, compute_report, render_csv
+from stream.report.appendix import annotate
+from stream.report.publication import DataAsAt
 from stream.report.render import NO_DATA
+from stream.report.running import compute_since
 from stream.state.figures import FactContext
 from stream.state.timeliness import OpenWork
 from stream.worker.metrics import PipelineMetrics
@@ -103,6 +107,11 @@ def report_ids(taxonomy: Taxonomy, ctx: FactContext) -> set[str]:
         report = compute_report(agg, MONTHS, taxonomy, ReportDefinitions(day_basis=basis))
         ids |= {r["figure"] for r in csv.DictReader(io.StringIO(render_csv(report)))
                 if r["section"] != "definitions" and r["figure"] != NO_DATA}
+    # the running totals (report --since): their CSV rows, as annotate adds them
+    since = compute_since(agg, MONTHS[0], MONTHS[-1], taxonomy, (1.0, 5.0),
+                          {"early_help_allocation": 2.0, "contact_decision": 1.0})
+    added = annotate("", "csv", DataAsAt(datetime.now(UTC), {}), since, False)
+    ids |= {row[1] for row in csv.reader(io.StringIO(added)) if row[0] == "since"}
     return ids
 
 
