@@ -126,6 +126,12 @@ class Settings(BaseSettings):
         None, description="secret (>= 16 bytes) keying the importer's pseudonymous keys")
     clock_file: Path | None = Field(
         None, description="tests/rehearsals only: read 'now' from this file (ISO 8601)")
+    # Open work: applied when open items are read (scrape, /due), never folded.
+    open_work_horizon: float = Field(
+        20.0, gt=0, description="working days: an open item whose deadline passed more than "
+        "this long ago is stale, left out of the due list and the open-item gauges and "
+        "counted apart (cspa_open_items_stale); a real item a month late is a data-quality "
+        "question, not the morning list's")
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
