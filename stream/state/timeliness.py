@@ -229,6 +229,7 @@ class OpenWork:
         self.calendar = calendar
         #: working days past its deadline after which an open item is stale (inf: never)
         self.horizon = horizon
+        self._cutoff: tuple[float, float] = (math.nan, -math.inf)  # (now, its stale_cutoff)
         self._zone = ZoneInfo(calendar.tz)
         #: breach months per clock hour (``local_month``): deadlines are nearly all
         #: distinct instants, so a cache keyed by the instant missed for every late one
@@ -325,15 +326,40 @@ class OpenWork:
 
     def stale(self, item: Item, now_ts: float) -> bool:
         """Open past its deadline by more than the horizon (working days), at ``now_ts``."""
-        if now_ts - item.deadline_ts <= self.horizon * _SHORTEST_DAY:
-            return False  # the cheap test first: most items are nowhere near the horizon
-        return self.calendar.working_days_between_ts(item.deadline_ts, now_ts) > self.horizon
+        return item.deadline_ts <= self.stale_cutoff(now_ts)
+
+    def stale_cutoff(self, now_ts: float) -> float:
+        """The latest deadline that is stale at ``now_ts`` (-inf: none is).
+
+        Working days from a deadline to now never grow as the deadline moves later, so
+        the stale deadlines are those up to one instant, found here by bisection once per
+        ``now_ts`` rather than by counting working days for every open item at every scrape.
+        """
+        if self._cutoff[0] != now_ts:
+            self._cutoff = (now_ts, self._bisect(now_ts))
+        return self._cutoff[1]
+
+    def _bisect(self, now_ts: float) -> float:
+        if math.isinf(self.horizon):
+            return -math.inf
+        def late(deadline: float) -> bool:
+            return self.calendar.working_days_between_ts(deadline, now_ts) > self.horizon
+        fresh = now_ts - self.horizon * _SHORTEST_DAY  # not stale: H days last >= 23 h each
+        step = 86_400.0 * (self.horizon + 1)
+        while not late(fresh - step):
+            step *= 2
+        stale = fresh - step
+        while (mid := stale + (fresh - stale) / 2) not in (stale, fresh):
+            stale, fresh = (mid, fresh) if late(mid) else (stale, mid)
+        return stale
 
     def _live(self, now_ts: float, owned: Collection[Part]) -> Iterator[tuple[str, Item]]:
-        return ((k, i) for k, i in self._items(owned) if not self.stale(i, now_ts))
+        cutoff = self.stale_cutoff(now_ts)
+        return ((k, i) for k, i in self._items(owned) if i.deadline_ts > cutoff)
 
     def _stale(self, now_ts: float, owned: Collection[Part]) -> Iterator[tuple[str, Item]]:
-        return ((k, i) for k, i in self._items(owned) if self.stale(i, now_ts))
+        cutoff = self.stale_cutoff(now_ts)
+        return ((k, i) for k, i in self._items(owned) if i.deadline_ts <= cutoff)
 
     def _today(self, now_ts: float) -> tuple[float, float]:
         today = datetime.fromtimestamp(now_ts, self._zone).date()

@@ -15,13 +15,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.settings import Settings
+from stream.settings import Settings as CspaSettings
 from stream.state import records
 from stream.state.rules import load_rules
-from stream.state.timeliness import OpenWork, TimelinessCollector
+from stream.state.timeliness import Item, OpenWork, TimelinessCollector
 from stream.state.working_days import WorkingCalendar
 from tests.tools import require
 
@@ -49,7 +51,7 @@ def work_with(*starts: tuple[str, float], horizon: float = 20) -> OpenWork:
 
 
 def test_the_default_horizon_is_twenty_working_days() -> None:
-    assert Settings().open_work_horizon == 20
+    assert CspaSettings().open_work_horizon == 20
     assert OpenWork(RULES, CAL).horizon == math.inf  # tests and tools: nothing is stale
 
 
@@ -141,3 +143,19 @@ def test_promtool_accepts_the_stale_gauges() -> None:
                             input=exposition(work, lon(2026, 12, 2, 12)).encode(),
                             capture_output=True, timeout=30)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(deadline=st.integers(int(lon(2018, 12, 1)), int(lon(2027, 1, 31))),
+       after=st.integers(0, 400 * 86_400), horizon=st.sampled_from([0.5, 1, 5, 20, 20.25]))
+def test_the_cutoff_agrees_with_counting_working_days(deadline: int, after: int,
+                                                      horizon: float) -> None:
+    # The bisected cutoff against the definition, item by item: more than ``horizon``
+    # working days from the deadline to now.
+    work = OpenWork(RULES, CAL, horizon)
+    start = float(deadline) - 86_400  # any start: only the deadline matters
+    item = Item("contact_decision", 1, "rfs", "contact", start, float(deadline),
+                float(deadline), None)
+    now = float(deadline + after)
+    assert work.stale(item, now) == (
+        CAL.working_days_between_ts(float(deadline), now) > horizon)
