@@ -164,6 +164,13 @@ class Settings(BaseSettings):
         ROOT / ".cache" / "published", description="report --publish keeps one JSON snapshot "
         "per publication here, named by its time (UTC)")
 
+    # Open work: applied when open items are read (scrape, /due), never folded.
+    open_work_horizon: float = Field(
+        20.0, gt=0, description="working days: an open item whose deadline passed more than "
+        "this long ago is stale, left out of the due list and the open-item gauges and "
+        "counted apart (cspa_open_items_stale); a real item a month late is a data-quality "
+        "question, not the morning list's")
+
     @classmethod
     def settings_customise_sources(
             cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

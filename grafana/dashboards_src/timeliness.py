@@ -1,4 +1,4 @@
-"""*Timeliness*: each timescale rule's open items, warnings, oldest item and breach history.
+"""*Timeliness*: each rule's open items, warnings, oldest item, stale items and breaches.
 
 Rules, their clocks, timescales and warning hours are configuration (config/rules.toml);
 a breach records the rule version that judged it.
@@ -94,6 +94,25 @@ def warnings_section() -> list[object]:
     ]
 
 
+def stale_section() -> list[object]:
+    return [
+        c.row("Stale open items (data quality)"),
+        c.bar_gauge(
+            "Stale open items by rule", "Open items whose deadline passed more than "
+            "CSPA_OPEN_WORK_HORIZON working days ago (default 20): not in the counts above nor "
+            "in the due list, since a real item that late is a data-quality question (a closing "
+            "event never sent; after a backfill, one the data never held). List them with "
+            "python -m stream due --stale: sum by (rule) (cspa_open_items_stale).",
+            c.q(f"sum by (rule) (cspa_open_items_stale{{{R}}})", "{{rule}}"), w=12, h=6),
+        c.bar_gauge(
+            "Oldest stale item by rule", "Working days since the oldest stale open item of "
+            "each rule started its clock (0: none), max over workers: "
+            "max by (rule) (cspa_open_item_stale_oldest_workdays).",
+            c.q(f"max by (rule) (cspa_open_item_stale_oldest_workdays{{{R}}})", "{{rule}}"),
+            unit=c.WORKDAYS, w=12, h=6),
+    ]
+
+
 def breaches_section() -> list[object]:
     return [
         c.row("Breach history"),
@@ -119,5 +138,6 @@ def build() -> c.dash_b.Dashboard:
         "Open work against every timescale rule (config/rules.toml), the warnings before a "
         "breach and the breach history. Clocks run in working days of England and Wales.",
         variables=[rule_variable()],
-        items=[*now_section(), *per_rule_section(), *warnings_section(), *breaches_section()],
+        items=[*now_section(), *per_rule_section(), *warnings_section(), *stale_section(),
+               *breaches_section()],
         time_from="now-7d", refresh="1m")

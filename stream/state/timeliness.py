@@ -8,8 +8,12 @@ exactly from the records table, whatever order the events came in.
 States move with the clock alone: ``on_time`` -> ``due_today`` (deadline on today's local
 date) -> ``at_risk`` (fewer than ``warn_working_hours`` office hours left) -> ``overdue``.
 A *breach* is an item closed after its deadline, or open past it, counted by rule version
-and local month of the deadline. Metric labels are rule, team, state, rule version and
-month; case keys (pseudonymous) appear only in ``due_list``.
+and local month of the deadline. An open item whose deadline passed more than the horizon
+ago (working days, ``CSPA_OPEN_WORK_HORIZON``) is *stale*: after a backfill, work whose
+closing event the data never held. Stale items leave the states, the oldest-item age and
+the due list, and are counted apart (``stale``); breaches count them as before. The horizon
+is applied when open work is read, so it is not a fold input. Metric labels are rule,
+team, state, rule version and month; case keys (pseudonymous) appear only in ``due_list``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ from stream.state.rules import Rule, RuleError, Versions, versioned
 from stream.state.working_days import WorkingCalendar, local_month, us_rounded
 
 STATES = ("on_time", "due_today", "at_risk", "overdue")
+#: real seconds a working day spans at least (a 23-hour day at the start of BST): a
+#: deadline fewer than ``horizon`` times this ago cannot be ``horizon`` working days past
+_SHORTEST_DAY = 23 * 3600
 Part = Hashable  # a partition: (topic, partition) in the worker
 StateKey = tuple[str, str, str]  # (rule, team, state)
 BreachKey = tuple[str, int, str]  # (rule, version, month of the deadline)
@@ -216,9 +223,13 @@ class OpenWork:
     from the records is rebuilt and kept exactly as open work is.
     """
 
-    def __init__(self, rules: Mapping[str, Rule | Versions], calendar: WorkingCalendar) -> None:
+    def __init__(self, rules: Mapping[str, Rule | Versions], calendar: WorkingCalendar,
+                 horizon: float = math.inf) -> None:
         self.rules = watched_rules(rules)
         self.calendar = calendar
+        #: working days past its deadline after which an open item is stale (inf: never)
+        self.horizon = horizon
+        self._cutoff: tuple[float, float] = (math.nan, -math.inf)  # (now, its stale_cutoff)
         self._zone = ZoneInfo(calendar.tz)
         #: breach months per clock hour (``local_month``): deadlines are nearly all
         #: distinct instants, so a cache keyed by the instant missed for every late one
@@ -313,6 +324,43 @@ class OpenWork:
                 for item in items:
                     yield key, item
 
+    def stale(self, item: Item, now_ts: float) -> bool:
+        """Open past its deadline by more than the horizon (working days), at ``now_ts``."""
+        return item.deadline_ts <= self.stale_cutoff(now_ts)
+
+    def stale_cutoff(self, now_ts: float) -> float:
+        """The latest deadline that is stale at ``now_ts`` (-inf: none is).
+
+        Working days from a deadline to now never grow as the deadline moves later, so
+        the stale deadlines are those up to one instant, found here by bisection once per
+        ``now_ts`` rather than by counting working days for every open item at every scrape.
+        """
+        if self._cutoff[0] != now_ts:
+            self._cutoff = (now_ts, self._bisect(now_ts))
+        return self._cutoff[1]
+
+    def _bisect(self, now_ts: float) -> float:
+        if math.isinf(self.horizon):
+            return -math.inf
+        def late(deadline: float) -> bool:
+            return self.calendar.working_days_between_ts(deadline, now_ts) > self.horizon
+        fresh = now_ts - self.horizon * _SHORTEST_DAY  # not stale: H days last >= 23 h each
+        step = 86_400.0 * (self.horizon + 1)
+        while not late(fresh - step):
+            step *= 2
+        stale = fresh - step
+        while (mid := stale + (fresh - stale) / 2) not in (stale, fresh):
+            stale, fresh = (mid, fresh) if late(mid) else (stale, mid)
+        return stale
+
+    def _live(self, now_ts: float, owned: Collection[Part]) -> Iterator[tuple[str, Item]]:
+        cutoff = self.stale_cutoff(now_ts)
+        return ((k, i) for k, i in self._items(owned) if i.deadline_ts > cutoff)
+
+    def _stale(self, now_ts: float, owned: Collection[Part]) -> Iterator[tuple[str, Item]]:
+        cutoff = self.stale_cutoff(now_ts)
+        return ((k, i) for k, i in self._items(owned) if i.deadline_ts <= cutoff)
+
     def _today(self, now_ts: float) -> tuple[float, float]:
         today = datetime.fromtimestamp(now_ts, self._zone).date()
         return (datetime.combine(today, time(0), self._zone).timestamp(),
@@ -328,39 +376,56 @@ class OpenWork:
         return "due_today" if start < item.deadline_ts <= end else "on_time"
 
     def states(self, now_ts: float, owned: Collection[Part]) -> dict[StateKey, int]:
-        """Open items by (rule, team, state), every watched rule and state present."""
+        """Open items by (rule, team, state), stale ones left out; every rule and state."""
         counts: dict[StateKey, int] = {(r.name, r.team, s): 0
                                        for r in self.rules.values() for s in STATES}
         today = self._today(now_ts)
-        for _, item in self._items(owned):
+        for _, item in self._live(now_ts, owned):
             key = (item.rule, item.team, self.state(item, now_ts, today))
             counts[key] = counts.get(key, 0) + 1
         return counts
 
-    def oldest(self, now_ts: float, owned: Collection[Part]) -> dict[str, float]:
-        """Age in working days of the oldest open item, per rule with open items."""
+    def oldest(self, now_ts: float, owned: Collection[Part],
+               stale: bool = False) -> dict[str, float]:
+        """Age in working days of the oldest open item, per rule with open items.
+
+        Stale items are left out; with ``stale``, only they are looked at.
+        """
         first: dict[str, float] = {}
-        for _, item in self._items(owned):
+        for _, item in (self._stale if stale else self._live)(now_ts, owned):
             first[item.rule] = min(first.get(item.rule, item.start_ts), item.start_ts)
         now = datetime.fromtimestamp(now_ts, self._zone)
         return {rule: self.calendar.working_days_between(
                     datetime.fromtimestamp(min(ts, now_ts), self._zone), now)
                 for rule, ts in first.items()}
 
+    def stale_counts(self, now_ts: float, owned: Collection[Part]) -> dict[str, int]:
+        """Stale open items per watched rule (0 where none)."""
+        counts = dict.fromkeys(self.rules, 0)
+        for _, item in self._stale(now_ts, owned):
+            counts[item.rule] = counts.get(item.rule, 0) + 1
+        return counts
+
     def breaches(self, now_ts: float, owned: Collection[Part]) -> dict[BreachKey, int]:
-        """Closed late, plus open and overdue, by (rule, version, month of the deadline)."""
+        """Closed late, plus open and overdue (stale too), by (rule, version, deadline month)."""
         counts: Counter[BreachKey] = Counter()
         for part in owned:
             counts.update(self._late_counts.get(part, Counter()))
         counts.update(self._breach(i) for _, i in self._items(owned) if now_ts >= i.deadline_ts)
         return dict(counts)
 
-    def due_list(self, now_ts: float, owned: Collection[Part], limit: int) -> list[dict[str, Any]]:
-        """The ``limit`` open items due soonest: what a manager works through next."""
+    def due_list(self, now_ts: float, owned: Collection[Part], limit: int,
+                 stale: bool = False) -> list[dict[str, Any]]:
+        """The ``limit`` open items due soonest: what a manager works through next.
+
+        Stale items are left out; with ``stale``, only they are listed (oldest deadline
+        first), for data-quality follow-up.
+        """
         cal, zone, today = self.calendar, self._zone, self._today(now_ts)
         now = datetime.fromtimestamp(now_ts, zone)
         out: list[dict[str, Any]] = []
-        for key, item in nsmallest(limit, self._items(owned),
+        chosen = (self._stale if stale else self._live)(now_ts, owned)
+        for key, item in nsmallest(limit, chosen,
                                    key=lambda ki: (ki[1].deadline_ts, ki[1].rule, ki[0])):
             deadline = datetime.fromtimestamp(item.deadline_ts, zone)
             left = (cal.working_hours_between(now, deadline) if now < deadline
@@ -414,13 +479,26 @@ class TimelinessCollector(ScrapeCollector):
                                      labels=["rule", "rule_version", "month"])
         evaluated = GaugeMetricFamily("cspa_timeliness_evaluated_timestamp_seconds",
                                       "When the timeliness states were evaluated.")
+        stale = GaugeMetricFamily("cspa_open_items_stale", "Open items past their deadline by "
+                                  "more than the horizon (CSPA_OPEN_WORK_HORIZON working days): "
+                                  "not in cspa_open_items (sum() across workers).",
+                                  labels=["rule"])
+        stale_oldest = GaugeMetricFamily("cspa_open_item_stale_oldest_workdays",
+                                         "Working days since the oldest stale open item "
+                                         "started (0: none; max() across workers).",
+                                         labels=["rule"])
         if now is not None:
             for (rule, team, state), n in sorted(work.states(now, owned).items()):
                 items.add_metric([rule, team, state], n)
             ages = work.oldest(now, owned)
             for rule in sorted(work.rules.keys() | ages.keys()):
                 oldest.add_metric([rule], ages.get(rule, 0.0))
+            for rule, n in sorted(work.stale_counts(now, owned).items()):
+                stale.add_metric([rule], n)
+            stale_ages = work.oldest(now, owned, stale=True)
+            for rule in sorted(work.rules.keys() | stale_ages.keys()):
+                stale_oldest.add_metric([rule], stale_ages.get(rule, 0.0))
             for (rule, version, month), n in sorted(work.breaches(now, owned).items()):
                 breaches.add_metric([rule, str(version), month], n)
             evaluated.add_metric([], now)
-        yield from (items, oldest, breaches, evaluated)
+        yield from (items, oldest, breaches, evaluated, stale, stale_oldest)

@@ -269,7 +269,7 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
     ctx = fact_context(settings)
     worker = Worker(app, settings, registry, pipeline, FigureState(), metrics, ctx,
                     make_clock(settings.timezone, settings.clock_file),
-                    OpenWork(ctx.rules, ctx.calendar))
+                    OpenWork(ctx.rules, ctx.calendar, settings.open_work_horizon))
     worker.fingerprint = fingerprint(fold_inputs(settings), localstate.FORMAT)
     definitions = CallDefinitions.of(settings)
     worker.definitions = asdict(definitions)
@@ -432,12 +432,15 @@ def _add_views(worker: Worker) -> None:
     class DueView(View):
         async def get(self, request: Request) -> Response:
             limit = min(int(request.query.get("limit", "200")), 5000)
+            stale = request.query.get("stale", "") in ("1", "true")  # the stale ones instead
+            now, owned, work = worker.clock.time(), worker.owned(), worker.work
             return self.json({"now": worker.clock.now().isoformat(),
-                              "owned": [[t, p] for t, p in sorted(worker.owned())],
+                              "owned": [[t, p] for t, p in sorted(owned)],
                               "recovering": not worker.ready(),
                               "fingerprint": worker.fingerprint,
-                              "items": worker.work.due_list(worker.clock.time(), worker.owned(),
-                                                            limit)})
+                              "horizon_workdays": work.horizon,
+                              "stale": work.stale_counts(now, owned),
+                              "items": work.due_list(now, owned, limit, stale)})
 
     class ReadyView(View):
         """200 once the worker serves the figures of its partitions, 503 before that and

@@ -17,7 +17,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from stream.contract.topics import event_families, load_topics
-from stream.report.due import add_arguments, merge, refusal, render_json, render_table, run_due
+from stream.report.due import (
+    Stale,
+    add_arguments,
+    merge,
+    refusal,
+    render_json,
+    render_table,
+    run_due,
+)
 from stream.report.workers import Gaps, gaps
 from stream.settings import Settings
 
@@ -71,9 +79,11 @@ def workers() -> Iterator[_Workers]:
 
 
 def due_body(owned: list[tuple[str, int]], items: list[dict[str, object]],
-             recovering: bool = False, fingerprint: str = "f1") -> dict[str, object]:
+             recovering: bool = False, fingerprint: str = "f1",
+             stale: dict[str, int] | None = None) -> dict[str, object]:
     return {"now": "2026-12-03T09:00:00+00:00", "owned": [list(tp) for tp in owned],
-            "recovering": recovering, "fingerprint": fingerprint, "items": items}
+            "recovering": recovering, "fingerprint": fingerprint, "items": items,
+            "horizon_workdays": 20.0, "stale": stale or {"contact_decision": 0}}
 
 
 def due(argv: list[str], settings: Settings | None = None) -> int:
@@ -130,7 +140,7 @@ def test_a_missing_partition_refuses_and_partial_marks_it(
     assert due(["--workers", workers.url("a"), "--partial"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"PARTIAL: missing partitions: {CONTACTS}[1]"
-    assert out[-1].endswith(" a1")
+    assert out[-2].endswith(" a1")
 
 
 def test_recovering_or_differently_judged_workers_refuse(
@@ -157,7 +167,52 @@ def test_unreachable_worker_is_one_line_and_workers_come_from_settings(
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"workers not answering: {dead} (URLError: [Errno 111] Connection refused)" in err
     assert due([], Settings(workers=workers.url("a"))) == 0  # CSPA_WORKERS alone
-    assert capsys.readouterr().out.splitlines()[-1].endswith(" a1")
+    assert capsys.readouterr().out.splitlines()[-2].endswith(" a1")
     assert due(["--workers", workers.url("a")], Settings(workers=dead)) == 0  # the flag wins
     assert due([], Settings(workers=" , ")) == 2
     assert "CSPA_WORKERS: no worker URL given" in capsys.readouterr().err
+
+
+def test_stale_counts_are_summed_over_workers_under_the_list(
+        workers: _Workers, capsys: pytest.CaptureFixture[str]) -> None:
+    half = len(ALL) // 2
+    workers.bodies["a"] = due_body(ALL[:half], [item("2026-12-04T10:00", "a1")],
+                                   stale={"contact_decision": 3, "map_enquiry": 0})
+    workers.bodies["b"] = due_body(ALL[half:], [],
+                                   stale={"contact_decision": 1, "map_enquiry": 2})
+    urls = f"{workers.url('a')},{workers.url('b')}"
+    assert due(["--workers", urls]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].endswith(" a1")
+    assert out[2] == ("stale: 6 open items past the deadline by more than 20 working days "
+                      "(contact_decision 4, map_enquiry 2; not listed: see due --stale)")
+    assert all(path.endswith("/due?limit=50") for path in workers.asked)
+    assert due(["--workers", urls, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["stale"] == {"contact_decision": 4, "map_enquiry": 2}
+    assert doc["stale_total"] == 6 and doc["horizon_workdays"] == 20.0
+
+
+def test_stale_asks_the_workers_for_their_stale_items(
+        workers: _Workers, capsys: pytest.CaptureFixture[str]) -> None:
+    workers.bodies["a"] = due_body(ALL, [item("2024-01-04T10:00", "old")],
+                                   stale={"contact_decision": 1})
+    assert due(["--workers", workers.url("a"), "--stale", "--limit", "9"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].endswith(" old") and "(contact_decision 1; listed above)" in out[2]
+    assert workers.asked[-1].endswith("/due?limit=9&stale=1")
+
+
+def test_no_stale_items_is_said_too() -> None:
+    stale = Stale({"contact_decision": 0}, 20.0)
+    assert render_table([], Gaps(), stale).splitlines()[-1] == (
+        "stale: 0 open items past the deadline by more than 20 working days")
+
+
+def test_a_worker_without_stale_counts_is_unreadable(
+        workers: _Workers, capsys: pytest.CaptureFixture[str]) -> None:
+    body = due_body(ALL, [])
+    del body["stale"]  # a worker from before the horizon: its list would hold stale items
+    workers.bodies["a"] = body
+    assert due(["--workers", workers.url("a")]) == 2
+    assert "(unreadable due list)" in capsys.readouterr().err

@@ -184,7 +184,8 @@ def test_the_fingerprint_follows_fold_inputs_only(tmp_path) -> None:
     # Read when figures are read: the same fingerprint.
     for change in ({"service_level_variant": "answered"}, {"short_abandon_seconds": 5.0},
                    {"service_level_seconds": 30.0}, {"period_combination": "mean_of_ratios"},
-                   {"metrics_months": 3}, {"calls_waiting_limit_seconds": 60.0}):
+                   {"metrics_months": 3}, {"calls_waiting_limit_seconds": 60.0},
+                   {"open_work_horizon": 5.0}):
         assert fp(base.model_copy(update=change)) == now, change
     rules.write_text("# a comment\n" + rules.read_text().replace(
         'source = "local target (committee report)"', 'source = "the committee"'))
