@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench import ROOT
+from stream.worker.localstate import new_key
 
 T = TypeVar("T")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -115,7 +116,9 @@ class Worker:
         self.log_path = workdir / "worker.log"
         self.env = {**os.environ, "CSPA_BROKER": bootstrap, "CSPA_WEB_PORT": str(self.port),
                     "CSPA_DATA_DIR": str(workdir / "data"), "CSPA_APP_ID": app_id,
-                    "CSPA_METRICS_MONTHS": "0", "PYTHONPATH": str(ROOT), **(env or {})}
+                    "CSPA_METRICS_MONTHS": "0", "PYTHONPATH": str(ROOT),
+                    "CSPA_CHECKPOINT_KEY_FILE": str(new_key(workdir / "checkpoint.key")),
+                    **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.peak_hwm = 0
 

@@ -172,8 +172,13 @@ def _start_background(settings: Settings) -> devbroker.LocalBroker:
     ensure_topics(settings)
     if not _pid_alive(_worker_pidfile()):
         log = (CACHE / "worker.log").open("ab")
+        from stream.worker import localstate
+
+        # A dev key under .cache/ (outside the data directory) signs its checkpoints.
+        key = settings.checkpoint_key_file or localstate.new_key(CACHE / "checkpoint.key")
         proc = subprocess.Popen([sys.executable, "-m", "stream", "worker"], stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+                                stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT,
+                                env={**os.environ, "CSPA_CHECKPOINT_KEY_FILE": str(key)})
         _worker_pidfile().write_text(str(proc.pid))
     return broker
 
