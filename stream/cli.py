@@ -97,7 +97,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     if settings.store.startswith("local:"):  # whether a checkpoint is this broker's
         view = asyncio.run(broker_view(settings.broker, changelog_topics(settings),
                                        **settings.kafka_client_kwargs()))
-    worker = create_app(settings, view)
+    try:
+        worker = create_app(settings, view)
+    except ValueError as exc:  # e.g. a checkpoint key file missing or too short
+        print(f"refusing to start: {exc}", file=sys.stderr)
+        return 2
     collector.tune()
     logging.getLogger("cspa").setLevel(settings.log_level)
     faust.Worker(worker.app, loglevel=settings.log_level, quiet=True,
