@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench import ROOT
 from stream.report.webclient import WebClient
 from stream.settings import Settings
+from stream.worker.localstate import new_key
 
 T = TypeVar("T")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -118,7 +119,9 @@ class Worker:
         self.env = {**os.environ, "CSPA_BROKER": bootstrap, "CSPA_WEB_PORT": str(self.port),
                     "CSPA_LIVE_PORT": str(free_port()),
                     "CSPA_DATA_DIR": str(workdir / "data"), "CSPA_APP_ID": app_id,
-                    "CSPA_METRICS_MONTHS": "0", "PYTHONPATH": str(ROOT), **(env or {})}
+                    "CSPA_METRICS_MONTHS": "0", "PYTHONPATH": str(ROOT),
+                    "CSPA_CHECKPOINT_KEY_FILE": str(new_key(workdir / "checkpoint.key")),
+                    **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.peak_hwm = 0
         # The credentials of CSPA_WEB_USERNAME/PASSWORD(_FILE), CSPA_WEB_CAFILE (https then)

@@ -153,7 +153,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     if settings.store.startswith("local:"):  # whether a checkpoint is this broker's
         view = asyncio.run(broker_view(settings.broker, changelog_topics(settings),
                                        **settings.kafka_client_kwargs()))
-    worker = create_app(settings, view)
+    try:
+        worker = create_app(settings, view)
+    except ValueError as exc:  # e.g. a checkpoint key file missing or too short
+        print(f"refusing to start: {exc}", file=sys.stderr)
+        return 2
     collector.tune()
     logging.getLogger("cspa").setLevel(settings.log_level)
     runner = faust.Worker(worker.app, loglevel=settings.log_level, quiet=True,
@@ -266,8 +270,13 @@ def _start_background(settings: Settings) -> devbroker.LocalBroker:
     ensure_topics(settings)
     if not _pid_alive(_worker_pidfile()):
         log = (CACHE / "worker.log").open("ab")
+        from stream.worker import localstate
+
+        # A dev key under .cache/ (outside the data directory) signs its checkpoints.
+        key = settings.checkpoint_key_file or localstate.new_key(CACHE / "checkpoint.key")
         proc = subprocess.Popen([sys.executable, "-m", "stream", "worker"], stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+                                stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT,
+                                env={**os.environ, "CSPA_CHECKPOINT_KEY_FILE": str(key)})
         _worker_pidfile().write_text(str(proc.pid))
     return broker
 

@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     web_cafile: Path | None = Field(
         None, description="CA that report, due and the bench trust for https:// workers")
 
+    # Checkpoint signing (docs/security.md): no key file, no checkpoint read or taken
+    checkpoint_key_file: Path | None = Field(
+        None, description="secret (>= 32 bytes) signing the local:// checkpoints with "
+        "HMAC-SHA-256; unset: no checkpoint is taken or read (every start restores from "
+        "the changelogs). Keep it outside data_dir")
+
     # Input checks
     max_payload_bytes: int = 65_536
     max_future_skew_seconds: float = 600.0

@@ -61,6 +61,8 @@ class Value:
     value: float | None
     kind: Kind = "count"
     base: int | None = None
+    #: hidden in a published report by secondary suppression (``stream.report.suppression``)
+    hidden: bool = False
 
     @property
     def not_applicable(self) -> bool:
@@ -581,7 +583,8 @@ def compute_report(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,
                    defs: ReportDefinitions, *, publish: bool = False) -> Report:
     """Every figure of the report for ``months`` ("YYYY-MM", in order) from merged cells.
 
-    ``publish`` only marks the report for suppression when rendered.
+    ``publish``: the counts a published report must hide are marked ``hidden``
+    (``stream.report.suppression``); rendering hides them, and counts of 1 to 5.
     """
     if not months:
         raise ValueError("a report needs at least one month")
@@ -589,5 +592,10 @@ def compute_report(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,
         month_start(m)  # ValueError on a malformed month
     b = _Builder(agg, months, taxonomy, defs)
     map_section = _map(b)
-    return Report(tuple(months), defs, publish, _rfs(b), map_section, _info_advice(b),
-                  _commentary(b, map_section.days(defs.day_basis).stats), _audits(b))
+    report = Report(tuple(months), defs, publish, _rfs(b), map_section, _info_advice(b),
+                    _commentary(b, map_section.days(defs.day_basis).stats), _audits(b))
+    if not publish:
+        return report
+    from stream.report.suppression import protect  # (it reads this module's types)
+
+    return protect(report)

@@ -3,8 +3,9 @@
 Rounding happens only here: percentages to 2 decimals, days and agency counts
 to 1 decimal in the human formats; 4 decimals in CSV and JSON. With
 ``report.publish`` every count of 1 to 5 is shown as "*", and so is every
-average, median, percentile or percentage computed from 1 to 5 values; 0 stays
-0 and a category that did not exist yet stays "N/A".
+average, median, percentile or percentage computed from 1 to 5 values, and every
+value hidden by secondary suppression (``stream.report.suppression``, stated in
+every format); 0 stays 0 and a category that did not exist yet stays "N/A".
 
 Every output states the months covered and the definitions in force.
 """
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import orjson
 
 from stream.report.figures import TOTAL, DayBasis, Report, Row, Table, Value, month_label
+from stream.report.suppression import METHOD, primary
 from stream.settings import PeriodCombination, ServiceLevelVariant
 
 TITLE = "Children's Single Point of Access Performance"
@@ -38,12 +40,11 @@ _VARIANT_TEXT = {
 
 
 def suppressed(v: Value, publish: bool) -> bool:
-    """Whether a value is hidden in a published report (a count, or a base, of 1-5)."""
+    """Whether a value is hidden in a published report: a count, or a base, of 1-5, or
+    hidden by secondary suppression (``stream.report.suppression``)."""
     if not publish:
         return False
-    if v.kind == "count":
-        return v.value is not None and 1 <= v.value <= 5
-    return v.base is not None and 1 <= v.base <= 5
+    return v.hidden or primary(v)
 
 
 def cell_text(v: Value, publish: bool) -> str:
@@ -75,7 +76,7 @@ def cell_data(v: Value, publish: bool) -> float | int | str | None:
 
 
 def _base(v: Value) -> Value:
-    return Value(float(v.base or 0))
+    return Value(float(v.base or 0), hidden=v.hidden)
 
 
 def _with_base(v: Value, publish: bool) -> str:
@@ -143,7 +144,7 @@ def definitions_lines(report: Report) -> list[str]:
 def header_lines(report: Report) -> list[str]:
     lines = [months_line(report), *definitions_lines(report)]
     if report.publish:
-        lines.append(SUPPRESSED + " (and averages and percentages of 1-5 values)")
+        lines += [SUPPRESSED + " (and averages and percentages of 1-5 values)", METHOD]
     return lines
 
 
@@ -255,6 +256,7 @@ def _long_rows(report: Report) -> list[tuple[str, str, str, str, float | int | s
     ]
     if p:
         out.append(("definitions", "suppression", "", "", SUPPRESSED))
+        out.append(("definitions", "secondary_suppression", "", "", METHOD))
     for section, _, tables in report.sections():
         for table in tables:
             for row in table.rows:
@@ -300,6 +302,7 @@ def render_json(report: Report) -> str:
         },
         "statements": header_lines(report),
         "suppression": SUPPRESSED if p else None,
+        "secondary_suppression": METHOD if p else None,
         "sections": [{
             "key": key, "title": title, "notes": section_notes(report, key),
             "tables": [{

@@ -232,6 +232,7 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
     the start), the state resumes from the data directory's checkpoint if it is one
     of this broker's.
     """
+    localstate.private_dir(settings.data_dir)  # before Faust writes anything there
     app = BatchApp(
         settings.app_id, env={}, broker=f"kafka://{settings.broker}", store=settings.store,
         datadir=str(settings.data_dir), web_host=settings.web_host,
@@ -314,6 +315,11 @@ def _add_checkpoints(worker: Worker, broker: BrokerView | None) -> None:
     stores = {t: table.data for t, table in worker.tables.items()}
     if not all(isinstance(store, LocalStore) for store in stores.values()):
         return
+    if settings.checkpoint_key_file is None:
+        log.warning("checkpoints off: no CSPA_CHECKPOINT_KEY_FILE to sign them with; "
+                    "every start restores from the changelogs")
+        return
+    key = localstate.read_key(settings.checkpoint_key_file)
     path = settings.data_dir / f"checkpoint-{settings.app_id}.pickle"
     if claim(path) is None:
         log.warning("checkpoints off: another worker uses data_dir=%s", settings.data_dir)
@@ -321,7 +327,7 @@ def _add_checkpoints(worker: Worker, broker: BrokerView | None) -> None:
     checkpointer = Checkpointer(
         path, settings.app_id, broker.cluster if broker else None, stores, worker.agents,
         worker.writers, worker.state, worker.work, worker.metrics, worker.ready,
-        worker.owned, worker.fingerprint)
+        worker.owned, worker.fingerprint, key)
     if broker is not None:
         _resume(worker, checkpointer, broker)
     worker.app.timer(settings.checkpoint_seconds, name="checkpoint")(checkpointer.take)
@@ -329,7 +335,7 @@ def _add_checkpoints(worker: Worker, broker: BrokerView | None) -> None:
 
 def _resume(worker: Worker, checkpointer: Checkpointer, broker: BrokerView) -> None:
     """Take the data directory's checkpoint if it is one of this broker's."""
-    cp = load_checkpoint(checkpointer.path)
+    cp = load_checkpoint(checkpointer.path, checkpointer.key)
     if cp is None:
         return
     changelogs = {t: table.changelog_topic.get_topic_name() for t, table in worker.tables.items()}

@@ -113,6 +113,8 @@ class Checkpointer:
     owned: Callable[[], Collection[Any]]
     #: what judged the derived state (stream.state.fingerprint): kept with it
     fingerprint: str = ""
+    #: the HMAC key signing the file (``localstate.read_key``); never shown in a repr
+    key: bytes = field(default=b"", repr=False)
     _last: Any = field(default=None, init=False)
     _owned: frozenset[Any] | None = field(default=None, init=False)
 
@@ -143,7 +145,8 @@ class Checkpointer:
             signature = self._signature()
             content = self.content()
         paused = time.monotonic() - started
-        size = await asyncio.to_thread(localstate.write, self.path, content)
+        size = await asyncio.to_thread(localstate.write, self.path, content,
+                                       self.key)
         self._last = signature
         self.metrics.checkpoints.inc()
         self.metrics.checkpoint_pause.set(paused)

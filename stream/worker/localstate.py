@@ -11,6 +11,13 @@ Two parts:
   cells, open work), written together to one file in the data directory by
   ``stream.worker.checkpoint`` and read back by ``load`` when the worker starts.
 
+A checkpoint is a pickle, and reading a pickle can run code: the file is signed with
+HMAC-SHA-256 under a key from a secret file (``CSPA_CHECKPOINT_KEY_FILE``), and ``load``
+checks the signature over every byte before anything is unpickled. Unsigned, altered
+or signed with another key: refused in one log line, and the worker rebuilds from the
+changelogs. The data directory is private to the worker (0700), the file 0600.
+Pickle stays for speed: a national year's checkpoint loads in seconds (BENCHMARKS.md).
+
 Why not Faust's ``rocksdb://``: the agents read a record per event (a RocksDB get and
 decode costs several times a dict look-up), and after a restart the figures would
 still be refolded from every record (100 s for a national year, BENCHMARKS.md).
@@ -27,9 +34,13 @@ from the changelog and go through the listener like any other restored record.
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import hmac
 import logging
 import os
 import pickle
+import secrets
+import stat
 from collections.abc import Callable, Iterable, MutableMapping, Set
 from pathlib import Path
 from typing import Any
@@ -133,21 +144,84 @@ class LocalStore(MemoryStore[str, bytes]):
         self.offsets.update(offsets)
 
 
-def write(path: Path, state: Any) -> int:
-    """Pickle ``state`` to ``path``, whole or not at all whatever the moment of a crash
-    (the previous file stays until then); its size in bytes.
+#: a signed checkpoint starts with these bytes, then the HMAC-SHA-256 of the pickle after
+MAGIC = b"CSPACKP1"
+_MAC = hashlib.sha256().digest_size
+_HEADER = len(MAGIC) + _MAC
+_CHUNK = 8 * 1024 * 1024
+#: shortest key accepted: the HMAC-SHA-256 block's worth of security wants 32 bytes
+MIN_KEY_BYTES = 32
+
+
+class _Signing:
+    """A file-like writer that feeds every byte written to an HMAC on the way."""
+
+    def __init__(self, file: Any, mac: hmac.HMAC) -> None:
+        self.file, self.mac = file, mac
+
+    def write(self, data: bytes) -> int:
+        self.mac.update(data)
+        written: int = self.file.write(data)
+        return written
+
+
+def read_key(path: Path) -> bytes:
+    """The checkpoint key from its secret file; ValueError saying what is wrong with it."""
+    try:
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        raise ValueError(f"checkpoint key file {path} not readable: "
+                         f"{exc.strerror or type(exc).__name__}") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"checkpoint key file {path} holds {len(key)} bytes; "
+                         f"at least {MIN_KEY_BYTES} are needed")
+    return key
+
+
+def new_key(path: Path) -> Path:
+    """Write a random key to ``path`` (0600) unless one is there: for ``make run`` and the
+    tests, never a production default (a key beside the data is no protection)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(MIN_KEY_BYTES) + "\n")
+    return path
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` readable by its owner only (0700), or take away others' access.
+
+    Whoever can write the data directory could swap a checkpoint: only the worker may.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        os.chmod(path, 0o700)
+        log.warning("data directory was open to others (mode %o): now 0700", mode)
+
+
+def write(path: Path, state: Any, key: bytes) -> int:
+    """Pickle ``state`` to ``path``, signed with ``key``, whole or not at all whatever the
+    moment of a crash (the previous file stays until then); its size in bytes.
 
     Streamed to the file, with no copy of it in memory (a national year's checkpoint
     is most of a gigabyte), and meant for a thread: the file writes let the event
-    loop in between.
+    loop in between. The signature goes in the header once the pickle is written.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as f:
-        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(fd, 0o600)  # an older .tmp may have had another mode
+        f.write(MAGIC + bytes(_MAC))
+        mac = hmac.new(key, digestmod=hashlib.sha256)
+        pickle.dump(state, _Signing(f, mac), protocol=pickle.HIGHEST_PROTOCOL)
+        size = f.tell()
+        f.seek(len(MAGIC))
+        f.write(mac.digest())
         f.flush()
         os.fsync(f.fileno())
-        size = f.tell()
     os.replace(tmp, path)
     return size
 
@@ -158,7 +232,7 @@ def claim(path: Path) -> int | None:
     Two workers given one data directory must not share a checkpoint: the second
     takes none (the kernel drops the lock when its holder dies, SIGKILL included).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -168,15 +242,33 @@ def claim(path: Path) -> int | None:
     return fd
 
 
-def load(path: Path) -> dict[str, Any] | None:
-    """A checkpoint written by ``save``; None if there is none or it cannot be used.
+def _signed(f: Any, key: bytes) -> bool:
+    """Whether the open file's header holds the HMAC of the rest (read in chunks)."""
+    header = f.read(_HEADER)
+    if len(header) != _HEADER or not header.startswith(MAGIC):
+        return False
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    while chunk := f.read(_CHUNK):
+        mac.update(chunk)
+    return hmac.compare_digest(mac.digest(), header[len(MAGIC):])
 
-    The file is the worker's own, in its own data directory (never input from outside:
-    ``pickle`` must not read anything else).
+
+def load(path: Path, key: bytes) -> dict[str, Any] | None:
+    """A checkpoint written by ``write`` with ``key``; None if there is none, or it is
+    not signed with ``key``, or it cannot be used.
+
+    The signature is checked over the whole file before anything is unpickled. The
+    pickle is then read from the same open file: a file swapped in meanwhile is not
+    read (an attacker would have to write this file in place, as the worker's user).
     """
     try:
         with path.open("rb") as f:
-            state = pickle.load(f)
+            if not _signed(f, key):
+                log.warning("checkpoint refused: unsigned, altered or signed with another "
+                            "key; the state is rebuilt from the changelogs")
+                return None
+            f.seek(_HEADER)
+            state = pickle.load(f)  # signed by this worker's key: the worker's own file
     except FileNotFoundError:
         return None
     except Exception as exc:  # noqa: BLE001 - an unusable file means a full restore

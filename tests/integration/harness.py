@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stream.dev.broker import BrokerConfig, LocalBroker
 from stream.report.webclient import WebClient
 from stream.settings import Settings
+from stream.worker.localstate import new_key
 from tests.groundtruth import Message
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,7 +99,10 @@ class WorkerProcess:
         self.env = {**os.environ, "CSPA_BROKER": broker, "CSPA_WEB_PORT": str(self.port),
                     "CSPA_LIVE_PORT": str(self.live_port),
                     "CSPA_DATA_DIR": str(workdir / "data"), "CSPA_APP_ID": app_id,
-                    "CSPA_METRICS_MONTHS": "0", **(env or {})}
+                    "CSPA_METRICS_MONTHS": "0",
+                    # beside the data directory, not in it (stream.worker.localstate)
+                    "CSPA_CHECKPOINT_KEY_FILE": str(new_key(workdir / "checkpoint.key")),
+                    **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

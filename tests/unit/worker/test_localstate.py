@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import pickle
+import stat
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import orjson
@@ -24,6 +29,7 @@ from tests.factories import decided, key, received
 TOPIC = "t.contacts"
 NOW = datetime(2026, 11, 26, 12, tzinfo=LONDON).timestamp()
 T0 = datetime(2019, 8, 2, 10, tzinfo=LONDON)
+KEY = b"0123456789abcdef0123456789abcdef"
 
 
 class _Changelog(dict):
@@ -134,8 +140,8 @@ def test_a_checkpoint_and_the_tail_after_it_equal_a_refold(taxonomy, ctx, tmp_pa
     checkpointer = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: store}, {}, {},
                                 state, work, PipelineMetrics(CollectorRegistry()), lambda: True,
                                 lambda: ())
-    localstate.write(checkpointer.path, checkpointer.content())
-    cp = localstate.load(checkpointer.path)
+    localstate.write(checkpointer.path, checkpointer.content(), KEY)
+    cp = localstate.load(checkpointer.path, KEY)
     assert cp is not None
     # A fresh worker takes it, then reads the changelog from the offsets it holds.
     again, (state2, work2) = _store(), _derived(ctx)
@@ -168,11 +174,79 @@ def test_a_checkpoint_is_used_only_with_the_broker_it_was_taken_against():
 
 def test_an_unreadable_or_foreign_checkpoint_file_is_ignored(tmp_path):
     path = tmp_path / "cp"
-    assert localstate.load(path) is None
+    assert localstate.load(path, KEY) is None
     path.write_bytes(b"not a pickle")
-    assert localstate.load(path) is None
-    localstate.write(path, {"format": localstate.FORMAT + 1})
-    assert localstate.load(path) is None
+    assert localstate.load(path, KEY) is None
+    localstate.write(path, {"format": localstate.FORMAT + 1}, KEY)
+    assert localstate.load(path, KEY) is None
+
+
+class _Planted:
+    """Unpickling this runs code: it creates the file it names."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _refused(caplog, path, key=KEY) -> None:
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "cspa.worker"):
+        assert localstate.load(path, key) is None
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and lines[0].startswith("checkpoint refused: "), lines
+    assert str(path) not in lines[0]
+
+
+def test_a_tampered_checkpoint_is_refused_before_anything_is_unpickled(tmp_path, caplog):
+    path, marker = tmp_path / "data" / "cp", tmp_path / "ran"
+    state = {"format": localstate.FORMAT, "payload": list(range(1000))}
+    localstate.write(path, state, KEY)
+    assert localstate.load(path, KEY) == state
+    signed = path.read_bytes()
+    # one byte flipped, anywhere: in the pickle, and in the signature itself
+    for at in (len(signed) // 2, len(localstate.MAGIC) + 3, len(signed) - 1):
+        path.write_bytes(signed[:at] + bytes([signed[at] ^ 0x01]) + signed[at + 1:])
+        _refused(caplog, path)
+    # signed with another key
+    _refused(caplog, path, key=b"k" * 32)
+    path.write_bytes(signed)
+    _refused(caplog, path, key=b"k" * 32)
+    # unsigned: a plain pickle (a checkpoint of the previous release), code planted in it
+    path.write_bytes(pickle.dumps({"format": localstate.FORMAT, "x": _Planted(marker)}))
+    _refused(caplog, path)
+    # the header copied from a good file in front of a planted pickle
+    planted = pickle.dumps(_Planted(marker))
+    path.write_bytes(signed[:len(localstate.MAGIC) + 32] + planted)
+    _refused(caplog, path)
+    assert not marker.exists()
+    pickle.loads(planted)  # the plant works: what the refusals kept from running
+    assert marker.exists()
+
+
+def test_the_data_directory_is_private_and_the_checkpoint_owner_only(tmp_path):
+    data = tmp_path / "data"
+    localstate.write(data / "cp", {"format": localstate.FORMAT}, KEY)
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "cp").stat().st_mode) == 0o600
+    os.chmod(data, 0o755)  # made before this release, or by hand: tightened
+    localstate.claim(data / "cp")
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+
+
+def test_a_checkpoint_key_file_must_hold_32_bytes(tmp_path):
+    short = tmp_path / "short.key"
+    short.write_text("0123456789abcdef\n")
+    with pytest.raises(ValueError, match="16 bytes; at least 32"):
+        localstate.read_key(short)
+    with pytest.raises(ValueError, match="not readable"):
+        localstate.read_key(tmp_path / "absent.key")
+    made = localstate.new_key(tmp_path / "dev" / "checkpoint.key")
+    key = localstate.read_key(made)
+    assert len(key) == 64 and stat.S_IMODE(made.stat().st_mode) == 0o600
+    assert localstate.read_key(localstate.new_key(made)) == key  # kept, not replaced
 
 
 def test_only_one_worker_claims_a_data_directory(tmp_path):
@@ -190,7 +264,7 @@ async def test_a_checkpoint_waits_one_interval_after_partitions_move(taxonomy, c
     state, work = _derived(ctx)
     checkpointer = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: store}, {}, {},
                                 state, work, PipelineMetrics(CollectorRegistry()),
-                                lambda: True, lambda: owned)
+                                lambda: True, lambda: owned, key=KEY)
     taken = []
     for offset, (p, k, v) in enumerate(log):
         store.put(p, k, v, offset)
@@ -199,7 +273,7 @@ async def test_a_checkpoint_waits_one_interval_after_partitions_move(taxonomy, c
         taken.append(await checkpointer.take())
     # The first assignment after a start is no move: checkpointed at once.
     assert taken[:4] == [True, True, False, True]
-    assert localstate.load(checkpointer.path) is not None
+    assert localstate.load(checkpointer.path, KEY) is not None
 
 
 def test_a_checkpoint_naming_a_class_that_moved_is_not_taken(taxonomy, ctx, tmp_path):
