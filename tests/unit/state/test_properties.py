@@ -52,9 +52,9 @@ def _check(result, value):
        st.none() | st.binary(max_size=40))
 def test_decoder_never_raises_on_bytes(family, value, key):
     result = DECODERS[family].decode(key, value, NOW)
-    try:
-        parsed = json.loads(value)
-    except ValueError:
+    try:  # the contract's JSON is UTF-8 only (json.loads of bytes would also take UTF-16/32)
+        parsed = json.loads(value.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
         parsed = None
     _check(result, parsed)
     if isinstance(result, Rejection) and result.reason in ("invalid_utf8", "invalid_json"):
