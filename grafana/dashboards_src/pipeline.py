@@ -126,8 +126,10 @@ def readiness_panels() -> list[object]:
                c.q("max(cspa_working_time)"), w=4),
         c.bar_gauge("Partitions without a ready worker", "Source partitions, per topic, that "
                     "no ready worker owns now (cspa_partition_expected unless owned by a "
-                    "worker with cspa_worker_ready == 1). Blank is good.",
-                    c.q(f"count by (topic) ({UNOWNED})", "{{topic}}"), steps=c.ANY_IS_BAD,
+                    "worker with cspa_worker_ready == 1). 0 is good.",
+                    c.q(f"count by (topic) ({UNOWNED}) or on (topic) (0 * count by (topic) "
+                        "(max by (topic, partition) (cspa_partition_expected)))", "{{topic}}"),
+                    steps=c.ANY_IS_BAD,
                     w=12, h=4),
     ]
 
