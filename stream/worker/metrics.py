@@ -144,6 +144,10 @@ class PipelineMetrics:
         self.last_processed = Gauge("cspa_last_processed_timestamp_seconds",
                                     "Wall-clock time the last message was processed.",
                                     ["topic"], registry=registry)
+        self.first_consumed = Gauge(
+            "cspa_first_consumed_timestamp_seconds",
+            "Wall-clock time this process handed its first message of the topic to the "
+            "fold (POSIX seconds; absent until then).", ["topic"], registry=registry)
         self.latency = Histogram("cspa_event_latency_seconds",
                                  "Kafka record timestamp to figures updated (KIP-613).",
                                  ["topic"], buckets=LATENCY_BUCKETS, registry=registry)
