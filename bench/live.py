@@ -110,7 +110,7 @@ def latency(worker: Worker, bootstrap: str, consumed: int, rate: float, seconds:
     scraper.start()
     try:
         sent = produce_paced(bootstrap, rate, seconds)
-        replay([worker], consumed + len(sent), timeout)
+        replay([worker], consumed + len(sent), timeout, fresh=False)
     finally:
         for thread in (sampler, scraper):
             thread.done.set()
@@ -149,7 +149,7 @@ def recovery(worker: Worker, bootstrap: str, extra: Iterable[Msg], extra_events:
     if extra_events:
         produce(bootstrap, extra)
     total = consumed + extra_events
-    replay([worker], total, timeout)
+    replay([worker], total, timeout, fresh=False)
     time.sleep(3.5)  # let the markers reach Kafka and the group commit them (every 1 s)
     checkpointed = _wait_checkpoint(worker, timeout)
     scrape_started = time.monotonic()

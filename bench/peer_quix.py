@@ -41,15 +41,19 @@ def ensure_venv(path: Path = DEFAULT_VENV) -> tuple[Path, float]:
 
 
 def run_peer(python: Path, bootstrap: str, n: int, topics: list[str], workdir: Path,
-             group: str, timeout: float) -> dict[str, Any]:
-    """Run the Quix app until it has consumed ``n`` messages; its result and peak RSS."""
+             group: str, timeout: float, commit_seconds: float = 5.0) -> dict[str, Any]:
+    """Run the Quix app until it has consumed ``n`` messages; its result and peak RSS.
+
+    ``commit_seconds``: Quix's commit interval (its default is 5 s).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / "result.json"
     out.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     cmd = [str(python), str(ROOT / "bench" / "quix_app.py"), "--bootstrap", bootstrap,
            "--group", group, "--n", str(n), "--state-dir", str(workdir / "state"),
-           "--out", str(out), "--topics", ",".join(topics)]
+           "--out", str(out), "--topics", ",".join(topics),
+           "--commit-seconds", f"{commit_seconds:g}"]
     peak, t0 = 0, time.monotonic()
     with (workdir / "quix.log").open("wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,

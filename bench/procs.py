@@ -75,6 +75,12 @@ def quick_max(text: str, name: str) -> float:
     return max(values) if values else 0.0
 
 
+def quick_min(text: str, name: str) -> float:
+    """The least sample of ``name`` (0.0 when there is none)."""
+    values = [float(v) for n, v in _LINE.findall(text) if n == name]
+    return min(values) if values else 0.0
+
+
 def proc_status(pid: int, field: str) -> int:
     """A ``VmRSS``/``VmHWM``-style field of /proc/PID/status, in bytes (0 if gone)."""
     try:

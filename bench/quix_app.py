@@ -5,14 +5,19 @@ quixstreams, orjson, holidays and the standard library; the working-day clock is
 project's own ``stream/state/working_days.py``, loaded by path (same arithmetic, no pydantic).
 
 Same shape as the worker: every event folds into the record of its case in Quix state
-(RocksDB, changelog topic: Quix defaults), the latest event per type winning by
+(RocksDB, changelog topic: Quix defaults; commits every --commit-seconds), the latest
+event per type winning by
 ``(occurred_at, event_id)``; when a record changes, its old contribution is withdrawn
 from in-memory aggregates and the new one added. Figures: decided contacts by month x
 source group x outcome (count, working-day sum), calls by month (offered, answered within
 20 s), MAP enquiries completed by month x outcome, audits by month x team x grade.
 Unlike the worker it does not validate the contract nor compute the other figures.
+It gets the worker's care: months memoised per clock hour (the worker's ``local_month``)
+and working days on POSIX seconds (``working_days_between_ts``), no ``datetime`` per fact.
 
 Stops after N messages and writes ``{events, seconds, events_per_s, figures}`` to --out.
+Its clock is read as the worker's is (bench/replay.py): wall-clock time when the first
+record reaches the fold, to wall-clock time when the N-th has been folded.
 """
 
 from __future__ import annotations
@@ -37,17 +42,20 @@ LONDON = ZoneInfo("Europe/London")
 TARGET_SECONDS = 20.0
 
 
-def load_calendar() -> Any:
+def load_working_days() -> Any:
+    """The project's stream/state/working_days.py, loaded by path."""
     spec = importlib.util.spec_from_file_location("cspa_working_days",
                                                   ROOT / "stream" / "state" / "working_days.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    return module.WorkingCalendar()
+    return module
 
 
-CAL = load_calendar()
+WD = load_working_days()
+CAL = WD.WorkingCalendar()
+MONTHS: dict[int, str] = {}  # clock hour -> local month, as the worker's FactContext.month
 GROUPS = tomllib.loads((ROOT / "topics" / "taxonomy.toml").read_text())["source_code"]
 Record = dict[str, list[Any]]
 Fact = tuple[str, str, float, float]
@@ -55,14 +63,14 @@ AGG: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda:
 
 
 def month(ts: float) -> str:
-    return datetime.fromtimestamp(ts, LONDON).strftime("%Y-%m")
+    local: str = WD.local_month(ts, LONDON, MONTHS)
+    return local
 
 
 def workdays(start: float, end: float) -> float:
     if end <= start:
         return 0.0
-    days: float = CAL.working_days_between(datetime.fromtimestamp(start, LONDON),
-                                           datetime.fromtimestamp(end, LONDON))
+    days: float = CAL.working_days_between_ts(start, end)
     return days
 
 
@@ -124,7 +132,7 @@ class Run:
     def folder(self, fact_of: Callable[[Record], Fact | None]) -> Callable[[Any, Any], None]:
         def fold(value: dict[str, Any], state: Any) -> None:
             if not self.first:
-                self.first = time.perf_counter()
+                self.first = time.time()
             ts = datetime.fromisoformat(value["occurred_at"]).timestamp()
             et, eid = value["event_type"], value["event_id"]
             rec = state.get("r") or {}
@@ -145,7 +153,7 @@ class Run:
         return fold
 
     def finish(self) -> None:
-        seconds = max(time.perf_counter() - self.first, 1e-9)
+        seconds = max(time.time() - self.first, 1e-9)
         figures = {f: {k: v for k, v in cells.items() if v[0]} for f, cells in AGG.items()}
         self.out.write_text(json.dumps({
             "events": self.count, "seconds": seconds, "events_per_s": self.count / seconds,
@@ -161,9 +169,12 @@ def main() -> int:
     ap.add_argument("--state-dir", required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--topics", required=True, help="contacts,map,calls,audits topic names")
+    ap.add_argument("--commit-seconds", type=float, default=5.0,
+                    help="Quix's commit interval (its default: 5 s)")
     a = ap.parse_args()
     app = Application(broker_address=a.bootstrap, consumer_group=a.group,
-                      auto_offset_reset="earliest", state_dir=a.state_dir, loglevel="WARNING")
+                      auto_offset_reset="earliest", state_dir=a.state_dir, loglevel="WARNING",
+                      commit_interval=a.commit_seconds)
     run = Run(app, a.n, a.out)
     contacts, maps, calls, audits = a.topics.split(",")
     for name, fact_of in ((contacts, contact_fact), (maps, map_fact), (calls, call_fact),

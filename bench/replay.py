@@ -1,9 +1,13 @@
 """Replays of the backlog by Faust workers: throughput, exactness, scale-out, memory.
 
-The clock of a replay starts when the workers consume their first message (polled every
-50 ms while nothing is consumed: /metrics is tiny then) and stops at the worker's own
-``cspa_last_processed_timestamp_seconds`` once ``cspa_events_consumed_total`` reaches the
-total (polled every 0.5 s, so the polling costs the worker little).
+The clock of a replay is read from the workers themselves, as the Quix peer reads its
+own (bench/quix_app.py): it starts at the wall-clock time a worker handed its first
+record to the fold (``cspa_first_consumed_timestamp_seconds``, the least over topics and
+workers) and stops at ``cspa_last_processed_timestamp_seconds`` (after the last record's
+batch) once ``cspa_events_consumed_total`` reaches the total (polled every 0.5 s, so the
+polling costs the worker little). A replay by workers that had consumed before
+(``fresh=False``: duplicates re-sent, live traffic) starts its clock between the polls
+that saw the first new message, as the whole harness did before.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped,un
 
 from bench.dataset import TOPICS, Msg
 from bench.expected import WORKER_FIGURES, Figures, compare, from_worker
-from bench.procs import RssSampler, Worker, quick_max, quick_sums
+from bench.procs import RssSampler, Worker, quick_max, quick_min, quick_sums
 from bench.producing import produce
 
 SOURCE_TOPICS = {s.name for f, s in TOPICS.items() if f != "deadletter"}
@@ -25,6 +29,13 @@ SOURCE_TOPICS = {s.name for f, s in TOPICS.items() if f != "deadletter"}
 
 class ExactnessError(AssertionError):
     """The worker's figures differ from the independently computed ones."""
+
+
+def first_consumed(workers: list[Worker]) -> float:
+    """The wall-clock time the first record was handed to a fold, over the workers."""
+    firsts = [quick_min(w.pipeline_text(), "cspa_first_consumed_timestamp_seconds")
+              for w in workers]
+    return min((t for t in firsts if t > 0), default=0.0)
 
 
 def _poll(workers: list[Worker]) -> tuple[float, float, float]:
@@ -67,10 +78,12 @@ def _done(workers: list[Worker], consumed: float, total: int, strict: bool) -> b
 
 
 def replay(workers: list[Worker], total: int, timeout: float, on_progress: Any = None,
-           strict: bool = True) -> dict[str, Any]:
+           strict: bool = True, fresh: bool = True) -> dict[str, Any]:
     """Wait until the workers have consumed ``total``; the rate from first to last message.
 
     ``strict``: consumption must stop at exactly ``total`` (one worker, nothing replayed).
+    ``fresh``: the workers consume their first messages in this replay (the clock starts
+    at ``cspa_first_consumed_timestamp_seconds``).
     """
     deadline = time.monotonic() + timeout
     before = time.time()
@@ -95,7 +108,10 @@ def replay(workers: list[Worker], total: int, timeout: float, on_progress: Any =
             on_progress(consumed)
     if strict and consumed != total:
         raise ExactnessError(f"consumed {consumed} messages, expected exactly {total}")
-    seconds = max(last - started, 1e-9)
+    first = first_consumed(workers) if fresh else started
+    if not first:
+        raise RuntimeError("no worker exports cspa_first_consumed_timestamp_seconds")
+    seconds = max(last - first, 1e-9)
     return {"events": total, "seconds": seconds, "events_per_s": total / seconds,
             "steady_events_per_s": _steady_rate(points, total), "workers": len(workers),
             "consumed": consumed, "reported_lag_at_end": lag, "progress": points}
@@ -125,9 +141,10 @@ def check_exact(worker: Worker, expected: Figures) -> dict[str, Any]:
 
 
 def throughput(bootstrap: str, workdir: Path, app_id: str, total: int, expected: Figures,
-               timeout: float) -> tuple[Worker, RssSampler, dict[str, Any]]:
+               timeout: float, env: dict[str, str] | None = None
+               ) -> tuple[Worker, RssSampler, dict[str, Any]]:
     """One fresh worker replays the backlog; checked exact; RSS sampled throughout."""
-    worker = Worker(bootstrap, workdir / app_id, app_id).start()
+    worker = Worker(bootstrap, workdir / app_id, app_id, env).start()
     sampler = RssSampler(worker)
     sampler.start()
     rss_by_events: list[tuple[float, int]] = []
@@ -140,6 +157,8 @@ def throughput(bootstrap: str, workdir: Path, app_id: str, total: int, expected:
         worker.stop()
         raise
     result["peak_rss_bytes"] = worker.hwm()
+    result["checkpoints_by_end"] = quick_sums(worker.pipeline_text(),
+                                              "cspa_checkpoints_total")["cspa_checkpoints_total"]
     result["rss_by_events"] = rss_by_events[:: max(1, len(rss_by_events) // 20)]
     return worker, sampler, result
 
@@ -149,7 +168,7 @@ def steady_memory(worker: Worker, bootstrap: str, duplicates: list[Msg], consume
     """Re-send events already counted (state fixed): RSS must not grow, figures unchanged."""
     rss_before = worker.rss()
     produce(bootstrap, duplicates)
-    run = replay([worker], consumed + len(duplicates), timeout)
+    run = replay([worker], consumed + len(duplicates), timeout, fresh=False)
     time.sleep(1.0)
     rss_after = worker.rss()
     check_exact(worker, expected)

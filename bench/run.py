@@ -18,6 +18,7 @@ from bench import (
     dataset,
     expected,
     live,
+    pairs,
     peer_quix,
     producing,
     replay,
@@ -54,6 +55,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--latency-seconds", type=float, help="default 30")
     ap.add_argument("--duplicates", type=int, help="re-sent events for the steady-RSS check")
     ap.add_argument("--no-peer", action="store_true", help="skip the Quix Streams peer")
+    ap.add_argument("--periodic-seconds", type=float,
+                    help="the throughput runs' worker checkpoint and Quix commit interval, "
+                         "short enough to fall inside each replay (default 5; quick 0.5)")
     ap.add_argument("--quix-venv", type=Path, default=peer_quix.DEFAULT_VENV)
     ap.add_argument("--profile", action="store_true", help="py-spy the worker on a replay")
     ap.add_argument("--profile-seconds", type=float, default=15.0)
@@ -66,6 +70,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         1_000 if quick else 200_000)
     a.latency_rate = a.latency_rate or (200.0 if quick else 1_000.0)
     a.latency_seconds = a.latency_seconds or (5.0 if quick else 30.0)
+    a.periodic_seconds = a.periodic_seconds or (0.5 if quick else 5.0)
     a.duplicates = min(a.events, a.duplicates if a.duplicates is not None else (
         1_000 if quick else 100_000))
     if quick:
@@ -149,29 +154,18 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
     fig["ceiling_java_mb_per_s"] = phases["ceiling_java"]["mb_per_s"]
     log(f"ceilings: aiokafka {fig['ceiling_aiokafka_events_per_s']:,.0f}/s, "
         f"java {fig['ceiling_java_events_per_s']:,.0f}/s")
-    if quix_python is not None:
-        order = [dataset.TOPICS[f].name for f in ("contacts", "map_enquiries", "calls", "audits")]
-        quiet("quix")
-        peer = peer_quix.run_peer(quix_python, bootstrap, len(msgs), order, tmp / "quix",
-                                  "bench-quix", timeout)
-        problems = expected.compare(want, peer.pop("figures"), expected.PEER_FIGURES)
-        peer["exact"], peer["differences"] = not problems, problems[:20]
-        phases["quix"], fig["quix_events_per_s"] = peer, peer["events_per_s"]
-        fig["quix_exact"] = float(not problems)
-        if problems:
-            errors.append(f"Quix peer figures NOT exact ({len(problems)} differences)")
-        log(f"quix {peer['events_per_s']:,.0f}/s exact={not problems}")
-
-    quiet("throughput")
+    order = [dataset.TOPICS[f].name for f in ("contacts", "map_enquiries", "calls", "audits")]
+    tput = pairs.run_pairs(bootstrap, tmp, len(msgs), want, timeout, a.periodic_seconds,
+                           None if quix_python is None else (quix_python, order), quiet)
+    _throughput_figures(tput, fig, errors)
+    # The state the next phases need, from one more replay by a worker with the default
+    # intervals (the pairs' short checkpoint interval would weigh on the latency phase).
+    quiet("state_replay")
     worker, sampler, tp = replay.throughput(bootstrap, tmp, "bench-tp", len(msgs), want,
                                             timeout)
     alive.append(worker)
-    phases["throughput"] = tp
-    fig["worker_events_per_s"], fig["worker_exact"] = tp["events_per_s"], 1.0
-    fig["ratio_to_aiokafka_ceiling"] = tp["events_per_s"] / fig["ceiling_aiokafka_events_per_s"]
-    if fig["quix_events_per_s"]:
-        fig["ratio_to_quix"] = tp["events_per_s"] / fig["quix_events_per_s"]
-    log(f"worker {tp['events_per_s']:,.0f}/s, exact")
+    phases["throughput"] = {**tput, "exactness": tp["exactness"]}
+    phases["state_replay"] = tp
     consumed = len(msgs)
 
     steady = replay.steady_memory(worker, bootstrap, msgs[: a.duplicates], consumed, want,
@@ -207,6 +201,7 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
     # is where a worker holds the most.
     rec["restarted_peak_rss_bytes"] = restarted.hwm()
     fig["peak_rss_mib"] = max(sampler.peak(), tp["peak_rss_bytes"],
+                              *(w["peak_rss_bytes"] for w in tput["worker_runs"]),
                               rec["cold"]["killed_peak_rss_bytes"],  # the warm restart's
                               rec["restarted_peak_rss_bytes"]) / report.MIB
     restarted.stop()
@@ -232,6 +227,24 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
         if "error" in phases["profile"]:
             errors.append(f"profile: {phases['profile']['error']}")
     return 1 if errors else 0
+
+
+def _throughput_figures(tput: dict[str, Any], fig: dict[str, Any], errors: list[str]) -> None:
+    """The pairs' medians as figures; the verdict's inputs (pairs won) beside them."""
+    fig["worker_events_per_s"], fig["worker_exact"] = tput["worker"]["median"], 1.0
+    fig["ratio_to_aiokafka_ceiling"] = (tput["worker"]["median"]
+                                        / fig["ceiling_aiokafka_events_per_s"])
+    w = tput["worker"]
+    log(f"worker {w['median']:,.0f}/s (median; {w['min']:,.0f}-{w['max']:,.0f}), exact")
+    if "quix" not in tput:
+        return
+    fig["quix_events_per_s"], fig["ratio_to_quix"] = (tput["quix"]["median"],
+                                                      tput["ratio"]["median"])
+    fig["worker_pairs_won"], fig["quix_exact"] = float(tput["won"]), float(tput["quix_exact"])
+    if not tput["quix_exact"]:
+        errors.append("Quix peer figures NOT exact (phases.throughput.quix_runs)")
+    log(f"quix {tput['quix']['median']:,.0f}/s (median); worker ahead in {tput['won']} of "
+        f"{pairs.PAIRS} pairs, ratio median {tput['ratio']['median']:.2f}x")
 
 
 def scrape_ms(worker: Worker, times: int = 3) -> float:

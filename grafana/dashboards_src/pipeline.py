@@ -68,6 +68,16 @@ def latency_section() -> list[object]:
                     c.q("time() - max by (topic) (cspa_last_processed_timestamp_seconds)",
                         "{{topic}}"), unit=c.SECONDS,
                     steps=[(None, "green"), (3600, "orange"), (86400, "red")], w=12, h=6),
+        c.timeseries("Event loop lag p50 / p99", "How late each worker's event loop wakes "
+                     "a 50 ms timer (cspa_event_loop_lag_seconds): while a batch, a scrape or "
+                     "a checkpoint holds the loop, nothing else runs on it. Target: p99 under "
+                     "50 ms; WorkerLoopStalled fires on repeated stalls over 1 s.",
+                     c.q(_quantile(0.5, "cspa_event_loop_lag_seconds", "instance"),
+                         "p50 {{instance}}", instant=False),
+                     c.q(_quantile(0.99, "cspa_event_loop_lag_seconds", "instance"),
+                         "p99 {{instance}}", ref="B", instant=False), unit=c.SECONDS,
+                     steps=[(None, "green"), (0.05, "orange"), (1, "red")],
+                     threshold_line=True, w=24),
     ]
 
 

@@ -50,6 +50,8 @@ class TopicAgent:
     owners: dict[str, int] = field(default_factory=dict)  # table key -> changelog partition
     #: table key -> its record before the batch changed it (FamilyProcessor.settle)
     before: dict[str, Record | None] = field(default_factory=dict)
+    #: whether cspa_first_consumed_timestamp_seconds is set (once, at the first batch)
+    started: bool = False
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -87,6 +89,9 @@ class TopicAgent:
         owners: dict[str, int] = self.owners
         rejected: list[Rejected] = []
         now = time.time()
+        if not self.started:  # the clock of a replay starts here (bench/replay.py)
+            self.started = True
+            self.metrics.first_consumed.labels(self.topic).set(now)
         misplaced = self.processor.misplaced([r.key for r in batch.records], partition)
         for i, r in enumerate(batch.records):
             try:

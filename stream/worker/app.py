@@ -44,6 +44,7 @@ from stream.worker.changelog import ChangelogWriter
 from stream.worker.checkpoint import BrokerView, Checkpointer, usable
 from stream.worker.localstate import LocalStore, claim
 from stream.worker.localstate import load as load_checkpoint
+from stream.worker.looplag import LoopLag
 from stream.worker.metrics import (
     CallDefinitions,
     FiguresCollector,
@@ -304,6 +305,7 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
     app.on_refetch = lambda tp: metrics.refetches.labels(tp.topic).inc()
     app.wait_idle = worker.wait_idle
     app.timer(settings.commit_seconds, name="commit-progress")(worker.commit_progress)
+    app.task(LoopLag(metrics.loop_lag.observe).run)  # cspa_event_loop_lag_seconds
     _add_checkpoints(worker, broker)
     _add_views(worker)
     return worker

@@ -36,6 +36,7 @@ from stream.contract.decoder import REASONS
 from stream.settings import Settings
 from stream.state.aggregates import Aggregates, Cell
 from stream.state.queue_now import asa_family
+from stream.worker.looplag import LAG_BUCKETS, PERIOD_SECONDS
 
 DAY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 45.0)
 AGENCY_BUCKETS = tuple(float(n) for n in range(0, 13))
@@ -143,6 +144,10 @@ class PipelineMetrics:
         self.last_processed = Gauge("cspa_last_processed_timestamp_seconds",
                                     "Wall-clock time the last message was processed.",
                                     ["topic"], registry=registry)
+        self.first_consumed = Gauge(
+            "cspa_first_consumed_timestamp_seconds",
+            "Wall-clock time this process handed its first message of the topic to the "
+            "fold (POSIX seconds; absent until then).", ["topic"], registry=registry)
         self.latency = Histogram("cspa_event_latency_seconds",
                                  "Kafka record timestamp to figures updated (KIP-613).",
                                  ["topic"], buckets=LATENCY_BUCKETS, registry=registry)
@@ -173,6 +178,11 @@ class PipelineMetrics:
             "Fetched batches dropped because an assignment moved their partition to the "
             "state's progress marker before they were processed.", ["topic"],
             registry=registry)
+        self.loop_lag = Histogram(  # fed by stream.worker.looplag.LoopLag
+            "cspa_event_loop_lag_seconds",
+            f"How much later than asked the worker's event loop woke a timer that sleeps "
+            f"{PERIOD_SECONDS:g} s (0 when idle; a stall of B s observes about B).",
+            buckets=LAG_BUCKETS, registry=registry)
 
     def prime(self, topics: Iterable[str]) -> None:
         """Create every labelled child up front so rates start at 0, not absent."""

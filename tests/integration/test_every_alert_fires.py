@@ -21,6 +21,8 @@ into every condition an alert watches:
 * 12 calls this hour: answered after 90 s or abandoned (service level and abandoned rate,
   this hour and today), and a call queued at 12:25 and still waiting (CallWaitingTooLong:
   its wait, 300 s at the worker's clock, is over 120 s);
+* the worker process stopped (SIGSTOP) for 2.5 s and resumed: its event loop wakes its
+  lag timer that late, a real stall (WorkerLoopStalled);
 * a malformed message (CspaEventsRejected), then nothing for a while (CspaPipelineStalled).
 
 The test watches /api/v1/alerts and passes when every alert name in the rule files has
@@ -29,6 +31,8 @@ been firing, each with labels from the closed sets.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from datetime import datetime
@@ -161,12 +165,23 @@ class FiringWatch(threading.Thread):
             self.done.wait(0.5)
 
 
+def stall(worker: WorkerProcess, prom: PrometheusProcess, seconds: float = 2.5) -> None:
+    """Hold the worker's event loop for real: stop the process, then let it run on."""
+    prom.wait_for_sample("cspa_event_loop_lag_seconds_count")  # the count before the stall
+    assert worker.proc is not None
+    os.kill(worker.proc.pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(worker.proc.pid, signal.SIGCONT)
+
+
 def test_every_alert_fires_on_a_real_worker(broker, workers, tmp_path):
     from stream.cli import ensure_topics
     from stream.settings import Settings
 
     names = alert_names()
-    assert len(names) == 26, sorted(names)  # a new alert must join this test
+    assert len(names) == 27, sorted(names)  # a new alert must join this test
     clock, rules = tmp_path / "clock.txt", tmp_path / "rules.toml"
     clock.write_text(NOW + "\n")
     rules.write_text((ROOT / "config" / "rules.toml").read_text() + EXTRA_RULE)
@@ -191,6 +206,7 @@ def test_every_alert_fires_on_a_real_worker(broker, workers, tmp_path):
                      >= BACKLOG, 180, "the backlog consumed")
             # the rejected-events rule needs the counter's 0 scraped before the 1
             prom.wait_for_sample('cspa_events_rejected_total{reason="invalid_json"}')
+            stall(worker, prom)
             time.sleep(2)
             produce_checked(broker.bootstrap, [Message(TOPICS["contacts"], b"bad", b"{oops",
                                                        int(time.time() * 1000))])
@@ -213,6 +229,8 @@ def test_every_alert_fires_on_a_real_worker(broker, workers, tmp_path):
     assert seen["CspaConsumerLagHigh"]["labels"]["topic"] == TOPICS["calls"]
     assert float(seen["CspaConsumerLagHigh"]["value"]) > 10_000
     assert seen["CspaEventsRejected"]["labels"]["reason"] == "invalid_json"
+    assert seen["WorkerLoopStalled"]["labels"]["instance"] == instance
+    assert float(seen["WorkerLoopStalled"]["value"]) >= 1  # the one stall, at least
     assert seen["TimescaleAtRisk"]["labels"]["rule"] == "contact_triage"
     assert seen["TimescaleOverdue"]["labels"]["rule"] == "contact_triage"
     for rule, prefix in zip(WATCHED, ("ContactDecision", "MapEnquiry", "EarlyHelpAllocation",

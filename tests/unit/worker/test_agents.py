@@ -124,3 +124,21 @@ async def test_a_record_in_another_partition_than_its_key_gives_is_dead_lettered
     # Logged by topic, partition, offset and reason: not the detail, never the key.
     [line] = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
     assert line == f"rejected topic={TOPIC} partition=2 offset=8 reason=wrong_partition"
+
+
+@pytest.mark.asyncio
+async def test_the_first_batch_sets_the_first_consumed_time_once(taxonomy, ctx):
+    import time
+
+    agent, _, metrics = _agent(taxonomy, ctx)
+    first = metrics.first_consumed.labels(TOPIC)
+    a, b = key("a"), key("b")
+    before = time.time()
+    await agent.handle(Batch(TP(TOPIC, 0), 1, [_record(0, a, received(a, T0))]))
+    after = time.time()
+    stamped = first._value.get()
+    assert before <= stamped <= after  # when the first record reached the fold
+    await agent.handle(Batch(TP(TOPIC, 0), 1, [_record(1, b, received(b, T0))]))
+    assert first._value.get() == stamped  # not moved by later batches
+    last = metrics.last_processed.labels(TOPIC)._value.get()
+    assert last >= stamped  # the replay's window: first consumed to last processed

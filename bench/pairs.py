@@ -1,0 +1,82 @@
+"""Throughput as interleaved pairs: worker, Quix, worker, Quix... each after the quiet wait.
+
+Each run replays the whole backlog into a fresh consumer group with empty state. Both
+sides' periodic work falls inside their measured windows because the intervals are set,
+not left at their defaults: the worker checkpoints every ``periodic`` seconds
+(``CSPA_CHECKPOINT_SECONDS``; 60 s by default, longer than a replay) and Quix commits
+every ``periodic`` seconds (``commit_interval``, which is 5 s by default). Each run is
+checked exact against the independent figures; a worker that is not raises.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import expected, peer_quix, replay
+from bench.expected import Figures
+
+#: pairs run (the verdict is "ahead" only when the worker wins every one)
+PAIRS = 3
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median, least and greatest of ``values``."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def worker_run(bootstrap: str, tmp: Path, i: int, total: int, want: Figures,
+               timeout: float, periodic: float) -> dict[str, Any]:
+    """The ``i``-th worker replay (its own app id and data directory), then stopped."""
+    worker, sampler, tp = replay.throughput(
+        bootstrap, tmp, f"bench-tp-{i}", total, want, timeout,
+        env={"CSPA_CHECKPOINT_SECONDS": f"{periodic:g}"})
+    sampler.stop()
+    tp["peak_rss_bytes"] = max(tp["peak_rss_bytes"], sampler.peak())
+    worker.stop()
+    return tp
+
+
+def quix_run(python: Path, bootstrap: str, tmp: Path, i: int, total: int, want: Figures,
+             topics: list[str], timeout: float, periodic: float) -> dict[str, Any]:
+    """The ``i``-th Quix replay (its own group and state directory), checked exact."""
+    peer = peer_quix.run_peer(python, bootstrap, total, topics, tmp / f"quix-{i}",
+                              f"bench-quix-{i}", timeout, commit_seconds=periodic)
+    problems = expected.compare(want, peer.pop("figures"), expected.PEER_FIGURES)
+    peer["exact"], peer["differences"] = not problems, problems[:20]
+    return peer
+
+
+def run_pairs(bootstrap: str, tmp: Path, total: int, want: Figures, timeout: float,
+              periodic: float, quix: tuple[Path, list[str]] | None,
+              quiet: Callable[[str], None]) -> dict[str, Any]:
+    """``PAIRS`` rounds of (worker, Quix); without Quix, the worker's runs alone."""
+    workers: list[dict[str, Any]] = []
+    peers: list[dict[str, Any]] = []
+    for i in range(1, PAIRS + 1):
+        quiet(f"throughput_worker_{i}")
+        workers.append(worker_run(bootstrap, tmp, i, total, want, timeout, periodic))
+        if quix is not None:
+            quiet(f"throughput_quix_{i}")
+            peers.append(quix_run(quix[0], bootstrap, tmp, i, total, want, quix[1], timeout,
+                                  periodic))
+    return summary(workers, peers, periodic)
+
+
+def summary(workers: list[dict[str, Any]], peers: list[dict[str, Any]],
+            periodic: float) -> dict[str, Any]:
+    """Each side's and the ratio's median and range, and the pairs the worker won."""
+    rates = [w["events_per_s"] for w in workers]
+    out: dict[str, Any] = {"periodic_seconds": periodic, "worker_runs": workers,
+                           "worker": spread(rates), "quix_runs": peers}
+    if peers:
+        quix = [p["events_per_s"] for p in peers]
+        ratios = [w / q for w, q in zip(rates, quix, strict=True)]
+        out |= {"quix": spread(quix), "ratio": spread(ratios),
+                "pairs": [{"worker": w, "quix": q, "ratio": r}
+                          for w, q, r in zip(rates, quix, ratios, strict=True)],
+                "won": sum(r > 1 for r in ratios),
+                "quix_exact": all(p["exact"] for p in peers)}
+    return out

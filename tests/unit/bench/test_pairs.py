@@ -1,0 +1,44 @@
+"""The throughput pairs' summary and verdict: ahead only when the worker wins every pair."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import pairs, report
+
+
+def _runs(*rates: float) -> list[dict]:
+    return [{"events_per_s": r, "exact": True} for r in rates]
+
+
+def test_each_side_and_the_ratio_get_a_median_and_a_range():
+    out = pairs.summary(_runs(30_000, 24_000, 27_000), _runs(20_000, 16_000, 30_000), 5.0)
+    assert out["worker"] == {"median": 27_000, "min": 24_000, "max": 30_000}
+    assert out["quix"] == {"median": 20_000, "min": 16_000, "max": 30_000}
+    # ratios per pair: 1.5, 1.5, 0.9 (not the ratio of the medians, 1.35)
+    assert out["ratio"]["median"] == pytest.approx(1.5)
+    assert out["ratio"]["min"] == pytest.approx(0.9)
+    assert out["won"] == 2
+    assert [p["worker"] for p in out["pairs"]] == [30_000, 24_000, 27_000]  # order kept
+
+
+def test_without_the_peer_only_the_worker_is_summarised():
+    out = pairs.summary(_runs(1.0, 3.0, 2.0), [], 0.5)
+    assert out["worker"]["median"] == 2.0 and "ratio" not in out and "won" not in out
+
+
+@pytest.mark.parametrize(("ratio", "won", "met"), [
+    (2.0, 3, True),    # ahead in every pair, median over the target
+    (2.0, 2, False),   # a lost pair: not ahead, whatever the median
+    (1.2, 3, False),   # ahead in every pair, median under 1.5x
+])
+def test_the_ratio_meets_its_target_only_ahead_in_every_pair(ratio, won, met):
+    verdict = report.verdicts({"ratio_to_quix": ratio, "worker_pairs_won": float(won)})
+    assert verdict["ratio_to_quix"]["met"] is met
+    assert verdict["worker_pairs_won"]["met"] is (won == 3)
+    if not met:
+        assert ("not ahead" in verdict["ratio_to_quix"]["miss"]) is (won < 3)
+
+
+def test_the_report_keeps_the_bench_pair_count():
+    assert report.PAIRS == pairs.PAIRS
