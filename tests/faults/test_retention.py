@@ -141,7 +141,7 @@ def test_retention_erases_expired_cases_everywhere_and_keeps_the_figures(broker,
     assert "checkpoint not used reason=erased" in worker.log_path.read_text()
     assert_figures_match(worker.samples(), truth)  # months before the cut-off included
     wait_for(lambda: checkpoint.stat().st_mtime > written, 60, "a new checkpoint")
-    cp = localstate.load(checkpoint)
+    cp = localstate.load(checkpoint, localstate.read_key(worker.workdir / "checkpoint.key"))
     assert cp is not None
     keys = [k.encode() for _, (data, _, _) in cp["tables"].items() for k in data]
     values = [v for _, (data, _, _) in cp["tables"].items() for v in data.values()]
