@@ -54,12 +54,16 @@ def primary(v: Value) -> bool:
 
 
 class _Model:
-    """The report's counts (cells keyed by row object and column) and their equations."""
+    """The report's counts (cells keyed by row number and column) and their equations."""
 
     def __init__(self) -> None:
         self.values: dict[Cell, int] = {}
         self.equations: list[Equation] = []
-        self.rows: dict[int, Row] = {}
+        #: row number (in the order the model meets rows) -> the row's id(). Cells are
+        #: keyed by row number, not id(): ids differ from process to process, and the
+        #: cells' order breaks ties, so a republication must hide the same cells.
+        self.row_ids: dict[int, int] = {}
+        self._numbers: dict[int, int] = {}
 
     def cell(self, row: Row, i: int) -> Cell | None:
         """The count at ``row``'s column ``i``; None for N/A (known zero)."""
@@ -67,9 +71,10 @@ class _Model:
         n = v.value if v.kind == "count" else (None if v.not_applicable else v.base)
         if n is None:
             return None
-        self.rows[id(row)] = row
-        self.values[(id(row), i)] = round(n)
-        return (id(row), i)
+        number = self._numbers.setdefault(id(row), len(self._numbers))
+        self.row_ids[number] = id(row)
+        self.values[(number, i)] = round(n)
+        return (number, i)
 
     def add(self, terms: Iterable[tuple[int, Row, int]]) -> None:
         """An equation: sum of coefficient x the count at (row, column) = 0."""
@@ -300,8 +305,9 @@ def protect(report: Report) -> Report:
     """The report with every count, and figure of a count, that publication must hide
     marked ``hidden`` (primary and secondary suppression, see the module's doc)."""
     hide: dict[int, set[int]] = {}
-    for row_id, col in hidden_counts(_model(report)):
-        hide.setdefault(row_id, set()).add(col)
+    model = _model(report)
+    for number, col in hidden_counts(model):
+        hide.setdefault(model.row_ids[number], set()).add(col)
     for row, sources in _links(report):
         for src in sources:
             hide.setdefault(id(row), set()).update(hide.get(id(src), ()))

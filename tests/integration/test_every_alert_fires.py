@@ -199,7 +199,11 @@ def test_every_alert_fires_on_a_real_worker(broker, workers, tmp_path):
         watch = FiringWatch(prom)
         watch.start()
         try:
-            wait_for(lambda: "CspaWorkerDown" in watch.seen, 30, "CspaWorkerDown before start")
+            # up == 0 for the worker's own address (absent(up) may fire first, with no
+            # instance: starting the worker then raced the first scrape of the down target)
+            wait_for(lambda: instance in {labels.get("instance") for labels in
+                                          watch.labelled.get("CspaWorkerDown", [])},
+                     60, "CspaWorkerDown for the worker's address before it starts")
             worker.start()
             wait_for(lambda: total(worker.samples(), "cspa_consumer_lag") == 0
                      and total(worker.samples(), "cspa_events_consumed_total")
