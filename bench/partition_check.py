@@ -34,7 +34,7 @@ from stream.worker.agents import TopicAgent
 from stream.worker.app import fact_context
 from stream.worker.batches import Batch
 from stream.worker.metrics import PipelineMetrics
-from stream.worker.processor import FamilyProcessor, FigureState
+from stream.worker.processor import CellState, FamilyProcessor
 
 
 def batches(msgs: list[dataset.Msg], size: int) -> list[tuple[str, Batch]]:
@@ -63,7 +63,7 @@ def replay(work: list[tuple[str, Batch]]) -> tuple[float, float]:
     settings = Settings()
     ctx, taxonomy = fact_context(settings), load_taxonomy()
     metrics = PipelineMetrics(CollectorRegistry())
-    state = FigureState()
+    state = CellState()
     agents, checks = {}, {}
     for family, spec in event_families(load_topics()).items():
         processor = FamilyProcessor(spec.name, Decoder(family, taxonomy), ctx, state, metrics)

@@ -323,7 +323,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         time.sleep(1)
     last = min(start + timedelta(days=days - 1), date.today())
     print(f"metrics  {base}/metrics")
-    print(f"figures  {base}/figures")
+    print(f"cells    {base}/cells")
     print(f"report   make report MONTHS={start:%Y-%m}..{last:%Y-%m}"
           f"   (or .venv/bin/python -m stream report --months ...)")
     print(f"live     the rest of the period in real time (pid {live}, "

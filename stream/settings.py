@@ -86,7 +86,7 @@ class Settings(BaseSettings):
 
     # Worker
     app_id: str = "cspa"
-    web_host: str = Field("127.0.0.1", description="bind address of /metrics and /figures")
+    web_host: str = Field("127.0.0.1", description="bind address of /metrics and /cells")
     web_port: int = 6066
     store: str = Field("local://", description="table store: local:// (in memory, "
                        "checkpointed to data_dir: a restart reads only the changelog's tail) "

@@ -10,7 +10,7 @@ own) and ``<name>_seconds`` (elapsed calendar time). ``$basis`` is 1 for working
 from __future__ import annotations
 
 from grafana.dashboards_src import common as c
-from stream.worker.metrics import DAY, DAY_BUCKETS
+from stream.state.facts import DAY, DAY_BUCKETS
 
 M = c.MONTHS
 BASIS_TEXT = ("Days are working days (weekends and England and Wales bank holidays excluded) "

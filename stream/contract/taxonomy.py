@@ -22,6 +22,10 @@ REQUIRED_SETS = (
     "pathway", "destination", "map_outcome", "level3_service", "agency", "call_queue", "grade",
 )
 
+#: The ``pathway`` a completed contact is counted under when the case system recorded
+#: none (the completion table's "Not Yet Recorded"): every taxonomy must list it.
+UNRECORDED_PATHWAY = "not_yet_recorded"
+
 
 class TaxonomyError(ValueError):
     """The taxonomy file is missing a set or is inconsistent."""
@@ -88,6 +92,9 @@ def parse_taxonomy(text: str) -> Taxonomy:
         set_labels, since = _parse_set(name, raw.get(name))
         labels[name] = MappingProxyType(set_labels)
         valid_from[name] = MappingProxyType(since)
+    if UNRECORDED_PATHWAY not in labels["pathway"]:
+        raise TaxonomyError(f"taxonomy set 'pathway' must list {UNRECORDED_PATHWAY!r}: "
+                            "completions without a recorded outcome count under it")
     groups = dict(labels["source_code"])
     unknown = sorted(set(groups.values()) - set(labels["source_group"]))
     if unknown:

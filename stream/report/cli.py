@@ -26,12 +26,12 @@ import orjson
 
 from stream.contract.taxonomy import TaxonomyError, parse_taxonomy
 from stream.contract.topics import event_families, load_topics
-from stream.report import IncompleteReport, compute_report, fetch_figures, publication, render
+from stream.report import IncompleteReport, compute_report, fetch_cells, publication, render
 from stream.report.appendix import annotate
-from stream.report.figures import DayBasis, Report, ReportDefinitions
 from stream.report.publication import DataAsAt
 from stream.report.render import FORMATS
 from stream.report.running import RULE_SHARES, Since, compute_since
+from stream.report.tables import DayBasis, Report, ReportDefinitions
 from stream.report.webclient import WebClient
 from stream.settings import PeriodCombination, ServiceLevelVariant, Settings
 from stream.state.rules import RuleError, load_rules
@@ -163,12 +163,12 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
         print(f"report: {exc}", file=sys.stderr)
         return 2
     try:
-        figures = fetch_figures(urls, expected_partitions(), timeout=args.timeout,
-                                client=WebClient.of(settings))
-        as_at = publication.DataAsAt(datetime.now(UTC), figures.offsets)
+        cells = fetch_cells(urls, expected_partitions(), timeout=args.timeout,
+                            client=WebClient.of(settings))
+        as_at = publication.DataAsAt(datetime.now(UTC), cells.offsets)
         defs = (snapshot_definitions(snapshot.definitions, settings) if snapshot else
-                definitions(args, figures.definitions, settings.timeliness_target_percent))
-        taxonomy = parse_taxonomy(figures.taxonomy)
+                definitions(args, cells.definitions, settings.timeliness_target_percent))
+        taxonomy = parse_taxonomy(cells.taxonomy)
     except IncompleteReport as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 2
@@ -179,10 +179,10 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
     months = list(snapshot.months) if snapshot else args.months
     first = snapshot.since if snapshot else args.since
     publish = True if snapshot else args.publish
-    report = compute_report(figures.aggregates, months, taxonomy, defs, publish=publish)
+    report = compute_report(cells.aggregates, months, taxonomy, defs, publish=publish)
     try:
         since = None if first is None else compute_since(
-            figures.aggregates, first, months[-1], taxonomy, settings.map_within_days(),
+            cells.aggregates, first, months[-1], taxonomy, settings.map_within_days(),
             timescales(settings))
     except (ValueError, OSError, RuleError) as exc:
         print(f"report: {exc}", file=sys.stderr)

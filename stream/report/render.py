@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from stream.report.figures import TOTAL, DayBasis, Report, Row, Table, Value, month_label
 from stream.report.suppression import METHOD, primary
+from stream.report.tables import TOTAL, DayBasis, Report, Row, Table, Value, month_label
 from stream.settings import PeriodCombination, ServiceLevelVariant
 
 TITLE = "Children's Single Point of Access Performance"

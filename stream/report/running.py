@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from stream.contract.taxonomy import Taxonomy
-from stream.report.figures import month_label
+from stream.report.tables import month_label
 from stream.state.aggregates import Aggregates, Cell
 
 #: rule name -> (figure whose values are its durations, label of the share)

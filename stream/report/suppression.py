@@ -32,7 +32,7 @@ from fractions import Fraction
 from math import lcm
 from typing import Any
 
-from stream.report.figures import Report, Row, Table, Value
+from stream.report.tables import Report, Row, Table, Value
 
 METHOD = ("Secondary suppression: further counts are hidden (smallest first) until no "
           "hidden count can be worked out from any row, column or table total, or from "

@@ -110,7 +110,7 @@ class IncompleteReport(RuntimeError):
 
 
 def worker_url(url: str, path: str) -> str:
-    """``path`` (``/figures``, ``/due``...) of a worker given its base URL (or that URL)."""
+    """``path`` (``/cells``, ``/due``...) of a worker given its base URL (or that URL)."""
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValueError(f"not an http(s) worker URL: {url!r}")

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream.state.figures import Fact
+from stream.state.facts import Fact
 
 #: Values are kept to 1e-4 (days: ~9 s; seconds: 0.1 ms): exact for the
 #: integer seconds telephony sends and far below the report's 0.1-day rounding.

@@ -20,9 +20,11 @@ idempotent by event id.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
+from typing import TypeVar
 
-from faust.types import TP
+#: a partition as the caller names it (Faust's ``TP`` in the worker)
+TP = TypeVar("TP", bound=Hashable)
 
 #: Record keys are ``kind:case-key`` with an alphabetic kind, so this cannot clash.
 PREFIX = "!offset:"

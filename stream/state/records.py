@@ -15,16 +15,21 @@ latest recorded *version*, the event with the greatest
 
 Keeping the maximum of a total order is commutative, associative and
 idempotent; two events only tie when they are the same version (same id and
-times). Figures read only ``occurred_at`` (slot[0]): durations and months are
-business time, whenever the version was recorded.
+times). Facts read only ``occurred_at``: durations and months are business
+time, whenever the version was recorded.
 
-Records are plain JSON-able dicts (stored as bytes in a Faust table). All the
-figures are a pure function of the records (``stream.state.figures``), which is why
-a replay after a crash cannot double count.
+Records are plain JSON-able dicts (stored as bytes in a Faust table), and a slot
+is a JSON list. Its fields are read by name, through the slot classes below
+(``Receipt.channel(slot)``), and by nobody else by position: each class documents
+its slot, and ``slot_of`` writes the fields in the order the class reads them. All
+the figures are a pure function of the records (``stream.state.families``), which is
+why a replay after a crash cannot double count.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -46,11 +51,142 @@ from stream.contract.events import (
 )
 
 Record = dict[str, Any]
-#: A slot: [occurred_at (POSIX s), version, *fields]. The version is the event id,
-#: or [recorded_at (POSIX s), event id] for an event recorded after it occurred:
-#: old records and uncorrected events stay as they were, and only corrections
-#: pay the extra bytes.
+#: A slot: [occurred_at (POSIX s), version, *fields] (a JSON list; read it through the
+#: slot classes). The version is the event id, or [recorded_at (POSIX s), event id] for
+#: an event recorded after it occurred: old records and uncorrected events stay as they
+#: were, and only corrections pay the extra bytes.
 Slot = list[Any]
+#: A named field of a slot: called on the slot, gives the field's value. An
+#: ``itemgetter`` (C): a field read costs about what an index does.
+Field = Callable[[Slot], Any]
+
+
+class SlotFields:
+    """The two fields every slot starts with."""
+
+    #: the slot's record kind and its key in the record
+    KIND = ""
+    KEY = ""
+    #: business time of the event (POSIX seconds, UTC)
+    occurred_at: Field = itemgetter(0)
+    #: the event id, or [recorded_at, event id] for a correction (see ``order``)
+    version: Field = itemgetter(1)
+
+
+class Receipt(SlotFields):
+    """``rcv`` of a contact record: the contact was received (``contact.received``)."""
+
+    KIND, KEY = "contact", "rcv"
+    channel: Field = itemgetter(2)  #: how it came in (taxonomy ``channel``)
+    source_code: Field = itemgetter(3)  #: CIN referral source (taxonomy ``source_code``)
+    team: Field = itemgetter(4)  #: the team that took it (taxonomy ``team``)
+
+
+class Decision(SlotFields):
+    """``dec`` of a contact record: the contact was decided (``contact.decided``)."""
+
+    KIND, KEY = "contact", "dec"
+    outcome: Field = itemgetter(2)  #: RFS outcome level (taxonomy ``contact_outcome``)
+    #: the case system's actual outcome (taxonomy ``pathway``); None: not yet recorded
+    pathway: Field = itemgetter(3)
+
+
+class Allocation(SlotFields):
+    """``alloc`` of a contact record: allocated by the Early Help Hub
+    (``early_help.allocated``)."""
+
+    KIND, KEY = "contact", "alloc"
+
+
+class Progression(SlotFields):
+    """``prog:<destination>`` of a contact record, one per destination
+    (``contact.progressed``): the destination is in the key, not a field."""
+
+    KIND, KEY = "contact", "prog:"
+
+    @staticmethod
+    def key(destination: str) -> str:
+        """The record key of the progression to ``destination``."""
+        return "prog:" + destination
+
+
+class Resolution(SlotFields):
+    """``res`` of an email record: an email enquiry resolved (``email.resolved``)."""
+
+    KIND, KEY = "email", "res"
+
+
+class Opening(SlotFields):
+    """``open`` of a MAP record: the MAP enquiry opened (``map_enquiry.opened``)."""
+
+    KIND, KEY = "map", "open"
+
+
+class Completion(SlotFields):
+    """``done`` of a MAP record: the MAP enquiry completed (``map_enquiry.completed``)."""
+
+    KIND, KEY = "map", "done"
+    agencies: Field = itemgetter(2)  #: agencies consulted, sorted, each once (``agency``)
+    outcome: Field = itemgetter(3)  #: the level reached (taxonomy ``map_outcome``)
+    #: the Level 3 service (taxonomy ``level3_service``); None below Level 3
+    level3_service: Field = itemgetter(4)
+
+
+class Queueing(SlotFields):
+    """``q`` of a call record: the call joined a queue (``call.queued``)."""
+
+    KIND, KEY = "call", "q"
+    queue: Field = itemgetter(2)  #: taxonomy ``call_queue``
+
+
+class Answer(SlotFields):
+    """``ans`` of a call record: the call was answered (``call.answered``)."""
+
+    KIND, KEY = "call", "ans"
+    queue: Field = itemgetter(2)  #: taxonomy ``call_queue``
+    wait_seconds: Field = itemgetter(3)  #: time in the queue before the answer
+
+
+class Abandon(SlotFields):
+    """``abn`` of a call record: the caller hung up in the queue (``call.abandoned``)."""
+
+    KIND, KEY = "call", "abn"
+    queue: Field = itemgetter(2)  #: taxonomy ``call_queue``
+    wait_seconds: Field = itemgetter(3)  #: time in the queue before hanging up
+
+
+class Ending(SlotFields):
+    """``end`` of a call record: an answered call ended (``call.ended``)."""
+
+    KIND, KEY = "call", "end"
+    queue: Field = itemgetter(2)  #: taxonomy ``call_queue``
+    handle_seconds: Field = itemgetter(3)  #: answer to end
+
+
+class Grading(SlotFields):
+    """``g`` of an audit record: a case audit graded (``audit.graded``)."""
+
+    KIND, KEY = "audit", "g"
+    team: Field = itemgetter(2)  #: the team audited (taxonomy ``team``)
+    grade: Field = itemgetter(3)  #: taxonomy ``grade``
+
+
+#: event type -> (its slot class, the field a rule's ``:code`` narrows; None: none). A
+#: progression's code names its destination, which is part of the slot's key.
+SLOTS: Mapping[str, tuple[type[SlotFields], Field | None]] = {
+    "contact.received": (Receipt, None),
+    "contact.decided": (Decision, Decision.outcome),
+    "contact.progressed": (Progression, None),
+    "early_help.allocated": (Allocation, None),
+    "email.resolved": (Resolution, None),
+    "map_enquiry.opened": (Opening, None),
+    "map_enquiry.completed": (Completion, Completion.outcome),
+    "call.queued": (Queueing, None),
+    "call.answered": (Answer, Answer.queue),
+    "call.abandoned": (Abandon, Abandon.queue),
+    "call.ended": (Ending, Ending.queue),
+    "audit.graded": (Grading, Grading.grade),
+}
 
 
 def _version(event: Event) -> str | list[Any]:
@@ -60,14 +196,14 @@ def _version(event: Event) -> str | list[Any]:
 
 def order(value: Slot) -> tuple[float, float, str]:
     """(recorded, occurred, event id) of a slot: the greatest is the version kept."""
-    version = value[1]
+    occurred, version = value[0], value[1]
     if isinstance(version, str):
-        return value[0], value[0], version
-    return version[0], value[0], version[1]
+        return occurred, occurred, version
+    return version[0], occurred, version[1]
 
 
 def slot_of(event: Event) -> tuple[str, str, Slot]:
-    """(record kind, slot name, slot value) of an event."""
+    """(record kind, slot key, slot value) of an event; fields in the slot class's order."""
     ts, eid = event.timestamp, _version(event)
     match event:
         case ContactReceived():
@@ -77,7 +213,7 @@ def slot_of(event: Event) -> tuple[str, str, Slot]:
         case EarlyHelpAllocated():
             return "contact", "alloc", [ts, eid]
         case ContactProgressed():
-            return "contact", "prog:" + event.destination, [ts, eid]
+            return "contact", Progression.key(event.destination), [ts, eid]
         case EmailResolved():
             return "email", "res", [ts, eid]
         case MapEnquiryOpened():

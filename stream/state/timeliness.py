@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping
 from datetime import datetime, time, timedelta
 from functools import lru_cache
 from heapq import nsmallest
 from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-
-from stream.state.records import Record
+from stream.state.records import SLOTS, Field, Progression, Record, SlotFields
 from stream.state.rules import Rule, RuleError, Versions, versioned
 from stream.state.working_days import WorkingCalendar, local_month, us_rounded
 
@@ -41,17 +38,6 @@ _SHORTEST_DAY = 23 * 3600
 Part = Hashable  # a partition: (topic, partition) in the worker
 StateKey = tuple[str, str, str]  # (rule, team, state)
 BreachKey = tuple[str, int, str]  # (rule, version, month of the deadline)
-
-#: event type -> (record kind, slot, index of the field a ":code" narrows; None: no field)
-_EVENTS: Mapping[str, tuple[str, str, int | None]] = {
-    "contact.received": ("contact", "rcv", None),
-    "contact.decided": ("contact", "dec", 2),  # outcome
-    "contact.progressed": ("contact", "prog:", None),  # the code names the slot
-    "early_help.allocated": ("contact", "alloc", None),
-    "map_enquiry.opened": ("map", "open", None),
-    "map_enquiry.completed": ("map", "done", 3),  # outcome
-}
-
 
 class Item(NamedTuple):
     """One piece of work judged by one rule version. Times are POSIX seconds.
@@ -71,31 +57,33 @@ class Item(NamedTuple):
     closed_ts: float | None
 
 
-#: (record kind, slot, narrowed field, code) of an ``opens``/``closes`` spec
-Endpoint = tuple[str, str, int | None, str | None]
+#: (record kind, slot key, the field a code narrows, code) of an ``opens``/``closes`` spec
+Endpoint = tuple[str, str, Field | None, str | None]
 
 
 @lru_cache(maxsize=256)
 def endpoint(spec: str) -> Endpoint:
-    """(kind, slot, narrowed field, code) of an ``opens``/``closes`` spec; RuleError if unknown."""
+    """(kind, slot key, narrowed field, code) of an ``opens``/``closes`` spec (``records.SLOTS``);
+    RuleError if unknown."""
     event, _, code = spec.partition(":")
-    if event not in _EVENTS:
+    if event not in SLOTS:
         raise RuleError(f"no record slot for event type {event!r}")
-    kind, slot, field = _EVENTS[event]
-    if slot.endswith(":"):  # a progression: the destination code names the slot
+    slot, narrows = SLOTS[event]
+    if slot is Progression:  # the destination code names the slot
         if not code:
             raise RuleError(f"{event} needs a destination code")
-        return kind, slot + code, None, None
-    if code and field is None:
+        return slot.KIND, Progression.key(code), None, None
+    if code and narrows is None:
         raise RuleError(f"{event} cannot be narrowed by a code")
-    return kind, slot, field, code or None
+    return slot.KIND, slot.KEY, narrows, code or None
 
 
 def _ts(record: Record, end: Endpoint) -> float | None:
-    kind, slot, field, code = end
-    value = record.get(slot) if record.get("k") == kind else None
-    ok = value is not None and (field is None or code is None or value[field] == code)
-    return float(value[0]) if ok and value is not None else None
+    kind, key, narrows, code = end
+    value = record.get(key) if record.get("k") == kind else None
+    if value is None or (narrows is not None and code is not None and narrows(value) != code):
+        return None
+    return float(SlotFields.occurred_at(value))
 
 
 def watched_rules(rules: Mapping[str, Rule | Versions]) -> dict[str, Versions]:
@@ -207,7 +195,7 @@ def items_of(record: Record, rules: Mapping[str, Rule | Versions],
 
 
 class RecordListener(Protocol):
-    """State derived from the same records as open work (``stream.state.queue_now``)."""
+    """State derived from the same records as open work (``stream.state.calls_waiting``)."""
 
     def update(self, partition: Part, key: str, record: Record | None) -> None: ...
     def drop_partition(self, partition: Part) -> None: ...
@@ -435,70 +423,3 @@ class OpenWork:
                         "deadline": deadline.isoformat(), "state": self.state(item, now_ts, today),
                         "working_hours_left": round(left, 2)})
         return out
-
-
-class ScrapeCollector(Collector):
-    """Gauges of the owned partitions, evaluated on the worker's clock at every scrape.
-
-    Subclasses yield their families from ``_families(now, owned)``; with ``now`` None
-    (registration) only the names are wanted and nothing is evaluated.
-    """
-
-    def __init__(self, now: Callable[[], float], owned: Callable[[], Collection[Part]]) -> None:
-        self._now, self._owned = now, owned
-
-    def describe(self) -> Iterator[GaugeMetricFamily]:
-        return self._families()  # names only: registering evaluates nothing
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        return self._families(self._now(), set(self._owned()))
-
-    def _families(self, now: float | None = None,
-                  owned: Collection[Part] = ()) -> Iterator[GaugeMetricFamily]:
-        raise NotImplementedError
-
-
-class TimelinessCollector(ScrapeCollector):
-    """Timeliness gauges of the owned partitions, evaluated at scrape time."""
-
-    def __init__(self, work: OpenWork, now: Callable[[], float],
-                 owned: Callable[[], Collection[Part]]) -> None:
-        super().__init__(now, owned)
-        self._work = work
-
-    def _families(self, now: float | None = None,
-                  owned: Collection[Part] = ()) -> Iterator[GaugeMetricFamily]:
-        work = self._work
-        items = GaugeMetricFamily("cspa_open_items", "Open items by timescale rule and state.",
-                                  labels=["rule", "team", "state"])
-        oldest = GaugeMetricFamily("cspa_open_item_oldest_workdays",
-                                   "Working days since the oldest open item started (0: none;"
-                                   " max() across workers).", labels=["rule"])
-        breaches = GaugeMetricFamily("cspa_breaches", "Items closed late or open past their "
-                                     "deadline, by month of the deadline (sum() across workers).",
-                                     labels=["rule", "rule_version", "month"])
-        evaluated = GaugeMetricFamily("cspa_timeliness_evaluated_timestamp_seconds",
-                                      "When the timeliness states were evaluated.")
-        stale = GaugeMetricFamily("cspa_open_items_stale", "Open items past their deadline by "
-                                  "more than the horizon (CSPA_OPEN_WORK_HORIZON working days): "
-                                  "not in cspa_open_items (sum() across workers).",
-                                  labels=["rule"])
-        stale_oldest = GaugeMetricFamily("cspa_open_item_stale_oldest_workdays",
-                                         "Working days since the oldest stale open item "
-                                         "started (0: none; max() across workers).",
-                                         labels=["rule"])
-        if now is not None:
-            for (rule, team, state), n in sorted(work.states(now, owned).items()):
-                items.add_metric([rule, team, state], n)
-            ages = work.oldest(now, owned)
-            for rule in sorted(work.rules.keys() | ages.keys()):
-                oldest.add_metric([rule], ages.get(rule, 0.0))
-            for rule, n in sorted(work.stale_counts(now, owned).items()):
-                stale.add_metric([rule], n)
-            stale_ages = work.oldest(now, owned, stale=True)
-            for rule in sorted(work.rules.keys() | stale_ages.keys()):
-                stale_oldest.add_metric([rule], stale_ages.get(rule, 0.0))
-            for (rule, version, month), n in sorted(work.breaches(now, owned).items()):
-                breaches.add_metric([rule, str(version), month], n)
-            evaluated.add_metric([], now)
-        yield from (items, oldest, breaches, evaluated, stale, stale_oldest)

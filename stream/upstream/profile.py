@@ -14,6 +14,8 @@ import random
 from bisect import bisect
 from collections.abc import Mapping
 
+from stream.contract.taxonomy import UNRECORDED_PATHWAY
+
 #: Working and non-working days of the reference quarter (Aug-Oct 2019, England).
 REF_WORKING_DAYS = 65
 REF_OTHER_DAYS = 27
@@ -65,7 +67,7 @@ CONTACT_OUTCOMES: Mapping[str, float] = {
     "open_contact": 818, "inappropriate": 579, "lado": 18,
 }
 
-PATHWAYS = ("continue_eh", "progress_to_eh", "map_enquiry", "information", "not_yet_recorded")
+PATHWAYS = ("continue_eh", "progress_to_eh", "map_enquiry", "information", UNRECORDED_PATHWAY)
 
 #: "Average days to complete contacts": source group -> (mean working days, contacts) per
 #: pathway, in the order of PATHWAYS; None where the report's cell is empty.
@@ -96,7 +98,7 @@ PATHWAY_OUTCOMES: Mapping[str, frozenset[str]] = {
                                  "open_contact"}),
     "map_enquiry": frozenset({"map", "level_4", "lado"}),
     "information": _ALL - {"level_2_eh"},
-    "not_yet_recorded": _ALL,
+    UNRECORDED_PATHWAY: _ALL,
 }
 
 #: Working days from the decision to the progression (gamma shape, mean), then the

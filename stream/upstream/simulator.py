@@ -29,7 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from stream.contract import events as ev
-from stream.contract.taxonomy import Taxonomy, load_taxonomy
+from stream.contract.taxonomy import UNRECORDED_PATHWAY, Taxonomy, load_taxonomy
 from stream.settings import Settings
 from stream.state.working_days import WorkingCalendar
 from stream.upstream import profile as prof
@@ -222,7 +222,7 @@ class _Sim:
         days = prof.gamma(self.rng, prof.CONTACT_DURATION_SHAPE, mean)
         decided = self.after(received, min(days, prof.CONTACT_MAX_DAYS))
         self.emit(decided, ev.ContactDecided, event_type="contact.decided", contact_key=key,
-                  outcome=outcome, pathway=None if pathway == "not_yet_recorded" else pathway)
+                  outcome=outcome, pathway=None if pathway == UNRECORDED_PATHWAY else pathway)
         if pathway == "progress_to_eh":
             self.progress(key, decided, "early_help")
         elif outcome in ("level_4", "lado"):

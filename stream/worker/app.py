@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,29 +30,30 @@ from stream.contract.taxonomy import load_taxonomy
 from stream.contract.topics import DEADLETTER, event_families, load_topics
 from stream.settings import Settings
 from stream.state import progress
+from stream.state.calls import CallDefinitions
+from stream.state.calls_waiting import listen
 from stream.state.clock import Clock, make_clock
-from stream.state.figures import FactContext
+from stream.state.facts import FactContext
 from stream.state.fingerprint import fingerprint, fold_inputs
-from stream.state.queue_now import listen
 from stream.state.rules import load_rules
-from stream.state.timeliness import OpenWork, TimelinessCollector
+from stream.state.timeliness import OpenWork
 from stream.state.working_days import OfficeHours, WorkingCalendar
 from stream.worker import localstate, webauth
 from stream.worker.agents import TopicAgent
 from stream.worker.batches import BatchApp, batch_consumer
 from stream.worker.changelog import ChangelogWriter
 from stream.worker.checkpoint import BrokerView, Checkpointer, usable
+from stream.worker.live_gauges import CallsWaitingCollector, TimelinessCollector
 from stream.worker.localstate import LocalStore, claim
 from stream.worker.localstate import load as load_checkpoint
 from stream.worker.looplag import LoopLag
 from stream.worker.metrics import (
-    CallDefinitions,
     FiguresCollector,
     LagCollector,
     PipelineMetrics,
     RegistryCollector,
 )
-from stream.worker.processor import TP, FamilyProcessor, FigureState
+from stream.worker.processor import TP, CellState, FamilyProcessor
 from stream.worker.recovery import TableRecovery
 from stream.worker.watch import WatchCollector
 
@@ -67,7 +68,7 @@ class Worker:
     settings: Settings
     registry: CollectorRegistry  # everything: /metrics
     pipeline: CollectorRegistry  # the pipeline's own metrics only: /metrics/pipeline
-    state: FigureState
+    state: CellState
     metrics: PipelineMetrics
     ctx: FactContext
     clock: Clock
@@ -83,7 +84,7 @@ class Worker:
     recovered: bool = False
     #: what judged the derived state (stream.state.fingerprint), served by /ready (and /health)
     fingerprint: str = ""
-    #: the read-time definitions (CallDefinitions as JSON): a report takes them from here
+    #: the read-time definitions (``CallDefinitions.to_json``): a report takes them from here
     definitions: dict[str, Any] = field(default_factory=dict)
     #: the taxonomy file, as read: a report labels and orders categories by it
     taxonomy_text: str = ""
@@ -269,19 +270,20 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(RegistryCollector(pipeline))
     ctx = fact_context(settings)
-    worker = Worker(app, settings, registry, pipeline, FigureState(), metrics, ctx,
+    worker = Worker(app, settings, registry, pipeline, CellState(), metrics, ctx,
                     make_clock(settings.timezone, settings.clock_file),
                     OpenWork(ctx.rules, ctx.calendar, settings.open_work_horizon))
     worker.fingerprint = fingerprint(fold_inputs(settings), localstate.FORMAT)
     definitions = CallDefinitions.of(settings)
-    worker.definitions = asdict(definitions)
+    worker.definitions = definitions.to_json()
     worker.taxonomy_text = settings.taxonomy_path.read_text(encoding="utf-8")
     registry.register(FiguresCollector(worker.current, definitions, settings.metrics_months,
                                        worker.clock.now))
     pipeline.register(LagCollector(worker.lag))
     registry.register(TimelinessCollector(worker.work, worker.clock.time, worker.owned))
-    registry.register(listen(worker.work, ctx.taxonomy.ordered("call_queue"),
-                             settings.calls_waiting_limit_seconds, worker.clock.time, worker.owned))
+    waiting = listen(worker.work, ctx.taxonomy.ordered("call_queue"),
+                     settings.calls_waiting_limit_seconds)
+    registry.register(CallsWaitingCollector(waiting, worker.clock.time, worker.owned))
     # Faust's own sensors (milliseconds, not promtool-clean) on their own registry and path.
     setup_prometheus_sensors(app, pattern="/metrics/faust", registry=CollectorRegistry(),
                              name_prefix="faust")
@@ -420,8 +422,9 @@ def _add_views(worker: Worker) -> None:
             return self.bytes(generate_latest(worker.pipeline),
                               headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    @app.page("/figures")
-    class FiguresView(View):
+    class CellsView(View):
+        """The owned partitions' cells, with what a report needs to read them."""
+
         async def get(self, request: Request) -> Response:
             agg, _ = worker.current()
             owned = worker.owned()
@@ -455,7 +458,7 @@ def _add_views(worker: Worker) -> None:
         during every rebalance or recovery (liveness is ``/live``, off the loop)."""
 
         async def get(self, request: Request) -> Response:
-            # The owned partitions too: a cheap probe (``/figures`` serialises every
+            # The owned partitions too: a cheap probe (``/cells`` serialises every
             # cell, seconds with a national year, the event loop blocked meanwhile).
             ready = worker.ready()
             owned = [[t, p] for t, p in sorted(worker.owned())]
@@ -466,6 +469,11 @@ def _add_views(worker: Worker) -> None:
     class HealthView(ReadyView):
         """``/ready`` under its former name, kept for probes written before it."""
 
+    class FiguresView(CellsView):
+        """``/cells`` under its former name, for reports older than the rename."""
+
+    app.page("/cells")(CellsView)
+    app.page("/figures")(FiguresView)
     app.page("/ready")(ReadyView)
     app.page("/health")(HealthView)
-    del MetricsView, PipelineView, FiguresView, DueView
+    del MetricsView, PipelineView, DueView

@@ -23,7 +23,7 @@ from stream.worker.agents import TopicAgent
 from stream.worker.changelog import ChangelogWriter
 from stream.worker.localstate import LocalStore
 from stream.worker.metrics import PipelineMetrics
-from stream.worker.processor import FigureState
+from stream.worker.processor import CellState
 
 log = logging.getLogger("cspa.worker")
 
@@ -106,7 +106,7 @@ class Checkpointer:
     stores: dict[str, LocalStore]  # source topic -> its records table's store
     agents: dict[str, TopicAgent]
     writers: dict[str, ChangelogWriter]
-    state: FigureState
+    state: CellState
     work: OpenWork
     metrics: PipelineMetrics
     ready: Callable[[], bool]

@@ -5,20 +5,23 @@ Two kinds:
 * pipeline metrics: ordinary counters/gauges/histograms of this process
   (events consumed, rejected, latency, last event seen);
 * figure metrics: produced at scrape time by ``FiguresCollector`` from the
-  figure cells of the partitions this worker *currently owns*. A partition
+  cells of the partitions this worker *currently owns*. A partition
   that moves to another worker vanishes from this one's scrape at once, so
   ``sum()`` over all workers is exact and nothing stale lingers.
 
 Figure metrics are gauges (and histograms used as distributions) labelled by
 calendar month and closed category sets. They are additive: ratios such as the
-service level are formed in PromQL from their parts (see docs/metrics.md).
+service level are formed in PromQL from their parts (see docs/metrics.md). What
+each figure is (its facts, labels, thresholds, metric name) is declared by its
+family's module (``stream.state.families``); this module only exposes them. The
+gauges judged against the clock (open work, calls waiting) are in
+``stream.worker.live_gauges``.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from itertools import accumulate
 from typing import Any
@@ -33,90 +36,21 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from stream.contract.decoder import REASONS
-from stream.settings import Settings
 from stream.state.aggregates import Aggregates, Cell
-from stream.state.queue_now import asa_family
+from stream.state.calls import OUTCOMES, PARTS, WAIT_BUCKETS, CallDefinitions, call_parts
+from stream.state.facts import window_hours
+from stream.state.families import FAMILIES
+from stream.worker.live_gauges import asa_family
 from stream.worker.looplag import LAG_BUCKETS, PERIOD_SECONDS
 
-DAY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 45.0)
-AGENCY_BUCKETS = tuple(float(n) for n in range(0, 13))
-WAIT_BUCKETS = (5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
-HANDLE_BUCKETS = (60.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
 #: fine below 250 ms, where the latency target (p99 <= 200 ms) lies
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25,
                    0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
-#: figure -> (metric name, label names, help)
-COUNT_GAUGES: Mapping[str, tuple[str, tuple[str, ...], str]] = {
-    "contacts_received": ("cspa_contacts_received",
-                          ("month", "channel", "source_group", "team"),
-                          "Contacts received in the calendar month (event time)."),
-    "contacts_decided": ("cspa_contacts_decided", ("month", "outcome"),
-                         "Contacts decided in the month, by RFS outcome category."),
-    "emails_resolved": ("cspa_emails_resolved", ("month",),
-                        "Email enquiries resolved by the RFS team in the month."),
-    "progressions": ("cspa_progressions", ("month", "destination", "within_timescale"),
-                     "Progressions in the month, by destination and whether within timescale."),
-    "map_completed": ("cspa_map_enquiries_completed", ("month", "outcome"),
-                      "MAP enquiries completed in the month, by outcome level."),
-    "map_by_agency": ("cspa_map_enquiries_by_agency", ("month", "agency"),
-                      "MAP enquiries completed in the month that consulted the agency."),
-    "level3_outcomes": ("cspa_level3_outcomes", ("month", "service"),
-                        "MAP enquiries completed at Level 3, by Level 3 service."),
-    "audits": ("cspa_audits", ("month", "team", "grade"),
-               "Quality-assurance audits graded in the month."),
-}
-
-DAY = 86_400.0
-SECOND_BUCKETS = tuple(b * DAY for b in DAY_BUCKETS)
-
-
-def _durations(figure: str, metric: str, labels: tuple[str, ...],
-               what: str) -> dict[str, tuple[str, tuple[str, ...], Sequence[float], float, str]]:
-    # Working days have no conversion to seconds (the clock stops on weekends),
-    # so their unit is "workdays"; calendar durations use the base unit, seconds.
-    return {
-        f"{figure}_working_days": (f"{metric}_workdays", labels, DAY_BUCKETS, 1.0,
-                                   f"{what}, in working days of England and Wales."),
-        f"{figure}_calendar_days": (f"{metric}_seconds", labels, SECOND_BUCKETS, DAY,
-                                    f"{what}, in elapsed (calendar) seconds."),
-    }
-
-
-#: figure -> (metric name, label names, buckets, scale to the metric's unit, help)
-HISTOGRAMS: Mapping[str, tuple[str, tuple[str, ...], Sequence[float], float, str]] = {
-    **_durations("contact_completion", "cspa_contact_completion",
-                 ("month", "source_group", "pathway"),
-                 "Contact received to completed, by completion month"),
-    **_durations("early_help_allocation", "cspa_early_help_allocation", ("month",),
-                 "Progression to early help to allocation by the EHH"),
-    **_durations("progression", "cspa_progression", ("month", "destination"),
-                 "Contact received to progression"),
-    **_durations("map_enquiry", "cspa_map_enquiry", ("month",),
-                 "MAP enquiry opened to completed, by completion month"),
-    "map_agencies_consulted": (
-        "cspa_map_enquiry_agencies_consulted", ("month",), AGENCY_BUCKETS, 1.0,
-        "Agencies consulted per completed MAP enquiry."),
-    "call_handle_seconds": (
-        "cspa_call_handle_seconds", ("month", "queue"), HANDLE_BUCKETS, 1.0,
-        "Handling time of answered calls, by month the call ended."),
-}
-
-
-@dataclass(frozen=True)
-class CallDefinitions:
-    """The call definitions in force (settings), exported beside the figures."""
-
-    service_level_seconds: float
-    variant: str
-    short_abandon_seconds: float
-    period_combination: str
-
-    @classmethod
-    def of(cls, settings: Settings) -> CallDefinitions:
-        """The definitions the settings give (read-time: not in the state's fingerprint)."""
-        return cls(settings.service_level_seconds, settings.service_level_variant.value,
-                   settings.short_abandon_seconds, settings.period_combination.value)
+#: every family's counts, distributions and live-window counts, in exposition order
+COUNTS = tuple(c for family in FAMILIES for c in family.counts)
+DISTRIBUTIONS = tuple(d for family in FAMILIES for d in family.distributions)
+RECENT = tuple(r for family in FAMILIES for r in family.recent)
 
 
 #: cspa_resume_seeks_total{direction}: the state's marker was behind / ahead of Faust's offset
@@ -307,19 +241,19 @@ class FiguresCollector(Collector):
             partitions.add_metric([topic], count)
         yield partitions
         yield self._definitions()
-        for figure, (name, labels, text) in COUNT_GAUGES.items():
-            family = GaugeMetricFamily(name, text, labels=list(labels))
-            for values, cell in agg.figure(figure):
+        for spec in COUNTS:
+            family = GaugeMetricFamily(spec.metric, spec.help, labels=list(spec.labels))
+            for values, cell in agg.figure(spec.figure):
                 if self._keep(values[0]):
                     family.add_metric(list(values), cell.count)
             yield family
-        for figure, (name, labels, buckets, scale, text) in HISTOGRAMS.items():
-            hist = HistogramMetricFamily(name, text, labels=list(labels))
-            for values, cell in agg.figure(figure):
+        for d in DISTRIBUTIONS:
+            hist = HistogramMetricFamily(d.metric, d.help, labels=list(d.labels))
+            for values, cell in agg.figure(d.figure):
                 if self._keep(values[0]):
                     hist.add_metric(list(values),
-                                    self._cumulative(name, values, cell, buckets, scale),
-                                    cell.total * scale)
+                                    self._cumulative(d.metric, values, cell, d.buckets, d.scale),
+                                    cell.total * d.scale)
             yield hist
         yield from self._calls_families(agg)
         yield from recent_families(agg, self._calls, self._now())
@@ -331,16 +265,14 @@ class FiguresCollector(Collector):
             "cspa_definition_info", "Definitions in force for the call figures.",
             labels=["service_level_seconds", "service_level_variant", "short_abandon_seconds",
                     "period_combination"])
-        info.add_metric([f"{c.service_level_seconds:g}", c.variant,
-                         f"{c.short_abandon_seconds:g}", c.period_combination], 1)
+        info.add_metric([f"{c.service_level_seconds:g}", c.service_level_variant.value,
+                         f"{c.short_abandon_seconds:g}", c.period_combination.value], 1)
         return info
 
     def _calls_families(self, agg: Aggregates) -> Iterator[GaugeMetricFamily |
                                                             HistogramMetricFamily]:
-        names = ("offered", "answered", "answered_within_target", "abandoned",
-                 "abandoned_short", "service_level_denominator")
-        families = {n: GaugeMetricFamily(f"cspa_calls_{n}", _CALL_HELP[n],
-                                         labels=["month", "queue"]) for n in names}
+        families = {n: GaugeMetricFamily(f"cspa_calls_{n}", text, labels=["month", "queue"])
+                    for n, text in PARTS.items()}
         wait = HistogramMetricFamily("cspa_call_wait_seconds",
                                      "Queue wait of offered calls, by outcome.",
                                      labels=["month", "queue", "outcome"])
@@ -348,9 +280,9 @@ class FiguresCollector(Collector):
         for labels, parts in call_parts(agg, self._calls).items():
             if not self._keep(labels[0]):
                 continue
-            for n in names:
+            for n in PARTS:
                 families[n].add_metric(list(labels), parts[n])
-        for outcome in ("answered", "abandoned"):
+        for outcome in OUTCOMES:
             for labels, cell in agg.figure("calls_" + outcome):
                 if self._keep(labels[0]):
                     wait.add_metric([*labels, outcome], self._cumulative(
@@ -359,44 +291,20 @@ class FiguresCollector(Collector):
         yield wait
 
 
-WINDOWS = ("this_hour", "last_24_hours", "today")
-
-#: hourly figure -> (metric name, help)
-RECENT_COUNTS: Mapping[str, tuple[str, str]] = {
-    "contacts_received_hourly": ("cspa_recent_contacts_received", "Contacts received"),
-    "contacts_decided_hourly": ("cspa_recent_contacts_decided", "Contacts decided"),
-    "emails_resolved_hourly": ("cspa_recent_emails_resolved", "Emails resolved"),
-    "map_completed_hourly": ("cspa_recent_map_enquiries_completed", "MAP enquiries completed"),
-}
-
-
-def window_hours(now: datetime) -> dict[str, set[str]]:
-    """The hour keys (see ``FactContext.hour``) in each live window at ``now``.
-
-    ``today`` starts at local midnight (always a whole hour in Europe/London).
-    """
-    current = int(now.timestamp() // 3600)
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    first_today = int(midnight.timestamp() // 3600)
-    return {"this_hour": {str(current)},
-            "last_24_hours": {str(h) for h in range(current - 23, current + 1)},
-            "today": {str(h) for h in range(first_today, current + 1)}}
-
-
 def recent_families(agg: Aggregates, defs: CallDefinitions,
                     now: datetime) -> Iterator[GaugeMetricFamily | SummaryMetricFamily]:
     """Live-window gauges: counts over this hour, the last 24 clock hours and today."""
     windows = window_hours(now)
-    for figure, (name, text) in RECENT_COUNTS.items():
-        family = GaugeMetricFamily(name, text + " in the live window.", labels=["window"])
+    for recent in RECENT:
+        family = GaugeMetricFamily(recent.metric, recent.what + " in the live window.",
+                                   labels=["window"])
         for window, hours in windows.items():
-            family.add_metric([window], sum(c.count for (h,), c in agg.figure(figure)
+            family.add_metric([window], sum(c.count for (h,), c in agg.figure(recent.figure)
                                             if h in hours))
         yield family
     parts = call_parts(agg, defs, "_hourly")
-    for part in _CALL_HELP:
-        family = GaugeMetricFamily(f"cspa_recent_calls_{part}",
-                                   _CALL_HELP[part] + " In the live window.",
+    for part, text in PARTS.items():
+        family = GaugeMetricFamily(f"cspa_recent_calls_{part}", text + " In the live window.",
                                    labels=["window", "queue"])
         for window, hours in windows.items():
             by_queue: dict[str, int] = {}
@@ -407,42 +315,3 @@ def recent_families(agg: Aggregates, defs: CallDefinitions,
                 family.add_metric([window, queue], value)
         yield family
     yield asa_family(agg, windows)
-
-
-_CALL_HELP = {
-    "offered": "Calls offered (answered + abandoned), by month offered.",
-    "answered": "Calls answered.",
-    "answered_within_target": "Calls answered within the service-level threshold.",
-    "abandoned": "Calls abandoned (all).",
-    "abandoned_short": "Calls abandoned within the short-abandon threshold.",
-    "service_level_denominator": "Denominator of the service level, per the variant in force.",
-}
-
-
-def call_parts(agg: Aggregates, defs: CallDefinitions,
-               suffix: str = "") -> dict[tuple[str, ...], dict[str, int]]:
-    """Additive call counts per (month, queue) under the definitions in force.
-
-    With ``suffix="_hourly"`` the first label is the hour instead of the month.
-    """
-    parts: dict[tuple[str, ...], dict[str, int]] = {}
-    for outcome in ("answered", "abandoned"):
-        for labels, cell in agg.figure("calls_" + outcome + suffix):
-            row = parts.setdefault(labels, dict.fromkeys(
-                ("offered", "answered", "answered_within_target", "abandoned",
-                 "abandoned_short", "service_level_denominator"), 0))
-            row[outcome] += cell.count
-            row["offered"] += cell.count
-            if outcome == "answered":
-                row["answered_within_target"] += sum(
-                    n for v, n in cell.values.items() if v <= defs.service_level_seconds)
-            elif defs.short_abandon_seconds > 0:
-                row["abandoned_short"] += sum(
-                    n for v, n in cell.values.items() if v <= defs.short_abandon_seconds)
-    for row in parts.values():
-        row["service_level_denominator"] = {
-            "offered": row["offered"],
-            "answered": row["answered"],
-            "offered_less_short_abandons": row["offered"] - row["abandoned_short"],
-        }[defs.variant]
-    return parts

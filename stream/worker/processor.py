@@ -2,7 +2,7 @@
 
 ``FamilyProcessor.process`` takes one Kafka message and the records table (any
 mutable mapping: a Faust table in the worker, a dict in unit tests), and
-returns what happened. ``FigureState`` keeps the figure cells per partition
+returns what happened. ``CellState`` keeps the cells (``stream.state.aggregates``) per partition
 and rebuilds them from the records after a restart or rebalance.
 """
 
@@ -22,7 +22,8 @@ from stream.contract.decoder import Decoder, Rejection
 from stream.contract.partitioner import partitions_of, wrong_partition_detail
 from stream.state import archive, records
 from stream.state.aggregates import Aggregates, CellKey, merged, merged_cell
-from stream.state.figures import FactContext, facts_of
+from stream.state.facts import FactContext
+from stream.state.families import facts_of
 from stream.state.progress import is_marker
 from stream.state.timeliness import OpenWork
 from stream.worker.metrics import PipelineMetrics, observe_many
@@ -31,8 +32,8 @@ TP = tuple[str, int]
 log = logging.getLogger("cspa.worker")
 
 
-class FigureState:
-    """Figure cells per (topic, partition) of the partitions being served."""
+class CellState:
+    """Cells per (topic, partition) of the partitions being served: the cell state."""
 
     def __init__(self) -> None:
         self.parts: dict[TP, Aggregates] = {}
@@ -154,7 +155,7 @@ class FamilyProcessor:
     key (``misplaced``); without it (unit tests of the fold) nothing is checked.
     """
 
-    def __init__(self, topic: str, decoder: Decoder, ctx: FactContext, state: FigureState,
+    def __init__(self, topic: str, decoder: Decoder, ctx: FactContext, state: CellState,
                  metrics: PipelineMetrics, work: OpenWork | None = None,
                  partitions: int | None = None) -> None:
         self.topic = topic

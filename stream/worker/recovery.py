@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from stream.state import progress
-from stream.state.figures import FactContext
+from stream.state.facts import FactContext
 from stream.state.timeliness import OpenWork
 from stream.worker.metrics import PipelineMetrics
-from stream.worker.processor import TP, FigureState
+from stream.worker.processor import TP, CellState
 
 log = logging.getLogger("cspa.worker")
 
@@ -32,7 +32,7 @@ class TableRecovery:
 
     topic: str
     table: Mapping[str, bytes]  # the records table: case records and progress markers
-    state: FigureState
+    state: CellState
     work: OpenWork
     ctx: FactContext
     frontier: progress.Frontier

@@ -38,7 +38,8 @@ from aiokafka.errors import for_code
 from stream.contract.topics import DEADLETTER, TopicSpec, event_families
 from stream.state import archive, progress, records
 from stream.state.aggregates import Aggregates
-from stream.state.figures import FactContext, facts_of
+from stream.state.facts import FactContext
+from stream.state.families import facts_of
 
 
 @dataclass(frozen=True)

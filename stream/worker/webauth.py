@@ -197,7 +197,7 @@ def refusal(settings: Settings) -> str | None:
     if is_loopback(settings.web_host) or settings.web_insecure:
         return None
     return (f"refusing to start: CSPA_WEB_HOST={settings.web_host} is not loopback and no "
-            "CSPA_WEB_CONFIG_FILE protects the endpoints (/figures, /due...). Give a web "
+            "CSPA_WEB_CONFIG_FILE protects the endpoints (/cells, /due...). Give a web "
             "configuration (TLS, basic auth), or set CSPA_WEB_INSECURE=true to serve them "
             "open to that network")
 

@@ -146,7 +146,7 @@ def b64(value: str | None) -> bytes | None:
 # --- the worker's view ----------------------------------------------------------------------
 
 def figures_state(w: WorkerProcess) -> tuple[set[tuple[str, int]], bool]:
-    body = w.get_json("/figures")
+    body = w.get_json("/cells")
     return {(t, p) for t, p in body["owned"]}, bool(body["recovering"])
 
 
@@ -155,7 +155,7 @@ def caught_up(*ws: WorkerProcess) -> bool:
     owned: list[tuple[str, int]] = []
     lag = 0.0
     for w in ws:
-        body = w.get_json("/figures")
+        body = w.get_json("/cells")
         if body["recovering"]:
             return False
         owned += [(t, p) for t, p in body["owned"]]

@@ -24,9 +24,9 @@ from stream.contract.events import FAMILIES, event_type_of, family_types
 from stream.contract.topics import load_topics
 from stream.report.webclient import WebClient
 from stream.settings import Settings
+from stream.state.facts import WINDOWS
 from stream.state.rules import load_rules
 from stream.state.timeliness import STATES
-from stream.worker.metrics import WINDOWS
 from tests import factories as f
 from tests.faults.conftest import produce_tracked, read_deadletter, wait_caught_up
 from tests.faults.tls import make_ca, make_server_cert
@@ -131,12 +131,12 @@ def test_keys_never_leak_and_labels_are_closed_sets(broker, fresh_worker):
 
     metrics = worker.get("/metrics").decode()
     faust_metrics = worker.get("/metrics/faust").decode()
-    figures = worker.get("/figures").decode()
+    cells = worker.get("/cells").decode()
     due = wait_for(lambda: worker.get_json("/due?limit=5000")["items"], 30, "/due items")
     log = worker.log_path.read_text(errors="replace")
     assert "rejected topic=cspa.contacts.v1" in log and "reason=unknown_category" in log
     details = [d["detail"] for d in dead]
-    texts = {"/metrics": metrics, "/metrics/faust": faust_metrics, "/figures": figures,
+    texts = {"/metrics": metrics, "/metrics/faust": faust_metrics, "/cells": cells,
              "log": log, "dead-letter details": "\n".join(details),
              "dead-letter reasons": "\n".join(d["reason"] for d in dead)}
     for name, key in keys.items():

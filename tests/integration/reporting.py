@@ -62,7 +62,7 @@ class Pipeline:
         return time.monotonic() - started
 
     def settled(self) -> None:
-        wait_for(lambda: not self.worker.get_json("/figures")["recovering"], 60,
+        wait_for(lambda: not self.worker.get_json("/cells")["recovering"], 60,
                  "worker settled")
 
     def report(self, months: str, fmt: str = "json", *flags: str, **settings: str) -> str:

@@ -82,8 +82,8 @@ def feed_and_checkpoint(broker: LocalBroker, worker: WorkerProcess, ds: Dataset)
 
 
 def served(worker: WorkerProcess) -> dict[str, Any]:
-    """Figures (/figures cells), open work (/due) and the open-work series, comparable."""
-    body = worker.get_json("/figures")
+    """Figures (/cells), open work (/due) and the open-work series, comparable."""
+    body = worker.get_json("/cells")
     assert not body["recovering"]
     cells = {(figure, tuple(labels)): (cell[0], cell[2]) for figure, labels, cell in
              body["cells"]}

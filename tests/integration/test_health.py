@@ -59,7 +59,7 @@ def test_ready_only_with_partitions_and_their_figures(broker: LocalBroker,
             answers.append(status)
             if body["ready"]:
                 assert status == 200
-                figures = _get(w.url + "/figures")[1]
+                figures = _get(w.url + "/cells")[1]
                 assert figures["owned"], "ready while owning no partition"
                 assert body["owned"] == figures["owned"]
                 assert not figures["recovering"]

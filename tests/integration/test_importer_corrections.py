@@ -61,7 +61,7 @@ def import_rows(p: Pipeline, name: str, rows: list[str]) -> int:
 
 def figures(p: Pipeline) -> dict[str, dict[tuple[str, ...], int]]:
     out: dict[str, dict[tuple[str, ...], int]] = {}
-    for figure, labels, (count, _, _) in p.worker.get_json("/figures")["cells"]:
+    for figure, labels, (count, _, _) in p.worker.get_json("/cells")["cells"]:
         if count:
             out.setdefault(figure, {})[tuple(labels)] = count
     return out

@@ -203,9 +203,9 @@ class Expected:
 # --------------------------------------------------------------- the worker's side
 
 def cells(p: Pipeline) -> dict[str, dict[tuple[str, ...], tuple[int, float, dict[float, int]]]]:
-    """The worker's /figures cells: figure -> labels -> (count, sum, value multiset)."""
+    """The worker's /cells: figure -> labels -> (count, sum, value multiset)."""
     out: dict[str, dict[tuple[str, ...], tuple[int, float, dict[float, int]]]] = defaultdict(dict)
-    for figure, labels, (count, value_sum, values) in p.worker.get_json("/figures")["cells"]:
+    for figure, labels, (count, value_sum, values) in p.worker.get_json("/cells")["cells"]:
         out[figure][tuple(labels)] = (count, value_sum, {float(v): n for v, n in values})
     return out
 
@@ -297,7 +297,7 @@ def test_import_round_trip_then_reimport_changes_nothing(loaded: Loaded) -> None
     assert flat[("contacts_received", "contacts_received", "2019-11")] == 200
 
     # A second import of the same files: the same event ids, nothing counted twice.
-    snapshot = loaded.p.worker.get_json("/figures")["cells"]
+    snapshot = loaded.p.worker.get_json("/cells")["cells"]
     duplicates = total(loaded.p.worker.samples(), "cspa_events_duplicate_total")
     resent = 0
     for sample, mapping in (("annex_a_contacts.csv", CONTACTS_MAPPING),
@@ -305,7 +305,7 @@ def test_import_round_trip_then_reimport_changes_nothing(loaded: Loaded) -> None
         status, stderr, _, sent = run_import(loaded, sample, mapping)
         assert status == 0, stderr[-2000:]
         resent += sent
-    assert loaded.p.worker.get_json("/figures")["cells"] == snapshot
+    assert loaded.p.worker.get_json("/cells")["cells"] == snapshot
     assert total(loaded.p.worker.samples(), "cspa_events_duplicate_total") == duplicates + resent
     assert_figures(loaded.p, want)
 

@@ -72,7 +72,7 @@ def test_protected_worker_scraped_over_tls_and_closed_to_everyone_else(
         worker.start()
         assert worker.url.startswith("https://")
         paths = registered_paths(Settings(web_config_file=tls["config"]))
-        assert {"/metrics", "/metrics/pipeline", "/metrics/faust", "/figures", "/due",
+        assert {"/metrics", "/metrics/pipeline", "/metrics/faust", "/cells", "/figures", "/due",
                 "/ready", "/health"} <= set(paths)
         trusted = ssl.create_default_context(cafile=str(tls["ca"]))
         wrong = {"Authorization": WebClient("report", SecretStr("wrong")).headers()[

@@ -3,9 +3,9 @@
 * ``promtool check rules`` and ``promtool test rules`` pass (their output is shown when not);
 * every alert has a severity, a team, and summary / description / runbook annotations, and
   a promtool case where it fires and one where it does not;
-* every metric an expression reads is exported by the worker (declared in
-  stream/worker/metrics.py, stream/state/timeliness.py or stream/state/queue_now.py),
-  recorded by a recording rule, or Prometheus' own (``up``);
+* every metric an expression reads is exported by the worker (declared in stream/worker/
+  or by a figure family in stream/state/), recorded by a recording rule, or Prometheus'
+  own (``up``);
 * the texts agree with config/rules.toml and the recorded thresholds.
 """
 
@@ -27,8 +27,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PROM = ROOT / "grafana" / "prometheus"
 RULE_FILES = sorted((PROM / "rules").glob("*.yml"))
 TEST_FILES = sorted((PROM / "tests").glob("*.test.yml"))
-SOURCES = [ROOT / "stream" / "worker" / "metrics.py", ROOT / "stream" / "state" / "timeliness.py",
-           ROOT / "stream" / "state" / "queue_now.py", ROOT / "stream" / "worker" / "watch.py"]
+#: where metric names are declared: the worker's exposition, and the figure families
+SOURCES = sorted((ROOT / "stream" / "worker").glob("*.py")) + sorted(
+    (ROOT / "stream" / "state").glob("*.py"))
+FACTS = ROOT / "stream" / "state" / "facts.py"  # the live windows
 PROMETHEUS_OWN = {"up"}
 _KEYWORDS = {"and", "or", "unless", "bool", "by", "without", "on", "ignoring", "group_left",
              "group_right", "offset", "inf", "nan"}
@@ -200,17 +202,17 @@ def test_metric_names_parser() -> None:
 def declared(name: str) -> bool:
     """Whether the worker's metric sources declare ``name``.
 
-    A name counts when it is quoted in stream/worker/metrics.py, timeliness.py or
-    queue_now.py, or built there by an f-string such as ``f"cspa_calls_{n}"`` from a
-    part that is itself quoted in the same file ("offered"). Histogram series (_bucket,
-    _sum, _count) count by their base.
+    A name counts when it is quoted in one of the ``SOURCES``, or built by an f-string
+    such as ``f"cspa_calls_{n}"`` from a part that is itself quoted in one of them
+    ("offered", in stream/state/calls.py). Histogram series (_bucket, _sum, _count)
+    count by their base.
     """
     base = re.sub(r"_(bucket|sum|count)$", "", name)
-    for path in SOURCES:
-        text = path.read_text()
-        quoted = set(re.findall(r'"([a-z0-9_]+)"', text))
-        if name in quoted or base in quoted:
-            return True
+    texts = [path.read_text() for path in SOURCES]
+    quoted = set().union(*(re.findall(r'"([a-z0-9_]+)"', text) for text in texts))
+    if name in quoted or base in quoted:
+        return True
+    for text in texts:
         for prefix, suffix in re.findall(r'f"(cspa_[a-z0-9_]*)\{\w+\}([a-z0-9_]*)"', text):
             for n in (name, base):
                 if n.startswith(prefix) and n.endswith(suffix) \
@@ -238,8 +240,8 @@ def test_every_metric_read_is_exported_or_recorded() -> None:
 
 
 def test_windows_are_the_workers() -> None:
-    m = re.search(r"^WINDOWS = \(([^)]*)\)", SOURCES[0].read_text(), re.M)
-    assert m is not None, "stream/worker/metrics.py no longer defines WINDOWS"
+    m = re.search(r"^WINDOWS = \(([^)]*)\)", FACTS.read_text(), re.M)
+    assert m is not None, "stream/state/facts.py no longer defines WINDOWS"
     windows = set(re.findall(r'"([a-z0-9_]+)"', m.group(1)))
     used = {w for r in _rules() for w in re.findall(r'window="([^"]+)"', r["expr"])}
     assert used and used <= windows

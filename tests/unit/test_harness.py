@@ -61,7 +61,7 @@ def test_a_wait_on_a_worker_that_died_fails_at_once_with_its_log_tail(tmp_path):
     worker = _dying_worker(tmp_path)
     started = time.monotonic()
     with pytest.raises(AssertionError, match="(?s)exited with 3.*the last word"):
-        wait_for(lambda: worker.get_json("/figures"), 60, "figures")
+        wait_for(lambda: worker.get_json("/cells"), 60, "figures")
     assert time.monotonic() - started < 10  # not the 60 s deadline
 
 

@@ -34,10 +34,10 @@ from stream.report.appendix import annotate
 from stream.report.publication import DataAsAt
 from stream.report.render import NO_DATA
 from stream.report.running import compute_since
-from stream.state.figures import FactContext
+from stream.state.facts import FactContext
 from stream.state.timeliness import OpenWork
 from stream.worker.metrics import PipelineMetrics
-from stream.worker.processor import FamilyProcessor, FigureState
+from stream.worker.processor import CellState, FamilyProcessor
 from tests.reportgen.generated import MONTHS, generate
 from tests.reportgen.workdays import TOPICS
 
@@ -93,7 +93,7 @@ def metrics_in_doc(rows: list[dict[str, str]]) -> set[str]:
 @pytest.fixture(scope="module")
 def report_ids(taxonomy: Taxonomy, ctx: FactContext) -> set[str]:
     """Every ``figure`` id of the CSV report, over generated events for every family."""
-    state, work = FigureState(), OpenWork(ctx.rules, ctx.calendar)
+    state, work = CellState(), OpenWork(ctx.rules, ctx.calendar)
     metrics = PipelineMetrics(CollectorRegistry())
     processors = {topic: (FamilyProcessor(topic, Decoder(family, taxonomy), ctx, state,
                                           metrics, work), {})

@@ -55,7 +55,7 @@ from stream.report import (
     render_text,
 )
 from stream.report.cli import add_arguments, parse_months, run_report
-from stream.report.figures import DayBasis
+from stream.report.tables import DayBasis
 from stream.settings import PeriodCombination, ServiceLevelVariant, Settings
 from stream.state.aggregates import Aggregates
 
@@ -472,7 +472,7 @@ def test_allocation_and_progressions_by_hand() -> None:
 # ----------------------------------------------------------------------- fetching
 
 class _Workers:
-    """Canned /figures answers keyed by path prefix, served on 127.0.0.1."""
+    """Canned /cells answers keyed by path prefix, served on 127.0.0.1."""
 
     def __init__(self) -> None:
         self.bodies: dict[str, dict[str, object]] = {}
@@ -481,7 +481,7 @@ class _Workers:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 name = self.path.strip("/").split("/")[0]
-                body = workers.bodies.get(name) if self.path.endswith("/figures") else None
+                body = workers.bodies.get(name) if self.path.endswith("/cells") else None
                 data = json.dumps(body).encode()
                 self.send_response(200 if body is not None else 404)
                 self.send_header("Content-Type", "application/json")
@@ -530,7 +530,7 @@ ALL_OWNED = [(spec.name, p) for spec in event_families(load_topics()).values()
 def test_fetch_cells_merges_complete_partitions(workers: _Workers) -> None:
     workers.bodies["a"] = body([("t", 0), ("t", 1), ("u", 0)], 3)
     workers.bodies["b"] = body([("t", 2)], 4)
-    agg = fetch_cells([workers.url("a"), workers.url("b") + "/figures"], {"t": 3, "u": 1})
+    agg = fetch_cells([workers.url("a"), workers.url("b") + "/cells"], {"t": 3, "u": 1}).aggregates
     assert agg.cells[("emails_resolved", (AUG,))].count == 7
 
 

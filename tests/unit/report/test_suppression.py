@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from stream.contract.taxonomy import load_taxonomy
 from stream.report import ReportDefinitions, compute_report, render_json
-from stream.report.figures import DayBasis
+from stream.report.tables import DayBasis
 from stream.settings import ServiceLevelVariant
 from stream.state.aggregates import Aggregates
 from tests.reportgen.disclosure import cells, equations, exposed

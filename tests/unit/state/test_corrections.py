@@ -21,7 +21,7 @@ from stream.contract.decoder import Decoder
 from stream.state import records
 from stream.state.timeliness import items_of
 from stream.worker.metrics import PipelineMetrics
-from stream.worker.processor import FamilyProcessor, FigureState
+from stream.worker.processor import CellState, FamilyProcessor
 from tests.conftest import LONDON
 from tests.factories import decided, key, received
 
@@ -44,7 +44,7 @@ def events():
 
 
 def run(taxonomy, ctx, messages):
-    state, table = FigureState(), {}
+    state, table = CellState(), {}
     proc = FamilyProcessor("t.contacts", Decoder("contacts", taxonomy), ctx, state,
                            PipelineMetrics(CollectorRegistry()))
     for m in messages:

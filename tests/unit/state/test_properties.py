@@ -15,10 +15,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from stream.contract.decoder import REASONS, Decoder, Rejection
 from stream.contract.events import FAMILIES, Event, event_type_of, family_types
 from stream.contract.taxonomy import load_taxonomy
+from stream.settings import PeriodCombination, ServiceLevelVariant
 from stream.state import records
 from stream.state.aggregates import merged
-from stream.worker.metrics import CallDefinitions, FiguresCollector, PipelineMetrics
-from stream.worker.processor import FamilyProcessor, FigureState
+from stream.state.calls import CallDefinitions
+from stream.worker.metrics import FiguresCollector, PipelineMetrics
+from stream.worker.processor import CellState, FamilyProcessor
 from tests import factories as f
 from tests.conftest import LONDON
 
@@ -195,7 +197,7 @@ def _run(ops, ctx, batch: int | None, probe=None):
     state, tables. A batch folds into ``pending``/``before``, then settles (figures
     and open work counted once per changed case) and writes each record once.
     ``probe(state, tables)`` runs wherever a scrape could: between batches."""
-    state = FigureState()
+    state = CellState()
     metrics = PipelineMetrics(CollectorRegistry())
     procs = {fam: FamilyProcessor("t." + fam, Decoder(fam, TAXONOMY), ctx, state, metrics)
              for fam in ("contacts", "calls")}
@@ -243,7 +245,7 @@ def test_aggregation_never_negative_and_rebuild_equals_incremental(ctx, ops, bat
     assert tables == plain_tables  # batching changes nothing
     for fam, table in tables.items():
         topic = "t." + fam
-        fresh = FigureState()
+        fresh = CellState()
         fresh.rebuild(topic, table.items(), {0, 1, 2}, ctx)
         _cells_ok(fresh)
         for p in range(3):
@@ -312,12 +314,13 @@ def _exposition(current):
 @given(st.lists(_op_events(), max_size=40), st.sampled_from([None, 3]),
        st.randoms(use_true_random=False))
 def test_the_kept_merge_and_its_buckets_equal_a_fresh_merge(ctx, ops, batch, rng):
-    # FigureState.current keeps its merge between scrapes and FiguresCollector its
+    # CellState.current keeps its merge between scrapes and FiguresCollector its
     # buckets per cell: whatever happens between two scrapes (events, another set of
     # owned partitions, cells rebuilt from the records), both equal starting afresh.
     tps = [("t." + fam, p) for fam in ("contacts", "calls") for p in range(3)]
     owned: set = set(tps)
-    defs = CallDefinitions(20.0, "offered", 5.0, "ratio_of_sums")
+    defs = CallDefinitions(20.0, ServiceLevelVariant.OFFERED, 5.0,
+                           PeriodCombination.RATIO_OF_SUMS)
     when = datetime.fromtimestamp(NOW, LONDON)
     kept = FiguresCollector(lambda: (state_of[0].current(owned), {}), defs, 0, lambda: when)
     state_of: list = []

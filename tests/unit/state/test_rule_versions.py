@@ -17,7 +17,8 @@ import pytest
 
 from stream.contract.taxonomy import load_taxonomy
 from stream.settings import DEFAULT_TAXONOMY, Settings
-from stream.state.figures import FactContext, facts_of
+from stream.state.facts import FactContext
+from stream.state.families import facts_of
 from stream.state.fingerprint import fingerprint, fold_inputs
 from stream.state.rules import RuleError, load_rules
 from stream.state.timeliness import OpenWork, items_of

@@ -23,8 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from stream.settings import Settings as CspaSettings
 from stream.state import records
 from stream.state.rules import load_rules
-from stream.state.timeliness import Item, OpenWork, TimelinessCollector
+from stream.state.timeliness import Item, OpenWork
 from stream.state.working_days import WorkingCalendar
+from stream.worker.live_gauges import TimelinessCollector
 from tests.tools import require
 
 ROOT = Path(__file__).resolve().parents[3]

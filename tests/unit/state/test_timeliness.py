@@ -22,12 +22,12 @@ from stream.state.timeliness import (
     STATES,
     Item,
     OpenWork,
-    TimelinessCollector,
     endpoint,
     items_of,
     watched_rules,
 )
 from stream.state.working_days import WorkingCalendar
+from stream.worker.live_gauges import TimelinessCollector
 
 ROOT = Path(__file__).resolve().parents[3]
 RULES = load_rules(ROOT / "config" / "rules.toml")
@@ -69,12 +69,18 @@ def states_of(work: OpenWork, now: float) -> dict[tuple[str, str, str], int]:
 
 def test_endpoints_map_event_types_to_slots() -> None:
     assert endpoint("contact.received") == ("contact", "rcv", None, None)
-    assert endpoint("contact.decided:lado") == ("contact", "dec", 2, "lado")
+    kind, slot, narrows, code = endpoint("contact.decided:lado")
+    assert (kind, slot, code) == ("contact", "dec", "lado")
+    # the code narrows the decision's outcome: read by name, not by where it is stored
+    stored = [1.6e9, "event-1", "lado", "information"]  # a decision slot as records keeps it
+    assert narrows is not None and narrows(stored) == "lado"
     assert endpoint("contact.progressed:early_help") == ("contact", "prog:early_help", None, None)
     assert endpoint("early_help.allocated") == ("contact", "alloc", None, None)
     assert endpoint("map_enquiry.opened") == ("map", "open", None, None)
-    assert endpoint("map_enquiry.completed") == ("map", "done", 3, None)
-    for bad in ("email.resolved", "contact.progressed", "contact.received:phone"):
+    kind, slot, narrows, code = endpoint("map_enquiry.completed")
+    assert (kind, slot, code) == ("map", "done", None) and narrows is not None
+    assert endpoint("email.resolved") == ("email", "res", None, None)
+    for bad in ("no_such.event", "contact.progressed", "contact.received:phone"):
         with pytest.raises(RuleError):
             endpoint(bad)
 

@@ -16,7 +16,7 @@ from stream.state import progress, records
 from stream.worker.agents import TopicAgent
 from stream.worker.batches import Batch
 from stream.worker.metrics import PipelineMetrics
-from stream.worker.processor import FamilyProcessor, FigureState
+from stream.worker.processor import CellState, FamilyProcessor
 from tests.conftest import LONDON
 from tests.factories import decided, key, received
 
@@ -50,7 +50,7 @@ class _DeadLetters:
 
 
 def _agent(taxonomy, ctx, epoch=1):
-    state = FigureState()
+    state = CellState()
     metrics = PipelineMetrics(CollectorRegistry())
     processor = FamilyProcessor(TOPIC, Decoder("contacts", taxonomy), ctx, state, metrics)
     table = SimpleNamespace(data={})  # a table whose store is a plain dict

@@ -16,13 +16,13 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from stream.contract.decoder import Decoder
-from stream.state.queue_now import QueueNow
+from stream.state.calls_waiting import CallsWaiting
 from stream.state.timeliness import OpenWork
 from stream.worker import localstate
 from stream.worker.checkpoint import BrokerView, Checkpointer, usable
 from stream.worker.localstate import LocalStore
 from stream.worker.metrics import PipelineMetrics
-from stream.worker.processor import FamilyProcessor, FigureState
+from stream.worker.processor import CellState, FamilyProcessor
 from tests.conftest import LONDON
 from tests.factories import decided, key, received
 
@@ -50,7 +50,7 @@ def _store() -> LocalStore:
 
 def _changelog(taxonomy, ctx, cases=40) -> list[tuple[int, str, bytes]]:
     """(partition, key, value) as a worker folding these events writes them."""
-    proc = FamilyProcessor(TOPIC, Decoder("contacts", taxonomy), ctx, FigureState(),
+    proc = FamilyProcessor(TOPIC, Decoder("contacts", taxonomy), ctx, CellState(),
                            PipelineMetrics(CollectorRegistry()))
     table = _Changelog()
     out = []
@@ -68,8 +68,8 @@ def _changelog(taxonomy, ctx, cases=40) -> list[tuple[int, str, bytes]]:
 
 def _derived(ctx, queues=("rfs",)):
     work = OpenWork(ctx.rules, ctx.calendar)
-    work.listeners.append(QueueNow(queues, 600))
-    return FigureState(), work
+    work.listeners.append(CallsWaiting(queues, 600))
+    return CellState(), work
 
 
 def _refold(store: LocalStore, ctx, held=frozenset({0, 1})):

@@ -13,26 +13,21 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.contract.decoder import REASONS, Decoder
+from stream.settings import PeriodCombination, ServiceLevelVariant
 from stream.state.aggregates import Aggregates, Cell
-from stream.state.queue_now import listen
+from stream.state.calls import CallDefinitions
+from stream.state.calls_waiting import listen
+from stream.state.facts import DAY, DAY_BUCKETS, SECOND_BUCKETS, window_hours
 from stream.state.timeliness import OpenWork
-from stream.worker.metrics import (
-    DAY,
-    DAY_BUCKETS,
-    SECOND_BUCKETS,
-    CallDefinitions,
-    FiguresCollector,
-    PipelineMetrics,
-    _cumulative,
-    window_hours,
-)
-from stream.worker.processor import FamilyProcessor, FigureState
+from stream.worker.live_gauges import CallsWaitingCollector
+from stream.worker.metrics import FiguresCollector, PipelineMetrics, _cumulative
+from stream.worker.processor import CellState, FamilyProcessor
 from tests.conftest import LONDON
 from tests.factories import abandoned, answered, decided, key, queued, received
 from tests.tools import require
 
 NOW = datetime(2026, 11, 26, 14, 30, tzinfo=LONDON)
-DEFS = CallDefinitions(20.0, "offered", 0.0, "ratio_of_sums")
+DEFS = CallDefinitions(20.0, ServiceLevelVariant.OFFERED, 0.0, PeriodCombination.RATIO_OF_SUMS)
 KEYS = [key(f"child-{i}") for i in range(40)]
 
 
@@ -40,10 +35,10 @@ KEYS = [key(f"child-{i}") for i in range(40)]
 def exposition(taxonomy, ctx):
     registry = CollectorRegistry()
     metrics = PipelineMetrics(registry)
-    state = FigureState()
+    state = CellState()
     work = OpenWork(ctx.rules, ctx.calendar)
-    registry.register(listen(work, taxonomy.ordered("call_queue"), 3600, NOW.timestamp,
-                             lambda: owned))
+    waiting = listen(work, taxonomy.ordered("call_queue"), 3600)
+    registry.register(CallsWaitingCollector(waiting, NOW.timestamp, lambda: owned))
     tables = {}
     for family, topic in (("contacts", "c"), ("calls", "k")):
         proc = FamilyProcessor(topic, Decoder(family, taxonomy), ctx, state, metrics, work)
@@ -158,7 +153,7 @@ def test_rejections_counted_by_reason(exposition):
 
 
 def test_collector_drops_partitions_not_owned(ctx):
-    state = FigureState()
+    state = CellState()
     state.part("t", 0).apply([("audits", ("2019-08", "ehh", "good"), None)], +1)
     state.part("t", 1).apply([("audits", ("2019-08", "ehh", "good"), None)], +1)
     owned = {("t", 0)}

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from stream.contract.decoder import Decoder, Rejection
 from stream.state.aggregates import Aggregates
 from stream.worker.metrics import PipelineMetrics
-from stream.worker.processor import FamilyProcessor, FigureState
+from stream.worker.processor import CellState, FamilyProcessor
 from tests.conftest import LONDON
 from tests.factories import abandoned, answered, decided, key, received
 
@@ -25,7 +25,7 @@ T0 = datetime(2019, 8, 2, 10, tzinfo=LONDON)  # a Friday
 @pytest.fixture
 def make(taxonomy, ctx):
     def build(family="contacts"):
-        state = FigureState()
+        state = CellState()
         metrics = PipelineMetrics(CollectorRegistry())
         proc = FamilyProcessor("t." + family, Decoder(family, taxonomy), ctx, state, metrics)
         return proc, state, {}
@@ -96,11 +96,11 @@ def test_rebuild_from_table_equals_incremental(make, ctx):
         feed(proc, table, [received(k, T0 + timedelta(hours=i)),
                            decided(k, T0 + timedelta(hours=2 * i + 1), "level_2_eh")],
              partition=i % 3)
-    fresh = FigureState()
+    fresh = CellState()
     fresh.rebuild("t.contacts", table.items(), {0, 1, 2}, ctx)
     for p in range(3):
         assert fresh.part("t.contacts", p).to_json() == state.part("t.contacts", p).to_json()
-    only_one = FigureState()
+    only_one = CellState()
     only_one.rebuild("t.contacts", table.items(), {1}, ctx)
     assert set(only_one.parts) == {("t.contacts", 1)}
 
@@ -129,7 +129,7 @@ def test_any_order_and_duplicates_give_the_same_figures(taxonomy, ctx, ops, rnd)
         event["event_id"] = f"id-{who}-{kind}-{hours:04d}"
         events.append(event)
     def run(evts):
-        state, table = FigureState(), {}
+        state, table = CellState(), {}
         proc = FamilyProcessor("t.contacts", Decoder("contacts", taxonomy), ctx, state,
                                PipelineMetrics(CollectorRegistry()))
         feed(proc, table, evts)

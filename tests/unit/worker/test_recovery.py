@@ -12,7 +12,7 @@ from stream.contract.decoder import Decoder
 from stream.state import progress
 from stream.state.timeliness import OpenWork
 from stream.worker.metrics import PipelineMetrics
-from stream.worker.processor import FamilyProcessor, FigureState
+from stream.worker.processor import CellState, FamilyProcessor
 from stream.worker.recovery import TableRecovery
 from tests.conftest import LONDON
 from tests.factories import decided, key, received
@@ -24,7 +24,7 @@ T0 = datetime(2019, 8, 2, 10, tzinfo=LONDON)
 
 def _live(taxonomy, ctx, cases=30):
     """A records table and the cells folding its events live made (partitions 0 and 1)."""
-    live = FigureState()
+    live = CellState()
     proc = FamilyProcessor(TOPIC, Decoder("contacts", taxonomy), ctx, live,
                            PipelineMetrics(CollectorRegistry()))
     table: dict[str, bytes] = {}
@@ -54,7 +54,7 @@ async def test_refolded_cells_equal_the_live_fold_and_each_partition_resumes_at_
         taxonomy, ctx):
     table, live = _live(taxonomy, ctx)
     done: list[bool] = []
-    state = FigureState()
+    state = CellState()
     recovery, frontier = _recovery(table, ctx, state, {0, 1, 2}, {0, 1, 2}, done)
     await recovery()
     assert done == [True]
@@ -68,7 +68,7 @@ async def test_refolded_cells_equal_the_live_fold_and_each_partition_resumes_at_
 
 def test_kept_cells_stay_and_partitions_no_longer_held_go(taxonomy, ctx):
     table, live = _live(taxonomy, ctx)
-    state = FigureState()
+    state = CellState()
     state.restore({(TOPIC, 0): live.parts[(TOPIC, 0)], (TOPIC, 5): live.parts[(TOPIC, 1)]})
     kept = state.parts[(TOPIC, 0)]
     recovery, _ = _recovery(table, ctx, state, {0}, {0, 1}, [])
@@ -82,7 +82,7 @@ def test_kept_cells_stay_and_partitions_no_longer_held_go(taxonomy, ctx):
 
 def test_a_kept_partition_follows_each_record_the_changelog_changes(taxonomy, ctx):
     table, live = _live(taxonomy, ctx)
-    state = FigureState()
+    state = CellState()
     recovery, _ = _recovery({}, ctx, state, {0, 1}, {0, 1}, [])
     recovery.rebuild()  # empty table: both partitions held, with no cells yet
     for k, v in table.items():

@@ -14,7 +14,7 @@ from stream.state import archive
 from stream.state.aggregates import Aggregates
 from stream.worker.changelog import encode_key
 from stream.worker.metrics import PipelineMetrics
-from stream.worker.processor import FamilyProcessor, FigureState
+from stream.worker.processor import CellState, FamilyProcessor
 from stream.worker.retention import Plan, expired, rewrite
 from stream.worker.schedule import cutoff
 from tests.conftest import LONDON
@@ -45,7 +45,7 @@ def test_a_case_expires_only_when_every_event_is_before_the_cut_off():
 
 def _fold(taxonomy, ctx, events):
     """A records table (str key -> bytes) and its cells, folded by the worker's own code."""
-    state, table = FigureState(), {}
+    state, table = CellState(), {}
     proc = FamilyProcessor(TOPIC, Decoder("contacts", taxonomy), ctx, state,
                            PipelineMetrics(CollectorRegistry()))
     for event in events:
@@ -72,7 +72,7 @@ def test_the_copy_leaves_expired_cases_out_and_their_cells_in_the_archive(taxono
         ["!offset:0", f"contact:{kept}", f"contact:{across}"])
     assert gone.encode() not in b"".join([*step.kept, *step.kept.values(), step.archive])
     # the partition's figures: records left plus archive, exactly the cells before
-    state = FigureState()
+    state = CellState()
     items = [(orjson.loads(k), v) for k, v in step.kept.items()
              if not orjson.loads(k).startswith("!offset")]
     items.append((archive.archive_key(0), step.archive))
@@ -106,7 +106,7 @@ def test_kept_cells_follow_an_archive_the_changelog_changes(taxonomy, ctx):
     one.apply([("contacts_received", ("2019-08", "x"), None)] * 2, +1)
     two = Aggregates()
     two.apply([("contacts_received", ("2019-08", "x"), None)] * 5, +1)
-    state = FigureState()
+    state = CellState()
     state.rebuild(TOPIC, list(table.items()), {0}, ctx)
     before = _cells(state.part(TOPIC, 0))
     name = archive.archive_key(0)

@@ -109,7 +109,7 @@ def app_routes(settings: Settings) -> tuple[object, list[str]]:
 async def test_every_route_answers_401_without_credentials(tmp_path):
     config = write_config(tmp_path / "web.yml", {"basic_auth_users": {"prometheus": HASH}})
     app, paths = app_routes(Settings(web_config_file=config))
-    assert {"/metrics", "/metrics/pipeline", "/metrics/faust", "/figures", "/due",
+    assert {"/metrics", "/metrics/pipeline", "/metrics/faust", "/cells", "/figures", "/due",
             "/ready", "/health"} <= set(paths)
     async with TestClient(TestServer(app)) as client:
         for path in paths:

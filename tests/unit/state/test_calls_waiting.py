@@ -1,4 +1,4 @@
-"""Calls waiting now (stream/state/queue_now.py): fed by real processors, judged at a clock."""
+"""Calls waiting now (state/calls_waiting.py, shown by worker/live_gauges.py), at a clock."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.contract.decoder import Decoder, Rejection
-from stream.state.queue_now import QueueNow, QueueState, asa_family, listen, waiting_of
+from stream.state.calls_waiting import QueueState, listen, waiting_of
+from stream.state.facts import window_hours
 from stream.state.timeliness import OpenWork
-from stream.worker.metrics import PipelineMetrics, window_hours
-from stream.worker.processor import FamilyProcessor, FigureState
+from stream.worker.live_gauges import CallsWaitingCollector, asa_family
+from stream.worker.metrics import PipelineMetrics
+from stream.worker.processor import CellState, FamilyProcessor
 from tests.conftest import LONDON
 from tests.factories import abandoned, answered, key, queued
 
@@ -25,14 +27,13 @@ LIMIT = 3600.0
 
 
 class Line:
-    """A calls processor with open work and a QueueNow listening to it, as create_app wires."""
+    """A calls processor with open work and a CallsWaiting listening to it, as create_app wires."""
 
     def __init__(self, taxonomy, ctx) -> None:
-        self.state, self.table = FigureState(), {}
+        self.state, self.table = CellState(), {}
         self.work = OpenWork(ctx.rules, ctx.calendar)
-        self.collector = listen(self.work, taxonomy.ordered("call_queue"), LIMIT,
-                                lambda: NOW, self.owned)
-        self.queue: QueueNow = self.work.listeners[0]  # type: ignore[assignment]
+        self.queue = listen(self.work, taxonomy.ordered("call_queue"), LIMIT)
+        self.collector = CallsWaitingCollector(self.queue, lambda: NOW, self.owned)
         self.ctx = ctx
         self.proc = FamilyProcessor(TOPIC, Decoder("calls", taxonomy), ctx, self.state,
                                     PipelineMetrics(CollectorRegistry()), self.work)

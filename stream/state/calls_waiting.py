@@ -1,4 +1,4 @@
-"""Calls waiting now: the queue as it stands, per call queue, on the worker's clock.
+"""The calls-waiting-now family: the queue as it stands, per call queue, on the worker's clock.
 
 Every contact-centre wallboard starts with three numbers: calls in the queue now, how
 long the oldest has waited, and the average speed of answer. The call figures elsewhere
@@ -20,18 +20,15 @@ shows instead of hiding. Labels are queues from the taxonomy only; keys never le
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Collection, Hashable, Iterable
 from dataclasses import dataclass
 
-from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
-
-from stream.state.aggregates import Aggregates
-from stream.state.records import Record
-from stream.state.timeliness import OpenWork, ScrapeCollector
+from stream.state.records import Abandon, Answer, Queueing, Record
+from stream.state.timeliness import OpenWork
 
 Part = Hashable  # (topic, partition) in the worker
 Waiting = tuple[str, float]  # (queue, queued at, POSIX seconds)
-#: live windows the average speed of answer is exported for (see metrics.WINDOWS)
+#: live windows the average speed of answer is exported for (``facts.WINDOWS``)
 ASA_WINDOWS = ("this_hour", "today")
 
 
@@ -39,10 +36,10 @@ def waiting_of(record: Record | None) -> Waiting | None:
     """(queue, queued at) if the record is a call still waiting for its outcome."""
     if record is None or record.get("k") != "call":
         return None
-    queued = record.get("q")
-    if queued is None or "ans" in record or "abn" in record:
+    queued = record.get(Queueing.KEY)
+    if queued is None or Answer.KEY in record or Abandon.KEY in record:
         return None
-    return queued[2], float(queued[0])
+    return Queueing.queue(queued), float(Queueing.occurred_at(queued))
 
 
 @dataclass
@@ -54,7 +51,7 @@ class QueueState:
     expired: int = 0
 
 
-class QueueNow:
+class CallsWaiting:
     """Calls waiting per partition, derived from the call records (a listener of OpenWork)."""
 
     def __init__(self, queues: Iterable[str], limit_seconds: float) -> None:
@@ -108,61 +105,8 @@ class QueueNow:
         return states
 
 
-def asa_family(agg: Aggregates, windows: Mapping[str, set[str]]) -> SummaryMetricFamily:
-    """Average speed of answer as a sum and a count of answer waits, per window and queue.
-
-    Read from the hourly cells of answered calls (hour the call was offered), the same
-    cells as ``cspa_recent_calls_answered``, so ``sum(_sum) / sum(_count)`` is exact
-    across workers.
-    """
-    family = SummaryMetricFamily(
-        "cspa_recent_calls_answer_wait_seconds",
-        "Queue wait of calls answered, offered in the live window (ASA = _sum / _count).",
-        labels=["window", "queue"])
-    for window in ASA_WINDOWS:
-        totals: dict[str, tuple[int, float]] = {}
-        for (hour, queue), cell in agg.figure("calls_answered_hourly"):
-            if hour in windows[window]:
-                count, seconds = totals.get(queue, (0, 0.0))
-                totals[queue] = (count + cell.count, seconds + cell.total)
-        for queue, (count, seconds) in sorted(totals.items()):
-            family.add_metric([window, queue], count, round(seconds, 4))
-    return family
-
-
-class QueueNowCollector(ScrapeCollector):
-    """Calls-waiting gauges of the owned partitions, evaluated at every scrape."""
-
-    def __init__(self, queue: QueueNow, now: Callable[[], float],
-                 owned: Callable[[], Collection[Part]]) -> None:
-        super().__init__(now, owned)
-        self._queue = queue
-
-    def _families(self, now: float | None = None,
-                  owned: Collection[Part] = ()) -> Iterator[GaugeMetricFamily]:
-        waiting = GaugeMetricFamily(
-            "cspa_calls_waiting", "Calls queued now and not yet answered or abandoned "
-            "(sum() across workers).", labels=["queue"])
-        oldest = GaugeMetricFamily(
-            "cspa_calls_oldest_wait_seconds", "How long the longest-waiting call has waited "
-            "so far (0: none waiting; max() across workers).", labels=["queue"])
-        expired = GaugeMetricFamily(
-            "cspa_calls_waiting_expired", "Calls queued longer than the waiting limit whose "
-            "answer or abandon never arrived (sum() across workers).", labels=["queue"])
-        if now is not None:
-            for queue, state in sorted(self._queue.evaluate(now, owned).items()):
-                waiting.add_metric([queue], state.waiting)
-                oldest.add_metric([queue], state.oldest_seconds)
-                expired.add_metric([queue], state.expired)
-        yield from (waiting, oldest, expired)
-
-
-def listen(work: OpenWork, queues: Iterable[str], limit_seconds: float,
-           now: Callable[[], float], owned: Callable[[], Collection[Part]]) -> QueueNowCollector:
-    """A QueueNow fed by ``work``'s record updates, and its collector.
-
-    One call in ``create_app`` wires it in, leaving the processor and the agent untouched.
-    """
-    queue = QueueNow(queues, limit_seconds)
-    work.listeners.append(queue)
-    return QueueNowCollector(queue, now, owned)
+def listen(work: OpenWork, queues: Iterable[str], limit_seconds: float) -> CallsWaiting:
+    """A CallsWaiting fed by ``work``'s record updates (rebuilt and checkpointed with it)."""
+    waiting = CallsWaiting(queues, limit_seconds)
+    work.listeners.append(waiting)
+    return waiting

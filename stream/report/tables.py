@@ -1,4 +1,4 @@
-"""The committee report computed from merged figure cells (no I/O, no rounding).
+"""The report tables, computed from merged cells (no I/O, no rounding).
 
 ``compute_report`` turns an ``Aggregates`` (the cells of every partition, merged)
 into a ``Report``: a frozen tree of rows of exact ``Value``s, one per report
@@ -29,9 +29,9 @@ from datetime import date
 from typing import Literal
 
 from stream.contract.taxonomy import Taxonomy
-from stream.settings import PeriodCombination, ServiceLevelVariant
+from stream.settings import PeriodCombination
 from stream.state.aggregates import Aggregates, Cell
-from stream.worker.metrics import CallDefinitions, call_parts
+from stream.state.calls import CallDefinitions, call_parts
 
 Kind = Literal["count", "percent", "days", "number"]
 DayBasis = Literal["working", "calendar"]
@@ -42,13 +42,10 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 
 @dataclass(frozen=True)
-class ReportDefinitions:
-    """The definitions a report is computed under (all printed with it)."""
+class ReportDefinitions(CallDefinitions):
+    """The definitions a report is computed under (all printed with it): the call
+    figures' (``stream.state.calls``), and which days a duration counts."""
 
-    service_level_seconds: float = 20.0
-    service_level_variant: ServiceLevelVariant = ServiceLevelVariant.OFFERED
-    short_abandon_seconds: float = 0.0
-    period_combination: PeriodCombination = PeriodCombination.RATIO_OF_SUMS
     day_basis: DayBasis = "working"
     #: the target line of the timeliness charts (% of progressions within timescale)
     timeliness_target_percent: float = 80.0
@@ -432,10 +429,7 @@ def _mean(cell: Cell, kind: Kind) -> Value:
 
 
 def _rfs(b: _Builder) -> RfsSection:
-    d = b.defs
-    parts = call_parts(_subset(b, "calls_"),
-                       CallDefinitions(d.service_level_seconds, d.service_level_variant.value,
-                                       d.short_abandon_seconds, d.period_combination.value))
+    parts = call_parts(_subset(b, "calls_"), b.defs)
     sums: dict[str, Counter[str]] = {m: Counter() for m in b.months}
     for labels, row in parts.items():
         sums[labels[0]].update(row)

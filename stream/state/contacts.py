@@ -1,0 +1,109 @@
+"""The contacts family: contacts received and decided, how long they took, where they went.
+
+Read from the contact record (``stream.state.records``: ``Receipt``, ``Decision``,
+``Allocation`` and one ``Progression`` per destination). Every figure's month is the
+local month of the event that completes it: received in the month received, decided
+(and its completion time) in the month decided, a progression in the month it happened.
+
+* ``contacts_received`` (month, channel, source group, team), and hourly.
+* ``contacts_decided`` (month, RFS outcome level), and hourly. The report's RFS
+  "outcomes" rows.
+* ``contact_completion``: receipt to decision, in working and calendar days, by month
+  decided, source group and ``pathway`` (the case system's actual outcome: the report's
+  cross-tab calls it "outcome"; a decision without one is the taxonomy's
+  ``UNRECORDED_PATHWAY``). Only contacts with both events.
+* ``early_help_allocation``: the progression to early help to its allocation by the
+  Early Help Hub, by month allocated.
+* ``progressions`` (month, destination, within timescale): judged by the destination's
+  rule ``progression_<destination>`` in force when the contact's clock started; within
+  is ``true``, ``false``, or ``unknown`` where no rule judged it. Its denominator in the
+  report is ``true`` + ``false``. Durations in ``progression`` (month, destination).
+"""
+
+from __future__ import annotations
+
+from stream.contract.taxonomy import UNRECORDED_PATHWAY
+from stream.state.facts import (
+    Count,
+    Fact,
+    FactContext,
+    Family,
+    Recent,
+    duration_figures,
+    durations,
+)
+from stream.state.records import Allocation, Decision, Progression, Receipt, Record
+
+#: the destination whose progression starts the Early Help Hub's allocation clock
+EARLY_HELP = "early_help"
+#: ``within_timescale`` label values: judged within, judged late, no rule in force
+WITHIN = ("true", "false", "unknown")
+
+
+def contact_facts(rec: Record, ctx: FactContext) -> list[Fact]:
+    """The facts of one contact record."""
+    facts: list[Fact] = []
+    rcv, dec = rec.get(Receipt.KEY), rec.get(Decision.KEY)
+    received = Receipt.occurred_at(rcv) if rcv else 0.0
+    group: str = ctx.taxonomy.group_of(Receipt.source_code(rcv)) if rcv else ""
+    if rcv:
+        facts.append(("contacts_received", (ctx.month(received), Receipt.channel(rcv), group,
+                                            Receipt.team(rcv)), None))
+        facts.append(("contacts_received_hourly", (ctx.hour(received),), None))
+    if dec:
+        decided = Decision.occurred_at(dec)
+        month = ctx.month(decided)
+        facts.append(("contacts_decided", (month, Decision.outcome(dec)), None))
+        facts.append(("contacts_decided_hourly", (ctx.hour(decided),), None))
+        if rcv:
+            labels = (month, group, Decision.pathway(dec) or UNRECORDED_PATHWAY)
+            facts += durations(ctx, "contact_completion", labels, received, decided)
+    eh, alloc = rec.get(Progression.key(EARLY_HELP)), rec.get(Allocation.KEY)
+    if alloc and eh:
+        allocated = Allocation.occurred_at(alloc)
+        facts += durations(ctx, "early_help_allocation", (ctx.month(allocated),),
+                           Progression.occurred_at(eh), allocated)
+    if rcv:
+        for destination in ctx.taxonomy.ordered("destination"):
+            prog = rec.get(Progression.key(destination))
+            if prog:
+                facts += _progression(ctx, destination, received, Progression.occurred_at(prog))
+    return facts
+
+
+def _progression(ctx: FactContext, destination: str, start: float, end: float) -> list[Fact]:
+    rule = ctx.rule("progression_" + destination, start)
+    days = ctx.working_days(start, end)
+    # Float noise in the clock arithmetic can put an exact "1 working day" at
+    # 1.0000000000000142: judge at the precision the cells keep (1e-4 days).
+    within = "unknown" if rule is None else str(round(days, 4) <= rule.timescale).lower()
+    month = ctx.month(end)
+    return [("progressions", (month, destination, within), None),
+            *durations(ctx, "progression", (month, destination), start, end)]
+
+
+CONTACTS = Family(
+    "contact", contact_facts,
+    counts=(
+        Count("contacts_received", "cspa_contacts_received",
+              ("month", "channel", "source_group", "team"),
+              "Contacts received in the calendar month (event time)."),
+        Count("contacts_decided", "cspa_contacts_decided", ("month", "outcome"),
+              "Contacts decided in the month, by RFS outcome category."),
+        Count("progressions", "cspa_progressions", ("month", "destination", "within_timescale"),
+              "Progressions in the month, by destination and whether within timescale."),
+    ),
+    distributions=(
+        *duration_figures("contact_completion", "cspa_contact_completion",
+                          ("month", "source_group", "pathway"),
+                          "Contact received to completed, by completion month"),
+        *duration_figures("early_help_allocation", "cspa_early_help_allocation", ("month",),
+                          "Progression to early help to allocation by the EHH"),
+        *duration_figures("progression", "cspa_progression", ("month", "destination"),
+                          "Contact received to progression"),
+    ),
+    recent=(Recent("contacts_received_hourly", "cspa_recent_contacts_received",
+                   "Contacts received"),
+            Recent("contacts_decided_hourly", "cspa_recent_contacts_decided",
+                   "Contacts decided")),
+)
