@@ -20,14 +20,14 @@ from dataclasses import dataclass
 
 from stream.contract.taxonomy import Taxonomy
 from stream.report.tables import month_label
+from stream.state import contacts
 from stream.state.aggregates import Aggregates, Cell
+from stream.state.families import LABELS
 
-#: rule name -> (figure whose values are its durations, label of the share)
+#: rule name -> label of its running share (its durations: ``contacts.RULE_DURATIONS``)
 RULE_SHARES = {
-    "early_help_allocation": ("early_help_allocation_working_days",
-                              "Early help allocations within timescale"),
-    "contact_decision": ("contact_completion_working_days",
-                         "Contacts decided within timescale"),
+    "early_help_allocation": "Early help allocations within timescale",
+    "contact_decision": "Contacts decided within timescale",
 }
 _FULL = ("January", "February", "March", "April", "May", "June", "July", "August",
          "September", "October", "November", "December")
@@ -96,18 +96,20 @@ def compute_since(agg: Aggregates, first: str, last: str, taxonomy: Taxonomy,
     figures = [_values_within(inside, "map_enquiry_working_days", d, map_key(d),
                               f"MAP enquiries completed within {_day_words(d)}")
                for d in map_days]
+    dest_at, within_at = (LABELS["progressions"].index(n)
+                          for n in ("destination", "within_timescale"))
     for dest in taxonomy.ordered("destination"):
-        counts = {within: sum(c.count for labels, c in inside.get("progressions", ())
-                              if labels[1] == dest and labels[2] == within)
-                  for within in ("true", "false")}
+        judged = [(labels[within_at], c.count) for labels, c in inside.get("progressions", ())
+                  if labels[dest_at] == dest and labels[within_at] in contacts.JUDGED]
         figures.append(SinceFigure(
             f"since_progression_within_{dest}",
             f"Progressions to {taxonomy.label('destination', dest)} within timescale",
-            counts["true"], counts["true"] + counts["false"]))
-    for rule, (figure, label) in RULE_SHARES.items():
+            sum(n for within, n in judged if within == contacts.WITHIN),
+            sum(n for _, n in judged)))
+    for rule, label in RULE_SHARES.items():
         if rule in timescales:
-            figures.append(_values_within(inside, figure, timescales[rule],
-                                          f"since_{rule}_within", label))
+            figures.append(_values_within(inside, contacts.RULE_DURATIONS[rule],
+                                          timescales[rule], f"since_{rule}_within", label))
     return Since(first, last, tuple(figures))
 
 
@@ -125,9 +127,6 @@ def _months(agg: Aggregates, first: str, last: str) -> Inside:
 
 def _values_within(inside: Inside, figure: str, days: float, key: str,
                    label: str) -> SinceFigure:
-    within = judged = 0
-    for _, cell in inside.get(figure, ()):
-        for value, n in cell.values.items():
-            judged += n
-            within += n if value <= days else 0
-    return SinceFigure(key, label, within, judged)
+    cells = [cell for _, cell in inside.get(figure, ())]
+    return SinceFigure(key, label, sum(c.at_most(days) for c in cells),
+                       sum(c.count for c in cells))

@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
 from stream.contract.taxonomy import Taxonomy
 from stream.settings import PeriodCombination
+from stream.state import calls, contacts, map_enquiries
+from stream.state import emails as email_family
 from stream.state.aggregates import Aggregates, Cell
 from stream.state.calls import CallDefinitions, call_parts
+from stream.state.families import LABELS
 
 Kind = Literal["count", "percent", "days", "number"]
 DayBasis = Literal["working", "calendar"]
@@ -326,15 +329,16 @@ Numbers = Mapping[str, int]  # month -> count
 Match = Callable[[tuple[str, ...]], bool]
 
 
-def _labels(*wanted: tuple[int, tuple[str, ...]]) -> Match:
-    """A label filter: the label at each position is one of the allowed values."""
+def _where(figure: str, wanted: Mapping[str, str | Collection[str]]) -> Match:
+    """A filter on a figure's cells by label name (as its family declares them, ``LABELS``):
+    each named label is the value given, or one of the values."""
+    names = LABELS[figure]
+    at = [(names.index(name), frozenset((v,) if isinstance(v, str) else v))
+          for name, v in wanted.items()]
+
     def match(labels: tuple[str, ...]) -> bool:
-        return all(labels[i] in allowed for i, allowed in wanted)
+        return all(labels[i] in allowed for i, allowed in at)
     return match
-
-
-def _any(labels: tuple[str, ...]) -> bool:
-    return True
 
 
 class _Builder:
@@ -351,23 +355,27 @@ class _Builder:
             if labels and labels[0] in wanted:
                 self.cells.setdefault(figure, []).append((labels, cell))
 
-    def counts(self, figure: str, match: Match = _any) -> dict[str, int]:
+    def counts(self, figure: str, **wanted: str | Collection[str]) -> dict[str, int]:
+        """month -> count of the figure's cells whose labels are as ``wanted`` (by name)."""
         out = dict.fromkeys(self.months, 0)
+        match = _where(figure, wanted)
         for labels, cell in self.cells.get(figure, ()):
             if match(labels):
                 out[labels[0]] += cell.count
         return out
 
-    def by_label(self, figure: str, index: int) -> dict[str, dict[str, int]]:
-        """label value -> month -> count."""
+    def by_label(self, figure: str, name: str) -> dict[str, dict[str, int]]:
+        """value of the label ``name`` -> month -> count."""
+        index = LABELS[figure].index(name)
         out: dict[str, dict[str, int]] = {}
         for labels, cell in self.cells.get(figure, ()):
             out.setdefault(labels[index], dict.fromkeys(self.months, 0))[labels[0]] += cell.count
         return out
 
-    def value_cells(self, figure: str, match: Match = _any) -> dict[str, Cell]:
-        """month -> the pooled cell of the matching labels."""
+    def value_cells(self, figure: str, **wanted: str | Collection[str]) -> dict[str, Cell]:
+        """month -> the pooled cell of the cells whose labels are as ``wanted``."""
         out = {m: Cell() for m in self.months}
+        match = _where(figure, wanted)
         for labels, cell in self.cells.get(figure, ()):
             if match(labels):
                 out[labels[0]].merge(cell)
@@ -387,8 +395,9 @@ class _Builder:
         total = Value(float(sum(present))) if present else Value(None)
         return Row(key, label, (*cells, total), figure)
 
-    def category_rows(self, figure: str, index: int, category: str) -> tuple[Row, ...]:
-        counts = self.by_label(figure, index)
+    def category_rows(self, figure: str, label: str, category: str) -> tuple[Row, ...]:
+        """A count row per code of the taxonomy's ``category``, the figure's ``label``."""
+        counts = self.by_label(figure, label)
         return tuple(self.count_row(code, self.taxonomy.label(category, code),
                                     counts.get(code, {}), category, figure)
                      for code in self.taxonomy.ordered(category))
@@ -434,20 +443,23 @@ def _rfs(b: _Builder) -> RfsSection:
     for labels, row in parts.items():
         sums[labels[0]].update(row)
     offered = {m: s["offered"] for m, s in sums.items()}
-    within = {m: s["answered_within_target"] for m, s in sums.items()}
-    denominator = {m: s["service_level_denominator"] for m, s in sums.items()}
-    abandoned = {m: s["abandoned"] - s["abandoned_short"] for m, s in sums.items()}
-    counted = {m: s["offered"] - s["abandoned_short"] for m, s in sums.items()}
+    level = {m: calls.service_level(s) for m, s in sums.items()}
+    abandoned = {m: calls.abandoned_rate(s) for m, s in sums.items()}
     emails = b.counts("emails_resolved")
-    enquiries = {m: offered[m] + emails[m] for m in b.months}
+    enquiries = {m: email_family.enquiries(offered[m], emails[m]) for m in b.months}
     return RfsSection(
         b.count_row("calls", "Calls", offered),
-        b.percent_row("service_level", "Service level", within, denominator),
-        b.percent_row("abandoned_rate", "Abandoned call rate", abandoned, counted),
+        b.percent_row("service_level", "Service level", *_split(level)),
+        b.percent_row("abandoned_rate", "Abandoned call rate", *_split(abandoned)),
         b.count_row("emails_resolved", "Emails resolved total", emails),
-        b.category_rows("contacts_decided", 1, "contact_outcome"),
+        b.category_rows("contacts_decided", "outcome", "contact_outcome"),
         b.count_row("enquiries", "Total enquiries (calls + emails)", enquiries),
         b.percent_row("email_share", "Email share of enquiries", emails, enquiries))
+
+
+def _split(parts: Mapping[str, tuple[int, int]]) -> tuple[dict[str, int], dict[str, int]]:
+    """month -> (numerator, denominator) as the two mappings ``percent_row`` takes."""
+    return {m: p[0] for m, p in parts.items()}, {m: p[1] for m, p in parts.items()}
 
 
 def _subset(b: _Builder, prefix: str) -> Aggregates:
@@ -472,8 +484,7 @@ def _days_block(b: _Builder, basis: DayBasis) -> DaysBlock:
             counts[min(max(0, math.floor(v)), len(DAY_BINS) - 1)] += n
         for i, n in enumerate(counts):
             bins[i].append(Value(float(n)))
-        inside = sum(n for v, n in cell.values.items() if v <= 1.0)
-        within.append(_percent(inside, cell.count))
+        within.append(_percent(cell.at_most(map_enquiries.WITHIN_DAYS), cell.count))
     if b.defs.period_combination is PeriodCombination.MEAN_OF_MONTHS:
         monthly = [c.value for c in within[:-1] if c.value is not None]
         within[-1] = Value(sum(monthly) / len(monthly) if monthly else None, "percent",
@@ -498,15 +509,15 @@ def _map(b: _Builder) -> MapSection:
         b.count_row("completed", "MAP enquiries completed", completed),
         b.stats("agencies", "Agencies consulted:", agencies, "number"),
         tuple(dist_rows),
-        b.category_rows("map_by_agency", 1, "agency"),
-        b.category_rows("map_completed", 1, "map_outcome"),
+        b.category_rows("map_by_agency", "agency", "agency"),
+        b.category_rows("map_completed", "outcome", "map_outcome"),
         b.percent_row("progress_level_4", "% progressing to Level 4",
-                      b.counts("map_completed", _labels((1, ("level_4",)))), completed),
+                      b.counts("map_completed", outcome=map_enquiries.LEVEL_4), completed),
         _days_block(b, "working"), _days_block(b, "calendar"))
 
 
 def _info_advice(b: _Builder) -> InfoAdviceSection:
-    return InfoAdviceSection(b.category_rows("level3_outcomes", 1, "level3_service"),
+    return InfoAdviceSection(b.category_rows("level3_outcomes", "service", "level3_service"),
                              b.count_row(TOTAL, "Total", b.counts("level3_outcomes")))
 
 
@@ -515,8 +526,10 @@ def _completion(b: _Builder) -> tuple[Table, Table, Table]:
     tx, basis = b.taxonomy, b.defs.day_basis
     groups, pathways = tx.ordered("source_group"), tx.ordered("pathway")
     grid: dict[tuple[str, str], Cell] = {}
-    for labels, cell in b.cells.get(f"contact_completion_{basis}_days", ()):
-        grid.setdefault((labels[1], labels[2]), Cell()).merge(cell)
+    figure = f"contact_completion_{basis}_days"
+    group_at, pathway_at = (LABELS[figure].index(n) for n in ("source_group", "pathway"))
+    for labels, cell in b.cells.get(figure, ()):
+        grid.setdefault((labels[group_at], labels[pathway_at]), Cell()).merge(cell)
     row_keys, col_keys = (*groups, TOTAL), (*pathways, TOTAL)
 
     def cell_at(g: str, p: str) -> Cell:
@@ -545,15 +558,15 @@ def _commentary(b: _Builder, map_days: Stats) -> CommentarySection:
     average: list[Row] = []
     for dest in tx.ordered("destination"):
         name = tx.label("destination", dest)
-        yes = b.counts("progressions", _labels((1, (dest,)), (2, ("true",))))
-        judged = b.counts("progressions", _labels((1, (dest,)), (2, ("true", "false"))))
+        yes = b.counts("progressions", destination=dest, within_timescale=contacts.WITHIN)
+        judged = b.counts("progressions", destination=dest, within_timescale=contacts.JUDGED)
         within.append(b.percent_row(f"within_{dest}", f"% within timescale: {name}", yes, judged))
-        days = b.value_cells(f"progression_{basis}_days", _labels((1, (dest,))))
+        days = b.value_cells(f"progression_{basis}_days", destination=dest)
         average.append(b.stats(f"days_{dest}", f"Days to {name}:", days).average)
     means, medians, p90 = _completion(b)
     return CommentarySection(
         b.count_row("contacts_received", "Contacts received", b.counts("contacts_received")),
-        b.category_rows("contacts_received", 1, "channel"),
+        b.category_rows("contacts_received", "channel", "channel"),
         b.stats("ehh_allocation", "", b.value_cells(f"early_help_allocation_{basis}_days")),
         map_days, means, medians, p90, tuple(within), tuple(average))
 
@@ -561,14 +574,14 @@ def _commentary(b: _Builder, map_days: Stats) -> CommentarySection:
 def _audits(b: _Builder) -> AuditSection:
     tx = b.taxonomy
     teams: list[TeamAudits] = []
-    present = {labels[1] for labels, _ in b.cells.get("audits", ())}
+    present = set(b.by_label("audits", "team"))
     for team in tx.ordered("team"):
         if team not in present:
             continue
         grades = tuple(b.count_row(g, tx.label("grade", g),
-                                   b.counts("audits", _labels((1, (team,)), (2, (g,)))), "grade")
+                                   b.counts("audits", team=team, grade=g), "grade")
                        for g in tx.ordered("grade"))
-        total = b.count_row(TOTAL, "Total", b.counts("audits", _labels((1, (team,)))))
+        total = b.count_row(TOTAL, "Total", b.counts("audits", team=team))
         teams.append(TeamAudits(team, tx.label("team", team), grades, total))
     return AuditSection(tuple(teams))
 

@@ -40,6 +40,10 @@ class Cell:
             if self.values[rounded] <= 0:
                 del self.values[rounded]
 
+    def at_most(self, threshold: float) -> int:
+        """How many values are ``<= threshold`` (values are kept to ``VALUE_DECIMALS``)."""
+        return sum(n for v, n in self.values.items() if v <= threshold)
+
     def merge(self, other: Cell) -> None:
         self.count += other.count
         self.total += other.total

@@ -20,7 +20,7 @@ answered calls, in the month the call ended.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,11 +102,9 @@ def call_parts(agg: Aggregates, defs: CallDefinitions,
             row[outcome] += cell.count
             row["offered"] += cell.count
             if outcome == "answered":
-                row["answered_within_target"] += _at_most(cell.values.items(),
-                                                          defs.service_level_seconds)
+                row["answered_within_target"] += cell.at_most(defs.service_level_seconds)
             elif defs.short_abandon_seconds > 0:
-                row["abandoned_short"] += _at_most(cell.values.items(),
-                                                   defs.short_abandon_seconds)
+                row["abandoned_short"] += cell.at_most(defs.short_abandon_seconds)
     for row in parts.values():
         row["service_level_denominator"] = {
             ServiceLevelVariant.OFFERED: row["offered"],
@@ -114,10 +112,6 @@ def call_parts(agg: Aggregates, defs: CallDefinitions,
             ServiceLevelVariant.OFFERED_LESS_SHORT: row["offered"] - row["abandoned_short"],
         }[defs.service_level_variant]
     return parts
-
-
-def _at_most(values: Iterable[tuple[float, int]], threshold: float) -> int:
-    return sum(n for v, n in values if v <= threshold)
 
 
 def answer_waits(agg: Aggregates, hours: set[str]) -> dict[str, tuple[int, float]]:
@@ -133,9 +127,22 @@ def answer_waits(agg: Aggregates, hours: set[str]) -> dict[str, tuple[int, float
     return totals
 
 
+def service_level(row: Mapping[str, int]) -> tuple[int, int]:
+    """(numerator, denominator) of the service level from one row of ``call_parts``."""
+    return row["answered_within_target"], row["service_level_denominator"]
+
+
+def abandoned_rate(row: Mapping[str, int]) -> tuple[int, int]:
+    """(numerator, denominator) of the abandoned rate: short abandons are in neither."""
+    return row["abandoned"] - row["abandoned_short"], row["offered"] - row["abandoned_short"]
+
+
 CALLS = Family(
     "call", call_facts,
     distributions=(Distribution("call_handle_seconds", "cspa_call_handle_seconds",
                                 ("month", "queue"), HANDLE_BUCKETS,
                                 "Handling time of answered calls, by month the call ended."),),
+    # exposed as their parts (``PARTS``), and the wait histogram, not one to one
+    cells={f"calls_{outcome}{suffix}": (first, "queue") for outcome in OUTCOMES
+           for suffix, first in (("", "month"), ("_hourly", "hour"))},
 )

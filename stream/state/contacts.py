@@ -36,8 +36,14 @@ from stream.state.records import Allocation, Decision, Progression, Receipt, Rec
 
 #: the destination whose progression starts the Early Help Hub's allocation clock
 EARLY_HELP = "early_help"
-#: ``within_timescale`` label values: judged within, judged late, no rule in force
-WITHIN = ("true", "false", "unknown")
+#: ``within_timescale`` of a progression judged within its timescale (the share's
+#: numerator), and of every progression judged at all (its denominator: ``unknown``,
+#: no rule in force, is neither)
+WITHIN = "true"
+JUDGED = ("true", "false")
+#: timescale rule -> the working-day durations it is judged on (the running shares)
+RULE_DURATIONS = {"early_help_allocation": "early_help_allocation_working_days",
+                  "contact_decision": "contact_completion_working_days"}
 
 
 def contact_facts(rec: Record, ctx: FactContext) -> list[Fact]:
@@ -106,4 +112,5 @@ CONTACTS = Family(
                    "Contacts received"),
             Recent("contacts_decided_hourly", "cspa_recent_contacts_decided",
                    "Contacts decided")),
+    cells={"contacts_received_hourly": ("hour",), "contacts_decided_hourly": ("hour",)},
 )

@@ -1,8 +1,8 @@
 """The emails family: email enquiries resolved by the Request for Support team.
 
 Read from the email record (``Resolution``). One fact per resolved email, in the local
-month (and clock hour) it was resolved. The report adds them to the calls offered for
-its "Total enquiries" and divides for the email share (``stream.report.tables``).
+month (and clock hour) it was resolved. With the calls offered they make the RFS team's
+enquiries (``enquiries``), of which the email share is the emails.
 """
 
 from __future__ import annotations
@@ -24,4 +24,11 @@ EMAILS = Family(
                   "Email enquiries resolved by the RFS team in the month."),),
     recent=(Recent("emails_resolved_hourly", "cspa_recent_emails_resolved",
                    "Emails resolved"),),
+    cells={"emails_resolved_hourly": ("hour",)},
 )
+
+
+def enquiries(calls_offered: int, emails: int) -> int:
+    """The RFS team's enquiries: calls offered plus emails resolved (the email share's
+    denominator; its numerator is the emails)."""
+    return calls_offered + emails

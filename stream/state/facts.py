@@ -137,13 +137,25 @@ class Recent:
 
 @dataclass(frozen=True)
 class Family:
-    """One figure family: the record kind it reads, its facts, the figures it declares."""
+    """One figure family: the record kind it reads, its facts, the figures it declares.
+
+    Every fact's figure is declared once, with its label names: as a ``Count`` or a
+    ``Distribution``, or in ``cells`` (facts no metric exposes one to one: hourly cells,
+    call outcomes whose parts are exposed instead). The first label of a monthly
+    figure is its month, of an hourly one its hour.
+    """
 
     kind: str
     facts: Callable[[Record, FactContext], list[Fact]]
     counts: tuple[Count, ...] = ()
     distributions: tuple[Distribution, ...] = ()
     recent: tuple[Recent, ...] = ()
+    cells: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def labels(self) -> dict[str, tuple[str, ...]]:
+        """figure -> its label names, for every figure the family's facts carry."""
+        return {**{c.figure: c.labels for c in self.counts},
+                **{d.figure: d.labels for d in self.distributions}, **self.cells}
 
 
 #: the live windows, in the order they are exposed

@@ -21,6 +21,9 @@ from stream.state.records import Record
 #: the families of additive facts, in the order their figures are exposed
 FAMILIES: tuple[Family, ...] = (CONTACTS, EMAILS, MAP_ENQUIRIES, CALLS, AUDITS)
 BY_KIND: Mapping[str, Family] = {family.kind: family for family in FAMILIES}
+#: figure -> its label names, for every figure any family's facts carry
+LABELS: Mapping[str, tuple[str, ...]] = {
+    figure: names for family in FAMILIES for figure, names in family.labels().items()}
 #: record kind -> its family's facts (one lookup per record on the hot path)
 _FACTS = {family.kind: family.facts for family in FAMILIES}
 

@@ -32,6 +32,11 @@ from stream.state.records import Completion, Opening, Record
 
 #: the outcome level whose completions are counted by Level 3 service
 LEVEL_3 = "level_3"
+#: the outcome level of "% progressing to Level 4" (over all completed)
+LEVEL_4 = "level_4"
+#: working days of "% within 1 day" (``<=`` on the stored value; the running shares add
+#: ``CSPA_SINCE_MAP_WITHIN_DAYS``)
+WITHIN_DAYS = 1.0
 AGENCY_BUCKETS = tuple(float(n) for n in range(0, 13))
 
 
@@ -74,4 +79,5 @@ MAP_ENQUIRIES = Family(
     ),
     recent=(Recent("map_completed_hourly", "cspa_recent_map_enquiries_completed",
                    "MAP enquiries completed"),),
+    cells={"map_completed_hourly": ("hour",)},
 )

@@ -107,7 +107,8 @@ def test_the_position_check_sees_the_old_fact_code(tmp_path):
         "def f(rec):\n    rcv, dec = rec.get('rcv'), rec.get('dec')\n    a = rcv[3]\n"
         "    outcome = rec.get('ans') or rec.get('abn')\n    ts, _, q, w = outcome\n"
         "    return rec['res'][0], a, dec, ts\n")
-    assert sorted(spot.split(":")[1] for spot in _positional(tmp_path / "stream")) == ["3", "5", "6"]
+    lines = sorted(spot.split(":")[1] for spot in _positional(tmp_path / "stream"))
+    assert lines == ["3", "5", "6"]
 
 
 def _positional(package: Path) -> list[str]:

@@ -1,0 +1,116 @@
+"""Figure families (stream/state/families.py): every fact declared, every slot read by name.
+
+The slots' field names (stream/state/records.py) are checked against the events they come
+from, and each family's declared label names against the facts its records really give:
+the report and the worker read cells by those names.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from stream.contract.decoder import Decoder
+from stream.contract.events import Event
+from stream.state import records
+from stream.state.families import BY_KIND, FAMILIES, LABELS, facts_of
+from tests import factories as f
+from tests.conftest import LONDON
+
+T0 = datetime(2019, 8, 5, 10, 0, tzinfo=LONDON)  # a Monday
+NOW = (T0 + timedelta(days=30)).timestamp()
+K = f.key("case")
+
+
+def _events() -> list[tuple[str, dict[str, Any]]]:
+    """(family, event) of every event type, with every optional field given."""
+    later = T0 + timedelta(days=1)
+    return [
+        ("contacts", f.received(K, T0, channel="phone", source_code="2B", team="rfs")),
+        ("contacts", f.decided(K, later, outcome="level_3", pathway="information")),
+        ("contacts", f.base("contact.progressed", later, contact_key=K,
+                            destination="early_help")),
+        ("contacts", f.base("contact.progressed", later, contact_key=K,
+                            destination="childrens_social_care")),
+        ("contacts", f.base("early_help.allocated", later + timedelta(days=2), contact_key=K)),
+        ("contacts", f.base("email.resolved", T0, enquiry_key=K)),
+        ("map_enquiries", f.map_opened(K, T0)),
+        ("map_enquiries", f.map_completed(K, later, ["police", "gp", "police"],
+                                          outcome="level_3", service="tys")),
+        ("calls", f.queued(K, T0, queue="rfs")),
+        ("calls", f.answered(K, T0 + timedelta(seconds=30), 30.0, queue="rfs")),
+        ("calls", f.base("call.ended", T0 + timedelta(minutes=5), call_key=K, queue="rfs",
+                         handle_seconds=270.0, source_system="telephony")),
+        ("calls", f.abandoned(f.key("other"), T0, 12.0, queue="rfs")),
+        ("audits", f.audit(K, later, team="ehh", grade="good")),
+    ]
+
+
+def _decoded(taxonomy) -> list[Event]:
+    out = []
+    for family, event in _events():
+        case = next(event[k] for k in ("contact_key", "enquiry_key", "call_key", "audit_key")
+                    if k in event)
+        decoded = Decoder(family, taxonomy).decode(case.encode(), orjson.dumps(event), NOW)
+        assert isinstance(decoded, Event), decoded
+        out.append(decoded)
+    return out
+
+
+def _records(taxonomy) -> dict[str, records.Record]:
+    table: dict[str, records.Record] = {}
+    for event in _decoded(taxonomy):
+        kind, slot, value = records.slot_of(event)
+        key = records.table_key(kind, event.key)
+        table[key] = records.fold(table.get(key), kind, slot, value, 0) or table[key]
+    return table
+
+
+def test_every_event_type_has_a_slot_and_the_slot_names_its_fields(taxonomy) -> None:
+    seen = set()
+    for event in _decoded(taxonomy):
+        kind, key, value = records.slot_of(event)
+        cls, _ = records.SLOTS[event.event_type]
+        seen.add(event.event_type)
+        assert (cls.KIND, key.startswith(cls.KEY)) == (kind, True)
+        assert cls.occurred_at(value) == event.timestamp
+        fields = [n for n in vars(cls) if not n.isupper() and not n.startswith("_")
+                  and n != "key"]
+        for name in fields:  # every named field reads the event's field of that name
+            want = getattr(event, "agencies_consulted" if name == "agencies" else name)
+            got = getattr(cls, name)(value)
+            assert got == (sorted(set(want)) if name == "agencies" else want), name
+        assert len(value) == 2 + len(fields), f"{event.event_type}: a field with no name"
+    assert seen == set(records.SLOTS)
+
+
+def test_every_fact_is_declared_with_its_label_names(taxonomy, ctx) -> None:
+    emitted: dict[str, int] = {}
+    for record in _records(taxonomy).values():
+        for figure, labels, _ in facts_of(record, ctx):
+            emitted[figure] = len(labels)
+    assert {fig: len(LABELS[fig]) for fig in emitted} == emitted
+    # nothing declared that no record gives (a figure renamed in one place only)
+    assert set(LABELS) == set(emitted)
+
+
+def test_each_kind_one_family_and_each_metric_one_figure() -> None:
+    assert set(BY_KIND) == {"contact", "email", "map", "call", "audit"}
+    metrics = [spec.metric for family in FAMILIES
+               for spec in (*family.counts, *family.distributions, *family.recent)]
+    assert len(metrics) == len(set(metrics))
+    for family in FAMILIES:
+        for spec in (*family.counts, *family.distributions):
+            assert spec.labels[0] == "month", spec.figure  # the report's month axis
+
+
+def test_a_type_without_a_slot_is_refused(taxonomy) -> None:
+    class Unheard(Event):  # a contract model records were never taught
+        pass
+
+    first = _decoded(taxonomy)[0]
+    with pytest.raises(TypeError, match="no record slot for Unheard"):
+        records.slot_of(Unheard.model_construct(**dict(first)))
