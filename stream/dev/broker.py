@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,7 +208,37 @@ def _port_free(port: int) -> bool:
     return True
 
 
-class LocalBroker:
+class _Started(ABC):
+    """One broker or a cluster: started on entering a ``with`` block, stopped on leaving it."""
+
+    @abstractmethod
+    def start(self, timeout: float = 60) -> None:
+        """Launch what is not running and wait until it answers."""
+
+    @abstractmethod
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds."""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _start_all(nodes: list[LocalBroker], timeout: float) -> None:
+    """Launch every node not running, then wait until each answers: all are launched
+    before any is waited for, as no node of a cluster is ready before a quorum is up."""
+    waiting = [node for node in nodes if not node.is_running()]
+    for node in waiting:
+        node.launch()
+    for node in waiting:
+        node.wait(timeout)
+
+
+class LocalBroker(_Started):
     """A broker process for one data dir; attaches to a running one found via its pid file."""
 
     def __init__(self, config: BrokerConfig) -> None:
@@ -269,23 +300,29 @@ class LocalBroker:
 
     def start(self, timeout: float = 60) -> None:
         """Format if needed, launch the broker, and wait until it answers metadata requests."""
-        if self.is_running():
-            return
-        self.launch()
-        self.wait(timeout)
+        _start_all([self], timeout)
 
     def launch(self) -> None:
         """Format if needed and start the process, without waiting for it to be ready (the
         nodes of a cluster are all launched first: none is ready before a quorum is up)."""
-        ports = (self.config.port, self.config.controller_port, self.config.ssl_port)
-        for port in (p for p in ports if p):
-            if not _port_free(port):
-                raise RuntimeError(f"port {port} is already in use on 127.0.0.1")
+        self._check_ports()
         lib = ensure_jars(self.config.cache_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.props_file.write_text(
             "".join(f"{k}={v}\n" for k, v in self.config.properties().items()))
         self._format(lib)
+        self._spawn(lib)
+
+    def _check_ports(self) -> None:
+        """Refuse to launch onto a port something else holds (the broker would die later,
+        with the cause buried in its log)."""
+        ports = (self.config.port, self.config.controller_port, self.config.ssl_port)
+        for port in (p for p in ports if p):
+            if not _port_free(port):
+                raise RuntimeError(f"port {port} is already in use on 127.0.0.1")
+
+    def _spawn(self, lib: Path) -> None:
+        """Start ``kafka.Kafka`` in its own session; record its pid and ports for the CLI."""
         self._launched = time.monotonic()
         with open(self.log_file, "ab") as out:
             self._proc = subprocess.Popen(
@@ -362,16 +399,8 @@ class LocalBroker:
         rss = [ln.split()[1] for ln in status.splitlines() if ln.startswith("VmRSS:")]
         return int(rss[0]) * 1024 if rss else 0
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-
-
-class LocalCluster:
+class LocalCluster(_Started):
     """Several local brokers forming one KRaft cluster on loopback.
 
     Every node is a broker and a controller voter (a static quorum of all of them), and
@@ -398,11 +427,7 @@ class LocalCluster:
 
     def start(self, timeout: float = 90) -> None:
         """Launch every node not running, then wait until each answers."""
-        waiting = [node for node in self.nodes if not node.is_running()]
-        for node in waiting:
-            node.launch()
-        for node in waiting:
-            node.wait(timeout)
+        _start_all(self.nodes, timeout)
 
     def stop(self, timeout: float = 30) -> None:
         """Stop every node: SIGTERM to all at once (nodes stopped one after another would
@@ -420,14 +445,6 @@ class LocalCluster:
     def rss_bytes(self) -> int:
         """Resident set size of all running nodes together, in bytes."""
         return sum(node.rss_bytes() for node in self.nodes)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
 
 async def wait_ready(bootstrap: str, timeout: float, **client_kwargs: Any) -> None:

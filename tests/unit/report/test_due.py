@@ -7,12 +7,7 @@ topics and partition counts are what they must cover (the integration test
 
 from __future__ import annotations
 
-import argparse
 import json
-import socket
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -28,9 +23,9 @@ from stream.report.due import (
 )
 from stream.report.workers import Gaps, gaps
 from stream.settings import Settings
+from tests.unit.report.conftest import ALL_PARTITIONS as ALL
+from tests.unit.report.conftest import CannedWorkers, dead_url, parse_args
 
-ALL = [(spec.name, p) for spec in event_families(load_topics()).values()
-       for p in range(spec.partitions)]
 CONTACTS = next(spec.name for f, spec in event_families(load_topics()).items()
                 if f == "contacts")
 
@@ -38,44 +33,6 @@ CONTACTS = next(spec.name for f, spec in event_families(load_topics()).items()
 def item(deadline: str, key: str, rule: str = "contact_decision") -> dict[str, object]:
     return {"deadline": deadline, "state": "due_today", "working_hours_left": 2.5,
             "rule": rule, "team": "rfs", "key": key}
-
-
-class _Workers:
-    """Canned /due answers by name (the URL's first path segment)."""
-
-    def __init__(self) -> None:
-        self.bodies: dict[str, dict[str, object]] = {}
-        self.asked: list[str] = []
-        workers = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                workers.asked.append(self.path)
-                name = self.path.strip("/").split("/")[0]
-                found = workers.bodies.get(name) if "/due?" in self.path else None
-                data = json.dumps(found).encode()
-                self.send_response(200 if found is not None else 404)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/{name}"
-
-
-@pytest.fixture
-def workers() -> Iterator[_Workers]:
-    w = _Workers()
-    w.thread.start()
-    yield w
-    w.server.shutdown()
-    w.server.server_close()
 
 
 def due_body(owned: list[tuple[str, int]], items: list[dict[str, object]],
@@ -87,9 +44,7 @@ def due_body(owned: list[tuple[str, int]], items: list[dict[str, object]],
 
 
 def due(argv: list[str], settings: Settings | None = None) -> int:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return run_due(parser.parse_args(argv), settings or Settings())
+    return run_due(parse_args(add_arguments, argv), settings or Settings())
 
 
 def test_merge_keeps_the_first_due_over_every_worker() -> None:
@@ -117,11 +72,11 @@ def test_refusal_is_one_line_naming_partitions() -> None:
     assert "missing partitions: t[0], t[1]" in text and "--partial" in text
 
 
-def test_complete_list_from_two_workers(workers: _Workers,
+def test_complete_list_from_two_workers(workers: CannedWorkers,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     half = len(ALL) // 2
-    workers.bodies["a"] = due_body(ALL[:half], [item("2026-12-04T10:00", "a1")])
-    workers.bodies["b"] = due_body(ALL[half:], [item("2026-12-03T10:00", "b1")])
+    workers.due["a"] = due_body(ALL[:half], [item("2026-12-04T10:00", "a1")])
+    workers.due["b"] = due_body(ALL[half:], [item("2026-12-03T10:00", "b1")])
     assert due(["--workers", f"{workers.url('a')},{workers.url('b')}", "--limit", "7"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("deadline") and out[1].endswith(" b1") and out[2].endswith(" a1")
@@ -129,9 +84,9 @@ def test_complete_list_from_two_workers(workers: _Workers,
 
 
 def test_a_missing_partition_refuses_and_partial_marks_it(
-        workers: _Workers, capsys: pytest.CaptureFixture[str]) -> None:
+        workers: CannedWorkers, capsys: pytest.CaptureFixture[str]) -> None:
     gone = (CONTACTS, 1)
-    workers.bodies["a"] = due_body([tp for tp in ALL if tp != gone],
+    workers.due["a"] = due_body([tp for tp in ALL if tp != gone],
                                    [item("2026-12-03T10:00", "a1")])
     assert due(["--workers", workers.url("a")]) == 2
     captured = capsys.readouterr()
@@ -144,11 +99,11 @@ def test_a_missing_partition_refuses_and_partial_marks_it(
 
 
 def test_recovering_or_differently_judged_workers_refuse(
-        workers: _Workers, capsys: pytest.CaptureFixture[str]) -> None:
+        workers: CannedWorkers, capsys: pytest.CaptureFixture[str]) -> None:
     half = len(ALL) // 2
-    workers.bodies["a"] = due_body(ALL[:half], [])
-    workers.bodies["b"] = due_body(ALL[half:], [], recovering=True)
-    workers.bodies["c"] = due_body(ALL[half:], [], fingerprint="other")
+    workers.due["a"] = due_body(ALL[:half], [])
+    workers.due["b"] = due_body(ALL[half:], [], recovering=True)
+    workers.due["c"] = due_body(ALL[half:], [], fingerprint="other")
     urls = [workers.url(n) for n in "abc"]
     assert due(["--workers", f"{urls[0]},{urls[1]}"]) == 2
     assert f"workers still recovering or rebalancing: {urls[1]}" in capsys.readouterr().err
@@ -157,11 +112,9 @@ def test_recovering_or_differently_judged_workers_refuse(
 
 
 def test_unreachable_worker_is_one_line_and_workers_come_from_settings(
-        workers: _Workers, capsys: pytest.CaptureFixture[str]) -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    workers.bodies["a"] = due_body(ALL, [item("2026-12-03T10:00", "a1")])
+        workers: CannedWorkers, capsys: pytest.CaptureFixture[str]) -> None:
+    dead = dead_url()
+    workers.due["a"] = due_body(ALL, [item("2026-12-03T10:00", "a1")])
     assert due(["--timeout", "2"], Settings(workers=f"{workers.url('a')},{dead}")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -174,11 +127,11 @@ def test_unreachable_worker_is_one_line_and_workers_come_from_settings(
 
 
 def test_stale_counts_are_summed_over_workers_under_the_list(
-        workers: _Workers, capsys: pytest.CaptureFixture[str]) -> None:
+        workers: CannedWorkers, capsys: pytest.CaptureFixture[str]) -> None:
     half = len(ALL) // 2
-    workers.bodies["a"] = due_body(ALL[:half], [item("2026-12-04T10:00", "a1")],
+    workers.due["a"] = due_body(ALL[:half], [item("2026-12-04T10:00", "a1")],
                                    stale={"contact_decision": 3, "map_enquiry": 0})
-    workers.bodies["b"] = due_body(ALL[half:], [],
+    workers.due["b"] = due_body(ALL[half:], [],
                                    stale={"contact_decision": 1, "map_enquiry": 2})
     urls = f"{workers.url('a')},{workers.url('b')}"
     assert due(["--workers", urls]) == 0
@@ -194,8 +147,8 @@ def test_stale_counts_are_summed_over_workers_under_the_list(
 
 
 def test_stale_asks_the_workers_for_their_stale_items(
-        workers: _Workers, capsys: pytest.CaptureFixture[str]) -> None:
-    workers.bodies["a"] = due_body(ALL, [item("2024-01-04T10:00", "old")],
+        workers: CannedWorkers, capsys: pytest.CaptureFixture[str]) -> None:
+    workers.due["a"] = due_body(ALL, [item("2024-01-04T10:00", "old")],
                                    stale={"contact_decision": 1})
     assert due(["--workers", workers.url("a"), "--stale", "--limit", "9"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -210,9 +163,9 @@ def test_no_stale_items_is_said_too() -> None:
 
 
 def test_a_worker_without_stale_counts_is_unreadable(
-        workers: _Workers, capsys: pytest.CaptureFixture[str]) -> None:
+        workers: CannedWorkers, capsys: pytest.CaptureFixture[str]) -> None:
     body = due_body(ALL, [])
     del body["stale"]  # a worker from before the horizon: its list would hold stale items
-    workers.bodies["a"] = body
+    workers.due["a"] = body
     assert due(["--workers", workers.url("a")]) == 2
     assert "(unreadable due list)" in capsys.readouterr().err

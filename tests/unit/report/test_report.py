@@ -32,16 +32,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import socket
 import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from stream.contract.taxonomy import load_taxonomy
-from stream.contract.topics import event_families, load_topics
 from stream.report import (
     IncompleteReport,
     ReportDefinitions,
@@ -58,6 +54,7 @@ from stream.report.cli import add_arguments, parse_months, run_report
 from stream.report.tables import DayBasis
 from stream.settings import PeriodCombination, ServiceLevelVariant, Settings
 from stream.state.aggregates import Aggregates
+from tests.unit.report.conftest import ALL_PARTITIONS, CannedWorkers, dead_url, parse_args
 
 TAX = load_taxonomy()
 AUG, SEP, OCT, NOV = "2019-08", "2019-09", "2019-10", "2019-11"
@@ -471,43 +468,6 @@ def test_allocation_and_progressions_by_hand() -> None:
 
 # ----------------------------------------------------------------------- fetching
 
-class _Workers:
-    """Canned /cells answers keyed by path prefix, served on 127.0.0.1."""
-
-    def __init__(self) -> None:
-        self.bodies: dict[str, dict[str, object]] = {}
-        workers = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                name = self.path.strip("/").split("/")[0]
-                body = workers.bodies.get(name) if self.path.endswith("/cells") else None
-                data = json.dumps(body).encode()
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/{name}"
-
-
-@pytest.fixture
-def workers() -> Iterator[_Workers]:
-    w = _Workers()
-    w.thread.start()
-    yield w
-    w.server.shutdown()
-    w.server.server_close()
-
-
 #: read-time definitions as a worker with default settings serves them
 SERVED = {"service_level_seconds": 20.0, "variant": "offered", "short_abandon_seconds": 0.0,
           "period_combination": "ratio_of_sums"}
@@ -523,31 +483,26 @@ def body(owned: list[tuple[str, int]], n: int, recovering: bool = False,
             "taxonomy": TAXONOMY_TEXT, "cells": agg.to_json()}
 
 
-ALL_OWNED = [(spec.name, p) for spec in event_families(load_topics()).values()
-             for p in range(spec.partitions)]
-
-
-def test_fetch_cells_merges_complete_partitions(workers: _Workers) -> None:
-    workers.bodies["a"] = body([("t", 0), ("t", 1), ("u", 0)], 3)
-    workers.bodies["b"] = body([("t", 2)], 4)
-    agg = fetch_cells([workers.url("a"), workers.url("b") + "/cells"], {"t": 3, "u": 1}).aggregates
+def test_fetch_cells_merges_complete_partitions(workers: CannedWorkers) -> None:
+    workers.cells["a"] = body([("t", 0), ("t", 1), ("u", 0)], 3)
+    workers.cells["b"] = body([("t", 2)], 4)
+    agg = fetch_cells([workers.url("a"), workers.url("b") + "/cells"],
+                      {"t": 3, "u": 1}).aggregates
     assert agg.cells[("emails_resolved", (AUG,))].count == 7
 
 
-def test_fetch_cells_refuses_a_missing_partition(workers: _Workers) -> None:
-    workers.bodies["a"] = body([("t", 0), ("t", 1)], 3)
+def test_fetch_cells_refuses_a_missing_partition(workers: CannedWorkers) -> None:
+    workers.cells["a"] = body([("t", 0), ("t", 1)], 3)
     with pytest.raises(IncompleteReport) as err:
         fetch_cells([workers.url("a")], {"t": 3, "u": 1})
     assert err.value.missing == {"t": [2], "u": [0]}
     assert "missing partitions: t[2], u[0]" in str(err.value)
 
 
-def test_fetch_cells_refuses_duplicates_recovery_and_silence(workers: _Workers) -> None:
-    workers.bodies["a"] = body([("t", 0), ("t", 1)], 3)
-    workers.bodies["b"] = body([("t", 1)], 3, recovering=True)
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+def test_fetch_cells_refuses_duplicates_recovery_and_silence(workers: CannedWorkers) -> None:
+    workers.cells["a"] = body([("t", 0), ("t", 1)], 3)
+    workers.cells["b"] = body([("t", 1)], 3, recovering=True)
+    dead = dead_url()
     with pytest.raises(IncompleteReport) as err:
         fetch_cells([workers.url("a"), workers.url("b"), dead, workers.url("nobody")],
                     {"t": 2}, timeout=2)
@@ -558,10 +513,10 @@ def test_fetch_cells_refuses_duplicates_recovery_and_silence(workers: _Workers) 
     assert "t[1]" in str(e)
 
 
-def test_fetch_cells_refuses_workers_judged_or_read_differently(workers: _Workers) -> None:
-    workers.bodies["a"] = body([("t", 0)], 3)
-    workers.bodies["b"] = body([("t", 1)], 3, fingerprint="f2")
-    workers.bodies["c"] = body([("t", 2)], 3, variant="answered")
+def test_fetch_cells_refuses_workers_judged_or_read_differently(workers: CannedWorkers) -> None:
+    workers.cells["a"] = body([("t", 0)], 3)
+    workers.cells["b"] = body([("t", 1)], 3, fingerprint="f2")
+    workers.cells["c"] = body([("t", 2)], 3, variant="answered")
     with pytest.raises(IncompleteReport) as err:
         fetch_cells([workers.url(n) for n in "abc"], {"t": 3})
     text = str(err.value)
@@ -572,24 +527,18 @@ def test_fetch_cells_refuses_workers_judged_or_read_differently(workers: _Worker
             f"{workers.url('c')}") in text
 
 
-def test_an_unreachable_worker_is_one_line(workers: _Workers,
+def test_an_unreachable_worker_is_one_line(workers: CannedWorkers,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(["--months", "2019-08", "--workers", dead, "--timeout", "2"])
+    dead = dead_url()
+    args = parse_args(add_arguments, ["--months", "2019-08", "--workers", dead, "--timeout", "2"])
     assert run_report(args, Settings()) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"workers not answering: {dead} (URLError: [Errno 111]" in err
 
 
-def _report_json(workers: _Workers, settings: Settings, *flags: str) -> dict[str, object]:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(["--months", "2019-08", "--format", "json", *flags])
+def _report_json(workers: CannedWorkers, settings: Settings, *flags: str) -> dict[str, object]:
+    args = parse_args(add_arguments, ["--months", "2019-08", "--format", "json", *flags])
     out = Path(f"/tmp/_cspa_report_{threading.get_ident()}.json")
     args.output = out
     try:
@@ -600,11 +549,12 @@ def _report_json(workers: _Workers, settings: Settings, *flags: str) -> dict[str
     return doc
 
 
-def test_report_takes_definitions_and_taxonomy_from_the_workers(workers: _Workers) -> None:
+def test_report_takes_definitions_and_taxonomy_from_the_workers(workers: CannedWorkers) -> None:
     tx = TAXONOMY_TEXT.replace('phone = "Phone"', 'phone = "Telephone (as the workers say)"')
     assert tx != TAXONOMY_TEXT
-    workers.bodies["w"] = {**body(ALL_OWNED, 42, variant="answered", service_level_seconds=30.0,
-                                  short_abandon_seconds=5.0), "taxonomy": tx}
+    workers.cells["w"] = {**body(ALL_PARTITIONS, 42, variant="answered",
+                                   service_level_seconds=30.0, short_abandon_seconds=5.0),
+                            "taxonomy": tx}
     # The one running the report has other settings: they are not used.
     mine = Settings(workers=workers.url("w"), service_level_variant=ServiceLevelVariant.OFFERED,
                     service_level_seconds=10, short_abandon_seconds=0)
@@ -621,9 +571,8 @@ def test_report_takes_definitions_and_taxonomy_from_the_workers(workers: _Worker
             flagged["short_abandon_seconds"]) == ("offered", 15.0, 5.0)
 
 
-def test_cli_end_to_end(workers: _Workers, tmp_path: Path) -> None:
-    owned = ALL_OWNED
-    workers.bodies["w"] = body(owned, 42)
+def test_cli_end_to_end(workers: CannedWorkers, tmp_path: Path) -> None:
+    workers.cells["w"] = body(ALL_PARTITIONS, 42)
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     out = tmp_path / "r.csv"
