@@ -36,6 +36,7 @@ from stream.state.records import Allocation, Decision, Progression, Receipt, Rec
 
 #: the destination whose progression starts the Early Help Hub's allocation clock
 EARLY_HELP = "early_help"
+_EARLY_HELP_KEY = Progression.key(EARLY_HELP)
 #: ``within_timescale`` of a progression judged within its timescale (the share's
 #: numerator), and of every progression judged at all (its denominator: ``unknown``,
 #: no rule in force, is neither)
@@ -64,14 +65,14 @@ def contact_facts(rec: Record, ctx: FactContext) -> list[Fact]:
         if rcv:
             labels = (month, group, Decision.pathway(dec) or UNRECORDED_PATHWAY)
             facts += durations(ctx, "contact_completion", labels, received, decided)
-    eh, alloc = rec.get(Progression.key(EARLY_HELP)), rec.get(Allocation.KEY)
+    eh, alloc = rec.get(_EARLY_HELP_KEY), rec.get(Allocation.KEY)
     if alloc and eh:
         allocated = Allocation.occurred_at(alloc)
         facts += durations(ctx, "early_help_allocation", (ctx.month(allocated),),
                            Progression.occurred_at(eh), allocated)
     if rcv:
-        for destination in ctx.taxonomy.ordered("destination"):
-            prog = rec.get(Progression.key(destination))
+        for destination, key in ctx.progressions:
+            prog = rec.get(key)
             if prog:
                 facts += _progression(ctx, destination, received, Progression.occurred_at(prog))
     return facts

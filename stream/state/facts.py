@@ -22,10 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from stream.contract.taxonomy import Taxonomy
-from stream.state.records import Record
+from stream.state.records import Progression, Record
 from stream.state.rules import Rule, Versions
 from stream.state.working_days import WorkingCalendar, local_month, us_rounded
 
@@ -78,6 +79,12 @@ class FactContext:
 
     def calendar_days(self, start: float, end: float) -> float:
         return max(0.0, (end - start) / 86_400.0)
+
+    @cached_property
+    def progressions(self) -> tuple[tuple[str, str], ...]:
+        """(destination, its progression's slot key) in the taxonomy's order, made once:
+        every contact record asks (a frozen dataclass still takes a cached property)."""
+        return tuple((d, Progression.key(d)) for d in self.taxonomy.ordered("destination"))
 
 
 def durations(ctx: FactContext, figure: str, labels: tuple[str, ...], start: float,

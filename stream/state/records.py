@@ -234,6 +234,19 @@ def slot_of(event: Event) -> tuple[str, str, Slot]:
     raise TypeError(f"no record slot for {type(event).__name__}")
 
 
+def occurred(record: Record, kind: str, key: str, narrows: Field | None,
+             code: str | None) -> float | None:
+    """``occurred_at`` of the slot ``key`` if the record is of ``kind`` and holds it (and,
+    with a code, the ``narrows`` field is that code); None otherwise. Open work asks this
+    for every rule of every changed record, so it reads the slot here, by position."""
+    if record.get("k") != kind:
+        return None
+    value = record.get(key)
+    if value is None or (narrows is not None and code is not None and narrows(value) != code):
+        return None
+    return float(value[0])
+
+
 def table_key(kind: str, case_key: str) -> str:
     """Key of a record in the records table (kinds share a table per topic)."""
     return f"{kind}:{case_key}"

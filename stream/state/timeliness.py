@@ -27,7 +27,7 @@ from heapq import nsmallest
 from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
-from stream.state.records import SLOTS, Field, Progression, Record, SlotFields
+from stream.state.records import SLOTS, Field, Progression, Record, occurred
 from stream.state.rules import Rule, RuleError, Versions, versioned
 from stream.state.working_days import WorkingCalendar, local_month, us_rounded
 
@@ -76,14 +76,6 @@ def endpoint(spec: str) -> Endpoint:
     if code and narrows is None:
         raise RuleError(f"{event} cannot be narrowed by a code")
     return slot.KIND, slot.KEY, narrows, code or None
-
-
-def _ts(record: Record, end: Endpoint) -> float | None:
-    kind, key, narrows, code = end
-    value = record.get(key) if record.get("k") == kind else None
-    if value is None or (narrows is not None and code is not None and narrows(value) != code):
-        return None
-    return float(SlotFields.occurred_at(value))
 
 
 def watched_rules(rules: Mapping[str, Rule | Versions]) -> dict[str, Versions]:
@@ -171,10 +163,10 @@ def judge(record: Record, watching: Iterable[Watch], calendar: WorkingCalendar) 
     """
     items: list[Item] = []
     for versions, opens, closes, bound in watching:
-        start_ts = _ts(record, opens)
+        start_ts = occurred(record, *opens)
         if start_ts is None:
             continue
-        closed_ts = _ts(record, closes)
+        closed_ts = occurred(record, *closes)
         if closed_ts is not None and closed_ts - start_ts < bound:
             continue  # closed before any deadline could fall: neither open nor a breach
         rule = versions.single  # the hot path: one version, in force since always
