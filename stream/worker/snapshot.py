@@ -17,6 +17,7 @@ keeps only the standard streams and its pipe open, runs without the cyclic colle
 (a full collection would touch, and so copy, every page of the state), and is killed
 with its parent (``PR_SET_PDEATHSIG``, Linux): an orphan must not hold the data
 directory's files or the web port, nor finish a checkpoint a new worker has moved past.
+Short of memory, the kernel kills the child first (``oom_score_adj`` 1000).
 
 Memory: the pages the child touches are copied, and pickling touches the reference
 count of every object it writes, so the child comes to hold most of the state's
@@ -107,6 +108,10 @@ def _detach(reader: int, writer: int, parent: int) -> None:
     os.closerange(3, writer)  # the parent's sockets, its lock file, its loop's epoll
     os.closerange(writer + 1, os.sysconf("SC_OPEN_MAX"))
     if sys.platform == "linux":
+        # Out of memory (the child's copied pages count against the worker's limit),
+        # the kernel kills the child rather than the worker: a checkpoint lost, no more.
+        with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the parent died before the line above

@@ -67,6 +67,12 @@ def test_the_child_keeps_none_of_the_parents_files(tmp_path):
     assert held not in fds and len([fd for fd in fds if fd > 2]) <= 2
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc/self/oom_score_adj is Linux's")
+def test_out_of_memory_the_kernel_kills_the_child_first():
+    child = snapshot.start(lambda: Path("/proc/self/oom_score_adj").read_text().strip())
+    assert child.wait() == "1000"
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
 def test_the_child_dies_with_its_parent(tmp_path):
     # A parent SIGKILLed mid-checkpoint must not leave a child finishing the file (a new
