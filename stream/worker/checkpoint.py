@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from stream.state.timeliness import OpenWork
-from stream.worker import localstate
+from stream.worker import localstate, snapshot
 from stream.worker.agents import TopicAgent
 from stream.worker.changelog import ChangelogWriter
 from stream.worker.localstate import LocalStore
@@ -97,7 +97,8 @@ class Checkpointer:
 
     A checkpoint is taken between batches (every agent's ``busy`` lock held) and
     after every changelog write has landed (``ChangelogWriter.drain``): what it
-    holds is on Kafka, at or below the offsets it records.
+    holds is on Kafka, at or below the offsets it records. It is written by a forked
+    child from the memory as it stood then (``stream.worker.snapshot``).
     """
 
     path: Path
@@ -123,15 +124,20 @@ class Checkpointer:
         return tuple((t, tuple(sorted(s.offsets.items()))) for t, s in sorted(self.stores.items()))
 
     async def take(self) -> bool:
-        """One checkpoint, unless nothing changed or the worker is not serving."""
+        """One checkpoint, unless nothing changed or the worker is not serving.
+
+        Processing holds only while the writes in flight land and the child that
+        writes the file is forked (``stream.worker.snapshot``): the child pickles the
+        state as it was at the fork, off the event loop and off its interpreter lock.
+        """
         if self.cluster is None or not self.ready() or self._signature() == self._last:
             return False
         owned, before = frozenset(self.owned()), self._owned
         self._owned = owned
         if before is not None and owned != before:
             # Partitions just moved: the first scrapes merge their cells afresh and a
-            # rebalance often comes in waves. A checkpoint pauses processing (seconds
-            # with a national year), so it waits one interval rather than add to that.
+            # rebalance often comes in waves: the checkpoint waits one interval rather
+            # than add its pause (the drain, the fork) and its second core's work to that.
             # Not after a start: a restarted worker checkpoints as soon as it can.
             return False
         started = time.monotonic()
@@ -143,22 +149,33 @@ class Checkpointer:
             if not self.ready():  # a rebalance began meanwhile
                 return False
             signature = self._signature()
-            content = self.content()
+            localstate.private_dir(self.path.parent)  # (it may log: not in the child)
+            forking = time.monotonic()
+            child = snapshot.start(self._write)
+            forked = time.monotonic() - forking  # the event loop's own stall
         paused = time.monotonic() - started
-        size = await asyncio.to_thread(localstate.write, self.path, content,
-                                       self.key)
+        try:
+            size = int(await asyncio.to_thread(child.wait))
+        except snapshot.SnapshotFailed as exc:
+            log.warning("checkpoint not written: %s", exc)
+            return False
         self._last = signature
         self.metrics.checkpoints.inc()
         self.metrics.checkpoint_pause.set(paused)
         self.metrics.checkpoint_bytes.set(size)
-        log.info("checkpoint written bytes=%d paused=%.2f seconds=%.2f", size, paused,
-                 time.monotonic() - started)
+        log.info("checkpoint written bytes=%d paused=%.3f forked=%.3f seconds=%.2f", size,
+                 paused, forked, time.monotonic() - started)
         return True
 
-    def content(self) -> dict[str, Any]:
+    def _write(self) -> int:
+        """The checkpoint file, in the forked child: the state needs no copy there."""
+        return localstate.write(self.path, self.content(copy=False), self.key)
+
+    def content(self, copy: bool = True) -> dict[str, Any]:
         """Everything a restart needs, as one picklable value, taken at once (no await).
 
-        The records are copies (``LocalStore.export``), pickled later off the loop; the
+        The records are copies (``LocalStore.export``) unless ``copy`` is False, for a
+        process whose memory nobody changes meanwhile (the snapshot's child); the
         derived state, a web of small mutable objects, is pickled here and now.
         """
         derived = {"cells": self.state.export(),
@@ -166,7 +183,7 @@ class Checkpointer:
         return {
             "format": localstate.FORMAT, "app_id": self.app_id, "cluster": self.cluster,
             "fingerprint": self.fingerprint,
-            "tables": {topic: store.export() for topic, store in self.stores.items()},
+            "tables": {topic: store.export(copy) for topic, store in self.stores.items()},
             "derived": pickle.dumps(derived, protocol=pickle.HIGHEST_PROTOCOL),
         }
 

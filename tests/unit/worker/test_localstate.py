@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import pickle
 import stat
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -274,6 +276,74 @@ async def test_a_checkpoint_waits_one_interval_after_partitions_move(taxonomy, c
     # The first assignment after a start is no move: checkpointed at once.
     assert taken[:4] == [True, True, False, True]
     assert localstate.load(checkpointer.path, KEY) is not None
+
+
+@pytest.mark.asyncio
+async def test_a_checkpoint_holds_the_state_at_its_fork_while_processing_goes_on(
+        taxonomy, ctx, tmp_path):
+    # Processing resumes as soon as the writer is forked: the records and cells that
+    # change while the child writes are not in this checkpoint (a restart reads them
+    # from the changelog after its offsets), and nothing written is half of each.
+    log = _changelog(taxonomy, ctx)
+    cut = len(log) // 2
+    store = _store()
+    for offset, (p, k, v) in enumerate(log[:cut]):
+        store.put(p, k, v, offset)
+    state, work = _refold(store, ctx)
+    _follow(store, state, work, ctx)
+    at_fork = dict(store.data), dict(store.offsets), _refold(store, ctx)
+    forked, go = tmp_path / "forked", tmp_path / "go"
+    checkpointer = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: store}, {}, {},
+                                state, work, PipelineMetrics(CollectorRegistry()),
+                                lambda: True, lambda: (), key=KEY)
+    write = checkpointer._write
+
+    def held_back() -> int:  # in the child: it writes only once the parent has moved on
+        forked.touch()
+        while not go.exists():
+            time.sleep(0.01)
+        return write()
+
+    checkpointer._write = held_back  # type: ignore[method-assign]
+    taking = asyncio.create_task(checkpointer.take())
+    while not forked.exists():
+        await asyncio.sleep(0.01)
+    for offset, (p, k, v) in enumerate(log[cut:], start=cut):  # processing goes on
+        store.put(p, k, v, offset)
+    go.touch()
+    assert await taking
+    cp = localstate.load(checkpointer.path, KEY)
+    assert cp is not None and cp["tables"][TOPIC][0] == at_fork[0] != store.data
+    again, (state2, work2) = _store(), _derived(ctx)
+    Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: again}, {}, {}, state2, work2,
+                 PipelineMetrics(CollectorRegistry()), lambda: True, lambda: ()).restore(cp)
+    assert again.offsets == at_fork[1] != store.offsets
+    _same((state2, work2), at_fork[2])
+    _same((state, work), _refold(store, ctx))  # (the live state did move on)
+
+
+@pytest.mark.asyncio
+async def test_a_checkpoint_whose_write_fails_keeps_the_last_one(taxonomy, ctx, tmp_path,
+                                                                 caplog):
+    log = _changelog(taxonomy, ctx, cases=4)
+    store = _store()
+    state, work = _derived(ctx)
+    metrics = PipelineMetrics(CollectorRegistry())
+    checkpointer = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: store}, {}, {},
+                                state, work, metrics, lambda: True, lambda: (), key=KEY)
+    store.put(*log[0], 0)
+    assert await checkpointer.take()
+    kept = checkpointer.path.read_bytes()
+    store.put(*log[1], 1)
+    checkpointer.path.with_suffix(".tmp").mkdir()  # the child cannot open its file
+    with caplog.at_level(logging.WARNING, "cspa.worker"):
+        assert not await checkpointer.take()
+    assert [r.getMessage() for r in caplog.records] == [
+        "checkpoint not written: snapshot write failed error=IsADirectoryError"]
+    assert checkpointer.path.read_bytes() == kept
+    checkpointer.path.with_suffix(".tmp").rmdir()
+    assert await checkpointer.take()  # tried again: the state changed since the last one
+    assert metrics.checkpoints._value.get() == 2
 
 
 def test_a_checkpoint_naming_a_class_that_moved_is_not_taken(taxonomy, ctx, tmp_path):
