@@ -2,7 +2,7 @@
 
 Everything else is declared in pyproject.toml. The extension is optional: without a
 C compiler (or Python's headers) ``make install`` still installs the package, and
-``stream.contract.partitioner`` falls back to its pure-Python murmur2 (about ten
+``stream.contract.partitioner`` falls back to its pure-Python murmur2 (about five
 times the cost, see BENCHMARKS.md step 28).
 """
 

@@ -295,7 +295,7 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
                                     worker.state, metrics, worker.work, spec.partitions)
         worker.processors[family] = processor
         _add_agent(worker, processor, spec.partitions, dlq)
-    if not partitioner.COMPILED:  # then the check costs 5-6 % of the apply (BENCHMARKS.md)
+    if not partitioner.COMPILED:  # then the check costs 3-4 % of the apply (BENCHMARKS.md)
         log.warning("partition check in pure Python: murmur2 not compiled at make install "
                     "(needs gcc and Python's headers)")
     metrics.prime(p.topic for p in worker.processors.values())
