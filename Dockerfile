@@ -32,10 +32,17 @@ RUN mkdir stream && touch stream/__init__.py \
     && rm -rf stream build *.egg-info
 
 # Only what the worker reads at run time: code, event contract, timescale rules.
+# setup.py compiles the partition check's murmur2 (stream/contract/_murmur2.c); the
+# compiler is removed once it has (the extension needs only libc), and the build fails
+# if the worker would fall back to the pure-Python murmur2.
+COPY setup.py ./
 COPY stream/ stream/
 COPY topics/ topics/
 COPY config/ config/
-RUN pip install --no-deps --editable . \
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install --no-deps --editable . \
+    && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/* \
+    && python -c "from stream.contract.partitioner import COMPILED; assert COMPILED" \
     && useradd --system --uid 10001 --home-dir /var/lib/cspa --create-home cspa
 
 USER cspa

@@ -10,7 +10,10 @@ STAMP := $(VENV)/.installed
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# setup.py compiles the worker's murmur2 (stream/contract/_murmur2.c) where a C
+# compiler and Python's headers are found (`make tools` installs both, so the targets
+# that need both run `tools` first); an edit to either reinstalls.
+$(STAMP): pyproject.toml setup.py stream/contract/_murmur2.c
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -22,19 +25,19 @@ install: $(STAMP) ## Create .venv and install the pinned packages
 tools: ## Install what the tests call (promtool, prometheus, docker-compose, chromium, Java, Maven) from Debian, only when missing
 	@tools/install-tools.sh
 
-check-tools: install tools ## Check that every external command the tests call resolves
+check-tools: tools install ## Check that every external command the tests call resolves
 	$(PY) .ci/check-tools
 
-run: install tools ## Main job: local Kafka, a worker and 14 days of simulated traffic; prints the URLs
+run: tools install ## Main job: local Kafka, a worker and 14 days of simulated traffic; prints the URLs
 	$(PY) -m stream run $(if $(SCALE),--scale $(SCALE))
 
-year: install tools ## Replay a generated year (2019) of one council's traffic, then print its report
+year: tools install ## Replay a generated year (2019) of one council's traffic, then print its report
 	$(PY) -m stream run --start 2019-01-01 --days 365
 	$(PY) -m stream report --months 2019-01..2019-12
 	$(PY) -m stream report --months 2019-01..2019-12 --format html --output report.html
 	@echo "HTML report: report.html"
 
-import-samples: install tools ## Import the shipped sample exports into the running main job
+import-samples: tools install ## Import the shipped sample exports into the running main job
 	@test -s .cache/pseudonym.key || { mkdir -p .cache; $(PY) -c "import secrets; print(secrets.token_hex(32))" > .cache/pseudonym.key; echo "made a demo key in .cache/pseudonym.key"; }
 	$(PY) -m stream import topics/samples/annex_a_contacts.csv --mapping topics/mappings/annex_a_contacts.toml --key-file .cache/pseudonym.key
 	$(PY) -m stream import topics/samples/telephony_cdr.csv --mapping topics/mappings/telephony_cdr.toml --key-file .cache/pseudonym.key
@@ -46,7 +49,7 @@ stop: install ## Stop the main job's worker and broker
 # pyproject.toml); the per-package summary is printed whatever pytest's result. A
 # failing pytest (a failed test, or exit 5: none ran) fails the target with its own
 # code; otherwise the summary's (2 below the floor) does.
-test: install tools ## The whole suite: lint, types, unit, integration and fault tests, with coverage
+test: tools install ## The whole suite: lint, types, unit, integration and fault tests, with coverage
 	$(PY) -m ruff check stream tests grafana bench
 	$(PY) -m mypy
 	rm -rf .cache/coverage
@@ -57,16 +60,16 @@ test: install tools ## The whole suite: lint, types, unit, integration and fault
 unit: install ## Unit tests only (seconds)
 	$(PY) -m pytest -q tests/unit
 
-integration: install tools ## Real-broker tests except the slow fault group
+integration: tools install ## Real-broker tests except the slow fault group
 	$(PY) -m pytest -q -m "integration and not faults"
 
-faults: install tools ## The slow real-broker fault tests
+faults: tools install ## The slow real-broker fault tests
 	$(PY) -m pytest -q -m faults
 
-bench: install tools ## Benchmarks: worker vs aiokafka ceiling vs Quix Streams; writes results/bench/
+bench: tools install ## Benchmarks: worker vs aiokafka ceiling vs Quix Streams; writes results/bench/
 	$(PY) -m bench --profile --output results/bench $(if $(EVENTS),--events $(EVENTS)) $(if $(RECOVERY_CONTACTS),--recovery-contacts $(RECOVERY_CONTACTS))
 
-bench-throughput: install tools ## One-worker replay only, for profiling steps (EVENTS=300000, PROFILE=file.raw)
+bench-throughput: tools install ## One-worker replay only, for profiling steps (EVENTS=300000, PROFILE=file.raw)
 	$(PY) -m bench.throughput $(if $(EVENTS),--events $(EVENTS)) $(if $(PROFILE),--profile $(PROFILE))
 
 lint: install ## ruff and mypy

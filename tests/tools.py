@@ -38,6 +38,10 @@ TOOLS: dict[str, Tool] = {t.command: t for t in (
     Tool("java", "default-jre-headless", "make tools", "run the local Kafka broker"),
     Tool("mvn", "maven", "make tools", "fetch the Kafka jars from Maven Central"),
     Tool("hostname", "hostname", "make tools", "list this machine's addresses (privacy test)"),
+    Tool("gcc", "build-essential", "make tools",
+         "compile the worker's murmur2 at make install (setup.py)"),
+    Tool("python3.11-config", "python3.11-dev", "make tools",
+         "Python's C headers, for the same compile"),
     Tool("py-spy", "venv", "make install", "profile the worker in the benchmark"),
 )}
 

@@ -15,6 +15,8 @@ declare -A PACKAGE=(
   [java]=default-jre-headless
   [mvn]=maven
   [hostname]=hostname
+  [gcc]=build-essential
+  [python3.11-config]=python3.11-dev
 )
 
 missing=()

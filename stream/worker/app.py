@@ -25,6 +25,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from stream.contract import partitioner
 from stream.contract.decoder import Decoder, Limits
 from stream.contract.taxonomy import load_taxonomy
 from stream.contract.topics import DEADLETTER, event_families, load_topics
@@ -296,6 +297,9 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
                                     worker.state, metrics, worker.work, spec.partitions)
         worker.processors[family] = processor
         _add_agent(worker, processor, spec.partitions, dlq)
+    if not partitioner.COMPILED:  # then the check costs 3-4 % of the apply (BENCHMARKS.md)
+        log.warning("partition check in pure Python: murmur2 not compiled at make install "
+                    "(needs gcc and Python's headers)")
     metrics.prime(p.topic for p in worker.processors.values())
     # Cheap to collect: on the pipeline registry, so /metrics/pipeline serves it too.
     pipeline.register(WatchCollector(

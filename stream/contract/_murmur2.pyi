@@ -1,0 +1,6 @@
+"""Types of the compiled murmur2 (``_murmur2.c``; built by ``make install``)."""
+
+from collections.abc import Sequence
+
+def murmur2(key: bytes, /) -> int: ...
+def partitions_of(keys: Sequence[bytes | None], partitions: int, /) -> list[int | None]: ...
