@@ -82,23 +82,16 @@ def _membership(rec: Record, ctx: FactContext) -> list[Fact]:
     return facts
 
 
-def _tags(agg: Aggregates, figure: str, month: str, team: str | None = None) -> Counter[float]:
-    """The advisor tags of one figure's cells in months up to ``month`` (``team``: only it)."""
-    tags: Counter[float] = Counter()
-    for (m, t), cell in agg.figure(figure):
-        if m <= month and (team is None or t == team):
-            tags.update(cell.values)
-    return tags
-
-
 def in_post(agg: Aggregates, month: str, teams: Iterable[str]) -> dict[str, set[float]]:
-    """team -> the advisors (tags) in post at the end of ``month``."""
-    posts: dict[str, set[float]] = {}
-    for team in teams:
-        spells = _tags(agg, "advisors_joined", month, team)
-        spells.subtract(_tags(agg, "advisors_left", month, team))
-        posts[team] = {tag for tag, n in spells.items() if n > 0}
-    return posts
+    """team -> the advisors (tags) in post at the end of ``month``: joins up to it less the
+    leaves up to it (one pass over each figure's cells)."""
+    spells: dict[str, Counter[float]] = {team: Counter() for team in teams}
+    for figure, sign in (("advisors_joined", 1), ("advisors_left", -1)):
+        for (m, team), cell in agg.figure(figure):
+            if m <= month and team in spells:
+                for tag, n in cell.values.items():
+                    spells[team][tag] += sign * n
+    return {team: {tag for tag, n in tags.items() if n > 0} for team, tags in spells.items()}
 
 
 def audited(agg: Aggregates, month: str) -> set[float]:
