@@ -178,9 +178,10 @@ def test_section_5_equals_independent_ground_truth(generated, taxonomy, combinat
     assert [k for k in want if mismatch(got[k], want[k])] == []
 
 
-def test_section_5_renders_in_every_format(generated, taxonomy) -> None:
+@pytest.mark.parametrize("publish", [False, True])
+def test_section_5_renders_in_every_format(generated, taxonomy, publish) -> None:
     _, agg = generated
-    report = compute_report(agg, MONTHS, taxonomy, ReportDefinitions())
+    report = compute_report(agg, MONTHS, taxonomy, ReportDefinitions(), publish=publish)
     for fmt in ("text", "markdown", "csv", "json", "html"):
         out = render(report, fmt)
         assert "qa_activity" in out or "Learning reviews and dip samples" in out, fmt
