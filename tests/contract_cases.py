@@ -25,7 +25,8 @@ from tests.factories import key
 LONDON = ZoneInfo("Europe/London")
 CONTACT = key("parity-contact")
 ENQUIRY = key("parity-enquiry")
-KEY_FIELDS = ("contact_key", "enquiry_key", "call_key", "audit_key")
+KEY_FIELDS = ("contact_key", "enquiry_key", "call_key", "audit_key", "review_key",
+                      "sample_key", "advisor_key")
 
 
 @dataclass(frozen=True)

@@ -63,8 +63,25 @@ def map_completed(k: str, at: datetime, agencies: list[str], outcome: str = "lev
     return base("map_enquiry.completed", at, **fields)
 
 
-def audit(k: str, at: datetime, team: str = "ehh", grade: str = "good") -> dict[str, Any]:
-    return base("audit.graded", at, audit_key=k, team=team, grade=grade)
+def audit(k: str, at: datetime, team: str = "ehh", grade: str = "good",
+          advisor: str | None = None) -> dict[str, Any]:
+    extra = {"advisor_key": advisor} if advisor else {}
+    return base("audit.graded", at, audit_key=k, team=team, grade=grade, **extra)
+
+
+def review(k: str, at: datetime, team: str = "ehh",
+           theme: str = "threshold_decisions") -> dict[str, Any]:
+    return base("learning_review.held", at, review_key=k, team=team, theme=theme)
+
+
+def dip_sample(k: str, at: datetime, cases: int, role: str = "service_manager",
+               theme: str = "consent") -> dict[str, Any]:
+    return base("dip_sample.taken", at, sample_key=k, sampler_role=role, theme=theme,
+                cases_sampled=cases)
+
+
+def advisor(k: str, at: datetime, team: str = "rfs", joined: bool = True) -> dict[str, Any]:
+    return base("advisor.joined" if joined else "advisor.left", at, advisor_key=k, team=team)
 
 
 def strings(value: Any) -> Iterator[str]:

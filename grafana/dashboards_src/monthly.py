@@ -186,7 +186,32 @@ def audits_section() -> list[object]:
                             c.organize({"month\\grade": "Month", **grades},
                                        order=("month\\grade", *grades))],
                 footer_sum=True, w=8, h=8)
-        for team, label in c.taxonomy("team").items()]
+        for team, label in c.taxonomy("team").items()] + quality_panels()
+
+
+def quality_panels() -> list[object]:
+    """The monthly-audit standard now, and learning reviews and dip samples per month."""
+    return [
+        c.labelled(c.bar_gauge(
+            "Advisors without an audit this month", "Advisors in post in each team with no "
+            "audit graded this calendar month (audit.graded with advisor_key); the standard "
+            "is a monthly audit per advisor. AdvisorAuditsBehind fires in the month's last 5 "
+            "working days while any remain.",
+            c.q("sum by (team) (cspa_advisors_unaudited)", "{{team}}"),
+            steps=c.below_threshold(0.5), w=8, h=8), "team"),
+        c.table("Learning reviews and dip samples", "Learning reviews held, dip samples "
+                "taken and the cases they sampled, per month; Total: sum of the selected "
+                "months.",
+                c.q(f"sum by (month) (cspa_learning_reviews{{{M}}})", fmt="table", ref="A"),
+                c.q(f"sum by (month) (cspa_dip_sample_cases_count{{{M}}})", fmt="table",
+                    ref="B"),
+                c.q(f"sum by (month) (cspa_dip_sample_cases_sum{{{M}}})", fmt="table",
+                    ref="C"),
+                transforms=[c.merge(), c.organize(
+                    {"month": "Month", "Value #A": "Learning reviews",
+                     "Value #B": "Dip samples", "Value #C": "Cases sampled"})],
+                footer_sum=True, w=16, h=8),
+    ]
 
 
 def build() -> c.dash_b.Dashboard:

@@ -102,6 +102,8 @@ Level3Service = Annotated[str, Category("level3_service")]
 Agency = Annotated[str, Category("agency")]
 CallQueue = Annotated[str, Category("call_queue")]
 Grade = Annotated[str, Category("grade")]
+QaTheme = Annotated[str, Category("qa_theme")]
+SamplerRole = Annotated[str, Category("sampler_role")]
 
 
 class Event(BaseModel):
@@ -280,10 +282,61 @@ class AuditGraded(Event):
     audit_key: PseudoKey
     team: Team
     grade: Grade
+    advisor_key: PseudoKey | None = Field(None, description=(
+        "pseudonymous key of the advisor whose work was audited (the monthly-audit "
+        "standard); absent: not known"))
 
     @property
     def key(self) -> str:
         return self.audit_key
+
+
+class LearningReviewHeld(Event):
+    """A team held a learning review of a case on a theme."""
+
+    event_type: Literal["learning_review.held"]
+    review_key: PseudoKey
+    team: Team
+    theme: QaTheme
+
+    @property
+    def key(self) -> str:
+        return self.review_key
+
+
+class DipSampleTaken(Event):
+    """A manager dip-sampled ``cases_sampled`` cases on an agreed theme."""
+
+    event_type: Literal["dip_sample.taken"]
+    sample_key: PseudoKey
+    sampler_role: SamplerRole
+    theme: QaTheme
+    cases_sampled: Annotated[int, Field(ge=1, le=1000)]
+
+    @property
+    def key(self) -> str:
+        return self.sample_key
+
+
+class AdvisorEvent(Event):
+    advisor_key: PseudoKey
+    team: Team
+
+    @property
+    def key(self) -> str:
+        return self.advisor_key
+
+
+class AdvisorJoined(AdvisorEvent):
+    """An advisor joined a team (from then on the monthly-audit standard applies)."""
+
+    event_type: Literal["advisor.joined"]
+
+
+class AdvisorLeft(AdvisorEvent):
+    """An advisor left a team."""
+
+    event_type: Literal["advisor.left"]
 
 
 ContactsFamily = Annotated[
@@ -293,7 +346,9 @@ MapFamily = Annotated[Union[MapEnquiryOpened, MapEnquiryCompleted],
                       Field(discriminator="event_type")]
 CallsFamily = Annotated[Union[CallQueued, CallAnswered, CallAbandoned, CallEnded],
                         Field(discriminator="event_type")]
-AuditsFamily = Annotated[Union[AuditGraded], Field(discriminator="event_type")]
+AuditsFamily = Annotated[
+    Union[AuditGraded, LearningReviewHeld, DipSampleTaken, AdvisorJoined, AdvisorLeft],
+    Field(discriminator="event_type")]
 
 #: Event family (topics.toml section) -> its discriminated union.
 FAMILIES: dict[str, Any] = {

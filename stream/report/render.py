@@ -180,8 +180,9 @@ def section_notes(report: Report, key: str) -> list[str]:
                 f"{_words(c.early_help_allocation.average.cells[total], p, 1)} "
                 f"{report.definitions.day_basis} days to allocate and the MAP "
                 f"{_words(c.map_days.average.cells[total], p, 1)}."]
-    if key == "audits" and not report.audits.teams:
-        return ["No audits were graded in these months."]
+    if key == "audits" and not report.audits.tables(report.axis):
+        return ["No audits were graded, and no learning reviews or dip samples recorded, "
+                "in these months."]
     return []
 
 

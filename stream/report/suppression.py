@@ -108,6 +108,7 @@ def _model(report: Report) -> _Model:
     for team in report.audits.teams:
         counts += [*team.by_grade, team.total]
         m.split(team.total, team.by_grade)
+    counts += report.audits.activity
     for row in counts:
         m.total(row)
     m.split(rfs.enquiries, (rfs.calls, rfs.emails))

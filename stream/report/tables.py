@@ -35,6 +35,7 @@ from stream.state import emails as email_family
 from stream.state.aggregates import Aggregates, Cell
 from stream.state.calls import CallDefinitions, call_parts
 from stream.state.families import LABELS
+from stream.state.quality import coverage
 
 Kind = Literal["count", "percent", "days", "number"]
 DayBasis = Literal["working", "calendar"]
@@ -281,10 +282,22 @@ class TeamAudits:
 @dataclass(frozen=True)
 class AuditSection:
     teams: tuple[TeamAudits, ...]
+    #: learning reviews, dip samples, cases sampled (``state.quality``); () when none
+    activity: tuple[Row, ...] = ()
+    #: per team with advisors in post: the share of them audited in the month
+    coverage: tuple[Row, ...] = ()
 
     def tables(self, axis: Axis) -> tuple[Table, ...]:
-        return tuple(transpose(axis.table(f"audits_{t.team}", t.label, "Month",
-                                          (*t.by_grade, t.total))) for t in self.teams)
+        tables = [transpose(axis.table(f"audits_{t.team}", t.label, "Month",
+                                       (*t.by_grade, t.total))) for t in self.teams]
+        if self.activity:
+            tables.append(transpose(axis.table(
+                "qa_activity", "Learning reviews and dip samples", "Month", self.activity)))
+        if self.coverage:
+            tables.append(transpose(axis.table(
+                "audit_coverage", "Advisors in post audited in the month (%)", "Month",
+                self.coverage)))
+        return tuple(tables)
 
 
 @dataclass(frozen=True)
@@ -349,6 +362,7 @@ class _Builder:
         self.months = tuple(months)
         self.taxonomy = taxonomy
         self.defs = defs
+        self.agg = agg  # every month's cells: membership is cumulative (``state.quality``)
         wanted = set(self.months)
         self.cells: dict[str, list[tuple[tuple[str, ...], Cell]]] = {}
         for (figure, labels), cell in agg.cells.items():
@@ -583,7 +597,30 @@ def _audits(b: _Builder) -> AuditSection:
                        for g in tx.ordered("grade"))
         total = b.count_row(TOTAL, "Total", b.counts("audits", team=team))
         teams.append(TeamAudits(team, tx.label("team", team), grades, total))
-    return AuditSection(tuple(teams))
+    return AuditSection(tuple(teams), _qa_activity(b), _coverage(b))
+
+
+def _qa_activity(b: _Builder) -> tuple[Row, ...]:
+    """Learning reviews, dip samples and the cases they sampled; () when there are none."""
+    cases = {m: round(cell.total) for m, cell in b.value_cells("dip_samples").items()}
+    rows = (b.count_row("learning_reviews", "Learning reviews", b.counts("learning_reviews")),
+            b.count_row("dip_samples", "Dip samples", b.counts("dip_samples")),
+            b.count_row("cases_sampled", "Cases dip-sampled", cases))
+    return rows if any(r.cells[-1].value for r in rows) else ()
+
+
+def _coverage(b: _Builder) -> tuple[Row, ...]:
+    """The monthly-audit standard per team: advisors in post at the month's end audited in
+    it, over those in post (the Total: advisor-months); only teams with advisors in post."""
+    teams = b.taxonomy.ordered("team")
+    per_month = {m: coverage(b.agg, m, teams) for m in b.months}
+    rows = []
+    for team in teams:
+        done = {m: per_month[m][team][0] for m in b.months}
+        posts = {m: per_month[m][team][1] for m in b.months}
+        if any(posts.values()):
+            rows.append(b.percent_row(team, b.taxonomy.label("team", team), done, posts))
+    return tuple(rows)
 
 
 def compute_report(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,

@@ -35,6 +35,8 @@ from typing import Any
 import orjson
 
 from stream.contract.events import (
+    AdvisorJoined,
+    AdvisorLeft,
     AuditGraded,
     CallAbandoned,
     CallAnswered,
@@ -43,9 +45,11 @@ from stream.contract.events import (
     ContactDecided,
     ContactProgressed,
     ContactReceived,
+    DipSampleTaken,
     EarlyHelpAllocated,
     EmailResolved,
     Event,
+    LearningReviewHeld,
     MapEnquiryCompleted,
     MapEnquiryOpened,
 )
@@ -170,6 +174,46 @@ class Grading(SlotFields):
     team: Field = itemgetter(2)  #: the team audited (taxonomy ``team``)
     grade: Field = itemgetter(3)  #: taxonomy ``grade``
 
+    @staticmethod
+    def advisor_key(slot: Slot) -> str | None:
+        """The audited advisor's pseudonymous key (None: not sent, or a slot written
+        before ``advisor_key`` existed, which has no fifth field)."""
+        return slot[4] if len(slot) > 4 else None
+
+
+class Review(SlotFields):
+    """``lr`` of a QA record: a learning review held (``learning_review.held``)."""
+
+    KIND, KEY = "qa", "lr"
+    team: Field = itemgetter(2)  #: the team that held it (taxonomy ``team``)
+    theme: Field = itemgetter(3)  #: taxonomy ``qa_theme``
+
+
+class DipSample(SlotFields):
+    """``dip`` of a QA record: a dip sample taken (``dip_sample.taken``)."""
+
+    KIND, KEY = "qa", "dip"
+    sampler_role: Field = itemgetter(2)  #: taxonomy ``sampler_role``
+    theme: Field = itemgetter(3)  #: taxonomy ``qa_theme``
+    cases_sampled: Field = itemgetter(4)  #: cases looked at (1-1000)
+
+
+class Joining(SlotFields):
+    """``join`` of an advisor record: the latest ``advisor.joined`` (a move to another
+    team is a leave and a later join: the record keeps the latest of each)."""
+
+    KIND, KEY = "qa", "join"
+    team: Field = itemgetter(2)  #: taxonomy ``team``
+    #: the record's own key (facts see the record, not its key): ``quality.advisor_tag``
+    advisor_key: Field = itemgetter(3)
+
+
+class Leaving(SlotFields):
+    """``left`` of an advisor record: the latest ``advisor.left``."""
+
+    KIND, KEY = "qa", "left"
+    team: Field = itemgetter(2)  #: taxonomy ``team``
+
 
 #: event type -> (its slot class, the field a rule's ``:code`` narrows; None: none). A
 #: progression's code names its destination, which is part of the slot's key.
@@ -186,6 +230,10 @@ SLOTS: Mapping[str, tuple[type[SlotFields], Field | None]] = {
     "call.abandoned": (Abandon, Abandon.queue),
     "call.ended": (Ending, Ending.queue),
     "audit.graded": (Grading, Grading.grade),
+    "learning_review.held": (Review, None),
+    "dip_sample.taken": (DipSample, None),
+    "advisor.joined": (Joining, None),
+    "advisor.left": (Leaving, None),
 }
 
 
@@ -230,7 +278,17 @@ def slot_of(event: Event) -> tuple[str, str, Slot]:
         case CallEnded():
             return "call", "end", [ts, eid, event.queue, event.handle_seconds]
         case AuditGraded():
-            return "audit", "g", [ts, eid, event.team, event.grade]
+            graded = [ts, eid, event.team, event.grade]
+            # the advisor only when sent: a slot without it is byte for byte as before
+            return "audit", "g", [*graded, event.advisor_key] if event.advisor_key else graded
+        case LearningReviewHeld():
+            return "qa", "lr", [ts, eid, event.team, event.theme]
+        case DipSampleTaken():
+            return "qa", "dip", [ts, eid, event.sampler_role, event.theme, event.cases_sampled]
+        case AdvisorJoined():
+            return "qa", "join", [ts, eid, event.team, event.advisor_key]
+        case AdvisorLeft():
+            return "qa", "left", [ts, eid, event.team]
     raise TypeError(f"no record slot for {type(event).__name__}")
 
 

@@ -133,6 +133,16 @@ AUDITS_PER_MONTH = {"ehh": 20.0, "map": 20.0}
 AUDIT_GRADES: Mapping[str, float] = {
     "outstanding": 0, "good": 19, "requires_improvement": 27, "inadequate": 12,
 }
+#: "every advisor will have a monthly audit": the teams' audits a month are their advisors
+ADVISORS = AUDITS_PER_MONTH
+#: advisors leaving (and replaced the next working day) per advisor per year
+ADVISOR_TURNOVER_PER_YEAR = 0.15
+#: "one learning review a month since August" (the EHH)
+LEARNING_REVIEWS_PER_MONTH = {"ehh": 1.0}
+#: "the service managers and Assistant Director 'dip sample' every week"
+DIP_SAMPLES_PER_WEEK = 1.0
+DIP_SAMPLERS: Mapping[str, float] = {"service_manager": 3, "assistant_director": 1}
+DIP_CASES = (3, 10)  # cases looked at in one dip sample, uniform
 
 
 def fit_joint(rows: Mapping[str, float], cols: Mapping[str, float],

@@ -6,7 +6,8 @@ figures match the December 2019 committee report within sampling noise (the cali
 is in ``stream.upstream.profile``); ``scale`` multiplies every volume (10: a region,
 150: England). ``run`` sends them to Kafka as fast as possible, in real time or
 accelerated. Everything happens on the England and Wales calendar, Europe/London:
-calls, emails, decisions and audits in office hours on working days; some contacts
+calls, emails, decisions, audits, learning reviews, dip samples and advisors joining and
+leaving in office hours on working days; some contacts
 arrive out of hours (police at night) and a few at weekends and on bank holidays.
 Work still in progress when the period ends stays open (its later events are dropped).
 """
@@ -83,6 +84,10 @@ class _Sim:
         self.map_speed = prof.Deck({"fast": prof.MAP_WITHIN_DAY,
                                     "slow": 1 - prof.MAP_WITHIN_DAY}, 100)
         self.grade = prof.Deck(prof.AUDIT_GRADES, 58)
+        # Quality assurance beyond grades draws on its own stream, so every other event
+        # is what it was before it existed.
+        self.qa = random.Random(seed * 7919 + 27)
+        self.advisors: dict[str, list[str]] = {}  # team -> advisors in post, next audit first
 
     # --- calendar -------------------------------------------------------------------
     def day(self, d: date) -> tuple[bool, float, float, float, float]:
@@ -161,6 +166,7 @@ class _Sim:
         rng, scale = self.rng, self.scale
         working = self.day(d)[0]
         if working:
+            self.quality(d)  # first: the advisors are in post before any audit names them
             weight = prof.WEEKDAY_WEIGHTS[d.weekday()]
             for _ in range(prof.poisson(rng, prof.CALLS_PER_WORKING_DAY * weight * scale)):
                 self.call(self.office_time(d))
@@ -174,10 +180,48 @@ class _Sim:
                 self.audits_due[team] = due - int(due)
                 for _ in range(int(due)):
                     self.emit(self.office_time(d), ev.AuditGraded, event_type="audit.graded",
-                              audit_key=self.key("audit"), team=team, grade=self.grade(rng))
+                              audit_key=self.key("audit"), team=team, grade=self.grade(rng),
+                              advisor_key=self.next_audited(team))
         per_day = prof.CONTACTS_PER_WORKING_DAY * (1 if working else prof.NON_WORKING_DAY_SHARE)
         for _ in range(prof.poisson(rng, per_day * scale)):
             self.contact(d, working)
+
+    def quality(self, d: date) -> None:
+        """Advisors in post (joined on the first working day, some leaving and replaced),
+        learning reviews and weekly dip samples, on their own random stream."""
+        qa, scale, open_ = self.qa, self.scale, self.day(d)[3]
+        for team, per_month in prof.ADVISORS.items():
+            staff = self.advisors.setdefault(team, [])
+            while len(staff) < round(per_month * scale):
+                staff.append(self.key("advisor"))
+                self.emit(open_ + qa.uniform(0, 3600), ev.AdvisorJoined,
+                          event_type="advisor.joined", advisor_key=staff[-1], team=team)
+            # REF_WORKING_DAYS is three months' working days: a year is four of them
+            leave = prof.ADVISOR_TURNOVER_PER_YEAR * len(staff) / (4 * prof.REF_WORKING_DAYS)
+            for _ in range(prof.poisson(qa, leave)):
+                gone = staff.pop(qa.randrange(len(staff)))  # replaced the next working day
+                self.emit(open_ + 7 * 3600 + qa.uniform(0, 3000), ev.AdvisorLeft,
+                          event_type="advisor.left", advisor_key=gone, team=team)
+        for team, per_month in prof.LEARNING_REVIEWS_PER_MONTH.items():
+            for _ in range(prof.poisson(qa, per_month * 3 * scale / prof.REF_WORKING_DAYS)):
+                self.emit(open_ + qa.uniform(3600, 7 * 3600), ev.LearningReviewHeld,
+                          event_type="learning_review.held", review_key=self.key("review"),
+                          team=team, theme=qa.choice(self.taxonomy.ordered("qa_theme")))
+        for _ in range(prof.poisson(qa, prof.DIP_SAMPLES_PER_WEEK * scale / 5)):
+            roles = prof.DIP_SAMPLERS
+            self.emit(open_ + qa.uniform(3600, 7 * 3600), ev.DipSampleTaken,
+                      event_type="dip_sample.taken", sample_key=self.key("dip"),
+                      sampler_role=qa.choices(list(roles), list(roles.values()))[0],
+                      theme=qa.choice(self.taxonomy.ordered("qa_theme")),
+                      cases_sampled=qa.randint(*prof.DIP_CASES))
+
+    def next_audited(self, team: str) -> str | None:
+        """The team's advisor audited longest ago (so each is audited about monthly)."""
+        staff = self.advisors.get(team)
+        if not staff:
+            return None
+        staff.append(staff.pop(0))
+        return staff[-1]
 
     def call(self, ts: float) -> None:
         base = {"call_key": self.key("call"), "queue": "rfs"}

@@ -44,7 +44,11 @@ from stream.worker.agents import TopicAgent
 from stream.worker.batches import BatchApp, batch_consumer
 from stream.worker.changelog import ChangelogWriter
 from stream.worker.checkpoint import BrokerView, Checkpointer, usable
-from stream.worker.live_gauges import CallsWaitingCollector, TimelinessCollector
+from stream.worker.live_gauges import (
+    AdvisorAuditsCollector,
+    CallsWaitingCollector,
+    TimelinessCollector,
+)
 from stream.worker.localstate import LocalStore, claim
 from stream.worker.localstate import load as load_checkpoint
 from stream.worker.looplag import LoopLag
@@ -285,6 +289,8 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
     waiting = listen(worker.work, ctx.taxonomy.ordered("call_queue"),
                      settings.calls_waiting_limit_seconds)
     registry.register(CallsWaitingCollector(waiting, worker.clock.time, worker.owned))
+    registry.register(AdvisorAuditsCollector(worker.current, ctx.calendar,
+                                             ctx.taxonomy.ordered("team"), worker.clock.now))
     # Faust's own sensors (milliseconds, not promtool-clean) on their own registry and path.
     setup_prometheus_sensors(app, pattern="/metrics/faust", registry=CollectorRegistry(),
                              name_prefix="faust")

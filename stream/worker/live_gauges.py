@@ -1,4 +1,4 @@
-"""Gauges evaluated on the worker's clock at every scrape: open work and calls waiting.
+"""Gauges evaluated on the worker's clock at every scrape: open work, calls waiting, audits.
 
 Open work (``stream.state.timeliness``) and calls waiting now
 (``stream.state.calls_waiting``) are judged against the clock, not summed from facts, so
@@ -11,6 +11,7 @@ only exposes them. Labels are rules, teams, states, versions, months and queues.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping
+from datetime import datetime
 
 from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
@@ -18,7 +19,9 @@ from prometheus_client.registry import Collector
 from stream.state.aggregates import Aggregates
 from stream.state.calls import answer_waits
 from stream.state.calls_waiting import ASA_WINDOWS, CallsWaiting
+from stream.state.quality import unaudited, working_days_left
 from stream.state.timeliness import OpenWork, Part
+from stream.state.working_days import WorkingCalendar
 
 
 class ScrapeCollector(Collector):
@@ -113,6 +116,38 @@ class CallsWaitingCollector(ScrapeCollector):
                 oldest.add_metric([queue], state.oldest_seconds)
                 expired.add_metric([queue], state.expired)
         yield from (waiting, oldest, expired)
+
+
+class AdvisorAuditsCollector(Collector):
+    """The monthly-audit standard now: advisors in post without an audit this month, and
+    the working days left in it (``stream.state.quality``), on the worker's clock."""
+
+    def __init__(self, current: Callable[[], tuple[Aggregates, Mapping[str, int]]],
+                 calendar: WorkingCalendar, teams: Collection[str],
+                 now: Callable[[], datetime]) -> None:
+        self._current, self._calendar, self._teams, self._now = current, calendar, teams, now
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(self._families())  # names only: registering evaluates nothing
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        return iter(self._families(evaluate=True))
+
+    def _families(self, evaluate: bool = False) -> tuple[GaugeMetricFamily, ...]:
+        behind = GaugeMetricFamily(
+            "cspa_advisors_unaudited", "Advisors in post in the team now without an audit "
+            "graded this month (sum() across workers: exact on one, at most over-counted "
+            "when an advisor and their audits sit on two).", labels=["team"])
+        left = GaugeMetricFamily(
+            "cspa_month_working_days_left", "Working days left in this month, today included "
+            "(min() across workers).")
+        if evaluate:
+            now = self._now()
+            agg, _ = self._current()
+            for team, n in sorted(unaudited(agg, now.strftime("%Y-%m"), self._teams).items()):
+                behind.add_metric([team], n)
+            left.add_metric([], working_days_left(self._calendar, now.date()))
+        return behind, left
 
 
 def asa_family(agg: Aggregates, windows: Mapping[str, set[str]]) -> SummaryMetricFamily:

@@ -61,6 +61,7 @@ LABELS = {
     "pathway": _set("pathway"), "destination": _set("destination"),
     "within_timescale": {"true", "false", "unknown"}, "agency": _set("agency"),
     "service": _set("level3_service"), "queue": _set("call_queue"), "grade": _set("grade"),
+    "theme": _set("qa_theme"), "sampler_role": _set("sampler_role"),
     "window": set(WINDOWS), "rule": set(RULES), "state": set(STATES),
     "rule_version": {str(v.version) for r in RULES.values() for v in r.versions},
     "service_level_variant": {"offered", "answered", "offered_less_short_abandons"},
@@ -108,12 +109,18 @@ def test_keys_never_leak_and_labels_are_closed_sets(broker, fresh_worker):
         return Message(topic, key.encode(), value, None)
 
     a, b, c, d, e, g, h, i = (keys[n] for n in names)
+    advisor = keys["ivan-grey"] = f.key("privacy-ivan-grey")
     messages = [
         msg(contacts, a, f.received(a, at, "phone", "3A")),  # open: listed on /due
         msg(contacts, b, f.received(b, at - timedelta(days=3))),
         msg(contacts, b, f.decided(b, at, "lado")),  # opens the LADO rule
         msg(calls, c, f.answered(c, at, 15.0)),
         msg(maps, d, f.map_opened(d, at)),
+        # an advisor in post, audited: the key is in the records, never in what is served
+        msg(TOPICS["audits"], advisor, f.advisor(advisor, at - timedelta(days=40))),
+        msg(TOPICS["audits"], a, f.audit(a, at, team="rfs", advisor=advisor)),
+        msg(TOPICS["audits"], b, f.review(b, at)),
+        msg(TOPICS["audits"], c, f.dip_sample(c, at, 4)),
         # Rejected ones, each carrying recognisable keys somewhere.
         msg(contacts, e, f.received(e, at, "carrier_pigeon")),  # unknown category
         msg(contacts, g, f.received(a, at)),  # key mismatch: body names another case

@@ -11,7 +11,8 @@ the same whenever the test runs. It is fed, through the broker:
 * a live set in ``T``'s clock hour (12:00-12:30): calls answered and abandoned on both
   queues, a contact received and decided, an email, a MAP enquiry completed at Level 3;
 * one audit per team of the taxonomy (the simulator grades only the MAP and EHH teams,
-  so without it the RFS audit panel is empty: see ``test_simulator_audits_two_teams``);
+  so without it the RFS audit panel is empty: see ``test_simulator_audits_two_teams``),
+  a learning review and a dip sample (rare at scale 0.2);
 * open items in every state at ``T``, for every rule watched as open work (their deadlines
   worked out by hand below);
 * after the rest, one malformed message (dead-lettered).
@@ -142,6 +143,10 @@ def live_hour(now: datetime, ds: Dataset) -> None:
     for team in load_taxonomy().ordered("team"):
         a = f.key(f"live-audit-{team}")
         ds.add("audits", a, f.audit(a, hour - timedelta(hours=1), team=team, grade="good"))
+    # at scale 0.2 the simulator's monthly learning review and weekly dip sample may not come
+    r, d = f.key("live-review"), f.key("live-dip")
+    ds.add("audits", r, f.review(r, hour - timedelta(hours=1)))
+    ds.add("audits", d, f.dip_sample(d, hour - timedelta(hours=1), 5))
 
 
 def substitutions(board: dict, months: list[str], month: str) -> list[dict[str, str]]:

@@ -21,6 +21,8 @@ into every condition an alert watches:
 * 12 calls this hour: answered after 90 s or abandoned (service level and abandoned rate,
   this hour and today), and a call queued at 12:25 and still waiting (CallWaitingTooLong:
   its wait, 300 s at the worker's clock, is over 120 s);
+* an advisor in post with no audit this month, in November's last 5 working days
+  (AdvisorAuditsBehind);
 * the worker process stopped (SIGSTOP) for 2.5 s and resumed: its event loop wakes its
   lag timer that late, a real stall (WorkerLoopStalled);
 * a malformed message (CspaEventsRejected), then nothing for a while (CspaPipelineStalled).
@@ -119,6 +121,10 @@ def scenario() -> Dataset:
         ds.add("calls", k, f.answered(k, when, 90) if i % 2 else f.abandoned(k, when, 60))
     waiting = f.key("call-waiting")
     ds.add("calls", waiting, f.queued(waiting, at("2026-11-24T12:25"), "consultation"))
+    # an rfs advisor in post since 2 November with no audit this month; 5 working days of
+    # November are left on the worker's clock (24-27 and 30): AdvisorAuditsBehind
+    advisor = f.key("advisor-unaudited")
+    ds.add("audits", advisor, f.advisor(advisor, at("2026-11-02T09:00"), team="rfs"))
     return ds
 
 
@@ -181,7 +187,7 @@ def test_every_alert_fires_on_a_real_worker(broker, workers, tmp_path):
     from stream.settings import Settings
 
     names = alert_names()
-    assert len(names) == 27, sorted(names)  # a new alert must join this test
+    assert len(names) == 28, sorted(names)  # a new alert must join this test
     clock, rules = tmp_path / "clock.txt", tmp_path / "rules.toml"
     clock.write_text(NOW + "\n")
     rules.write_text((ROOT / "config" / "rules.toml").read_text() + EXTRA_RULE)

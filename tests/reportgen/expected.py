@@ -224,7 +224,42 @@ def expected_report(f: Facts, months: Sequence[str], defs: Defs = Defs()) -> dic
         if any(a[1] == team for a in audits):
             x.transposed_counts(f"audits_{team}", codes("grade"),
                                 Counter((a[0], a[2]) for a in audits if a[1] == team))
+    _quality(x, f)
     return x.out
+
+
+def _quality(x: _Expect, f: Facts) -> None:
+    """Learning reviews, dip samples, and the share of advisors in post audited."""
+    columns = {"learning_reviews": Counter(f.reviews),
+               "dip_samples": Counter(m for m, _ in f.dips),
+               "cases_sampled": Counter()}
+    for month, cases in f.dips:
+        columns["cases_sampled"][month] += cases
+    if any(columns[c][m] for c in columns for m in x.months):
+        for m in [*x.months, TOTAL]:
+            for c, counts in columns.items():
+                n = counts[m] if m != TOTAL else sum(counts[k] for k in x.months)
+                x.out[("qa_activity", m, c)] = Fig(n)
+    done: dict[tuple[str, str], int] = Counter()
+    posts: dict[tuple[str, str], int] = Counter()
+    for key, joined, team, left in f.advisors:
+        for m in x.months:
+            if joined <= m and (left is None or left > m):  # in post at the month's end
+                posts[(team, m)] += 1
+                done[(team, m)] += (m, key) in set(f.audited)
+    for team in codes("team"):
+        den = {m: posts[(team, m)] for m in x.months}
+        if any(den.values()):
+            num = {m: done[(team, m)] for m in x.months}
+            figs = [_pct(num[m], den[m]) for m in x.months]
+            if x.defs.combination == "mean_of_months":
+                monthly = [g.value for g in figs if g.value is not None]
+                figs.append(Fig(sum(monthly) / len(monthly) if monthly else None,  # type: ignore
+                                "percent", sum(den.values())))
+            else:
+                figs.append(_pct(sum(num.values()), sum(den.values())))
+            for m, fig in zip([*x.months, TOTAL], figs, strict=True):
+                x.out[("audit_coverage", m, team)] = fig
 
 
 def expected_notes(expected: Mapping[Key, Fig], basis: str = "working") -> dict[str, list[str]]:

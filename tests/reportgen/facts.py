@@ -38,11 +38,17 @@ class Facts:
     #: month offered, queue, answered?, wait seconds
     calls: list[tuple[str, str, bool, float]] = field(default_factory=list)
     audits: list[tuple[str, str, str]] = field(default_factory=list)
+    reviews: list[str] = field(default_factory=list)  # month held
+    dips: list[tuple[str, int]] = field(default_factory=list)  # month taken, cases sampled
+    #: advisor key, month of the latest join, its team, month of a leave that ends it
+    advisors: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    audited: list[tuple[str, str]] = field(default_factory=list)  # month graded, advisor key
 
 
 def _kind(event_type: str) -> str:
     head = event_type.split(".")[0]
-    return {"early_help": "contact", "map_enquiry": "map"}.get(head, head)
+    return {"early_help": "contact", "map_enquiry": "map", "learning_review": "qa",
+            "dip_sample": "qa", "advisor": "qa"}.get(head, head)
 
 
 def _at(e: Mapping[str, Any]) -> datetime:
@@ -110,4 +116,22 @@ def facts_of(data: Dataset | Iterable[dict[str, Any]]) -> Facts:
         elif kind == "audit":
             a = case["audit.graded"]
             f.audits.append((month_of(_at(a)), a["team"], a["grade"]))
+            if a.get("advisor_key"):
+                f.audited.append((month_of(_at(a)), a["advisor_key"]))
+        elif kind == "qa":
+            _quality(f, case)
     return f
+
+
+def _quality(f: Facts, case: dict[str, dict[str, Any]]) -> None:
+    if "learning_review.held" in case:
+        f.reviews.append(month_of(_at(case["learning_review.held"])))
+    if "dip_sample.taken" in case:
+        d = case["dip_sample.taken"]
+        f.dips.append((month_of(_at(d)), d["cases_sampled"]))
+    joined, left = case.get("advisor.joined"), case.get("advisor.left")
+    if joined:
+        ends = (left is not None and left["team"] == joined["team"]
+                and _at(left) >= _at(joined))
+        f.advisors.append((joined["advisor_key"], month_of(_at(joined)), joined["team"],
+                           month_of(_at(left)) if ends and left else None))

@@ -69,8 +69,10 @@ def _outcome(rng: random.Random, at: datetime) -> str:
 
 
 def generate(seed: int = 2019, contacts: int = 1100, emails: int = 600, calls: int = 1300,
-             enquiries: int = 260, audits: int = 120, bad: int = 6) -> Dataset:
-    """Random events for every family over Jul-Nov 2019 (and a little either side)."""
+             enquiries: int = 260, audits: int = 120, bad: int = 6,
+             quality: bool = False) -> Dataset:
+    """Random events for every family over Jul-Nov 2019 (and a little either side);
+    ``quality``: learning reviews, dip samples, advisors and audits naming them too."""
     rng = random.Random(seed)
     b = Builder(f"rg{seed}", rng)
     cases: list[list[dict[str, Any]]] = []  # events of one case, in the order they happen
@@ -187,7 +189,48 @@ def generate(seed: int = 2019, contacts: int = 1100, emails: int = 600, calls: i
         cases.append(evs)
 
     cases += _crafted(b)
+    if quality:
+        cases += _quality(seed)
     return _send_order(rng, cases, b, bad)
+
+
+def _quality(seed: int) -> list[list[dict[str, Any]]]:
+    """Learning reviews, dip samples, advisors joining, moving and leaving teams, and audits
+    naming them (most advisors audited most months), on a random stream of their own so
+    the other families' events are as they were."""
+    rng = random.Random(seed + 27)
+    b = Builder(f"qa{seed}", rng)
+    cases: list[list[dict[str, Any]]] = []
+    for i in range(rng.randint(6, 9)):  # about the seed's one learning review a month
+        cases.append([b.event("learning_review.held", _moment(rng), review_key=b.key("lr", i),
+                              team=rng.choice(["ehh", "map", "rfs"]),
+                              theme=rng.choice(codes("qa_theme")))])
+    for i in range(rng.randint(18, 24)):  # about weekly
+        cases.append([b.event("dip_sample.taken", _moment(rng), sample_key=b.key("dip", i),
+                              sampler_role=rng.choice(codes("sampler_role")),
+                              theme=rng.choice(codes("qa_theme")),
+                              cases_sampled=rng.randint(1, 12))])
+    for i in range(14):
+        k, team = b.key("advisor", i), rng.choice(["rfs", "rfs", "ehh", "map"])
+        joined = _moment(rng, date(2019, 5, 1), date(2019, 9, 30))
+        evs = [b.event("advisor.joined", joined, advisor_key=k, team=team)]
+        roll = rng.random()
+        if roll < 0.25:  # left
+            evs.append(b.event("advisor.left", _later(joined, rng.uniform(200, 900)),
+                               advisor_key=k, team=team))
+        elif roll < 0.4:  # moved: a leave, then a join of another team
+            moved = _later(joined, rng.uniform(200, 900))
+            evs.append(b.event("advisor.left", moved, advisor_key=k, team=team))
+            evs.append(b.event("advisor.joined", _later(moved, 1), advisor_key=k,
+                               team="ehh" if team != "ehh" else "rfs"))
+        cases.append(evs)
+        for month in range(6, 12):
+            if rng.random() < 0.7:  # audited this month (whether in post or not)
+                at = _moment(rng, date(2019, month, 1), date(2019, month, 28))
+                cases.append([b.event("audit.graded", at, audit_key=b.key("aa", i, month),
+                                      team=team, grade=rng.choice(codes("grade")),
+                                      advisor_key=k)])
+    return cases
 
 
 def _crafted(b: Builder) -> list[list[dict[str, Any]]]:

@@ -98,7 +98,8 @@ def report_ids(taxonomy: Taxonomy, ctx: FactContext) -> set[str]:
     processors = {topic: (FamilyProcessor(topic, Decoder(family, taxonomy), ctx, state,
                                           metrics, work), {})
                   for family, topic in TOPICS.items() if family in FAMILIES}
-    for m in generate(contacts=300, emails=60, calls=120, enquiries=120, audits=60).messages:
+    for m in generate(contacts=300, emails=60, calls=120, enquiries=120, audits=60,
+                      quality=True).messages:
         processor, table = processors[m.topic]
         processor.process(m.key, m.value, 0, None, table, now=2e9)
     agg = state.current(set(state.parts))

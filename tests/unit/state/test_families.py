@@ -45,14 +45,19 @@ def _events() -> list[tuple[str, dict[str, Any]]]:
         ("calls", f.base("call.ended", T0 + timedelta(minutes=5), call_key=K, queue="rfs",
                          handle_seconds=270.0, source_system="telephony")),
         ("calls", f.abandoned(f.key("other"), T0, 12.0, queue="rfs")),
-        ("audits", f.audit(K, later, team="ehh", grade="good")),
+        ("audits", f.audit(K, later, team="ehh", grade="good", advisor=f.key("advisor"))),
+        ("audits", f.review(K, later, team="ehh", theme="consent")),
+        ("audits", f.dip_sample(f.key("dip"), later, 7, role="assistant_director")),
+        ("audits", f.advisor(f.key("advisor"), T0 - timedelta(days=40), team="rfs")),
+        ("audits", f.advisor(f.key("advisor"), later, team="rfs", joined=False)),
     ]
 
 
 def _decoded(taxonomy) -> list[Event]:
     out = []
     for family, event in _events():
-        case = next(event[k] for k in ("contact_key", "enquiry_key", "call_key", "audit_key")
+        case = next(event[k] for k in ("contact_key", "enquiry_key", "call_key", "audit_key",
+                                                "review_key", "sample_key", "advisor_key")
                     if k in event)
         decoded = Decoder(family, taxonomy).decode(case.encode(), orjson.dumps(event), NOW)
         assert isinstance(decoded, Event), decoded
@@ -98,7 +103,7 @@ def test_every_fact_is_declared_with_its_label_names(taxonomy, ctx) -> None:
 
 
 def test_each_kind_one_family_and_each_metric_one_figure() -> None:
-    assert set(BY_KIND) == {"contact", "email", "map", "call", "audit"}
+    assert set(BY_KIND) == {"contact", "email", "map", "call", "audit", "qa"}
     metrics = [spec.metric for family in FAMILIES
                for spec in (*family.counts, *family.distributions, *family.recent)]
     assert len(metrics) == len(set(metrics))

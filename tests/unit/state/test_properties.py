@@ -76,10 +76,14 @@ BUILDERS = {
     "map_enquiry.opened": lambda k, at: f.map_opened(k, at),
     "map_enquiry.completed": lambda k, at: f.map_completed(k, at, ["police", "gp"], "level_3",
                                                            "tys"),
-    "audit.graded": lambda k, at: f.audit(k, at),
+    "audit.graded": lambda k, at: f.audit(k, at, advisor=f.key("advisor")),
+    "learning_review.held": lambda k, at: f.review(k, at),
+    "dip_sample.taken": lambda k, at: f.dip_sample(k, at, 5),
+    "advisor.joined": lambda k, at: f.advisor(k, at),
 }
 FAMILY_OF = {"contact": "contacts", "call": "calls", "map_enquiry": "map_enquiries",
-             "audit": "audits"}
+             "audit": "audits", "learning_review": "audits", "dip_sample": "audits",
+             "advisor": "audits"}
 
 
 #: near-miss values: naive, future and ancient times, out-of-range numbers, marked codes
