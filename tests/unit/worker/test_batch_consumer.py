@@ -150,12 +150,14 @@ async def test_delivery_stops_when_a_rebalance_begins():
 
 
 def _full_channel(worker: Worker) -> Any:
-    """A real one-batch channel as an agent's stream subscribes to it, not reading."""
+    """A real one-batch channel as an agent's stream subscribes to it, not reading.
+
+    Returns the subscription: the channel holds it weakly, so the test must keep it.
+    """
     worker.app.flow_control.resume()
     channel = worker.app.channel(maxsize=1)
-    channel.clone(is_iterator=True)  # the agent's subscription: its queue takes the puts
     worker.app.batch_sinks[CONTACTS] = channel.put
-    return channel
+    return channel.clone(is_iterator=True)  # its queue takes the puts
 
 
 @pytest.mark.asyncio
@@ -165,7 +167,7 @@ async def test_a_put_a_rebalance_cancels_drops_the_batch_and_delivery_goes_on():
     # the cursor stays before the dropped batch (the assignment's seek reads it again).
     worker = _worker()
     consumer, _ = _consumer(worker)
-    _full_channel(worker)
+    subscription = _full_channel(worker)
     first, second = TP(CONTACTS, 0), TP(CONTACTS, 1)
     await consumer._deliver({first: _records(CONTACTS, 0, 5)}, None, {})  # fills it
     waiting = asyncio.ensure_future(
@@ -176,36 +178,42 @@ async def test_a_put_a_rebalance_cancels_drops_the_batch_and_delivery_goes_on():
     await asyncio.wait_for(waiting, 5)
     assert consumer.cursors == {first: 6}
     assert worker.metrics.stale_batches.labels(CONTACTS)._value.get() == 1
+    assert subscription.queue.qsize() == 0  # the revocation cleared it
 
 
 @pytest.mark.asyncio
 async def test_a_put_still_waiting_when_the_flow_stops_drops_the_batch():
     worker = _worker()
     consumer, _ = _consumer(worker)
-    _full_channel(worker)
+    subscription = _full_channel(worker)
     first, second = TP(CONTACTS, 0), TP(CONTACTS, 1)
     await consumer._deliver({first: _records(CONTACTS, 0, 5)}, None, {})
     waiting = asyncio.ensure_future(
         consumer._deliver({second: _records(CONTACTS, 1, 7)}, None, {}))
     await asyncio.sleep(0.05)
+    assert not waiting.done(), "the second put should wait for room"
     consumer.stop_flow()  # a revocation begins
     await asyncio.wait_for(waiting, 5)
     assert consumer.cursors == {first: 6}
     assert worker.metrics.stale_batches.labels(CONTACTS)._value.get() == 1
+    assert subscription.queue.qsize() == 1  # the first batch only
 
 
 @pytest.mark.asyncio
 async def test_a_cancelled_fetcher_is_still_cancelled_while_it_puts():
     worker = _worker()
     consumer, _ = _consumer(worker)
-    _full_channel(worker)
+    subscription = _full_channel(worker)
     await consumer._deliver({TP(CONTACTS, 0): _records(CONTACTS, 0, 5)}, None, {})
     waiting = asyncio.ensure_future(
         consumer._deliver({TP(CONTACTS, 1): _records(CONTACTS, 1, 7)}, None, {}))
     await asyncio.sleep(0.05)
+    assert not waiting.done(), "the second put should wait for room"
     waiting.cancel()  # the fetcher stopping
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(waiting, 5)
+    assert subscription.queue.qsize() == 1
+    assert subscription.queue.qsize() == 1
 
 
 @pytest.mark.asyncio
