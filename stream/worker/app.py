@@ -176,8 +176,13 @@ class Worker:
         """
         for agent in self.agents.values():
             await agent.idle.wait()
-        for writer in self.writers.values():
-            await writer.drain()
+        for topic, writer in self.writers.items():
+            try:
+                await writer.drain()
+            except Exception as exc:  # noqa: BLE001 - the agent's next write raises it
+                # (the failed write stays first in flight: no marker vouches for it)
+                log.warning("changelog write failed before a rebalance topic=%s error=%s",
+                            topic, type(exc).__name__)
 
     async def commit_progress(self) -> None:
         """Commit the source offsets the state's markers vouch for; settle idle writers."""

@@ -478,3 +478,38 @@ async def test_drain_waits_for_every_write_and_sends_the_held_back_marker():
     assert writer.flights == deque() and writer.due == [] and writer.durable == {2: 41}
     assert record_reader(table)[marker] == b"41"
 
+
+
+@pytest.mark.asyncio
+async def test_a_rebalance_waits_for_every_changelog_write_to_land():
+    # A write landing after the revocation's recovery dropped its partition from a
+    # local:// store put the offset and marker back without the records before them.
+    worker = _worker("local://")
+    producer = _Producer()
+    worker.app.producer._producer = producer  # type: ignore[attr-defined]
+    frontier = progress.Frontier()
+    frontier.advance(2, 40)
+    await worker.writers[CONTACTS].write({"contact:aa": {"k": "contact", "p": 2}},
+                                         {"contact:aa": 2, progress.marker_key(2): 2}, frontier)
+    waiting = asyncio.create_task(worker.wait_idle())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    producer.land()  # the record; then its marker goes out
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    producer.land()
+    await asyncio.wait_for(waiting, 5)
+    assert worker.tables[CONTACTS].data.offsets == {2: 101}
+
+
+@pytest.mark.asyncio
+async def test_a_write_kafka_refused_does_not_stop_the_rebalance():
+    worker = _worker("local://")
+    producer = _Producer()
+    worker.app.producer._producer = producer  # type: ignore[attr-defined]
+    writer = worker.writers[CONTACTS]
+    await writer.write({"contact:aa": {"k": "contact", "p": 2}}, {"contact:aa": 2},
+                       progress.Frontier())
+    producer.sent[0][2].set_exception(OSError("refused"))
+    await asyncio.wait_for(worker.wait_idle(), 5)
+    assert len(writer.flights) == 1  # still unvouched: the agent's next write raises
