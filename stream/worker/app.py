@@ -171,9 +171,24 @@ class Worker:
                         tp.topic, tp.partition, offset, before, direction)
 
     async def wait_idle(self) -> None:
-        """Until no agent is inside a batch (a rebalance waits for this)."""
+        """Until no agent is inside a batch and every changelog write has landed (a
+        rebalance waits for this).
+
+        A write landing later, after the assignment's recovery has dropped the revoked
+        partitions from a ``local://`` store, would put its offset and held-back markers
+        back there without the records before them: a later assignment of the partition
+        would read its changelog from that offset and resume from that marker, and the
+        figures would lose every record in between.
+        """
         for agent in self.agents.values():
             await agent.idle.wait()
+        for topic, writer in self.writers.items():
+            try:
+                await writer.drain()
+            except Exception as exc:  # noqa: BLE001 - the agent's next write raises it
+                # (the failed write stays first in flight: no marker vouches for it)
+                log.warning("changelog write failed before a rebalance topic=%s error=%s",
+                            topic, type(exc).__name__)
 
     async def commit_progress(self) -> None:
         """Commit the source offsets the state's markers vouch for; settle idle writers."""
@@ -315,6 +330,7 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
     app.resume_offsets = worker.resume_offsets
     app.on_resume_seek = worker.on_resume_seek
     app.on_refetch = lambda tp: metrics.refetches.labels(tp.topic).inc()
+    app.on_stale_batch = lambda tp: metrics.stale_batches.labels(tp.topic).inc()
     app.wait_idle = worker.wait_idle
     app.timer(settings.commit_seconds, name="commit-progress")(worker.commit_progress)
     app.task(LoopLag(metrics.loop_lag.observe).run)  # cspa_event_loop_lag_seconds

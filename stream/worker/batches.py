@@ -228,8 +228,33 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                 self.app.monitor.stream_inbound_time[tp] = asyncio.get_running_loop().time()
                 item = Batch(tp, self.epoch(tp), batch)
-                await self.wait_first(sink(item), self.suspend_flow.wait())
+                if not await self._put(sink, item):
+                    on_stale: Callable[[TP], None] | None = getattr(
+                        self.app, "on_stale_batch", None)
+                    if on_stale is not None:
+                        on_stale(tp)
+                    return
                 self.cursors[tp] = batch[-1].offset + 1
+
+    async def _put(self, sink: Sink, item: Batch) -> bool:
+        """Hand a batch to its agent; False if a rebalance ended the put first.
+
+        A revocation stops the flow, then clears the agents' channels (Faust's
+        ``flow_control.clear()``), which cancels a put still waiting for room: either
+        way the batch is dropped (a stale batch), and the assignment's seek reads its
+        records again. Only a cancellation of this task itself (the fetcher stopping)
+        is passed on: the put's own cancellation, raised here, ended the fetcher and
+        the worker with it.
+        """
+        put = sink(item)
+        try:
+            ended = await self.wait_first(put, self.suspend_flow.wait())
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            return False
+        return put in ended.done
 
     def _contiguous(self, tp: TP, batch: list[Any], moved: bool) -> list[Any]:
         """The records that follow the cursor; none (and a seek back) after a lost race."""
@@ -377,8 +402,9 @@ class BatchTransport(faust_aiokafka.Transport):
 class BatchApp(faust.App):
     """A Faust app whose source topics reach their agents in batches.
 
-    Set ``resume_offsets``, ``on_resume_seek`` and ``wait_idle`` after building it,
-    and put each source topic's sink (its agent's channel) in ``batch_sinks``.
+    Set ``resume_offsets``, ``on_resume_seek``, ``on_refetch``, ``on_stale_batch`` and
+    ``wait_idle`` after building it, and put each source topic's sink (its agent's
+    channel) in ``batch_sinks``.
     """
 
     batch_sinks: dict[str, Sink]
@@ -386,6 +412,8 @@ class BatchApp(faust.App):
     resume_offsets: ResumeOffsets | None = None
     on_resume_seek: OnResume | None = None
     on_refetch: Callable[[TP], None] | None = None
+    #: a batch dropped at its put because a revocation cleared its agent's channel
+    on_stale_batch: Callable[[TP], None] | None = None
     #: awaited when a rebalance waits for the streams: the batch agents finish theirs
     wait_idle: Callable[[], Awaitable[None]] | None = None
 

@@ -149,6 +149,73 @@ async def test_delivery_stops_when_a_rebalance_begins():
     assert second not in consumer.cursors  # the rebalance's seek positions it again
 
 
+def _full_channel(worker: Worker) -> Any:
+    """A real one-batch channel as an agent's stream subscribes to it, not reading.
+
+    Returns the subscription: the channel holds it weakly, so the test must keep it.
+    """
+    worker.app.flow_control.resume()
+    channel = worker.app.channel(maxsize=1)
+    worker.app.batch_sinks[CONTACTS] = channel.put
+    return channel.clone(is_iterator=True)  # its queue takes the puts
+
+
+@pytest.mark.asyncio
+async def test_a_put_a_rebalance_cancels_drops_the_batch_and_delivery_goes_on():
+    # A revocation clears the agents' channels (Faust's flow_control.clear()), which
+    # cancels a put waiting for room. It must not end the fetcher (the worker exited);
+    # the cursor stays before the dropped batch (the assignment's seek reads it again).
+    worker = _worker()
+    consumer, _ = _consumer(worker)
+    subscription = _full_channel(worker)
+    first, second = TP(CONTACTS, 0), TP(CONTACTS, 1)
+    await consumer._deliver({first: _records(CONTACTS, 0, 5)}, None, {})  # fills it
+    waiting = asyncio.ensure_future(
+        consumer._deliver({second: _records(CONTACTS, 1, 7)}, None, {}))
+    await asyncio.sleep(0.05)
+    assert not waiting.done(), "the second put should wait for room"
+    worker.app.flow_control.clear()
+    await asyncio.wait_for(waiting, 5)
+    assert consumer.cursors == {first: 6}
+    assert worker.metrics.stale_batches.labels(CONTACTS)._value.get() == 1
+    assert subscription.queue.qsize() == 0  # the revocation cleared it
+
+
+@pytest.mark.asyncio
+async def test_a_put_still_waiting_when_the_flow_stops_drops_the_batch():
+    worker = _worker()
+    consumer, _ = _consumer(worker)
+    subscription = _full_channel(worker)
+    first, second = TP(CONTACTS, 0), TP(CONTACTS, 1)
+    await consumer._deliver({first: _records(CONTACTS, 0, 5)}, None, {})
+    waiting = asyncio.ensure_future(
+        consumer._deliver({second: _records(CONTACTS, 1, 7)}, None, {}))
+    await asyncio.sleep(0.05)
+    assert not waiting.done(), "the second put should wait for room"
+    consumer.stop_flow()  # a revocation begins
+    await asyncio.wait_for(waiting, 5)
+    assert consumer.cursors == {first: 6}
+    assert worker.metrics.stale_batches.labels(CONTACTS)._value.get() == 1
+    assert subscription.queue.qsize() == 1  # the first batch only
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_fetcher_is_still_cancelled_while_it_puts():
+    worker = _worker()
+    consumer, _ = _consumer(worker)
+    subscription = _full_channel(worker)
+    await consumer._deliver({TP(CONTACTS, 0): _records(CONTACTS, 0, 5)}, None, {})
+    waiting = asyncio.ensure_future(
+        consumer._deliver({TP(CONTACTS, 1): _records(CONTACTS, 1, 7)}, None, {}))
+    await asyncio.sleep(0.05)
+    assert not waiting.done(), "the second put should wait for room"
+    waiting.cancel()  # the fetcher stopping
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(waiting, 5)
+    assert subscription.queue.qsize() == 1
+    assert subscription.queue.qsize() == 1
+
+
 @pytest.mark.asyncio
 async def test_other_topics_take_fausts_path_one_record_at_a_time():
     worker = _worker()
@@ -411,3 +478,38 @@ async def test_drain_waits_for_every_write_and_sends_the_held_back_marker():
     assert writer.flights == deque() and writer.due == [] and writer.durable == {2: 41}
     assert record_reader(table)[marker] == b"41"
 
+
+
+@pytest.mark.asyncio
+async def test_a_rebalance_waits_for_every_changelog_write_to_land():
+    # A write landing after the revocation's recovery dropped its partition from a
+    # local:// store put the offset and marker back without the records before them.
+    worker = _worker("local://")
+    producer = _Producer()
+    worker.app.producer._producer = producer  # type: ignore[attr-defined]
+    frontier = progress.Frontier()
+    frontier.advance(2, 40)
+    await worker.writers[CONTACTS].write({"contact:aa": {"k": "contact", "p": 2}},
+                                         {"contact:aa": 2, progress.marker_key(2): 2}, frontier)
+    waiting = asyncio.create_task(worker.wait_idle())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    producer.land()  # the record; then its marker goes out
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    producer.land()
+    await asyncio.wait_for(waiting, 5)
+    assert worker.tables[CONTACTS].data.offsets == {2: 101}
+
+
+@pytest.mark.asyncio
+async def test_a_write_kafka_refused_does_not_stop_the_rebalance():
+    worker = _worker("local://")
+    producer = _Producer()
+    worker.app.producer._producer = producer  # type: ignore[attr-defined]
+    writer = worker.writers[CONTACTS]
+    await writer.write({"contact:aa": {"k": "contact", "p": 2}}, {"contact:aa": 2},
+                       progress.Frontier())
+    producer.sent[0][2].set_exception(OSError("refused"))
+    await asyncio.wait_for(worker.wait_idle(), 5)
+    assert len(writer.flights) == 1  # still unvouched: the agent's next write raises
