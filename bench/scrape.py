@@ -36,6 +36,7 @@ from stream.state import progress, records
 from stream.state.calls import CallDefinitions
 from stream.state.calls_waiting import listen
 from stream.state.timeliness import OpenWork
+from stream.worker import collector
 from stream.worker.agents import TopicAgent
 from stream.worker.app import fact_context
 from stream.worker.batches import Batch
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="the worker's clock, local time (ISO 8601)")
     a = ap.parse_args(argv)
     settings = Settings()
+    collector.tune()  # the worker's garbage collector policy
     now = datetime.fromisoformat(a.now).replace(tzinfo=dataset.LONDON)
     folder = Folder(settings, now.timestamp())
     t0 = time.perf_counter()
