@@ -27,6 +27,7 @@ from heapq import nsmallest
 from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
+from stream.state.deadlines import DeadlineIndex, Judged
 from stream.state.records import SLOTS, Field, Progression, Record, occurred
 from stream.state.rules import Rule, RuleError, Versions, versioned
 from stream.state.working_days import WorkingCalendar, local_month, us_rounded
@@ -218,6 +219,11 @@ class OpenWork:
         self._late: dict[Part, dict[str, tuple[BreachKey, ...]]] = {}
         self._late_counts: dict[Part, Counter[BreachKey]] = {}
         self.listeners: list[RecordListener] = []
+        #: the open items again, by rule and deadline day: what a scrape counts from
+        self._index = DeadlineIndex(self._breach)
+        #: open work judged at the last (now, owned), and the changes it saw (``_changes``)
+        self._judged: tuple[tuple[float, frozenset[Part], int], Judged] | None = None
+        self._changes = 0
         #: record kinds some rule opens on: no other record ever holds an item
         self._kinds = {endpoint(rule.opens)[0] for rule in self.rules.values()}
         self._watch = watch(self.rules, skip_closed_in_time=True)
@@ -242,7 +248,11 @@ class OpenWork:
         if open_part is None:  # (setdefault would build a Counter for every update)
             open_part = self._open[partition] = {}
             self._late[partition], self._late_counts[partition] = {}, Counter()
-        open_part.pop(key, None)
+        gone = open_part.pop(key, ())
+        if gone or opened:
+            self._index.remove(partition, key, gone)
+            self._index.add(partition, key, opened)
+            self._changes += 1
         if opened:
             open_part[key] = opened
         late_part = self._late[partition]
@@ -265,6 +275,8 @@ class OpenWork:
     def drop_partition(self, partition: Part) -> None:
         for table in (self._open, self._late, self._late_counts):
             table.pop(partition, None)
+        self._index.drop(partition)
+        self._changes += 1
         for listener in self.listeners:
             listener.drop_partition(partition)
 
@@ -274,6 +286,8 @@ class OpenWork:
             for part in [p for p in table
                          if isinstance(p, tuple) and p[0] == topic and p not in keep]:
                 del table[part]
+                self._index.drop(part)
+        self._changes += 1
         for listener in self.listeners:
             listener.drop_topic(topic, keep)
 
@@ -289,6 +303,10 @@ class OpenWork:
         if open_part is not None:
             self._open[partition], self._late[partition] = open_part, late_part
             self._late_counts[partition] = counts
+            self._index.drop(partition)
+            for key, items in open_part.items():
+                self._index.add(partition, key, items)
+            self._changes += 1
         for listener, their in zip(self.listeners, theirs, strict=True):
             listener.restore(partition, their)
 
@@ -355,14 +373,25 @@ class OpenWork:
         start, end = today or self._today(now_ts)
         return "due_today" if start < item.deadline_ts <= end else "on_time"
 
+    def judged(self, now_ts: float, owned: Collection[Part]) -> Judged:
+        """Open work of the owned partitions at ``now_ts`` (``stream.state.deadlines``).
+
+        Kept until the clock, the partitions or an open item changes: a scrape reads
+        it four times.
+        """
+        key = (now_ts, frozenset(owned), self._changes)
+        if self._judged is None or self._judged[0] != key:
+            today = self._today(now_ts)
+            self._judged = (key, self._index.judge(
+                now_ts, self.stale_cutoff(now_ts), owned,
+                lambda item: self.state(item, now_ts, today)))
+        return self._judged[1]
+
     def states(self, now_ts: float, owned: Collection[Part]) -> dict[StateKey, int]:
         """Open items by (rule, team, state), stale ones left out; every rule and state."""
         counts: dict[StateKey, int] = {(r.name, r.team, s): 0
                                        for r in self.rules.values() for s in STATES}
-        today = self._today(now_ts)
-        for _, item in self._live(now_ts, owned):
-            key = (item.rule, item.team, self.state(item, now_ts, today))
-            counts[key] = counts.get(key, 0) + 1
+        counts.update(self.judged(now_ts, owned).states)
         return counts
 
     def oldest(self, now_ts: float, owned: Collection[Part],
@@ -371,9 +400,8 @@ class OpenWork:
 
         Stale items are left out; with ``stale``, only they are looked at.
         """
-        first: dict[str, float] = {}
-        for _, item in (self._stale if stale else self._live)(now_ts, owned):
-            first[item.rule] = min(first.get(item.rule, item.start_ts), item.start_ts)
+        judged = self.judged(now_ts, owned)
+        first = judged.first_stale if stale else judged.first_live
         now = datetime.fromtimestamp(now_ts, self._zone)
         return {rule: self.calendar.working_days_between(
                     datetime.fromtimestamp(min(ts, now_ts), self._zone), now)
@@ -382,8 +410,7 @@ class OpenWork:
     def stale_counts(self, now_ts: float, owned: Collection[Part]) -> dict[str, int]:
         """Stale open items per watched rule (0 where none)."""
         counts = dict.fromkeys(self.rules, 0)
-        for _, item in self._stale(now_ts, owned):
-            counts[item.rule] = counts.get(item.rule, 0) + 1
+        counts.update(self.judged(now_ts, owned).stale)
         return counts
 
     def breaches(self, now_ts: float, owned: Collection[Part]) -> dict[BreachKey, int]:
@@ -391,7 +418,7 @@ class OpenWork:
         counts: Counter[BreachKey] = Counter()
         for part in owned:
             counts.update(self._late_counts.get(part, Counter()))
-        counts.update(self._breach(i) for _, i in self._items(owned) if now_ts >= i.deadline_ts)
+        counts.update(self.judged(now_ts, owned).breaches)
         return dict(counts)
 
     def due_list(self, now_ts: float, owned: Collection[Part], limit: int,

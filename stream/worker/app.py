@@ -44,6 +44,7 @@ from stream.worker.agents import TopicAgent
 from stream.worker.batches import BatchApp, batch_consumer
 from stream.worker.changelog import ChangelogWriter
 from stream.worker.checkpoint import BrokerView, Checkpointer, usable
+from stream.worker.exposition import Page
 from stream.worker.live_gauges import (
     AdvisorAuditsCollector,
     CallsWaitingCollector,
@@ -71,7 +72,7 @@ class Worker:
 
     app: BatchApp
     settings: Settings
-    registry: CollectorRegistry  # everything: /metrics
+    registry: CollectorRegistry  # everything /metrics serves (``page``'s text)
     pipeline: CollectorRegistry  # the pipeline's own metrics only: /metrics/pipeline
     state: CellState
     metrics: PipelineMetrics
@@ -93,6 +94,8 @@ class Worker:
     definitions: dict[str, Any] = field(default_factory=dict)
     #: the taxonomy file, as read: a report labels and orders categories by it
     taxonomy_text: str = ""
+    #: /metrics: ``registry``'s exposition, unchanged figure families' text kept
+    page: Page = field(default_factory=lambda: Page([]))
 
     def ready(self) -> bool:
         """Serving the figures of its partitions: recovered once, not rebalancing now.
@@ -297,15 +300,19 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
     definitions = CallDefinitions.of(settings)
     worker.definitions = definitions.to_json()
     worker.taxonomy_text = settings.taxonomy_path.read_text(encoding="utf-8")
-    registry.register(FiguresCollector(worker.current, definitions, settings.metrics_months,
-                                       worker.clock.now))
+    figures = FiguresCollector(worker.current, definitions, settings.metrics_months,
+                               worker.clock.now)
     pipeline.register(LagCollector(worker.lag))
-    registry.register(TimelinessCollector(worker.work, worker.clock.time, worker.owned))
+    timeliness = TimelinessCollector(worker.work, worker.clock.time, worker.owned)
     waiting = listen(worker.work, ctx.taxonomy.ordered("call_queue"),
                      settings.calls_waiting_limit_seconds)
-    registry.register(CallsWaitingCollector(waiting, worker.clock.time, worker.owned))
-    registry.register(AdvisorAuditsCollector(worker.current, ctx.calendar,
-                                             ctx.taxonomy.ordered("team"), worker.clock.now))
+    calls_waiting = CallsWaitingCollector(waiting, worker.clock.time, worker.owned)
+    advisors = AdvisorAuditsCollector(worker.current, ctx.calendar,
+                                      ctx.taxonomy.ordered("team"), worker.clock.now)
+    for collector in (figures, timeliness, calls_waiting, advisors):
+        registry.register(collector)
+    # /metrics: the registry's text, each unchanged figure family's kept from the last scrape
+    worker.page = Page([pipeline, figures, timeliness, calls_waiting, advisors])
     # Faust's own sensors (milliseconds, not promtool-clean) on their own registry and path.
     setup_prometheus_sensors(app, pattern="/metrics/faust", registry=CollectorRegistry(),
                              name_prefix="faust")
@@ -439,7 +446,7 @@ def _add_views(worker: Worker) -> None:
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
             # aiohttp refuses a charset inside content_type; pass the header whole.
-            return self.bytes(generate_latest(worker.registry),
+            return self.bytes(worker.page.render(),
                               headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/metrics/pipeline")

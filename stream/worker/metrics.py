@@ -23,6 +23,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
+from functools import partial
 from itertools import accumulate
 from typing import Any
 
@@ -31,15 +32,15 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
-    SummaryMetricFamily,
 )
 from prometheus_client.registry import Collector
 
 from stream.contract.decoder import REASONS
 from stream.state.aggregates import Aggregates, Cell
 from stream.state.calls import OUTCOMES, PARTS, WAIT_BUCKETS, CallDefinitions, call_parts
-from stream.state.facts import window_hours
+from stream.state.facts import Count, Distribution, Recent, window_hours
 from stream.state.families import FAMILIES
+from stream.worker.exposition import SeriesCache, TextCache, Unit, built
 from stream.worker.live_gauges import asa_family
 from stream.worker.looplag import LAG_BUCKETS, PERIOD_SECONDS
 
@@ -177,8 +178,7 @@ class LagCollector(Collector):
         yield family
 
 
-#: a histogram's series: (metric name, label values); its cumulative buckets
-_SeriesKey = tuple[str, tuple[str, ...]]
+#: a histogram series' cumulative buckets
 _Buckets = list[tuple[str, float]]
 
 
@@ -197,7 +197,12 @@ def _cumulative(cell: Cell, buckets: Sequence[float],
 
 
 class FiguresCollector(Collector):
-    """Turns the owned partitions' figure cells into metric families at scrape time."""
+    """Turns the owned partitions' figure cells into metric families at scrape time.
+
+    ``collect`` builds every family; ``exposition`` serves their text, rendered again
+    only for the families whose cells or clock inputs changed since the last scrape
+    (``stream.worker.exposition``).
+    """
 
     def __init__(self, current: Callable[[], tuple[Aggregates, dict[str, int]]],
                  calls: CallDefinitions, months: int,
@@ -206,58 +211,71 @@ class FiguresCollector(Collector):
         self._calls = calls
         self._months = months
         self._now = now
-        #: (metric, labels) -> (the cell, its cumulative buckets) of the last scrape:
+        #: metric -> labels -> (the cell, its cumulative buckets) when last bucketed:
         #: ``current`` hands an unchanged cell back as the same object, so only the
         #: cells changed since are bucketed again (sorting every value multiset at
         #: every scrape was most of what was left of a scrape's time)
-        self._bucketed: dict[_SeriesKey, tuple[Cell, _Buckets]] = {}
-        self._bucketing: dict[_SeriesKey, tuple[Cell, _Buckets]] = {}
+        self._bucketed: dict[str, dict[tuple[str, ...], tuple[Cell, _Buckets]]] = {}
+        self._text = TextCache()
+        self._series = SeriesCache()
 
-    def _cumulative(self, name: str, labels: tuple[str, ...], cell: Cell,
-                    buckets: Sequence[float], scale: float = 1.0) -> _Buckets:
-        key = (name, labels)
-        hit = self._bucketed.get(key)
-        if hit is None or hit[0] is not cell:
-            hit = (cell, _cumulative(cell, buckets, scale))
-        self._bucketing[key] = hit
-        return hit[1]
+    def collect(self) -> Iterator[Metric]:
+        return built(self._units())
 
-    def _keep(self, month: str) -> bool:
+    def exposition(self) -> bytes:
+        """The text ``generate_latest`` gives for ``collect``, reusing unchanged families'."""
+        return self._text.render(self._units())
+
+    def _keeper(self) -> Callable[[str], bool]:
+        """Whether a month ("2019-08") is among the ``months`` exported (all with 0)."""
         if self._months <= 0:
-            return True
+            return lambda month: True
         now = self._now()
         index = now.year * 12 + now.month - 1
-        year, mon = month.split("-")
-        return index - (int(year) * 12 + int(mon) - 1) < self._months
+        return lambda month: index - (int(month[:4]) * 12 + int(month[5:7]) - 1) < self._months
 
-    def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily |
-                                  SummaryMetricFamily]:
-        self._bucketing = {}
+    def _units(self) -> Iterator[Unit]:
         agg, owned = self._current()
-        partitions = GaugeMetricFamily("cspa_owned_partitions",
-                                       "Partitions of each topic this worker owns.",
-                                       labels=["topic"])
-        for topic, count in sorted(owned.items()):
-            partitions.add_metric([topic], count)
-        yield partitions
-        yield self._definitions()
+        cells = by_figure(agg)
+        keep = self._keeper()
+        yield Unit("cspa_owned_partitions", tuple(sorted(owned.items())), (),
+                   partial(_partitions, owned))
+        yield Unit("cspa_definition_info", None, (), lambda: [self._definitions()])
         for spec in COUNTS:
-            family = GaugeMetricFamily(spec.metric, spec.help, labels=list(spec.labels))
-            for values, cell in agg.figure(spec.figure):
-                if self._keep(values[0]):
-                    family.add_metric(list(values), cell.count)
-            yield family
+            kept = [(v, c) for v, c in cells.get(spec.figure, ()) if keep(v[0])]
+            yield Unit(spec.metric, None, kept, partial(_counts, spec, kept),
+                       partial(self._series.family, _counts(spec, [])[0], kept,
+                               partial(_count_of, spec)))
         for d in DISTRIBUTIONS:
-            hist = HistogramMetricFamily(d.metric, d.help, labels=list(d.labels))
-            for values, cell in agg.figure(d.figure):
-                if self._keep(values[0]):
-                    hist.add_metric(list(values),
-                                    self._cumulative(d.metric, values, cell, d.buckets, d.scale),
-                                    cell.total * d.scale)
-            yield hist
-        yield from self._calls_families(agg)
-        yield from recent_families(agg, self._calls, self._now())
-        self._bucketed = self._bucketing  # only the cells still there
+            kept = [(v, c) for v, c in cells.get(d.figure, ()) if keep(v[0])]
+            yield Unit(d.metric, None, kept, partial(self._histogram, d, kept),
+                       partial(self._series.family, _empty_histogram(d), kept,
+                               partial(_histogram_of, d)))
+        calls = [((outcome, *v), c) for outcome in OUTCOMES
+                 for v, c in cells.get("calls_" + outcome, ()) if keep(v[0])]
+        yield Unit("cspa_calls", None, calls, partial(self._calls_families, calls))
+        yield from self._recent_units(cells, self._now())
+
+    def _bucketed_as(self, name: str, kept: Iterable[tuple[tuple[str, ...], Cell]],
+                     buckets: Sequence[float], scale: float = 1.0) -> list[_Buckets]:
+        """Each cell's cumulative buckets, from the last time for a cell unchanged since."""
+        before = self._bucketed.get(name, {})
+        now: dict[tuple[str, ...], tuple[Cell, _Buckets]] = {}
+        for labels, cell in kept:
+            hit = before.get(labels)
+            if hit is None or hit[0] is not cell:
+                hit = (cell, _cumulative(cell, buckets, scale))
+            now[labels] = hit
+        self._bucketed[name] = now  # only the cells still there
+        return [hit[1] for hit in now.values()]
+
+    def _histogram(self, d: Distribution,
+                   kept: list[tuple[tuple[str, ...], Cell]]) -> list[Metric]:
+        hist = _empty_histogram(d)
+        for (values, cell), buckets in zip(
+                kept, self._bucketed_as(d.metric, kept, d.buckets, d.scale), strict=True):
+            hist.add_metric(list(values), buckets, cell.total * d.scale)
+        return [hist]
 
     def _definitions(self) -> GaugeMetricFamily:
         c = self._calls
@@ -269,40 +287,111 @@ class FiguresCollector(Collector):
                          f"{c.short_abandon_seconds:g}", c.period_combination.value], 1)
         return info
 
-    def _calls_families(self, agg: Aggregates) -> Iterator[GaugeMetricFamily |
-                                                            HistogramMetricFamily]:
+    def _calls_families(self, calls: list[tuple[tuple[str, ...], Cell]]) -> list[Metric]:
+        """The monthly call parts and the wait histogram, from the kept months' cells."""
         families = {n: GaugeMetricFamily(f"cspa_calls_{n}", text, labels=["month", "queue"])
                     for n, text in PARTS.items()}
         wait = HistogramMetricFamily("cspa_call_wait_seconds",
                                      "Queue wait of offered calls, by outcome.",
                                      labels=["month", "queue", "outcome"])
         buckets = sorted(set(WAIT_BUCKETS) | {self._calls.service_level_seconds})
-        for labels, parts in call_parts(agg, self._calls).items():
-            if not self._keep(labels[0]):
-                continue
+        view = _view([("calls_" + outcome, tuple(v), c) for (outcome, *v), c in calls])
+        for labels, parts in call_parts(view, self._calls).items():
             for n in PARTS:
                 families[n].add_metric(list(labels), parts[n])
         for outcome in OUTCOMES:
-            for labels, cell in agg.figure("calls_" + outcome):
-                if self._keep(labels[0]):
-                    wait.add_metric([*labels, outcome], self._cumulative(
-                        "cspa_call_wait_seconds_" + outcome, labels, cell, buckets), cell.total)
-        yield from families.values()
-        yield wait
+            kept = [(tuple(v), c) for (o, *v), c in calls if o == outcome]
+            for (labels, cell), cumulative in zip(kept, self._bucketed_as(
+                    "cspa_call_wait_seconds_" + outcome, kept, buckets), strict=True):
+                wait.add_metric([*labels, outcome], cumulative, cell.total)
+        return [*families.values(), wait]
+
+    def _recent_units(self, cells: dict[str, list[tuple[tuple[str, ...], Cell]]],
+                      now: datetime) -> Iterator[Unit]:
+        """Live-window gauges: counts over this hour, the last 24 clock hours and today.
+
+        They read only the hourly cells of the windows' hours.
+        """
+        windows = window_hours(now)
+        hours = set().union(*windows.values())
+        clock = tuple((window, tuple(sorted(h))) for window, h in windows.items())
+        for recent in RECENT:
+            kept = [(v, c) for v, c in cells.get(recent.figure, ()) if v[0] in hours]
+            yield Unit(recent.metric, clock, kept, partial(_recent, recent, kept, windows))
+        calls = [(("calls_" + o + "_hourly", *v), c) for o in OUTCOMES
+                 for v, c in cells.get("calls_" + o + "_hourly", ()) if v[0] in hours]
+        view = _view([(figure, tuple(v), c) for (figure, *v), c in calls])
+        yield Unit("cspa_recent_calls", clock, calls,
+                   partial(_recent_calls, view, self._calls, windows))
 
 
-def recent_families(agg: Aggregates, defs: CallDefinitions,
-                    now: datetime) -> Iterator[GaugeMetricFamily | SummaryMetricFamily]:
-    """Live-window gauges: counts over this hour, the last 24 clock hours and today."""
-    windows = window_hours(now)
-    for recent in RECENT:
-        family = GaugeMetricFamily(recent.metric, recent.what + " in the live window.",
-                                   labels=["window"])
-        for window, hours in windows.items():
-            family.add_metric([window], sum(c.count for (h,), c in agg.figure(recent.figure)
-                                            if h in hours))
-        yield family
-    parts = call_parts(agg, defs, "_hourly")
+def by_figure(agg: Aggregates) -> dict[str, list[tuple[tuple[str, ...], Cell]]]:
+    """figure -> its (labels, cell), in the order ``Aggregates.figure`` gives them.
+
+    One pass over the cells rather than one per figure: a year's hourly cells made
+    each of those passes long.
+    """
+    out: dict[str, list[tuple[tuple[str, ...], Cell]]] = {}
+    for (figure, labels), cell in agg.cells.items():
+        row = out.get(figure)
+        if row is None:
+            row = out[figure] = []
+        row.append((labels, cell))
+    return out
+
+
+def _view(cells: Iterable[tuple[str, tuple[str, ...], Cell]]) -> Aggregates:
+    """Aggregates holding only the given cells, in order (read-only: no copies made)."""
+    view = Aggregates()
+    view.cells = {(figure, labels): cell for figure, labels, cell in cells}
+    return view
+
+
+def _partitions(owned: dict[str, int]) -> list[Metric]:
+    family = GaugeMetricFamily("cspa_owned_partitions",
+                               "Partitions of each topic this worker owns.", labels=["topic"])
+    for topic, count in sorted(owned.items()):
+        family.add_metric([topic], count)
+    return [family]
+
+
+def _counts(spec: Count, kept: list[tuple[tuple[str, ...], Cell]]) -> list[Metric]:
+    family = GaugeMetricFamily(spec.metric, spec.help, labels=list(spec.labels))
+    for values, cell in kept:
+        family.add_metric(list(values), cell.count)
+    return [family]
+
+
+def _count_of(spec: Count, labels: Any, cell: Cell) -> Metric:
+    """The gauge family holding one cell's series alone."""
+    return _counts(spec, [(labels, cell)])[0]
+
+
+def _empty_histogram(d: Distribution) -> HistogramMetricFamily:
+    return HistogramMetricFamily(d.metric, d.help, labels=list(d.labels))
+
+
+def _histogram_of(d: Distribution, labels: Any, cell: Cell) -> Metric:
+    """The histogram family holding one cell's series alone."""
+    hist = _empty_histogram(d)
+    hist.add_metric(list(labels), _cumulative(cell, d.buckets, d.scale), cell.total * d.scale)
+    return hist
+
+
+def _recent(recent: Recent, kept: list[tuple[tuple[str, ...], Cell]],
+            windows: dict[str, set[str]]) -> list[Metric]:
+    family = GaugeMetricFamily(recent.metric, recent.what + " in the live window.",
+                               labels=["window"])
+    for window, hours in windows.items():
+        family.add_metric([window], sum(c.count for (h,), c in kept if h in hours))
+    return [family]
+
+
+def _recent_calls(view: Aggregates, defs: CallDefinitions,
+                  windows: dict[str, set[str]]) -> list[Metric]:
+    """The call parts per window and queue, and the average speed of answer."""
+    out: list[Metric] = []
+    parts = call_parts(view, defs, "_hourly")
     for part, text in PARTS.items():
         family = GaugeMetricFamily(f"cspa_recent_calls_{part}", text + " In the live window.",
                                    labels=["window", "queue"])
@@ -313,5 +402,6 @@ def recent_families(agg: Aggregates, defs: CallDefinitions,
                     by_queue[queue] = by_queue.get(queue, 0) + row[part]
             for queue, value in sorted(by_queue.items()):
                 family.add_metric([window, queue], value)
-        yield family
-    yield asa_family(agg, windows)
+        out.append(family)
+    out.append(asa_family(view, windows))
+    return out

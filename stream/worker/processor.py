@@ -117,16 +117,26 @@ class CellState:
         benchmark's 300,000 events, the event loop blocked meanwhile). The merge is
         kept and only the cells a partition changed since are merged again; a cell
         changed is a new ``Cell`` object, an unchanged one the same object, so
-        readers may cache what they derive from it by identity. A different set of
-        partitions (or a partition's cells rebuilt) is merged afresh.
+        readers may cache what they derive from it by identity. A partition gained,
+        lost or rebuilt has each cell it held merged again (merging all afresh took
+        seconds with a national year whenever a partition was first written to).
         """
         parts = {tp: agg for tp, agg in self.parts.items() if tp in owned}
-        if parts != self._served_from:  # Aggregates compare by identity
+        if not self._served_from and parts:  # (nothing kept: a first merge, all at once)
             for agg in parts.values():
                 agg.changed.clear()
             self._served, self._served_from = merged(parts.values()), parts
             return self._served
         keys: set[CellKey] = set()
+        was = self._served_from
+        for tp in was.keys() | parts.keys():  # Aggregates compare by identity
+            old, new = was.get(tp), parts.get(tp)
+            if old is not new:  # a partition gained, lost or rebuilt: each cell it had
+                for side in (old, new):
+                    if side is not None:
+                        keys.update(side.cells)
+                        keys |= side.changed
+        self._served_from = parts
         for agg in parts.values():
             keys |= agg.changed
             agg.changed.clear()

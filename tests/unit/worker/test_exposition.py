@@ -1,0 +1,98 @@
+"""The /metrics page serves kept text: it must equal what generate_latest writes afresh."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from stream.settings import PeriodCombination, ServiceLevelVariant
+from stream.state.calls import OUTCOMES, CallDefinitions
+from stream.state.families import FAMILIES
+from stream.worker.exposition import Page
+from stream.worker.metrics import FiguresCollector
+from stream.worker.processor import CellState
+from tests.conftest import LONDON
+
+DEFS = CallDefinitions(20.0, ServiceLevelVariant.OFFERED, 5.0, PeriodCombination.RATIO_OF_SUMS)
+#: 23:30 on the last day of a month: the steps below cross an hour, midnight and a month
+START = datetime(2026, 10, 31, 23, 30, tzinfo=LONDON)
+MONTHLY = {**{c.figure: len(c.labels) for f in FAMILIES for c in f.counts},
+           **{d.figure: len(d.labels) for f in FAMILIES for d in f.distributions},
+           **{f"calls_{o}": 2 for o in OUTCOMES}}
+HOURLY = {**{r.figure: 1 for f in FAMILIES for r in f.recent},
+          **{f"calls_{o}_hourly": 2 for o in OUTCOMES}}
+TPS = [("t", p) for p in range(4)]
+
+
+def _fact(rng: random.Random, now: datetime) -> tuple[str, tuple[str, ...], float]:
+    if rng.random() < 0.5:
+        figure = rng.choice(sorted(MONTHLY))
+        month = now - timedelta(days=rng.choice([0, 1, 31, 200, 390, 400]))
+        first, rest = month.strftime("%Y-%m"), MONTHLY[figure] - 1
+    else:
+        figure = rng.choice(sorted(HOURLY))
+        first, rest = str(int(now.timestamp() // 3600) - rng.choice([0, 1, 5, 23, 24, 30])), \
+            HOURLY[figure] - 1
+    labels = (first, *(rng.choice("ab") for _ in range(rest)))
+    return figure, labels, float(rng.choice([1, 2.5, 3, 19, 20, 21, 86_400, 2e6]))
+
+
+def _afresh(collector: FiguresCollector) -> bytes:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return generate_latest(registry)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("months", [0, 13])
+def test_kept_text_equals_a_fresh_exposition(seed: int, months: int) -> None:
+    # Cells change, partitions move, the clock crosses hours, midnight and a month
+    # (and drops months at the edge of the 13 kept): after every step the page's text
+    # equals generate_latest over a collector that keeps nothing.
+    rng = random.Random(seed)
+    state, owned, clock = CellState(), set(TPS), [START]
+    kept = FiguresCollector(lambda: (state.current(owned), {"t": len(owned)}), DEFS, months,
+                            lambda: clock[0])
+    page = Page([kept])
+    facts: dict[tuple[str, int], list[tuple[str, tuple[str, ...], float]]] = {}
+    for _ in range(30):
+        for _ in range(rng.randrange(6)):
+            tp = rng.choice(TPS)
+            fact = _fact(rng, clock[0])
+            state.part(*tp).apply([fact], +1)
+            facts.setdefault(tp, []).append(fact)
+        if rng.random() < 0.3:  # withdraw one: a cell emptied goes
+            tp = rng.choice(TPS)
+            if facts.get(tp):
+                state.part(*tp).apply([facts[tp].pop(rng.randrange(len(facts[tp])))], -1)
+        if rng.random() < 0.2:  # a rebalance
+            owned.clear()
+            owned.update(tp for tp in TPS if rng.random() < 0.7)
+        if rng.random() < 0.4:
+            clock[0] += timedelta(minutes=rng.choice([1, 20, 45]))
+        fresh = FiguresCollector(lambda: (state.current(owned), {"t": len(owned)}), DEFS,
+                                 months, lambda: clock[0])
+        assert page.render() == _afresh(fresh)
+
+
+def _steady(text: bytes) -> list[bytes]:
+    """The lines, but those read off a clock: the process's CPU time, when evaluated."""
+    return [line for line in text.splitlines()
+            if not line.startswith((b"process_", b"cspa_timeliness_evaluated_timestamp"))]
+
+
+def test_the_worker_serves_its_whole_registry():
+    # /metrics serves the page: the same text as the registry, every part in its order
+    from stream.settings import Settings
+    from stream.worker.app import create_app
+
+    worker = create_app(Settings())
+    worker.state.part("t", 0).apply([("audits", ("2026-10", "ehh", "good"), None)], +1)
+    for _ in range(2):  # the second from kept text
+        text = worker.page.render()
+        assert _steady(text) == _steady(generate_latest(worker.registry))
+    assert b'cspa_audits{grade="good",month="2026-10",team="ehh"}' not in text  # not owned
+    assert b"cspa_open_items" in text and b"cspa_events_consumed_total" in text
