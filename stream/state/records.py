@@ -292,11 +292,17 @@ def slot_of(event: Event) -> tuple[str, str, Slot]:
     raise TypeError(f"no record slot for {type(event).__name__}")
 
 
-def occurred(record: Record, kind: str, key: str, narrows: Field | None,
-             code: str | None) -> float | None:
-    """``occurred_at`` of the slot ``key`` if the record is of ``kind`` and holds it (and,
-    with a code, the ``narrows`` field is that code); None otherwise. Open work asks this
-    for every rule of every changed record, so it reads the slot here, by position."""
+#: where a rule's clock starts or stops: (record kind, slot key, the field a code narrows,
+#: the code; None: any), resolved from an ``opens``/``closes`` spec by ``timeliness.endpoint``
+Endpoint = tuple[str, str, Field | None, str | None]
+
+
+def occurred(record: Record, end: Endpoint) -> float | None:
+    """``occurred_at`` of the endpoint's slot if the record is of its kind and holds it
+    (and, with a code, the narrowed field is that code); None otherwise. Open work asks
+    this for every rule of every changed record, so it reads the slot here, by position,
+    and takes the endpoint whole (unpacking it at the call costs more than here)."""
+    kind, key, narrows, code = end
     if record.get("k") != kind:
         return None
     value = record.get(key)

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from stream.state.deadlines import DeadlineIndex, Judged
-from stream.state.records import SLOTS, Field, Progression, Record, occurred
+from stream.state.records import SLOTS, Endpoint, Progression, Record, occurred
 from stream.state.rules import Rule, RuleError, Versions, versioned
 from stream.state.working_days import WorkingCalendar, local_month, us_rounded
 
@@ -58,8 +58,6 @@ class Item(NamedTuple):
     closed_ts: float | None
 
 
-#: (record kind, slot key, the field a code narrows, code) of an ``opens``/``closes`` spec
-Endpoint = tuple[str, str, Field | None, str | None]
 
 
 @lru_cache(maxsize=256)
@@ -164,10 +162,10 @@ def judge(record: Record, watching: Iterable[Watch], calendar: WorkingCalendar) 
     """
     items: list[Item] = []
     for versions, opens, closes, bound in watching:
-        start_ts = occurred(record, *opens)
+        start_ts = occurred(record, opens)
         if start_ts is None:
             continue
-        closed_ts = occurred(record, *closes)
+        closed_ts = occurred(record, closes)
         if closed_ts is not None and closed_ts - start_ts < bound:
             continue  # closed before any deadline could fall: neither open nor a breach
         rule = versions.single  # the hot path: one version, in force since always
