@@ -24,7 +24,8 @@ into every condition an alert watches:
 * an advisor in post with no audit this month, in November's last 5 working days
   (AdvisorAuditsBehind);
 * the worker process stopped (SIGSTOP) for 2.5 s and resumed: its event loop wakes its
-  lag timer that late, a real stall (WorkerLoopStalled);
+  lag timer that late, a real stall (WorkerLoopStalled); again every 30 s, 3 times at
+  most, while the alert has not fired (a failure then shows what Prometheus scraped);
 * a malformed message (CspaEventsRejected), then nothing for a while (CspaPipelineStalled).
 
 The test watches /api/v1/alerts and passes when every alert name in the rule files has
@@ -39,6 +40,7 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -182,6 +184,46 @@ def stall(worker: WorkerProcess, prom: PrometheusProcess, seconds: float = 2.5) 
         os.kill(worker.proc.pid, signal.SIGCONT)
 
 
+class Stalls:
+    """Stalls of the worker's loop, one more each ``EVERY`` seconds (``MAX`` at most)
+    while WorkerLoopStalled has not fired: the alert is for a loop that stalls "again
+    and again", and one stall could fall between the scrapes that would show it."""
+
+    EVERY, MAX = 30.0, 3
+
+    def __init__(self, worker: WorkerProcess, prom: PrometheusProcess,
+                 watch: FiringWatch) -> None:
+        self.worker, self.prom, self.watch = worker, prom, watch
+        self.times: list[float] = []
+
+    def next(self) -> bool:
+        """Stall once more if one is due; always False (a ``wait_for`` check's part)."""
+        due = not self.times or time.time() - self.times[-1] > self.EVERY
+        if "WorkerLoopStalled" not in self.watch.seen and len(self.times) < self.MAX and due:
+            stall(self.worker, self.prom)
+            self.times.append(round(time.time(), 1))
+        return False
+
+    def evidence(self) -> str:
+        """What Prometheus holds of the stalls, for a failure's message."""
+        lag = "cspa_event_loop_lag_seconds"
+        exprs = (f'({lag}_count - ignoring(le) {lag}_bucket{{le="1.0"}})[3m:1s]',  # > 1 s
+                 'up{job="cspa-worker"}[3m]',
+                 'max_over_time(scrape_duration_seconds{job="cspa-worker"}[3m])')
+        found = {e: [_changes(r["values"]) if "values" in r else r["value"]
+                     for r in self.prom.query(e)] for e in exprs}
+        return f"stalls at {self.times} (unix time), now {time.time():.0f}; {found}"
+
+
+def _changes(values: list[list[Any]]) -> list[tuple[float, str]]:
+    """A range query's samples where the value changes: (unix time, value)."""
+    out: list[tuple[float, str]] = []
+    for at, value in values:
+        if not out or out[-1][1] != value:
+            out.append((round(float(at), 1), value))
+    return out
+
+
 def test_every_alert_fires_on_a_real_worker(broker, workers, tmp_path):
     from stream.cli import ensure_topics
     from stream.settings import Settings
@@ -216,15 +258,17 @@ def test_every_alert_fires_on_a_real_worker(broker, workers, tmp_path):
                      >= BACKLOG, 180, "the backlog consumed")
             # the rejected-events rule needs the counter's 0 scraped before the 1
             prom.wait_for_sample('cspa_events_rejected_total{reason="invalid_json"}')
-            stall(worker, prom)
+            stalls = Stalls(worker, prom, watch)
+            stalls.next()
             time.sleep(2)
             produce_checked(broker.bootstrap, [Message(TOPICS["contacts"], b"bad", b"{oops",
                                                        int(time.time() * 1000))])
             try:
-                wait_for(lambda: names <= watch.seen.keys(), 120, "every alert firing")
+                wait_for(lambda: stalls.next() or names <= watch.seen.keys(), 120,
+                         "every alert firing")
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; never fired: {sorted(names - watch.seen.keys())}"
-                                     ) from None
+                                     f"; {stalls.evidence()}") from None
             # office hours from the worker's calendar and clock (Tuesday 12:30), not pinned
             assert prom.value("max(cspa_working_time)") == 1
         finally:
