@@ -20,6 +20,7 @@ from stream.settings import DEFAULT_TAXONOMY
 REQUIRED_SETS = (
     "source_system", "channel", "team", "source_code", "source_group", "contact_outcome",
     "pathway", "destination", "map_outcome", "level3_service", "agency", "call_queue", "grade",
+    "feedback_from", "feedback_kind", "quote_attribution", "approver_role",
 )
 
 #: The ``pathway`` a completed contact is counted under when the case system recorded

@@ -182,6 +182,9 @@ def section_notes(report: Report, key: str) -> list[str]:
                 f"{_words(c.map_days.average.cells[total], p, 1)}."]
     if key == "audits" and not report.audits.teams:
         return ["No audits were graded in these months."]
+    if key == "feedback":
+        return [f"\u201c{q.text}\u201d ({q.attribution} {q.year})."
+                for q in report.feedback.quotes]
     return []
 
 

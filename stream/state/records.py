@@ -46,6 +46,9 @@ from stream.contract.events import (
     EarlyHelpAllocated,
     EmailResolved,
     Event,
+    FeedbackQuoteApproved,
+    FeedbackReceived,
+    FeedbackWithdrawn,
     MapEnquiryCompleted,
     MapEnquiryOpened,
 )
@@ -171,6 +174,36 @@ class Grading(SlotFields):
     grade: Field = itemgetter(3)  #: taxonomy ``grade``
 
 
+class FeedbackReceipt(SlotFields):
+    """``rcv`` of a feedback record: feedback received (``feedback.received``)."""
+
+    KIND, KEY = "feedback", "rcv"
+    from_whom: Field = itemgetter(2)  #: taxonomy ``feedback_from``
+    #: the partner agency (taxonomy ``agency``) for partner_agency feedback; else None
+    agency: Field = itemgetter(3)
+    kind: Field = itemgetter(4)  #: taxonomy ``feedback_kind``
+    channel: Field = itemgetter(5)  #: taxonomy ``channel``
+
+
+class QuoteApproval(SlotFields):
+    """``quote`` of a feedback record: a quote approved (``feedback.quote_approved``).
+
+    The sealed quote itself is not kept: the records, their changelog and checkpoints
+    never hold a quote, sealed or not (the report reads it from the source topic).
+    """
+
+    KIND, KEY = "feedback", "quote"
+    attribution: Field = itemgetter(2)  #: taxonomy ``quote_attribution``
+    consent_to_publish: Field = itemgetter(3)  #: consent to publish (bool)
+    approver_role: Field = itemgetter(4)  #: taxonomy ``approver_role``
+
+
+class Withdrawal(SlotFields):
+    """``wd`` of a feedback record: consent withdrawn (``feedback.withdrawn``)."""
+
+    KIND, KEY = "feedback", "wd"
+
+
 #: event type -> (its slot class, the field a rule's ``:code`` narrows; None: none). A
 #: progression's code names its destination, which is part of the slot's key.
 SLOTS: Mapping[str, tuple[type[SlotFields], Field | None]] = {
@@ -186,6 +219,9 @@ SLOTS: Mapping[str, tuple[type[SlotFields], Field | None]] = {
     "call.abandoned": (Abandon, Abandon.queue),
     "call.ended": (Ending, Ending.queue),
     "audit.graded": (Grading, Grading.grade),
+    "feedback.received": (FeedbackReceipt, FeedbackReceipt.kind),
+    "feedback.quote_approved": (QuoteApproval, None),
+    "feedback.withdrawn": (Withdrawal, None),
 }
 
 
@@ -231,6 +267,14 @@ def slot_of(event: Event) -> tuple[str, str, Slot]:
             return "call", "end", [ts, eid, event.queue, event.handle_seconds]
         case AuditGraded():
             return "audit", "g", [ts, eid, event.team, event.grade]
+        case FeedbackReceived():
+            return "feedback", "rcv", [ts, eid, event.from_whom, event.agency, event.kind,
+                                       event.channel]
+        case FeedbackQuoteApproved():
+            return "feedback", "quote", [ts, eid, event.attribution, event.consent_to_publish,
+                                         event.approver_role]
+        case FeedbackWithdrawn():
+            return "feedback", "wd", [ts, eid]
     raise TypeError(f"no record slot for {type(event).__name__}")
 
 
