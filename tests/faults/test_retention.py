@@ -116,7 +116,9 @@ def test_retention_erases_expired_cases_everywhere_and_keeps_the_figures(broker,
               "cspa-__assignor-__leader"]
     before = asyncio.run(_read_all(broker.bootstrap, topics))
     # the checks below can fail: expired cases are in every kind of topic before
-    assert set(_found(pattern, before)) >= {TOPICS["contacts"], *changelog_topics(settings)}
+    sent = {m.topic for m in ds.messages}  # (the generated year sends no feedback)
+    assert set(_found(pattern, before)) >= {TOPICS["contacts"], *(
+        c for c in changelog_topics(settings) if any(t in c for t in sent))}
 
     dry = _retention(broker.bootstrap)
     assert dry.returncode == 0, dry.stderr
