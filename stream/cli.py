@@ -22,7 +22,7 @@ from pathlib import Path
 
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped,unused-ignore]
 
-from stream.contract.topics import event_families, load_topics
+from stream.contract.topics import FEEDBACK_KEYS, event_families, load_topics
 from stream.dev import broker as devbroker
 from stream.report.cli import add_arguments as add_report_arguments
 from stream.report.cli import run_report
@@ -47,8 +47,10 @@ def changelog_topics(settings: Settings) -> list[str]:
 
 
 def worker_topics(settings: Settings) -> list[str]:
-    """Every topic the worker uses: the contract's, its changelogs and Faust's leader topic."""
-    return ([s.name for s in load_topics().values()] + changelog_topics(settings)
+    """Every topic the worker uses: the contract's (not the quotes' key topic, which it
+    never reads), its changelogs and Faust's leader topic."""
+    return ([s.name for f, s in load_topics().items() if f != FEEDBACK_KEYS]
+            + changelog_topics(settings)
             + [f"{settings.app_id}-__assignor-__leader"])
 
 

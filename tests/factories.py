@@ -95,3 +95,25 @@ def strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for v in value:
             yield from strings(v)
+
+
+def feedback(k: str, at: datetime, from_whom: str = "parent_carer", kind: str = "compliment",
+             channel: str = "email", agency: str | None = None) -> dict[str, Any]:
+    """A ``feedback.received`` event (a partner agency's names its ``agency``)."""
+    extra = {"agency": agency} if agency is not None else {}
+    return base("feedback.received", at, feedback_key=k, from_whom=from_whom, kind=kind,
+                channel=channel, **extra)
+
+
+def quote_approved(k: str, at: datetime, sealed_quote: str,
+                   attribution: str = "parent_feedback", consent: bool = True,
+                   approver_role: str = "service_manager") -> dict[str, Any]:
+    """A ``feedback.quote_approved`` event carrying a quote sealed with its own key."""
+    return base("feedback.quote_approved", at, feedback_key=k, sealed_quote=sealed_quote,
+                attribution=attribution, consent_to_publish=consent,
+                approver_role=approver_role)
+
+
+def withdrawn(k: str, at: datetime) -> dict[str, Any]:
+    """A ``feedback.withdrawn`` event."""
+    return base("feedback.withdrawn", at, feedback_key=k)

@@ -29,13 +29,13 @@ from aiokafka.protocol.admin import (  # type: ignore[import-untyped,unused-igno
     CreateAclsRequest,
 )
 
-from stream.contract.topics import DEADLETTER, TopicSpec, event_families
+from stream.contract.topics import DEADLETTER, FEEDBACK_KEYS, TopicSpec, event_families
 
 #: the upstream systems and the event family each one writes (the contacts topic carries
 #: the case system's events and the mailbox's ``email.resolved``: docs/security.md)
 PRODUCERS: dict[str, str] = {
     "case-system": "contacts", "mailbox": "contacts", "telephony": "calls",
-    "mash": "map_enquiries", "audit": "audits",
+    "mash": "map_enquiries", "audit": "audits", "feedback": "feedback",
 }
 ROLES = ("admin", "worker", "operator", "retention", *PRODUCERS)
 CLUSTER = "kafka-cluster"
@@ -70,6 +70,7 @@ def plan(topics: Mapping[str, TopicSpec], app_id: str, principals: Mapping[str, 
     """Every ACL of every role, in a fixed order (roles as in ``ROLES``)."""
     sources = [s.name for s in event_families(topics).values()]
     dead = topics[DEADLETTER].name
+    keys = topics[FEEDBACK_KEYS].name
     every = [*sources, dead]
     out: list[Acl] = []
 
@@ -77,7 +78,7 @@ def plan(topics: Mapping[str, TopicSpec], app_id: str, principals: Mapping[str, 
         out.append(Acl(role, principals[role], resource, pattern, name, ops))
 
     allow("admin", "cluster", "literal", CLUSTER, "Alter", "Describe")  # manage ACLs
-    for name in every:
+    for name in [*every, keys]:
         allow("admin", "topic", "literal", name, "Create", "Describe", "AlterConfigs")
     allow("admin", "topic", "prefixed", f"{app_id}-", "Create", "Describe", "AlterConfigs")
     for name in sources:
@@ -104,6 +105,10 @@ def plan(topics: Mapping[str, TopicSpec], app_id: str, principals: Mapping[str, 
     allow("retention", "group", "literal", app_id, "Describe")
     for system, family in PRODUCERS.items():
         allow(system, "topic", "literal", topics[family].name, "Write")
+    # the feedback system writes each quote's key and its tombstone; the report reads
+    # the keys (as the admin role here: no role of its own) to print approved quotes
+    allow("feedback", "topic", "literal", keys, "Write")
+    allow("admin", "topic", "literal", keys, "Read")
     return out
 
 

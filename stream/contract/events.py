@@ -26,10 +26,12 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
+from stream.contract.quotes import SEALED_PATTERN
 from stream.contract.taxonomy import Taxonomy
 
 SCHEMA_VERSION = 1
@@ -104,6 +106,12 @@ CallQueue = Annotated[str, Category("call_queue")]
 Grade = Annotated[str, Category("grade")]
 QaTheme = Annotated[str, Category("qa_theme")]
 SamplerRole = Annotated[str, Category("sampler_role")]
+FeedbackFrom = Annotated[str, Category("feedback_from")]
+FeedbackKind = Annotated[str, Category("feedback_kind")]
+QuoteAttribution = Annotated[str, Category("quote_attribution")]
+ApproverRole = Annotated[str, Category("approver_role")]
+#: a quote sealed with its own key (``stream.contract.quotes``): base64url, never clear text
+SealedQuote = Annotated[str, StringConstraints(pattern=SEALED_PATTERN)]
 
 
 class Event(BaseModel):
@@ -337,6 +345,48 @@ class AdvisorLeft(AdvisorEvent):
     """An advisor left a team."""
 
     event_type: Literal["advisor.left"]
+class FeedbackEvent(Event):
+    feedback_key: PseudoKey
+
+    @property
+    def key(self) -> str:
+        return self.feedback_key
+
+
+class FeedbackReceived(FeedbackEvent):
+    """Feedback (a compliment, complaint or comment) reached the service."""
+
+    event_type: Literal["feedback.received"]
+    from_whom: FeedbackFrom
+    agency: Agency | None = Field(None, description=(
+        "the partner agency's code: sent when from_whom is partner_agency, and only then"))
+    kind: FeedbackKind
+    channel: Channel
+
+    @model_validator(mode="after")
+    def _agency_iff_partner(self) -> FeedbackReceived:
+        if (self.agency is None) == (self.from_whom == "partner_agency"):
+            raise PydanticCustomError("agency_mismatch",
+                                      "agency is sent for partner_agency feedback only")
+        return self
+
+
+class FeedbackQuoteApproved(FeedbackEvent):
+    """A quote from the feedback was approved for the report's section 6."""
+
+    event_type: Literal["feedback.quote_approved"]
+    sealed_quote: SealedQuote = Field(description=(
+        "the quote (at most 1,200 characters) sealed with AES-256-GCM under its own key, "
+        "which is on the compacted key topic (stream.contract.quotes; docs/contract.md)"))
+    attribution: QuoteAttribution
+    consent_to_publish: bool = Field(description="the giver consented to publication")
+    approver_role: ApproverRole
+
+
+class FeedbackWithdrawn(FeedbackEvent):
+    """Consent to publish the feedback's quote was withdrawn (its key is tombstoned)."""
+
+    event_type: Literal["feedback.withdrawn"]
 
 
 ContactsFamily = Annotated[
@@ -349,6 +399,8 @@ CallsFamily = Annotated[Union[CallQueued, CallAnswered, CallAbandoned, CallEnded
 AuditsFamily = Annotated[
     Union[AuditGraded, LearningReviewHeld, DipSampleTaken, AdvisorJoined, AdvisorLeft],
     Field(discriminator="event_type")]
+FeedbackFamily = Annotated[Union[FeedbackReceived, FeedbackQuoteApproved, FeedbackWithdrawn],
+                           Field(discriminator="event_type")]
 
 #: Event family (topics.toml section) -> its discriminated union.
 FAMILIES: dict[str, Any] = {
@@ -356,6 +408,7 @@ FAMILIES: dict[str, Any] = {
     "map_enquiries": MapFamily,
     "calls": CallsFamily,
     "audits": AuditsFamily,
+    "feedback": FeedbackFamily,
 }
 
 

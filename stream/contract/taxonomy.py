@@ -21,6 +21,7 @@ REQUIRED_SETS = (
     "source_system", "channel", "team", "source_code", "source_group", "contact_outcome",
     "pathway", "destination", "map_outcome", "level3_service", "agency", "call_queue", "grade",
     "qa_theme", "sampler_role",
+    "feedback_from", "feedback_kind", "quote_attribution", "approver_role",
 )
 
 #: The ``pathway`` a completed contact is counted under when the case system recorded

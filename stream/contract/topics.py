@@ -11,6 +11,8 @@ from stream.settings import ROOT
 
 DEFAULT_TOPICS = ROOT / "topics" / "topics.toml"
 DEADLETTER = "deadletter"
+#: the compacted topic of the quotes' keys (``stream.contract.quotes``): no events
+FEEDBACK_KEYS = "feedback_keys"
 
 
 @dataclass(frozen=True)
@@ -23,10 +25,20 @@ class TopicSpec:
     partitions: int
     retention_ms: int
     event_types: tuple[str, ...]
+    #: "delete" for event topics; "compact" for the key topic (latest key per quote)
+    cleanup_policy: str = "delete"
 
     def kafka_config(self) -> dict[str, str]:
-        """Topic-level Kafka configuration used when the topic is created."""
-        return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete"}
+        """Topic-level Kafka configuration used when the topic is created.
+
+        A compacted topic rolls and compacts within the hour and keeps a tombstone an
+        hour: a withdrawn quote's key leaves the broker's disks within about two hours.
+        """
+        config = {"retention.ms": str(self.retention_ms), "cleanup.policy": self.cleanup_policy}
+        if self.cleanup_policy == "compact":
+            config |= {"segment.ms": "3600000", "max.compaction.lag.ms": "3600000",
+                       "delete.retention.ms": "3600000"}
+        return config
 
 
 def load_topics(path: Path = DEFAULT_TOPICS) -> Mapping[str, TopicSpec]:
@@ -34,10 +46,11 @@ def load_topics(path: Path = DEFAULT_TOPICS) -> Mapping[str, TopicSpec]:
     with path.open("rb") as fh:
         raw = tomllib.load(fh)
     return {family: TopicSpec(family, entry["topic"], entry["key"], int(entry["partitions"]),
-                              int(entry["retention_ms"]), tuple(entry["event_types"]))
+                              int(entry["retention_ms"]), tuple(entry["event_types"]),
+                              str(entry.get("cleanup_policy", "delete")))
             for family, entry in raw.items()}
 
 
 def event_families(topics: Mapping[str, TopicSpec]) -> dict[str, TopicSpec]:
-    """The topics that carry events (everything but the dead-letter topic)."""
-    return {f: spec for f, spec in topics.items() if f != DEADLETTER}
+    """The topics that carry events (all but the dead-letter and the key topic)."""
+    return {f: spec for f, spec in topics.items() if f != DEADLETTER and spec.event_types}

@@ -14,6 +14,7 @@ it; a flag may set a definition for one report, and the report prints it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 import sys
 import tomllib
@@ -23,15 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka.errors import KafkaError
 
-from stream.contract.taxonomy import TaxonomyError, parse_taxonomy
+from stream.contract.taxonomy import Taxonomy, TaxonomyError, parse_taxonomy
 from stream.contract.topics import event_families, load_topics
 from stream.report import IncompleteReport, compute_report, fetch_cells, publication, render
 from stream.report.appendix import annotate
 from stream.report.publication import DataAsAt
+from stream.report.quotes import fetch_quotes
 from stream.report.render import FORMATS
 from stream.report.running import RULE_SHARES, Since, compute_since
-from stream.report.tables import DayBasis, Report, ReportDefinitions
+from stream.report.tables import DayBasis, Quote, Report, ReportDefinitions
 from stream.report.webclient import WebClient
 from stream.settings import PeriodCombination, ServiceLevelVariant, Settings
 from stream.state.rules import RuleError, load_rules
@@ -113,6 +116,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="list every figure of that published snapshot that has changed "
                              "since, with the events behind the change (its months, "
                              "definitions and --since are the snapshot's)")
+    parser.add_argument("--no-quotes", action="store_true",
+                        help="leave section 6's approved quotes out (they are read from the "
+                             "feedback and key topics on CSPA_BROKER)")
     parser.add_argument("--day-basis", choices=("working", "calendar"), default="working")
     parser.add_argument("--legacy-mean-of-months", action="store_true",
                         help="period totals as the plain mean of monthly percentages "
@@ -179,7 +185,10 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
     months = list(snapshot.months) if snapshot else args.months
     first = snapshot.since if snapshot else args.since
     publish = True if snapshot else args.publish
-    report = compute_report(cells.aggregates, months, taxonomy, defs, publish=publish)
+    quotes = () if args.no_quotes or snapshot else read_quotes(settings, months, taxonomy,
+                                                                args.timeout)
+    report = compute_report(cells.aggregates, months, taxonomy, defs, publish=publish,
+                            quotes=quotes)
     try:
         since = None if first is None else compute_since(
             cells.aggregates, first, months[-1], taxonomy, settings.map_within_days(),
@@ -198,6 +207,18 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
             return 2
     return _write(args, annotate(render(report, args.format), args.format, as_at, since,
                                  publish))
+
+
+def read_quotes(settings: Settings, months: list[str], taxonomy: Taxonomy,
+                timeout: float) -> tuple[Quote, ...]:
+    """Section 6's quotes, or none (said on stderr, by error type only) if the topics
+    cannot be read: the figures do not depend on them."""
+    try:
+        return asyncio.run(fetch_quotes(settings, months, taxonomy, timeout))
+    except (KafkaError, OSError, TimeoutError) as exc:
+        print(f"report: section 6's quotes left out, the feedback topics cannot be read "
+              f"({type(exc).__name__})", file=sys.stderr)
+        return ()
 
 
 def snapshot_definitions(saved: Mapping[str, Any], settings: Settings) -> ReportDefinitions:

@@ -183,6 +183,9 @@ def section_notes(report: Report, key: str) -> list[str]:
     if key == "audits" and not report.audits.tables(report.axis):
         return ["No audits were graded, and no learning reviews or dip samples recorded, "
                 "in these months."]
+    if key == "feedback":
+        return [f"\u201c{q.text}\u201d ({q.attribution} {q.year})."
+                for q in report.feedback.quotes]
     return []
 
 

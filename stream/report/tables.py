@@ -301,6 +301,32 @@ class AuditSection:
 
 
 @dataclass(frozen=True)
+class Quote:
+    """An approved quote, opened with its key (``stream.report.quotes``), as printed."""
+
+    text: str
+    attribution: str  # the taxonomy label of its ``quote_attribution``
+    year: int  # the year it was approved, printed after the attribution
+
+
+@dataclass(frozen=True)
+class FeedbackSection:
+    """Section 6: feedback received (``stream.state.feedback``) and the quotes to print."""
+
+    by_from: tuple[Row, ...]
+    by_kind: tuple[Row, ...]
+    total: Row
+    approved: Row
+    withdrawn: Row
+    quotes: tuple[Quote, ...] = ()
+
+    def tables(self, axis: Axis) -> tuple[Table, ...]:
+        return (axis.table("feedback", "Feedback received, quotes approved and withdrawn",
+                           "", (*self.by_from, *self.by_kind, self.total, self.approved,
+                                self.withdrawn)),)
+
+
+@dataclass(frozen=True)
 class Report:
     """Every figure of the committee report, exact, per month and for the range."""
 
@@ -312,6 +338,7 @@ class Report:
     info_advice: InfoAdviceSection
     commentary: CommentarySection
     audits: AuditSection
+    feedback: FeedbackSection
 
     @property
     def axis(self) -> Axis:
@@ -325,7 +352,9 @@ class Report:
                 ("info_advice", "3. Information and advice", self.info_advice.tables(axis)),
                 ("commentary", "4. Contacts, allocation and timeliness",
                  self.commentary.tables(axis, basis)),
-                ("audits", "5. Quality assurance audits", self.audits.tables(axis)))
+                ("audits", "5. Quality assurance audits", self.audits.tables(axis)),
+                ("feedback", "6. Then and Now: feedback from Community, Partners and Staff",
+                 self.feedback.tables(axis)))
 
 
 def transpose(table: Table) -> Table:
@@ -623,9 +652,25 @@ def _coverage(b: _Builder) -> tuple[Row, ...]:
     return tuple(rows)
 
 
+def _feedback(b: _Builder, quotes: Sequence[Quote]) -> FeedbackSection:
+    fig = "feedback_received"
+    return FeedbackSection(
+        b.category_rows(fig, "from_whom", "feedback_from"),
+        b.category_rows(fig, "kind", "feedback_kind"),
+        b.count_row(TOTAL, "Total feedback received", b.counts(fig), None, fig),
+        b.count_row("feedback_quotes_approved", "Quotes approved to publish",
+                    b.counts("feedback_quotes_approved")),
+        b.count_row("feedback_withdrawn", "Consents withdrawn", b.counts("feedback_withdrawn")),
+        tuple(quotes))
+
+
 def compute_report(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,
-                   defs: ReportDefinitions, *, publish: bool = False) -> Report:
+                   defs: ReportDefinitions, *, publish: bool = False,
+                   quotes: Sequence[Quote] = ()) -> Report:
     """Every figure of the report for ``months`` ("YYYY-MM", in order) from merged cells.
+
+    ``quotes``: the approved quotes of those months whose keys are still present
+    (``stream.report.quotes``), printed in section 6; they are not figures.
 
     ``publish``: the counts a published report must hide are marked ``hidden``
     (``stream.report.suppression``); rendering hides them, and counts of 1 to 5.
@@ -637,7 +682,8 @@ def compute_report(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,
     b = _Builder(agg, months, taxonomy, defs)
     map_section = _map(b)
     report = Report(tuple(months), defs, publish, _rfs(b), map_section, _info_advice(b),
-                    _commentary(b, map_section.days(defs.day_basis).stats), _audits(b))
+                    _commentary(b, map_section.days(defs.day_basis).stats), _audits(b),
+                    _feedback(b, quotes))
     if not publish:
         return report
     from stream.report.suppression import protect  # (it reads this module's types)

@@ -15,12 +15,14 @@ from stream.state.calls import CALLS
 from stream.state.contacts import CONTACTS
 from stream.state.emails import EMAILS
 from stream.state.facts import Fact, FactContext, Family
+from stream.state.feedback import FEEDBACK
 from stream.state.map_enquiries import MAP_ENQUIRIES
 from stream.state.quality import QUALITY
 from stream.state.records import Record
 
 #: the families of additive facts, in the order their figures are exposed
-FAMILIES: tuple[Family, ...] = (CONTACTS, EMAILS, MAP_ENQUIRIES, CALLS, AUDITS, QUALITY)
+FAMILIES: tuple[Family, ...] = (CONTACTS, EMAILS, MAP_ENQUIRIES, CALLS, AUDITS, QUALITY,
+                                FEEDBACK)
 BY_KIND: Mapping[str, Family] = {family.kind: family for family in FAMILIES}
 #: figure -> its label names, for every figure any family's facts carry
 LABELS: Mapping[str, tuple[str, ...]] = {

@@ -49,6 +49,9 @@ from stream.contract.events import (
     EarlyHelpAllocated,
     EmailResolved,
     Event,
+    FeedbackQuoteApproved,
+    FeedbackReceived,
+    FeedbackWithdrawn,
     LearningReviewHeld,
     MapEnquiryCompleted,
     MapEnquiryOpened,
@@ -215,6 +218,36 @@ class Leaving(SlotFields):
     team: Field = itemgetter(2)  #: taxonomy ``team``
 
 
+class FeedbackReceipt(SlotFields):
+    """``rcv`` of a feedback record: feedback received (``feedback.received``)."""
+
+    KIND, KEY = "feedback", "rcv"
+    from_whom: Field = itemgetter(2)  #: taxonomy ``feedback_from``
+    #: the partner agency (taxonomy ``agency``) for partner_agency feedback; else None
+    agency: Field = itemgetter(3)
+    kind: Field = itemgetter(4)  #: taxonomy ``feedback_kind``
+    channel: Field = itemgetter(5)  #: taxonomy ``channel``
+
+
+class QuoteApproval(SlotFields):
+    """``quote`` of a feedback record: a quote approved (``feedback.quote_approved``).
+
+    The sealed quote itself is not kept: the records, their changelog and checkpoints
+    never hold a quote, sealed or not (the report reads it from the source topic).
+    """
+
+    KIND, KEY = "feedback", "quote"
+    attribution: Field = itemgetter(2)  #: taxonomy ``quote_attribution``
+    consent_to_publish: Field = itemgetter(3)  #: consent to publish (bool)
+    approver_role: Field = itemgetter(4)  #: taxonomy ``approver_role``
+
+
+class Withdrawal(SlotFields):
+    """``wd`` of a feedback record: consent withdrawn (``feedback.withdrawn``)."""
+
+    KIND, KEY = "feedback", "wd"
+
+
 #: event type -> (its slot class, the field a rule's ``:code`` narrows; None: none). A
 #: progression's code names its destination, which is part of the slot's key.
 SLOTS: Mapping[str, tuple[type[SlotFields], Field | None]] = {
@@ -234,6 +267,9 @@ SLOTS: Mapping[str, tuple[type[SlotFields], Field | None]] = {
     "dip_sample.taken": (DipSample, None),
     "advisor.joined": (Joining, None),
     "advisor.left": (Leaving, None),
+    "feedback.received": (FeedbackReceipt, FeedbackReceipt.kind),
+    "feedback.quote_approved": (QuoteApproval, None),
+    "feedback.withdrawn": (Withdrawal, None),
 }
 
 
@@ -289,6 +325,14 @@ def slot_of(event: Event) -> tuple[str, str, Slot]:
             return "qa", "join", [ts, eid, event.team, event.advisor_key]
         case AdvisorLeft():
             return "qa", "left", [ts, eid, event.team]
+        case FeedbackReceived():
+            return "feedback", "rcv", [ts, eid, event.from_whom, event.agency, event.kind,
+                                       event.channel]
+        case FeedbackQuoteApproved():
+            return "feedback", "quote", [ts, eid, event.attribution, event.consent_to_publish,
+                                         event.approver_role]
+        case FeedbackWithdrawn():
+            return "feedback", "wd", [ts, eid]
     raise TypeError(f"no record slot for {type(event).__name__}")
 
 

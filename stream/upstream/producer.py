@@ -23,8 +23,9 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from stream.contract.decoder import Limits, out_of_range
 from stream.contract.events import FAMILIES, Event
+from stream.contract.quotes import new_key, seal
 from stream.contract.taxonomy import Taxonomy, load_taxonomy
-from stream.contract.topics import TopicSpec, event_families, load_topics
+from stream.contract.topics import FEEDBACK_KEYS, TopicSpec, event_families, load_topics
 from stream.settings import Settings
 
 
@@ -122,6 +123,35 @@ class EventProducer:
         await self._producer.send(self.topic_for(event), encode(event),
                                   key=event.key.encode(),
                                   timestamp_ms=int(event.timestamp * 1000))
+
+    async def approve_quote(self, approval: Mapping[str, Any], quote: str) -> Event:
+        """Seal ``quote`` under a fresh key of its own and send it (crypto-shredding).
+
+        ``approval`` is a ``feedback.quote_approved`` document without ``sealed_quote``.
+        The key goes to the compacted key topic first, acknowledged before the approval
+        is sent, so no approval is ever on the feedback topic without its key.
+        Raises ``QuoteError`` (an empty or too long quote) or a ``ValidationError``;
+        neither quotes the quote.
+        """
+        key = new_key()
+        sealed = seal(quote, key, str(approval.get("feedback_key", "")))
+        event = self.validator.build("feedback", {**approval, "sealed_quote": sealed})
+        await self._send_key(event.key, key)
+        await self.send(event)
+        return event
+
+    async def withdraw_quote(self, withdrawal: Mapping[str, Any]) -> Event:
+        """Tombstone the quote's key, then send ``feedback.withdrawn``: from then on no
+        copy of the quote can be opened (the counts stay)."""
+        event = self.validator.build("feedback", withdrawal)
+        await self._send_key(event.key, None)
+        await self.send(event)
+        return event
+
+    async def _send_key(self, feedback_key: str, key: bytes | None) -> None:
+        topic = self.topics[FEEDBACK_KEYS].name
+        sent = await self._producer.send(topic, key, key=feedback_key.encode())
+        await sent  # acknowledged: the key (or its tombstone) is on the broker
 
     async def send_raw(self, topic: str, key: bytes | None, value: bytes,
                        timestamp_ms: int | None = None) -> None:

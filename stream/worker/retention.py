@@ -109,8 +109,16 @@ async def _offsets(consumer: AIOKafkaConsumer, meta: Any, topic: str,
 
 async def _read(consumer: AIOKafkaConsumer, tp: TopicPartition, start: int,
                 end: int) -> dict[bytes, tuple[int, bytes | None]]:
-    """The latest (offset, value) of every key in ``[start, end)`` of a partition."""
+    """The latest (offset, value) of every key in ``[start, end)`` of a partition.
+
+    An empty range is not assigned at all: a fetch of a partition with nothing to read,
+    still in flight when the consumer stopped, left ``AIOKafkaConsumer.stop`` waiting
+    for ever (aiokafka 0.14: the fetch task cancelled, its request never answered), and
+    the retention run hung after its plan was complete.
+    """
     latest: dict[bytes, tuple[int, bytes | None]] = {}
+    if start >= end:
+        return latest
     consumer.assign([tp])
     consumer.seek(tp, start)
     while await consumer.position(tp) < end:

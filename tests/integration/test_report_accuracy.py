@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import pytest
 
+from stream.contract.topics import event_families, load_topics
 from tests import reportgen as rg
 from tests.integration.harness import total
 from tests.integration.reporting import Pipeline, pipeline
@@ -250,8 +251,9 @@ def test_running_totals_since_a_month(loaded: Loaded) -> None:
 
 def test_every_rendering_states_its_data_as_at(loaded: Loaded, tmp_path: Path) -> None:
     """The offsets the figures reflect: every message sent (valid, duplicate or invalid)
-    lies before them, so per topic they sum to the messages sent to it."""
-    sent: dict[str, int] = {}
+    lies before them, so per topic they sum to the messages sent to it (0 for a topic sent
+    nothing, such as feedback here)."""
+    sent = {spec.name: 0 for spec in event_families(load_topics()).values()}
     for m in loaded.data.messages:
         sent[m.topic] = sent.get(m.topic, 0) + 1
     as_at = loaded.p.report_json(MONTHS)["data_as_at"]

@@ -225,6 +225,12 @@ def expected_report(f: Facts, months: Sequence[str], defs: Defs = Defs()) -> dic
             x.transposed_counts(f"audits_{team}", codes("grade"),
                                 Counter((a[0], a[2]) for a in audits if a[1] == team))
     _quality(x, f)
+
+    # 6. Feedback: the generated traffic sends none, so every count is 0 (the feedback
+    # family's own ground truth is tests/unit/state/test_feedback.py)
+    for row in (*codes("feedback_from"), *codes("feedback_kind"), TOTAL,
+                "feedback_quotes_approved", "feedback_withdrawn"):
+        x.count_row("feedback", row, {})
     return x.out
 
 
@@ -286,6 +292,7 @@ def expected_notes(expected: Mapping[Key, Fig], basis: str = "working") -> dict[
                        f"{basis} days to allocate and the MAP "
                        f"{v('map_days', 'map_days_average', TOTAL):.1f}."],
         "audits": [],
+        "feedback": [],
     }
 
 

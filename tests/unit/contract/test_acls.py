@@ -13,8 +13,10 @@ from stream.contract.topics import load_topics
 from stream.settings import ROOT
 
 TOPICS = load_topics()
-SOURCES = {"cspa.contacts.v1", "cspa.map-enquiries.v1", "cspa.calls.v1", "cspa.audits.v1"}
+SOURCES = {"cspa.contacts.v1", "cspa.map-enquiries.v1", "cspa.calls.v1", "cspa.audits.v1",
+           "cspa.feedback.v1"}
 DEAD = "cspa.deadletter.v1"
+KEYS = "cspa.feedback-keys.v1"
 
 
 def _plan(**kw: bool) -> list[acls.Acl]:
@@ -33,7 +35,11 @@ def test_each_upstream_system_writes_only_its_own_topic_and_reads_nothing():
            "audit": "cspa.audits.v1"}
     for system, topic in own.items():
         assert _rights(system) == {("topic", "literal", topic, "Write")}
-    assert {a.name for a in _plan() if a.role in own} == SOURCES  # every family has one
+    # the feedback system also writes each quote's key and its tombstone
+    assert _rights("feedback") == {("topic", "literal", "cspa.feedback.v1", "Write"),
+                                   ("topic", "literal", KEYS, "Write")}
+    own["feedback"] = "cspa.feedback.v1"
+    assert {a.name for a in _plan() if a.role in own} == SOURCES | {KEYS}  # every family
 
 
 def test_the_worker_reads_sources_writes_its_own_topics_and_creates_nothing():
@@ -64,7 +70,13 @@ def test_only_the_admin_creates_or_manages_acls():
                 and "Alter" in a.operations}
     assert creators == {"admin"}
     assert {a.name for a in plan if a.role == "admin" and "Create" in a.operations} \
-        == SOURCES | {DEAD, "cspa-"}
+        == SOURCES | {DEAD, KEYS, "cspa-"}
+
+
+def test_only_the_feedback_system_writes_quote_keys_and_the_worker_never_reads_them():
+    plan = _plan()
+    assert {a.role for a in plan if a.name == KEYS and "Write" in a.operations} == {"feedback"}
+    assert {a.role for a in plan if a.name == KEYS and "Read" in a.operations} == {"admin"}
 
 
 def test_bindings_carry_kafkas_wire_codes():

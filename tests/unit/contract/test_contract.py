@@ -55,7 +55,7 @@ def test_examples_are_valid_events(path, taxonomy):
 def _key(line: bytes) -> bytes:
     body = orjson.loads(line)
     for name in ("contact_key", "enquiry_key", "call_key", "audit_key", "review_key",
-                      "sample_key", "advisor_key"):
+                 "sample_key", "advisor_key", "feedback_key"):
         if name in body:
             return body[name].encode()
     raise AssertionError("no key")

@@ -15,6 +15,7 @@ import pytest
 
 from stream.contract.decoder import Decoder
 from stream.contract.events import Event
+from stream.contract.quotes import new_key, seal
 from stream.state import records
 from stream.state.families import BY_KIND, FAMILIES, LABELS, facts_of
 from tests import factories as f
@@ -50,6 +51,11 @@ def _events() -> list[tuple[str, dict[str, Any]]]:
         ("audits", f.dip_sample(f.key("dip"), later, 7, role="assistant_director")),
         ("audits", f.advisor(f.key("advisor"), T0 - timedelta(days=40), team="rfs")),
         ("audits", f.advisor(f.key("advisor"), later, team="rfs", joined=False)),
+        ("feedback", f.feedback(K, T0, from_whom="partner_agency", agency="police",
+                                kind="compliment", channel="phone")),
+        ("feedback", f.quote_approved(K, later, seal("Thank you", new_key(), K),
+                                      attribution="police_colleagues")),
+        ("feedback", f.withdrawn(K, later + timedelta(days=3))),
     ]
 
 
@@ -57,7 +63,8 @@ def _decoded(taxonomy) -> list[Event]:
     out = []
     for family, event in _events():
         case = next(event[k] for k in ("contact_key", "enquiry_key", "call_key", "audit_key",
-                                                "review_key", "sample_key", "advisor_key")
+                                                "review_key", "sample_key", "advisor_key",
+                                                "feedback_key")
                     if k in event)
         decoded = Decoder(family, taxonomy).decode(case.encode(), orjson.dumps(event), NOW)
         assert isinstance(decoded, Event), decoded
@@ -103,7 +110,7 @@ def test_every_fact_is_declared_with_its_label_names(taxonomy, ctx) -> None:
 
 
 def test_each_kind_one_family_and_each_metric_one_figure() -> None:
-    assert set(BY_KIND) == {"contact", "email", "map", "call", "audit", "qa"}
+    assert set(BY_KIND) == {"contact", "email", "map", "call", "audit", "qa", "feedback"}
     metrics = [spec.metric for family in FAMILIES
                for spec in (*family.counts, *family.distributions, *family.recent)]
     assert len(metrics) == len(set(metrics))
