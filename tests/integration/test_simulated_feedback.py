@@ -67,6 +67,8 @@ def test_simulated_feedback_reaches_section_6_with_its_quotes(tmp_path: Path) ->
         assert rows["total"] == sum(by_from.values())
         assert {k: rows[k] for k in by_from} == dict(by_from)
         assert rows["feedback_withdrawn"] == withdrawn
+        text = pipe.report(f"{MONTHS[0]}..{MONTHS[-1]}", "text", CSPA_BROKER=bootstrap)
+        assert all(note in text.splitlines() for note in notes)  # what make year prints
         # what the topic holds is sealed: no quote in clear
         raw = asyncio.run(read_topic(Settings(broker=bootstrap), load_topics()["feedback"], 30))
         texts = [n.split("\u201d")[0].lstrip("\u201c").encode() for n in notes]
