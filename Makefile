@@ -41,6 +41,7 @@ import-samples: tools install ## Import the shipped sample exports into the runn
 	@test -s .cache/pseudonym.key || { mkdir -p .cache; $(PY) -c "import secrets; print(secrets.token_hex(32))" > .cache/pseudonym.key; echo "made a demo key in .cache/pseudonym.key"; }
 	$(PY) -m stream import topics/samples/annex_a_contacts.csv --mapping topics/mappings/annex_a_contacts.toml --key-file .cache/pseudonym.key
 	$(PY) -m stream import topics/samples/telephony_cdr.csv --mapping topics/mappings/telephony_cdr.toml --key-file .cache/pseudonym.key
+	$(PY) -m stream import topics/samples/feedback_log.csv --mapping topics/mappings/feedback_log.toml --key-file .cache/pseudonym.key
 
 stop: install ## Stop the main job's worker and broker
 	$(PY) -m stream stop

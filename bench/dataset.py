@@ -39,6 +39,7 @@ TOPICS = load_topics()
 #: The generated events depend on these: a change makes a new cache file.
 _SIMULATOR_FILES = [ROOT / "stream" / "upstream" / "simulator.py",
                     ROOT / "stream" / "upstream" / "profile.py",
+                    ROOT / "stream" / "upstream" / "feedback.py",
                     ROOT / "topics" / "taxonomy.toml"]
 
 

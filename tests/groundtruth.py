@@ -84,8 +84,12 @@ def _office_time(rng: random.Random, start: date, days: int) -> datetime:
 
 
 def generate(seed: int, start: date, days: int, contacts: int = 300, calls: int = 300,
-             enquiries: int = 60, audits: int = 30, bad: int = 20) -> Dataset:
-    """Events for all families, with duplicates, late and out-of-order ones, and bad ones."""
+             enquiries: int = 60, audits: int = 30, bad: int = 20, feedback: int = 0) -> Dataset:
+    """Events for all families, with duplicates, late and out-of-order ones, and bad ones.
+
+    ``feedback`` pieces of feedback come on a random stream of their own, so the other
+    families' events are the same whatever their number.
+    """
     rng = random.Random(seed)
     ds = Dataset()
     outcomes = list(TAXONOMY["contact_outcome"])
@@ -127,12 +131,48 @@ def generate(seed: int, start: date, days: int, contacts: int = 300, calls: int 
         ds.add("audits", k, f.audit(k, _office_time(rng, start, days),
                                     rng.choice(["ehh", "map"]),
                                     rng.choice(list(TAXONOMY["grade"]))))
+    _feedback(ds, random.Random(seed * 31 + 6), seed, start, days, feedback)
     rng.shuffle(ds.messages)
     for i in range(bad):
         ds.messages.insert(rng.randrange(len(ds.messages)),
                            Message(TOPICS["contacts"], b"bad", b"{not json %d" % i, None))
     ds.bad = bad
     return ds
+
+
+#: a sealed quote's form (``v1.`` and base64url); the figures never read it
+_SEALED = "v1." + "Q" * 60
+
+
+def _feedback(ds: Dataset, rng: random.Random, seed: int, start: date, days: int,
+              n: int) -> None:
+    """Feedback with approvals (some refused consent), re-approvals, withdrawals (some
+    arriving before their approval), corrections of what was received and re-deliveries."""
+    agencies = list(TAXONOMY["agency"])
+    for i in range(n):
+        k = f.key(f"{seed}-feedback-{i}")
+        at = _office_time(rng, start, days)
+        who = rng.choice(list(TAXONOMY["feedback_from"]))
+        channel = rng.choice(list(TAXONOMY["channel"]))
+        agency = rng.choice(agencies) if who == "partner_agency" else None
+        events = [f.feedback(k, at, who, rng.choice(list(TAXONOMY["feedback_kind"])), channel,
+                             agency)]
+        if rng.random() < 0.1:  # the kind corrected a week later
+            events.append(f.feedback(k, at + timedelta(days=7), who, "complaint", channel,
+                                     agency))
+        approvals = rng.choice([0, 0, 1, 1, 2])
+        for j in range(approvals):  # a second approval replaces the first
+            events.append(f.quote_approved(
+                k, at + timedelta(days=3 + 10 * j), _SEALED,
+                rng.choice(list(TAXONOMY["quote_attribution"])), consent=rng.random() < 0.75,
+                approver_role=rng.choice(list(TAXONOMY["approver_role"]))))
+        if approvals and rng.random() < 0.3:
+            events.append(f.withdrawn(k, at + timedelta(days=rng.randint(20, 50))))
+        if rng.random() < 0.2:
+            events.reverse()
+        events += [e for e in events if rng.random() < 0.1]  # re-deliveries
+        for e in events:
+            ds.add("feedback", k, e)
 
 
 def _latest(events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -196,7 +236,23 @@ def expected(ds: Dataset) -> dict[tuple[str, frozenset[tuple[str, str]]], float]
         if case.get("audit.graded"):
             a = _latest(case["audit.graded"])
             add("cspa_audits", month=month(_at(a)), team=a["team"], grade=a["grade"])
+        _feedback_figures(case, add)
     return dict(out)
+
+
+def _feedback_figures(case: dict[str, list[dict[str, Any]]], add: Any) -> None:
+    """Section 6: the latest of each kind of feedback event counts, in its own month."""
+    if case.get("feedback.received"):
+        e = _latest(case["feedback.received"])
+        add("cspa_feedback_received", month=month(_at(e)), from_whom=e["from_whom"],
+            agency=e.get("agency") or "none", kind=e["kind"])
+    if case.get("feedback.quote_approved"):
+        e = _latest(case["feedback.quote_approved"])
+        if e["consent_to_publish"]:
+            add("cspa_feedback_quotes_approved", month=month(_at(e)),
+                attribution=e["attribution"])
+    if case.get("feedback.withdrawn"):
+        add("cspa_feedback_withdrawn", month=month(_at(_latest(case["feedback.withdrawn"]))))
 
 
 def _at(event: dict[str, Any]) -> datetime:

@@ -1,8 +1,9 @@
 """*Monthly performance*: every section of the committee report, for the months picked.
 
 Sections 1 (RFS team), 4 (contacts and timeliness) and 5 (QA audits) are here; 2 (MAP)
-and 3 (Level 3) in ``monthly_map``. Totals over several months are ratios of sums; the
-legacy mean of monthly percentages (how the 2019 report made its "Total") is shown beside.
+and 3 (Level 3) in ``monthly_map``, 6 (feedback) in ``monthly_feedback``. Totals over
+several months are ratios of sums; the legacy mean of monthly percentages (how the 2019
+report made its "Total") is shown beside.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from grafana.dashboards_src import common as c
+from grafana.dashboards_src import monthly_feedback as mf
 from grafana.dashboards_src import monthly_map as mm
 
 M = c.MONTHS
@@ -222,5 +224,5 @@ def build() -> c.dash_b.Dashboard:
         variables=[mm.month_variable(), mm.basis_variable()],
         items=[c.row("Definitions"), c.definitions_table(w=24, h=4), *rfs_section(),
                *mm.map_section(), *mm.level3_section(), *contacts_section(),
-               *audits_section()],
+               *audits_section(), *mf.feedback_section()],
         time_from="now-1h", refresh="5m")

@@ -5,7 +5,8 @@ column holds which field, how times are written (formats, time zone), which colu
 identify people or cases, and how export values translate to taxonomy codes. Each row
 becomes one or more events (``kind = "contacts"``: contact.received and, once decided,
 contact.decided; ``kind = "calls"``: call.queued, call.answered or call.abandoned, and
-call.ended; ``kind = "early_help"``: early_help.allocated):
+call.ended; ``kind = "early_help"``: early_help.allocated; ``kind = "feedback"``: a
+feedback or complaints log's feedback.received, never a quote: free text is not imported):
 
 * identifiers (child ids, call ids) become pseudonymous keys, HMAC-SHA256 with a secret
   key, so raw ids never leave the importer and are never logged or quoted;
@@ -56,6 +57,9 @@ KINDS: dict[str, dict[str, str]] = {
     "calls": {"call_id": "", "queue": "call_queue", "offered": "", "answered": "",
               "abandoned": "", "wait": "", "talk": "", "recorded_at": ""},
     "early_help": {"contact_id": "", "allocated": "", "recorded_at": ""},
+    "feedback": {"feedback_id": "", "received": "", "from_whom": "feedback_from",
+                 "agency": "agency", "kind": "feedback_kind", "channel": "channel",
+                 "recorded_at": ""},
 }
 _DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 _DATE_CHECK_ROWS = 10
@@ -356,8 +360,8 @@ class _Converter:
     def row(self, row: Row) -> list[Event]:
         """The events of one row, stamped with its "recorded at" time if the mapping has one."""
         self.recorded = self.when(row, "recorded_at") if "recorded_at" in self.m.columns else None
-        return {"contacts": self.contacts, "calls": self.calls,
-                "early_help": self.early_help}[self.m.kind](row)
+        return {"contacts": self.contacts, "calls": self.calls, "early_help": self.early_help,
+                "feedback": self.feedback}[self.m.kind](row)
 
     def contacts(self, row: Row) -> list[Event]:
         received = self.when(row, "contact_date", needed=True)
@@ -389,6 +393,21 @@ class _Converter:
         assert allocated is not None
         key = self.identity(row, "contact_id", "contact")
         return [self.event("contacts", key, "early_help.allocated", allocated, contact_key=key)]
+
+    def feedback(self, row: Row) -> list[Event]:
+        """A feedback or complaints log's entry: who gave it, the agency of a partner's."""
+        received = self.when(row, "received", needed=True)
+        assert received is not None
+        key = self.identity(row, "feedback_id", "feedback")
+        from_whom, agency = self.code(row, "from_whom", True), self.code(row, "agency")
+        if (agency is None) == (from_whom == "partner_agency"):
+            raise RowError(f"{self.m.header('agency')}: "
+                           + ("empty for a partner agency's feedback" if agency is None
+                              else "set for feedback not from a partner agency"))
+        return [self.event("feedback", key, "feedback.received", received, feedback_key=key,
+                           from_whom=from_whom, agency=agency,
+                           kind=self.code(row, "kind", True),
+                           channel=self.code(row, "channel", True))]
 
     def calls(self, row: Row) -> list[Event]:
         offered = self.when(row, "offered", needed=True)

@@ -144,6 +144,31 @@ DIP_SAMPLES_PER_WEEK = 1.0
 DIP_SAMPLERS: Mapping[str, float] = {"service_manager": 3, "assistant_director": 1}
 DIP_CASES = (3, 10)  # cases looked at in one dip sample, uniform
 
+# --- Feedback (report section 6, "Then and Now") -------------------------------------------
+# The seed prints five approved quotes in its quarter's section 6 (a parent, a Family Centre,
+# the CSPA's social workers, health and police colleagues) and says nothing of how much
+# feedback came in. Chosen for a county front door: about 30 pieces a month, half of them
+# compliments; 1 in 9 compliments approved as a quote (about 1.7 a month: five a quarter),
+# nine in ten with consent to publish; 1 in 12 consented quotes withdrawn later.
+FEEDBACK_PER_MONTH = 30.0
+FEEDBACK_FROM: Mapping[str, float] = {
+    "parent_carer": 45, "partner_agency": 35, "staff": 12, "young_person": 8}
+#: the partner agencies that give feedback (taxonomy ``agency``), police and health most
+FEEDBACK_AGENCIES: Mapping[str, float] = {
+    "police": 30, "health_visiting": 12, "gp": 10, "school_nursing": 6, "acute_health": 6,
+    "education": 20, "camhs": 4, "housing": 4, "domestic_abuse": 4, "probation": 2,
+    "youth_justice": 2}
+FEEDBACK_KINDS: Mapping[str, float] = {"compliment": 50, "complaint": 25, "comment": 25}
+FEEDBACK_CHANNELS: Mapping[str, float] = {
+    "email": 50, "phone": 25, "online_form": 15, "post": 5, "in_person": 5}
+QUOTE_SHARE_OF_COMPLIMENTS = 1 / 9
+QUOTE_CONSENT_SHARE = 0.9
+QUOTE_DELAY_WORKING_DAYS = (3, 15)  # received -> approved, uniform
+QUOTE_APPROVERS: Mapping[str, float] = {
+    "service_manager": 5, "team_manager": 3, "head_of_service": 1, "assistant_director": 1}
+WITHDRAWN_SHARE = 1 / 12
+WITHDRAWAL_DELAY_WORKING_DAYS = (5, 60)  # approved -> withdrawn, uniform
+
 
 def fit_joint(rows: Mapping[str, float], cols: Mapping[str, float],
               allowed: Mapping[str, frozenset[str]],

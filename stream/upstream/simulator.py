@@ -6,9 +6,9 @@ figures match the December 2019 committee report within sampling noise (the cali
 is in ``stream.upstream.profile``); ``scale`` multiplies every volume (10: a region,
 150: England). ``run`` sends them to Kafka as fast as possible, in real time or
 accelerated. Everything happens on the England and Wales calendar, Europe/London:
-calls, emails, decisions, audits, learning reviews, dip samples and advisors joining and
-leaving in office hours on working days; some contacts
-arrive out of hours (police at night) and a few at weekends and on bank holidays.
+calls, emails, decisions, audits, learning reviews, dip samples, advisors joining and
+leaving, and feedback (``stream.upstream.feedback``) in office hours on working days; some
+contacts arrive out of hours (police at night) and a few at weekends and on bank holidays.
 Work still in progress when the period ends stays open (its later events are dropped).
 """
 
@@ -34,6 +34,7 @@ from stream.contract.taxonomy import UNRECORDED_PATHWAY, Taxonomy, load_taxonomy
 from stream.settings import Settings
 from stream.state.working_days import WorkingCalendar
 from stream.upstream import profile as prof
+from stream.upstream.feedback import FeedbackSource, quote_for
 from stream.upstream.producer import EventProducer
 
 TZ = ZoneInfo("Europe/London")
@@ -88,6 +89,7 @@ class _Sim:
         # is what it was before it existed.
         self.qa = random.Random(seed * 7919 + 27)
         self.advisors: dict[str, list[str]] = {}  # team -> advisors in post, next audit first
+        self.feedback = FeedbackSource(seed, scale)  # its own random stream too
 
     # --- calendar -------------------------------------------------------------------
     def day(self, d: date) -> tuple[bool, float, float, float, float]:
@@ -167,6 +169,7 @@ class _Sim:
         working = self.day(d)[0]
         if working:
             self.quality(d)  # first: the advisors are in post before any audit names them
+            self.feedback.day(self, d)
             weight = prof.WEEKDAY_WEIGHTS[d.weekday()]
             for _ in range(prof.poisson(rng, prof.CALLS_PER_WORKING_DAY * weight * scale)):
                 self.call(self.office_time(d))
@@ -347,6 +350,18 @@ def due_at(ts: float, first: float, wall0: float, started: float, speed: float) 
     return max(started + (ts - first) / speed, own_time)
 
 
+async def _send(producer: EventProducer, event: ev.Event) -> None:
+    """Send one event; an approved quote sealed by the producer under a fresh key of its
+    own (the key to the key topic), a withdrawal after tombstoning that key."""
+    if isinstance(event, ev.FeedbackQuoteApproved):
+        approval = event.model_dump(mode="json", exclude_none=True, exclude={"sealed_quote"})
+        await producer.approve_quote(approval, quote_for(event.feedback_key, event.attribution))
+    elif isinstance(event, ev.FeedbackWithdrawn):
+        await producer.withdraw_quote(event.model_dump(mode="json", exclude_none=True))
+    else:
+        await producer.send(event)
+
+
 async def run(settings: Settings, start: date, days: int, *, seed: int, scale: float,
               speed: float | None, until: datetime | None = None,
               after: datetime | None = None) -> int:
@@ -374,7 +389,7 @@ async def run(settings: Settings, start: date, days: int, *, seed: int, scale: f
                 due = due_at(ts, first, wall0, started, speed)
                 if due > time.monotonic():
                     await asyncio.sleep(due - time.monotonic())
-            await producer.send(event)
+            await _send(producer, event)
             sent, latest = sent + 1, event.occurred_at
             if time.monotonic() - last_report >= 5:
                 last_report = time.monotonic()

@@ -7,12 +7,12 @@ the same whenever the test runs. It is fed, through the broker:
 
 * ``stream.upstream.simulator.generate`` traffic (scale 0.2) from the first day of the month two
   months before ``T``'s up to ``T`` (``until=T``): calls, emails, contacts, decisions,
-  progressions, early-help allocations, MAP enquiries and audits over three months;
+  progressions, early-help allocations, MAP enquiries, audits and feedback over three months;
 * a live set in ``T``'s clock hour (12:00-12:30): calls answered and abandoned on both
   queues, a contact received and decided, an email, a MAP enquiry completed at Level 3;
 * one audit per team of the taxonomy (the simulator grades only the MAP and EHH teams,
   so without it the RFS audit panel is empty: see ``test_simulator_audits_two_teams``),
-  a learning review and a dip sample (rare at scale 0.2);
+  a learning review, a dip sample and a quote approved then withdrawn (rare at scale 0.2);
 * open items in every state at ``T``, for every rule watched as open work (their deadlines
   worked out by hand below);
 * after the rest, one malformed message (dead-lettered).
@@ -147,6 +147,12 @@ def live_hour(now: datetime, ds: Dataset) -> None:
     r, d = f.key("live-review"), f.key("live-dip")
     ds.add("audits", r, f.review(r, hour - timedelta(hours=1)))
     ds.add("audits", d, f.dip_sample(d, hour - timedelta(hours=1), 5))
+    # and its few approved quotes a month (a withdrawal rarer still) may not either
+    fb = f.key("live-feedback")
+    for e in (f.feedback(fb, hour - timedelta(hours=2)),
+              f.quote_approved(fb, hour - timedelta(hours=1), "v1." + "Q" * 60),
+              f.withdrawn(fb, hour)):
+        ds.add("feedback", fb, e)
 
 
 def substitutions(board: dict, months: list[str], month: str) -> list[dict[str, str]]:

@@ -41,7 +41,7 @@ class Loaded:
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
-    data = rg.generate(seed=2019)
+    data = rg.generate(seed=2019, feedback=True)
     with pipeline(tmp_path_factory.mktemp("report-accuracy")) as p:
         seconds = p.send(data.messages)
         yield Loaded(p, data, rg.facts_of(data), seconds)
@@ -252,7 +252,7 @@ def test_running_totals_since_a_month(loaded: Loaded) -> None:
 def test_every_rendering_states_its_data_as_at(loaded: Loaded, tmp_path: Path) -> None:
     """The offsets the figures reflect: every message sent (valid, duplicate or invalid)
     lies before them, so per topic they sum to the messages sent to it (0 for a topic sent
-    nothing, such as feedback here)."""
+    nothing)."""
     sent = {spec.name: 0 for spec in event_families(load_topics()).values()}
     for m in loaded.data.messages:
         sent[m.topic] = sent.get(m.topic, 0) + 1

@@ -226,11 +226,14 @@ def expected_report(f: Facts, months: Sequence[str], defs: Defs = Defs()) -> dic
                                 Counter((a[0], a[2]) for a in audits if a[1] == team))
     _quality(x, f)
 
-    # 6. Feedback: the generated traffic sends none, so every count is 0 (the feedback
-    # family's own ground truth is tests/unit/state/test_feedback.py)
-    for row in (*codes("feedback_from"), *codes("feedback_kind"), TOTAL,
-                "feedback_quotes_approved", "feedback_withdrawn"):
-        x.count_row("feedback", row, {})
+    # 6. Feedback (none unless generated with feedback=True: every count 0)
+    for who in codes("feedback_from"):
+        x.count_row("feedback", who, Counter(m for m, w, _ in f.feedback if w == who))
+    for kind in codes("feedback_kind"):
+        x.count_row("feedback", kind, Counter(m for m, _, k in f.feedback if k == kind))
+    x.count_row("feedback", TOTAL, Counter(m for m, _, _ in f.feedback))
+    x.count_row("feedback", "feedback_quotes_approved", Counter(f.quotes))
+    x.count_row("feedback", "feedback_withdrawn", Counter(f.withdrawals))
     return x.out
 
 

@@ -43,6 +43,10 @@ class Facts:
     #: advisor key, month of the latest join, its team, month of a leave that ends it
     advisors: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     audited: list[tuple[str, str]] = field(default_factory=list)  # month graded, advisor key
+    #: month received, who gave it, its kind
+    feedback: list[tuple[str, str, str]] = field(default_factory=list)
+    quotes: list[str] = field(default_factory=list)  # month approved with consent
+    withdrawals: list[str] = field(default_factory=list)  # month withdrawn
 
 
 def _kind(event_type: str) -> str:
@@ -120,7 +124,21 @@ def facts_of(data: Dataset | Iterable[dict[str, Any]]) -> Facts:
                 f.audited.append((month_of(_at(a)), a["advisor_key"]))
         elif kind == "qa":
             _quality(f, case)
+        elif kind == "feedback":
+            _feedback(f, case)
     return f
+
+
+def _feedback(f: Facts, case: dict[str, dict[str, Any]]) -> None:
+    """The latest of each feedback event counts; an approval only with consent."""
+    if "feedback.received" in case:
+        e = case["feedback.received"]
+        f.feedback.append((month_of(_at(e)), e["from_whom"], e["kind"]))
+    approval = case.get("feedback.quote_approved")
+    if approval and approval["consent_to_publish"]:
+        f.quotes.append(month_of(_at(approval)))
+    if "feedback.withdrawn" in case:
+        f.withdrawals.append(month_of(_at(case["feedback.withdrawn"])))
 
 
 def _quality(f: Facts, case: dict[str, dict[str, Any]]) -> None:

@@ -70,9 +70,10 @@ def _outcome(rng: random.Random, at: datetime) -> str:
 
 def generate(seed: int = 2019, contacts: int = 1100, emails: int = 600, calls: int = 1300,
              enquiries: int = 260, audits: int = 120, bad: int = 6,
-             quality: bool = False) -> Dataset:
+             quality: bool = False, feedback: bool = False) -> Dataset:
     """Random events for every family over Jul-Nov 2019 (and a little either side);
-    ``quality``: learning reviews, dip samples, advisors and audits naming them too."""
+    ``quality``: learning reviews, dip samples, advisors and audits naming them too;
+    ``feedback``: feedback received, quotes approved and consents withdrawn."""
     rng = random.Random(seed)
     b = Builder(f"rg{seed}", rng)
     cases: list[list[dict[str, Any]]] = []  # events of one case, in the order they happen
@@ -191,6 +192,8 @@ def generate(seed: int = 2019, contacts: int = 1100, emails: int = 600, calls: i
     cases += _crafted(b)
     if quality:
         cases += _quality(seed)
+    if feedback:
+        cases += _feedback(seed)
     return _send_order(rng, cases, b, bad)
 
 
@@ -230,6 +233,39 @@ def _quality(seed: int) -> list[list[dict[str, Any]]]:
                 cases.append([b.event("audit.graded", at, audit_key=b.key("aa", i, month),
                                       team=team, grade=rng.choice(codes("grade")),
                                       advisor_key=k)])
+    return cases
+
+
+#: a sealed quote's form; the worker never opens it (no key is sent: no quote is printed)
+_SEALED = "v1." + "Q" * 60
+
+
+def _feedback(seed: int) -> list[list[dict[str, Any]]]:
+    """Feedback (a few corrected), quotes approved with or without consent (some approved
+    again), and consents withdrawn, on a random stream of their own."""
+    rng = random.Random(seed + 6)
+    b = Builder(f"fb{seed}", rng)
+    cases: list[list[dict[str, Any]]] = []
+    for i in range(120):
+        k, at = b.key("feedback", i), _moment(rng, FIRST - timedelta(days=10))
+        who = rng.choice(codes("feedback_from"))
+        fields = dict(feedback_key=k, from_whom=who, channel=rng.choice(codes("channel")),
+                      agency=rng.choice(codes("agency")) if who == "partner_agency" else None)
+        evs = [b.event("feedback.received", at, kind=rng.choice(codes("feedback_kind")),
+                       **fields)]
+        if rng.random() < 0.08:  # its kind corrected later
+            evs.append(b.event("feedback.received", _later(at, 30), kind="complaint", **fields))
+        approved = at
+        for _ in range(rng.choice([0, 0, 0, 1, 1, 2])):  # a later approval replaces one
+            approved = _later(approved, rng.uniform(20, 300))
+            evs.append(b.event("feedback.quote_approved", approved, feedback_key=k,
+                               sealed_quote=_SEALED, consent_to_publish=rng.random() < 0.8,
+                               attribution=rng.choice(codes("quote_attribution")),
+                               approver_role=rng.choice(codes("approver_role"))))
+        if approved != at and rng.random() < 0.3:
+            evs.append(b.event("feedback.withdrawn", _later(approved, rng.uniform(24, 900)),
+                               feedback_key=k))
+        cases.append(evs)
     return cases
 
 

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from stream.contract.decoder import FAMILIES, Decoder
+from stream.contract.decoder import Decoder
 from stream.report import ReportDefinitions, compute_report, render
 from stream.settings import PeriodCombination
 from stream.state import records
@@ -26,17 +26,14 @@ from stream.state.quality import (
     unaudited,
     working_days_left,
 )
-from stream.state.timeliness import OpenWork
 from stream.worker.live_gauges import AdvisorAuditsCollector
-from stream.worker.metrics import PipelineMetrics
-from stream.worker.processor import CellState, FamilyProcessor
 from tests import factories as f
 from tests.conftest import LONDON
+from tests.processing import processed
 from tests.reportgen import Defs, expected_report
 from tests.reportgen import facts_of as plain_facts
 from tests.reportgen.comparing import flatten, mismatch
 from tests.reportgen.generated import MONTHS, generate
-from tests.reportgen.workdays import TOPICS
 
 A, B, C = f.key("advisor-a"), f.key("advisor-b"), f.key("advisor-c")
 
@@ -152,15 +149,7 @@ QA_TABLES = ("qa_activity", "audit_coverage", "audits_")
 def generated(taxonomy, ctx):
     """Generated events of every family, QA included, through the worker's processors."""
     data = generate(contacts=150, emails=40, calls=80, enquiries=60, audits=40, quality=True)
-    state, work = CellState(), OpenWork(ctx.rules, ctx.calendar)
-    metrics = PipelineMetrics(CollectorRegistry())
-    processors = {topic: (FamilyProcessor(topic, Decoder(family, taxonomy), ctx, state,
-                                          metrics, work), {})
-                  for family, topic in TOPICS.items() if family in FAMILIES}
-    for m in data.messages:
-        processor, table = processors[m.topic]
-        processor.process(m.key, m.value, 0, None, table, now=2e9)
-    return data, state.current(set(state.parts))
+    return data, processed(data.messages, taxonomy, ctx)
 
 
 @pytest.mark.parametrize("combination", list(PeriodCombination))

@@ -230,7 +230,8 @@ def test_events_sorted_unique_and_aware(events):
 
 def test_events_valid_on_the_wire(events):
     topics = load_topics()
-    decoders = {f: Decoder(f, TAXONOMY) for f in ("contacts", "map_enquiries", "calls", "audits")}
+    decoders = {f: Decoder(f, TAXONOMY) for f in ("contacts", "map_enquiries", "calls", "audits",
+                                                     "feedback")}
     now = datetime(2030, 1, 1).timestamp()
     seen = set()
     for e in events[::7] + events[-50:]:
