@@ -206,14 +206,14 @@ def test_every_figure_equals_the_independent_expectation(
     assert rg.compare(doc, rg.expected_report(loaded.facts, months, defs)) == []
 
 
-#: The five sections of the committee report, by their HTML ids.
-SECTIONS = ("rfs", "map", "info_advice", "commentary", "audits")
+#: The six sections of the committee report, by their HTML ids.
+SECTIONS = ("rfs", "map", "info_advice", "commentary", "audits", "feedback")
 SCREENSHOT = ROOT / "docs" / "report-seed-months.png"
 
 
 def test_html_report_in_a_real_browser(loaded: Loaded, tmp_path: Path) -> None:
     """The seed months' HTML, as analysts forward it, in headless Chromium at 1280 px and
-    printed to an A4 PDF: five sections, drawn charts, tables within the width, no row cut
+    printed to an A4 PDF: six sections, drawn charts, tables within the width, no row cut
     by a page break, no console error (tests/integration/browser.py). With
     UPDATE_SCREENSHOT=1 its screenshot replaces docs/report-seed-months.png."""
     page = tmp_path / "report.html"
