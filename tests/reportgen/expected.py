@@ -226,10 +226,20 @@ def expected_report(f: Facts, months: Sequence[str], defs: Defs = Defs()) -> dic
                                 Counter((a[0], a[2]) for a in audits if a[1] == team))
     _quality(x, f)
 
-    # 6. Feedback: the generated traffic sends none, so every count is 0 (the feedback
-    # family's own ground truth is tests/unit/state/test_feedback.py)
-    for row in (*codes("feedback_from"), *codes("feedback_kind"), TOTAL,
-                "feedback_quotes_approved", "feedback_withdrawn"):
+    # % of complaints answered within the stage 1 timescale (a row of the timeliness table)
+    judged = Counter(c[0] for c in f.complaints)
+    x.percent_row("progressions", "within_complaint_stage1",
+                  Counter(c[0] for c in f.complaints if c[1]), judged)
+
+    # 6. Feedback: the generated traffic sends complaints alone (with ``complaints``), no
+    # quotes or withdrawals (the feedback family's own ground truth is
+    # tests/unit/state/test_feedback.py)
+    for who in codes("feedback_from"):
+        x.count_row("feedback", who, Counter(fb[0] for fb in f.feedback if fb[1] == who))
+    for kind in codes("feedback_kind"):
+        x.count_row("feedback", kind, Counter(fb[0] for fb in f.feedback if fb[3] == kind))
+    x.count_row("feedback", TOTAL, Counter(fb[0] for fb in f.feedback))
+    for row in ("feedback_quotes_approved", "feedback_withdrawn"):
         x.count_row("feedback", row, {})
     return x.out
 

@@ -11,8 +11,10 @@ from typing import Any
 from tests.reportgen.events import _KEY_OF, Dataset
 from tests.reportgen.workdays import (
     _kept,
+    add_working_days,
     calendar_days,
     codes,
+    complaint_timescales,
     month_of,
     source_group,
     timescale,
@@ -43,12 +45,16 @@ class Facts:
     #: advisor key, month of the latest join, its team, month of a leave that ends it
     advisors: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     audited: list[tuple[str, str]] = field(default_factory=list)  # month graded, advisor key
+    #: month received, from whom, agency (or "none"), kind
+    feedback: list[tuple[str, str, str, str]] = field(default_factory=list)
+    #: month responded, within the stage 1 timescale (10 working days, 20 where extended)
+    complaints: list[tuple[str, bool]] = field(default_factory=list)
 
 
 def _kind(event_type: str) -> str:
     head = event_type.split(".")[0]
     return {"early_help": "contact", "map_enquiry": "map", "learning_review": "qa",
-            "dip_sample": "qa", "advisor": "qa"}.get(head, head)
+            "dip_sample": "qa", "advisor": "qa", "complaint": "feedback"}.get(head, head)
 
 
 def _at(e: Mapping[str, Any]) -> datetime:
@@ -120,7 +126,28 @@ def facts_of(data: Dataset | Iterable[dict[str, Any]]) -> Facts:
                 f.audited.append((month_of(_at(a)), a["advisor_key"]))
         elif kind == "qa":
             _quality(f, case)
+        elif kind == "feedback":
+            _feedback(f, case)
     return f
+
+
+def _feedback(f: Facts, case: dict[str, dict[str, Any]]) -> None:
+    """Feedback received, and a complaint's response judged against its deadline: 10
+    working days from receipt, 20 if an extension came no later than the 10-day deadline
+    and no later than the response."""
+    rcv, resp = case.get("feedback.received"), case.get("complaint.responded")
+    if rcv is None:
+        return
+    f.feedback.append((month_of(_at(rcv)), rcv["from_whom"], rcv.get("agency") or "none",
+                       rcv["kind"]))
+    if resp is None or rcv["kind"] != "complaint":
+        return
+    base, extended = complaint_timescales()
+    deadline = add_working_days(_at(rcv), base)
+    ext = case.get("complaint.extended")
+    if ext is not None and _at(ext) <= deadline and _at(ext) <= _at(resp):
+        deadline = add_working_days(_at(rcv), extended)
+    f.complaints.append((month_of(_at(resp)), _at(resp) <= deadline))
 
 
 def _quality(f: Facts, case: dict[str, dict[str, Any]]) -> None:
