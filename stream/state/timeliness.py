@@ -3,8 +3,9 @@
 A rule's ``opens``/``closes`` event types map to slots of one case record. An *item* exists
 when the opening slot is present (and matches the rule's ``:code``); it is *open* while the
 closing slot is absent. A rule with an extension (``Rule.extended_by``) judges an item by
-its longer timescale when the record holds the extending event in time (``schedule``). Items are a pure function of a record, so this state is rebuilt
-exactly from the records table, whatever order the events came in.
+its longer timescale when the record holds the extending event in time (``schedule``).
+Items are a pure function of a record, so this state is rebuilt exactly from the records
+table, whatever order the events came in.
 
 States move with the clock alone: ``on_time`` -> ``due_today`` (deadline on today's local
 date) -> ``at_risk`` (fewer than ``warn_working_hours`` office hours left) -> ``overdue``.
