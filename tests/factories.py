@@ -117,3 +117,13 @@ def quote_approved(k: str, at: datetime, sealed_quote: str,
 def withdrawn(k: str, at: datetime) -> dict[str, Any]:
     """A ``feedback.withdrawn`` event."""
     return base("feedback.withdrawn", at, feedback_key=k)
+
+
+def complaint_responded(k: str, at: datetime) -> dict[str, Any]:
+    """A ``complaint.responded`` event: the complaint's stage 1 response was sent."""
+    return base("complaint.responded", at, feedback_key=k)
+
+
+def complaint_extended(k: str, at: datetime) -> dict[str, Any]:
+    """A ``complaint.extended`` event: the stage 1 response time was extended."""
+    return base("complaint.extended", at, feedback_key=k)

@@ -389,6 +389,22 @@ class FeedbackWithdrawn(FeedbackEvent):
     event_type: Literal["feedback.withdrawn"]
 
 
+class ComplaintResponded(FeedbackEvent):
+    """The stage 1 response to a complaint was sent: it stops the complaint's clock
+    (rule ``complaint_stage1``). Keyed by the ``feedback_key`` of the complaint's
+    ``feedback.received``; no text: the response itself stays in the case system."""
+
+    event_type: Literal["complaint.responded"]
+
+
+class ComplaintExtended(FeedbackEvent):
+    """The stage 1 response time was extended (regulation 14: up to 20 working days in
+    all), decided before the response and within the first 10 working days to count.
+    Keyed by the complaint's ``feedback_key``; no reason is carried (none is reported)."""
+
+    event_type: Literal["complaint.extended"]
+
+
 ContactsFamily = Annotated[
     Union[ContactReceived, ContactDecided, EmailResolved, EarlyHelpAllocated, ContactProgressed],
     Field(discriminator="event_type")]
@@ -399,7 +415,8 @@ CallsFamily = Annotated[Union[CallQueued, CallAnswered, CallAbandoned, CallEnded
 AuditsFamily = Annotated[
     Union[AuditGraded, LearningReviewHeld, DipSampleTaken, AdvisorJoined, AdvisorLeft],
     Field(discriminator="event_type")]
-FeedbackFamily = Annotated[Union[FeedbackReceived, FeedbackQuoteApproved, FeedbackWithdrawn],
+FeedbackFamily = Annotated[Union[FeedbackReceived, FeedbackQuoteApproved, FeedbackWithdrawn,
+                                 ComplaintResponded, ComplaintExtended],
                            Field(discriminator="event_type")]
 
 #: Event family (topics.toml section) -> its discriminated union.

@@ -257,6 +257,9 @@ class CommentarySection:
     completion_p90: Table
     progression_within: tuple[Row, ...]
     progression_average: tuple[Row, ...]
+    #: complaints answered at stage 1 within timescale (``state.feedback``): not a
+    #: progression, so no "Progress to" chart, but a row of the timeliness table
+    complaints_within: Row
 
     def tables(self, axis: Axis, basis: DayBasis) -> tuple[Table, ...]:
         return (
@@ -267,7 +270,8 @@ class CommentarySection:
             axis.table("map_days", f"MAP {basis} days to complete", "", self.map_days.rows()),
             self.completion_means, self.completion_medians, self.completion_p90,
             axis.table("progressions", f"Progressions: timeliness and {basis} days", "",
-                       (*self.progression_within, *self.progression_average)),
+                       (*self.progression_within, *self.progression_average,
+                        self.complaints_within)),
         )
 
 
@@ -611,7 +615,16 @@ def _commentary(b: _Builder, map_days: Stats) -> CommentarySection:
         b.count_row("contacts_received", "Contacts received", b.counts("contacts_received")),
         b.category_rows("contacts_received", "channel", "channel"),
         b.stats("ehh_allocation", "", b.value_cells(f"early_help_allocation_{basis}_days")),
-        map_days, means, medians, p90, tuple(within), tuple(average))
+        map_days, means, medians, p90, tuple(within), tuple(average), _complaints_within(b))
+
+
+def _complaints_within(b: _Builder) -> Row:
+    """% of complaints answered at stage 1 within timescale (10 working days, 20 where
+    extended): judged as open work judges them (``state.feedback``)."""
+    fig = "complaints_responded"
+    yes = b.counts(fig, within_timescale=contacts.WITHIN)
+    return b.percent_row("within_complaint_stage1", "% within timescale: Complaints (stage 1)",
+                         yes, b.counts(fig, within_timescale=contacts.JUDGED))
 
 
 def _audits(b: _Builder) -> AuditSection:

@@ -29,13 +29,16 @@ FOLD_VERSION = 1
 
 
 def rules_input(rules: Mapping[str, Versions]) -> dict[str, list[dict[str, Any]]]:
-    """Every version of every rule as it judges (``source``, a citation, left out)."""
+    """Every version of every rule as it judges (``source``, a citation, left out; the
+    extension fields only where a rule has one)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for name, versions in sorted(rules.items()):
         rows = []
         for rule in versions.versions:
             row = asdict(rule)
             row.pop("source")
+            if not rule.extended_by:  # a rule without an extension keeps its fingerprint
+                del row["extended_by"], row["extended_timescale"]
             row["effective_from"] = (rule.effective_from.isoformat()
                                      if rule.effective_from else None)
             rows.append(row)

@@ -42,6 +42,8 @@ from stream.contract.events import (
     CallAnswered,
     CallEnded,
     CallQueued,
+    ComplaintExtended,
+    ComplaintResponded,
     ContactDecided,
     ContactProgressed,
     ContactReceived,
@@ -248,6 +250,20 @@ class Withdrawal(SlotFields):
     KIND, KEY = "feedback", "wd"
 
 
+class ComplaintResponse(SlotFields):
+    """``resp`` of a feedback record: the complaint's stage 1 response was sent
+    (``complaint.responded``); it closes the ``complaint_stage1`` item."""
+
+    KIND, KEY = "feedback", "resp"
+
+
+class ComplaintExtension(SlotFields):
+    """``ext`` of a feedback record: the stage 1 response time was extended
+    (``complaint.extended``; ``Rule.extended_by`` of ``complaint_stage1``)."""
+
+    KIND, KEY = "feedback", "ext"
+
+
 #: event type -> (its slot class, the field a rule's ``:code`` narrows; None: none). A
 #: progression's code names its destination, which is part of the slot's key.
 SLOTS: Mapping[str, tuple[type[SlotFields], Field | None]] = {
@@ -270,6 +286,8 @@ SLOTS: Mapping[str, tuple[type[SlotFields], Field | None]] = {
     "feedback.received": (FeedbackReceipt, FeedbackReceipt.kind),
     "feedback.quote_approved": (QuoteApproval, None),
     "feedback.withdrawn": (Withdrawal, None),
+    "complaint.responded": (ComplaintResponse, None),
+    "complaint.extended": (ComplaintExtension, None),
 }
 
 
@@ -333,6 +351,10 @@ def slot_of(event: Event) -> tuple[str, str, Slot]:
                                          event.approver_role]
         case FeedbackWithdrawn():
             return "feedback", "wd", [ts, eid]
+        case ComplaintResponded():
+            return "feedback", "resp", [ts, eid]
+        case ComplaintExtended():
+            return "feedback", "ext", [ts, eid]
     raise TypeError(f"no record slot for {type(event).__name__}")
 
 

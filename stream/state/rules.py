@@ -36,6 +36,10 @@ class Rule:
     ``opens``/``closes`` are event types, optionally narrowed by a category code
     after a colon (``contact.progressed:early_help``). ``effective_from``: the local
     date from which this version judges items (None: since always).
+
+    ``extended_by``: an event type on the same case record that extends the item to
+    ``extended_timescale`` (same clock), when it occurred no later than the item's own
+    deadline and, if the item closed, no later than its closing ("" : no extension).
     """
 
     name: str
@@ -48,6 +52,8 @@ class Rule:
     warn_working_hours: float
     source: str = ""
     effective_from: date | None = None
+    extended_by: str = ""
+    extended_timescale: float | None = None
 
 
 class Versions:
@@ -130,7 +136,21 @@ def _rule(entry: Mapping[str, Any]) -> Rule:
         raise RuleError(f"rule {name}: clock must be one of {_CLOCKS}")
     if rule.timescale <= 0 or rule.version < 1:
         raise RuleError(f"rule {name}: timescale and version must be positive")
+    _check_extension(rule)
     return rule
+
+
+def _check_extension(rule: Rule) -> None:
+    """Both extension fields or neither, and an extension never shortens the timescale.
+
+    (That the extending event is on the item's case record is checked with the other
+    endpoints, ``stream.state.timeliness.watched_rules``.)
+    """
+    if bool(rule.extended_by) != (rule.extended_timescale is not None):
+        raise RuleError(f"rule {rule.name}: extended_by and extended_timescale go together")
+    if rule.extended_timescale is not None and rule.extended_timescale < rule.timescale:
+        raise RuleError(f"rule {rule.name}: extended_timescale {rule.extended_timescale:g} "
+                        f"is below the timescale {rule.timescale:g}")
 
 
 def _check_next(prev: Rule, rule: Rule) -> None:

@@ -2,8 +2,10 @@
 
 A rule's ``opens``/``closes`` event types map to slots of one case record. An *item* exists
 when the opening slot is present (and matches the rule's ``:code``); it is *open* while the
-closing slot is absent. Items are a pure function of a record, so this state is rebuilt
-exactly from the records table, whatever order the events came in.
+closing slot is absent. A rule with an extension (``Rule.extended_by``) judges an item by
+its longer timescale when the record holds the extending event in time (``schedule``).
+Items are a pure function of a record, so this state is rebuilt exactly from the records
+table, whatever order the events came in.
 
 States move with the clock alone: ``on_time`` -> ``due_today`` (deadline on today's local
 date) -> ``at_risk`` (fewer than ``warn_working_hours`` office hours left) -> ``overdue``.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime, time, timedelta
 from functools import lru_cache
 from heapq import nsmallest
@@ -84,9 +87,14 @@ def watched_rules(rules: Mapping[str, Rule | Versions]) -> dict[str, Versions]:
     contact opens one, yet few ever progress, so as open work they would be overdue for
     ever. They are measured when the progression happens (``cspa_progressions``).
     """
-    for name, rule in rules.items():
-        if endpoint(rule.opens)[0] != endpoint(rule.closes)[0]:
+    for name, rule in versioned(rules).items():
+        kind = endpoint(rule.opens)[0]
+        if endpoint(rule.closes)[0] != kind:
             raise RuleError(f"rule {name}: opens and closes must be on one case record")
+        for version in rule.versions:
+            if version.extended_by and endpoint(version.extended_by)[0] != kind:
+                raise RuleError(f"rule {name}: extended_by {version.extended_by} must be on "
+                                "the case record the rule opens and closes on")
     return {name: rule for name, rule in versioned(rules).items() if not (
         rule.opens == "contact.received" and rule.closes.startswith("contact.progressed:"))}
 
@@ -127,9 +135,36 @@ def _schedule(rule: Rule, start_ts: float, calendar: WorkingCalendar) -> tuple[f
     return deadline, _warn(start, deadline, rule.warn_working_hours, calendar)
 
 
+@lru_cache(maxsize=64)
+def _extended(rule: Rule) -> Rule:
+    """The rule judging an extended item: its ``extended_timescale``, on the same clock."""
+    return replace(rule, timescale=rule.extended_timescale or rule.timescale,
+                   extended_by="", extended_timescale=None)
+
+
+def schedule(record: Record, rule: Rule, start_ts: float, closed_ts: float | None,
+             calendar: WorkingCalendar) -> tuple[float, float]:
+    """(deadline, warn) POSIX times of the item a record holds under one rule version.
+
+    An item is extended (judged by ``extended_timescale``) when the record holds the
+    rule's ``extended_by`` event, occurred no later than the unextended deadline and, if
+    the item is closed, no later than its closing. A later extension changes nothing: it
+    cannot turn a breach already incurred, or work already done, into work on time.
+    Open work, its deadline index, the due list and the facts all ask here.
+    """
+    deadline_ts, warn_ts = _schedule(rule, start_ts, calendar)
+    if rule.extended_by:
+        extended_ts = occurred(record, endpoint(rule.extended_by))
+        if extended_ts is not None and extended_ts <= deadline_ts and (
+                closed_ts is None or extended_ts <= closed_ts):
+            return _schedule(_extended(rule), start_ts, calendar)
+    return deadline_ts, warn_ts
+
+
 def earliest_deadline(rule: Rule) -> float:
     """Seconds after the start before which the rule's deadline cannot fall.
 
+    An extension only lengthens the timescale, so the bound holds for extended items.
     A whole working day is at least 23 hours (a BST change), office hours pass no
     faster than real hours, and calendar hours are wall-clock (a BST change again):
     so work closed sooner than this is neither open nor late, and its deadline need
@@ -173,7 +208,7 @@ def judge(record: Record, watching: Iterable[Watch], calendar: WorkingCalendar) 
             rule = versions.at(calendar.clock_start_ts(start_ts))
             if rule is None:
                 continue  # received before the rule's first version was in force
-        deadline_ts, warn_ts = _schedule(rule, start_ts, calendar)
+        deadline_ts, warn_ts = schedule(record, rule, start_ts, closed_ts, calendar)
         items.append(Item(rule.name, rule.version, rule.team, record["k"], start_ts,
                           deadline_ts, warn_ts, closed_ts))
     return items

@@ -109,6 +109,8 @@ class FeedbackSource:
     def __init__(self, seed: int, scale: float) -> None:
         self.seed, self.scale = seed, scale
         self.rng = random.Random(seed * 7919 + 61)
+        #: complaints' answers on a stream of their own: the feedback itself stays the same
+        self.answers = random.Random(seed * 7919 + 67)
         self.choose: dict[str, Callable[[random.Random], str]] = {
             name: prof.Choice(weights) for name, weights in (
                 ("from", prof.FEEDBACK_FROM), ("agency", prof.FEEDBACK_AGENCIES),
@@ -129,6 +131,8 @@ class FeedbackSource:
                      channel=self.choose["channel"](rng))
             if kind == "compliment" and rng.random() < prof.QUOTE_SHARE_OF_COMPLIMENTS:
                 self.approve(sim, key, at, attribution_of(from_whom, agency, rng))
+            if kind == "complaint":
+                self.answer(sim, key, at)
 
     def approve(self, sim: Emitter, key: str, received: float, attribution: str) -> None:
         rng = self.rng
@@ -143,8 +147,21 @@ class FeedbackSource:
             sim.emit(withdrawn, ev.FeedbackWithdrawn, event_type="feedback.withdrawn",
                      feedback_key=key)
 
-    def later(self, sim: Emitter, ts: float, days: tuple[int, int]) -> float:
+    def answer(self, sim: Emitter, key: str, received: float) -> None:
+        """A complaint's stage 1 answer, some extended first (``prof.COMPLAINT_*``)."""
+        rng, days = self.answers, prof.COMPLAINT_RESPONSE_WORKING_DAYS
+        if rng.random() < prof.COMPLAINT_EXTENDED_SHARE:
+            extended = self.later(sim, received, prof.COMPLAINT_EXTENSION_WORKING_DAYS, rng)
+            sim.emit(extended, ev.ComplaintExtended, event_type="complaint.extended",
+                     feedback_key=key)
+            days = prof.COMPLAINT_EXTENDED_RESPONSE_WORKING_DAYS
+        sim.emit(self.later(sim, received, days, rng), ev.ComplaintResponded,
+                 event_type="complaint.responded", feedback_key=key)
+
+    def later(self, sim: Emitter, ts: float, days: tuple[int, int],
+              rng: random.Random | None = None) -> float:
         """In office hours on the working day a whole number of ``days`` after ``ts``."""
-        when = sim.add_working_days(ts, self.rng.randint(*days))
+        rng = rng or self.rng
+        when = sim.add_working_days(ts, rng.randint(*days))
         start = sim.day(datetime.fromtimestamp(when, TZ).date())[3]
-        return start + self.rng.uniform(3600, 7 * 3600)
+        return start + rng.uniform(3600, 7 * 3600)

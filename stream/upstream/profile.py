@@ -168,6 +168,14 @@ QUOTE_APPROVERS: Mapping[str, float] = {
     "service_manager": 5, "team_manager": 3, "head_of_service": 1, "assistant_director": 1}
 WITHDRAWN_SHARE = 1 / 12
 WITHDRAWAL_DELAY_WORKING_DAYS = (5, 60)  # approved -> withdrawn, uniform
+# Complaints' stage 1 answers (rule complaint_stage1: 10 working days, 20 if extended in
+# time). The seed reports no complaint figures; these assume most answers are on time,
+# a few extended (decided in the first 10 days), and some late, so the breach row and
+# ComplaintStage1Due have something to show.
+COMPLAINT_EXTENDED_SHARE = 0.15
+COMPLAINT_EXTENSION_WORKING_DAYS = (4, 9)  # received -> extended, uniform
+COMPLAINT_RESPONSE_WORKING_DAYS = (2, 12)  # received -> answered, not extended
+COMPLAINT_EXTENDED_RESPONSE_WORKING_DAYS = (11, 22)  # received -> answered, extended
 
 
 def fit_joint(rows: Mapping[str, float], cols: Mapping[str, float],

@@ -17,7 +17,8 @@ into every condition an alert watches:
   cspa_working_time is 1, so the office-hours alerts may fire); open work of every timescale rule is
   overdue or within its warning (the four dedicated sets, and the catch-all through an
   extra rule, ``contact_triage``, in the worker's rules file); each rule has one item
-  closed late, a new breach against a backfilled breach-free history;
+  closed late, a new breach against a backfilled breach-free history; a complaint
+  unanswered past its 10 working days (ComplaintStage1Due);
 * 12 calls this hour: answered after 90 s or abandoned (service level and abandoned rate,
   this hour and today), and a call queued at 12:25 and still waiting (CallWaitingTooLong:
   its wait, 300 s at the worker's clock, is over 120 s);
@@ -116,6 +117,9 @@ def scenario() -> Dataset:
         ds.add("map_enquiries", f.key(name), f.map_opened(f.key(name), at(opened)))
     late = f.key("map-late")
     ds.add("map_enquiries", late, f.map_completed(late, at("2026-11-23T09:00"), ["police", "gp"]))
+    # complaint_stage1 (10 wd): received Thu 5 Nov 10:00, due Thu 19 Nov 10:00, unanswered
+    complaint = f.key("complaint-overdue")
+    ds.add("feedback", complaint, f.feedback(complaint, at("2026-11-05T10:00"), kind="complaint"))
     # 12 calls since 12:00: half answered after 90 s, half abandoned after 60 s
     for i in range(12):
         k = f.key(f"call-{i}")
@@ -229,7 +233,7 @@ def test_every_alert_fires_on_a_real_worker(broker, workers, tmp_path):
     from stream.settings import Settings
 
     names = alert_names()
-    assert len(names) == 28, sorted(names)  # a new alert must join this test
+    assert len(names) == 29, sorted(names)  # a new alert must join this test
     clock, rules = tmp_path / "clock.txt", tmp_path / "rules.toml"
     clock.write_text(NOW + "\n")
     rules.write_text((ROOT / "config" / "rules.toml").read_text() + EXTRA_RULE)
@@ -294,6 +298,10 @@ def test_every_alert_fires_on_a_real_worker(broker, workers, tmp_path):
             assert labels["rule"] == rule and labels["severity"] in {"warning", "critical"}
         assert float(seen[prefix + "Overdue"]["value"]) == 1
         assert float(seen[prefix + "Breaches"]["value"]) >= 1
+    complaint = seen["ComplaintStage1Due"]
+    assert (complaint["labels"]["rule"], complaint["labels"]["state"]) == (
+        "complaint_stage1", "overdue")
+    assert float(complaint["value"]) == 1
     assert float(seen["CallServiceLevelLowThisHour"]["value"]) == 0  # none within 20 s
     assert float(seen["CallAbandonedRateHigh"]["value"]) == pytest.approx(0.5)
     assert seen["CallWaitingTooLong"]["labels"]["queue"] == "consultation"

@@ -48,7 +48,7 @@ class Dataset:
 _FAMILY_OF = {"contact": "contacts", "early_help": "contacts", "email": "contacts",
               "map_enquiry": "map_enquiries", "call": "calls", "audit": "audits",
               "learning_review": "audits", "dip_sample": "audits", "advisor": "audits",
-              "feedback": "feedback"}
+              "feedback": "feedback", "complaint": "feedback"}
 _KEY_OF = {"contact.received": "contact_key", "contact.decided": "contact_key",
            "contact.progressed": "contact_key", "early_help.allocated": "contact_key",
            "email.resolved": "enquiry_key", "map_enquiry.opened": "enquiry_key",
@@ -57,7 +57,8 @@ _KEY_OF = {"contact.received": "contact_key", "contact.decided": "contact_key",
            "audit.graded": "audit_key", "learning_review.held": "review_key",
            "dip_sample.taken": "sample_key", "advisor.joined": "advisor_key",
            "advisor.left": "advisor_key", "feedback.received": "feedback_key",
-           "feedback.quote_approved": "feedback_key", "feedback.withdrawn": "feedback_key"}
+           "feedback.quote_approved": "feedback_key", "feedback.withdrawn": "feedback_key",
+           "complaint.responded": "feedback_key", "complaint.extended": "feedback_key"}
 _SOURCE_SYSTEM = {"contacts": "lcs", "map_enquiries": "lcs", "calls": "telephony",
                   "audits": "ehm", "feedback": "lcs"}
 

@@ -226,12 +226,17 @@ def expected_report(f: Facts, months: Sequence[str], defs: Defs = Defs()) -> dic
                                 Counter((a[0], a[2]) for a in audits if a[1] == team))
     _quality(x, f)
 
-    # 6. Feedback (none unless generated with feedback=True: every count 0)
+    # % of complaints answered within the stage 1 timescale (a row of the timeliness table)
+    judged = Counter(c[0] for c in f.complaints)
+    x.percent_row("progressions", "within_complaint_stage1",
+                  Counter(c[0] for c in f.complaints if c[1]), judged)
+
+    # 6. Feedback (none unless generated with ``feedback`` or ``complaints``: counts 0)
     for who in codes("feedback_from"):
-        x.count_row("feedback", who, Counter(m for m, w, _ in f.feedback if w == who))
+        x.count_row("feedback", who, Counter(fb[0] for fb in f.feedback if fb[1] == who))
     for kind in codes("feedback_kind"):
-        x.count_row("feedback", kind, Counter(m for m, _, k in f.feedback if k == kind))
-    x.count_row("feedback", TOTAL, Counter(m for m, _, _ in f.feedback))
+        x.count_row("feedback", kind, Counter(fb[0] for fb in f.feedback if fb[3] == kind))
+    x.count_row("feedback", TOTAL, Counter(fb[0] for fb in f.feedback))
     x.count_row("feedback", "feedback_quotes_approved", Counter(f.quotes))
     x.count_row("feedback", "feedback_withdrawn", Counter(f.withdrawals))
     return x.out

@@ -11,8 +11,10 @@ from typing import Any
 from tests.reportgen.events import _KEY_OF, Dataset
 from tests.reportgen.workdays import (
     _kept,
+    add_working_days,
     calendar_days,
     codes,
+    complaint_timescales,
     month_of,
     source_group,
     timescale,
@@ -43,16 +45,18 @@ class Facts:
     #: advisor key, month of the latest join, its team, month of a leave that ends it
     advisors: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     audited: list[tuple[str, str]] = field(default_factory=list)  # month graded, advisor key
-    #: month received, who gave it, its kind
-    feedback: list[tuple[str, str, str]] = field(default_factory=list)
+    #: month received, from whom, agency (or "none"), kind
+    feedback: list[tuple[str, str, str, str]] = field(default_factory=list)
     quotes: list[str] = field(default_factory=list)  # month approved with consent
     withdrawals: list[str] = field(default_factory=list)  # month withdrawn
+    #: month responded, within the stage 1 timescale (10 working days, 20 where extended)
+    complaints: list[tuple[str, bool]] = field(default_factory=list)
 
 
 def _kind(event_type: str) -> str:
     head = event_type.split(".")[0]
     return {"early_help": "contact", "map_enquiry": "map", "learning_review": "qa",
-            "dip_sample": "qa", "advisor": "qa"}.get(head, head)
+            "dip_sample": "qa", "advisor": "qa", "complaint": "feedback"}.get(head, head)
 
 
 def _at(e: Mapping[str, Any]) -> datetime:
@@ -130,15 +134,26 @@ def facts_of(data: Dataset | Iterable[dict[str, Any]]) -> Facts:
 
 
 def _feedback(f: Facts, case: dict[str, dict[str, Any]]) -> None:
-    """The latest of each feedback event counts; an approval only with consent."""
-    if "feedback.received" in case:
-        e = case["feedback.received"]
-        f.feedback.append((month_of(_at(e)), e["from_whom"], e["kind"]))
+    """The latest of each feedback event counts (an approval only with consent), and a
+    complaint's response is judged against its deadline: 10 working days from receipt, 20
+    if an extension came no later than the 10-day deadline and no later than the response."""
+    rcv, resp = case.get("feedback.received"), case.get("complaint.responded")
+    if rcv is not None:
+        f.feedback.append((month_of(_at(rcv)), rcv["from_whom"], rcv.get("agency") or "none",
+                           rcv["kind"]))
     approval = case.get("feedback.quote_approved")
     if approval and approval["consent_to_publish"]:
         f.quotes.append(month_of(_at(approval)))
     if "feedback.withdrawn" in case:
         f.withdrawals.append(month_of(_at(case["feedback.withdrawn"])))
+    if rcv is None or resp is None or rcv["kind"] != "complaint":
+        return
+    base, extended = complaint_timescales()
+    deadline = add_working_days(_at(rcv), base)
+    ext = case.get("complaint.extended")
+    if ext is not None and _at(ext) <= deadline and _at(ext) <= _at(resp):
+        deadline = add_working_days(_at(rcv), extended)
+    f.complaints.append((month_of(_at(resp)), _at(resp) <= deadline))
 
 
 def _quality(f: Facts, case: dict[str, dict[str, Any]]) -> None:

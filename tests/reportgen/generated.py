@@ -13,8 +13,10 @@ from tests.reportgen.events import Builder, Dataset, Message
 from tests.reportgen.workdays import (
     LONDON,
     TOPICS,
+    add_working_days,
     calendar_days,
     codes,
+    complaint_timescales,
     is_working,
     local,
     timescale,
@@ -70,10 +72,11 @@ def _outcome(rng: random.Random, at: datetime) -> str:
 
 def generate(seed: int = 2019, contacts: int = 1100, emails: int = 600, calls: int = 1300,
              enquiries: int = 260, audits: int = 120, bad: int = 6,
-             quality: bool = False, feedback: bool = False) -> Dataset:
+             quality: bool = False, feedback: bool = False, complaints: int = 0) -> Dataset:
     """Random events for every family over Jul-Nov 2019 (and a little either side);
     ``quality``: learning reviews, dip samples, advisors and audits naming them too;
-    ``feedback``: feedback received, quotes approved and consents withdrawn."""
+    ``feedback``: feedback received, quotes approved and consents withdrawn;
+    ``complaints``: that much feedback, mostly complaints on the stage 1 clock."""
     rng = random.Random(seed)
     b = Builder(f"rg{seed}", rng)
     cases: list[list[dict[str, Any]]] = []  # events of one case, in the order they happen
@@ -194,7 +197,49 @@ def generate(seed: int = 2019, contacts: int = 1100, emails: int = 600, calls: i
         cases += _quality(seed)
     if feedback:
         cases += _feedback(seed)
+    if complaints:
+        cases += _complaints(seed, complaints)
     return _send_order(rng, cases, b, bad)
+
+
+def _clear_of(received: datetime, days: float, deadlines: Iterable[float]) -> datetime:
+    """``days`` working days after ``received``, moved off the deadlines by 0.01 day at least
+    (neither side's float noise may move it across one)."""
+    for deadline in deadlines:
+        if abs(days - deadline) < 0.01:
+            days = deadline + (0.01 if days >= deadline else -0.01)
+    return add_working_days(received, days)
+
+
+def _complaints(seed: int, n: int) -> list[list[dict[str, Any]]]:
+    """Feedback received on working days, mostly complaints: answered within 10 working
+    days, between 10 and 20, or later, or not at all; some extended in time, some too late
+    (after the 10 days or after the response), some answers corrected by a later one, and a
+    comment "answered" (not on the clock). On a random stream of its own."""
+    rng = random.Random(seed + 30)
+    b = Builder(f"cp{seed}", rng)
+    base, extended = complaint_timescales()
+    cases: list[list[dict[str, Any]]] = []
+    for i in range(n):
+        k = b.key("feedback", i)
+        received = _moment(rng, FIRST, LAST - timedelta(days=14), office=1.0)
+        who = rng.choice(codes("feedback_from"))
+        kind = "complaint" if rng.random() < 0.85 else rng.choice(codes("feedback_kind"))
+        evs = [b.event("feedback.received", received, feedback_key=k, from_whom=who,
+                       agency=rng.choice(codes("agency")) if who == "partner_agency" else None,
+                       kind=kind, channel=rng.choice(codes("channel")))]
+        if rng.random() < 0.35:
+            evs.append(b.event("complaint.extended",
+                               _clear_of(received, rng.uniform(1, 13), (base,)), feedback_key=k))
+        if rng.random() < 0.88:
+            answered = _clear_of(received, rng.uniform(2, 26), (base, extended))
+            evs.append(b.event("complaint.responded", answered, feedback_key=k))
+            if rng.random() < 0.06:  # sent again at another time: the later one counts
+                evs.append(b.event("complaint.responded",
+                                   _clear_of(received, rng.uniform(2, 26), (base, extended)),
+                                   feedback_key=k))
+        cases.append(evs)
+    return cases
 
 
 def _quality(seed: int) -> list[list[dict[str, Any]]]:

@@ -51,6 +51,12 @@ def timescale(destination: str) -> float:
     return float(RULES["progression_" + destination]["timescale"])
 
 
+def complaint_timescales() -> tuple[float, float]:
+    """(working days, working days where extended) of rule ``complaint_stage1``."""
+    rule = RULES["complaint_stage1"]
+    return float(rule["timescale"]), float(rule["extended_timescale"])
+
+
 # ------------------------------------------------------------------ calendar, by hand
 
 def is_working(d: date) -> bool:

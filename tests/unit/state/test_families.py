@@ -56,6 +56,9 @@ def _events() -> list[tuple[str, dict[str, Any]]]:
         ("feedback", f.quote_approved(K, later, seal("Thank you", new_key(), K),
                                       attribution="police_colleagues")),
         ("feedback", f.withdrawn(K, later + timedelta(days=3))),
+        ("feedback", f.feedback(f.key("complaint"), T0, kind="complaint")),
+        ("feedback", f.complaint_extended(f.key("complaint"), later)),
+        ("feedback", f.complaint_responded(f.key("complaint"), later + timedelta(days=14))),
     ]
 
 

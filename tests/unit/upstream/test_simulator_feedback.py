@@ -12,6 +12,8 @@ from datetime import date
 import pytest
 
 from stream.contract.events import (
+    ComplaintExtended,
+    ComplaintResponded,
     Event,
     FeedbackQuoteApproved,
     FeedbackReceived,
@@ -88,3 +90,34 @@ def test_feedback_is_deterministic_for_a_seed():
 
     first = run()
     assert any(b"sealed_quote" in e for e in first) and first == run()
+
+
+def _working_days_after(calendar: WorkingCalendar, start: Event, end: Event) -> int:
+    """Whole working days from one event's local date to another's, counted day by day."""
+    a, b = (e.occurred_at.astimezone(TZ).date() for e in (start, end))
+    return sum(calendar.is_working_day(date.fromordinal(n))
+               for n in range(a.toordinal() + 1, b.toordinal() + 1))
+
+
+def test_every_complaint_answered_once_some_extended_first_and_some_late():
+    events = list(generate(date(2019, 1, 1), 181, seed=1, taxonomy=TAXONOMY))
+    complaints = {e.feedback_key: e for e in of(events, FeedbackReceived)
+                  if e.kind == "complaint"}
+    answers = {e.feedback_key: e for e in of(events, ComplaintResponded)}
+    extensions = {e.feedback_key: e for e in of(events, ComplaintExtended)}
+    assert len(of(events, ComplaintResponded)) == len(answers)  # one answer each
+    assert answers.keys() <= complaints.keys() and extensions.keys() <= answers.keys()
+    # every complaint answered, but those the run ended before their answer was due
+    last = max(e.occurred_at for e in events)
+    unanswered = [c for k, c in complaints.items() if k not in answers]
+    assert all((last - c.occurred_at).days < 35 for c in unanswered), len(unanswered)
+    calendar = WorkingCalendar()
+    days = {k: _working_days_after(calendar, complaints[k], a) for k, a in answers.items()}
+    for k, extended in extensions.items():
+        assert 4 <= _working_days_after(calendar, complaints[k], extended) <= 9
+        assert extended.occurred_at < answers[k].occurred_at and 11 <= days[k] <= 22
+    plain = [d for k, d in days.items() if k not in extensions]
+    assert all(2 <= d <= 12 for d in plain)
+    late = [d for d in plain if d > 10]
+    assert 0 < len(late) < len(plain) / 3  # most on time, some breaches to show
+    assert 0.05 * len(complaints) <= len(extensions) <= 0.3 * len(complaints)
