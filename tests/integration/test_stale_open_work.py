@@ -43,7 +43,9 @@ NOW = datetime(2026, 12, 2, 12, tzinfo=LONDON)  # a Wednesday
 BANK_HOLIDAYS_2019 = {date(2019, 1, 1), date(2019, 4, 19), date(2019, 4, 22),
                       date(2019, 5, 6), date(2019, 5, 27), date(2019, 8, 26),
                       date(2019, 12, 25), date(2019, 12, 26)}
-RULES = ("contact_decision", "map_enquiry", "early_help_allocation", "lado_referral")
+#: every open-work rule of config/rules.toml: each exports its series, fed here or not
+RULES = ("contact_decision", "map_enquiry", "early_help_allocation", "lado_referral",
+         "complaint_stage1")
 
 
 def backfill_days(rng: random.Random, n: int) -> list[datetime]:
