@@ -27,8 +27,9 @@ from bench.live import SLOW_SCRAPE_S, _snapshot, same_figures
 from bench.procs import Worker, wait_for
 from bench.producing import produce
 from bench.replay import ExactnessError, check_exact, replay
+from stream.contract.topics import event_families
 
-EVENT_TOPICS = {s.name: s.partitions for f, s in TOPICS.items() if f != "deadletter"}
+EVENT_TOPICS = {s.name: s.partitions for s in event_families(TOPICS).values()}
 SESSION_TIMEOUT = "60"
 
 

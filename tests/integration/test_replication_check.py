@@ -16,7 +16,9 @@ from tests.integration.harness import ROOT, free_port
 
 pytestmark = pytest.mark.integration
 
-TOPICS = ("cspa.audits.v1", "cspa.calls.v1", "cspa.contacts.v1", "cspa.map-enquiries.v1")
+#: the event topics, each checked with its changelog (the key topic is not the worker's)
+TOPICS = ("cspa.audits.v1", "cspa.calls.v1", "cspa.contacts.v1", "cspa.feedback.v1",
+          "cspa.map-enquiries.v1")
 
 
 def run_worker(bootstrap: str, tmp_path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -40,9 +42,10 @@ def test_worker_refuses_fewer_replicas_than_configured(broker, tmp_path):
     # Every topic now exists with one replica (the single broker's default); two wanted.
     res = run_worker(broker.bootstrap, tmp_path, CSPA_REPLICATION_FACTOR="2")
     assert res.returncode == 2, res.stdout + res.stderr
-    first = sorted([f"cspa-records-{t}-changelog" for t in TOPICS] + list(TOPICS))[0]
-    assert res.stderr.strip() == (f"refusing to start: topic {first} has 1 replicas, "
-                                  "CSPA_REPLICATION_FACTOR is 2 (and 7 more topics)")
+    checked = sorted([f"cspa-records-{t}-changelog" for t in TOPICS] + list(TOPICS))
+    assert res.stderr.strip() == (f"refusing to start: topic {checked[0]} has 1 replicas, "
+                                  f"CSPA_REPLICATION_FACTOR is 2 (and {len(checked) - 1} more "
+                                  "topics)")
     assert "Traceback" not in res.stdout + res.stderr
 
     # A new app's changelogs cannot get 3 replicas from one broker: refused too, in one line.
