@@ -199,7 +199,7 @@ def quality_panels() -> list[object]:
             "audit graded this calendar month (audit.graded with advisor_key); the standard "
             "is a monthly audit per advisor. AdvisorAuditsBehind fires in the month's last 5 "
             "working days while any remain.",
-            c.q("sum by (team) (cspa_advisors_unaudited)", "{{team}}"),
+            c.q("max by (team) (cspa_advisors_unaudited)", "{{team}}"),
             steps=c.below_threshold(0.5), w=8, h=8), "team"),
         c.table("Learning reviews and dip samples", "Learning reviews held, dip samples "
                 "taken and the cases they sampled, per month; Total: sum of the selected "

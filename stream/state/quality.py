@@ -19,8 +19,8 @@ different partitions. Their facts carry the advisor as a number, ``advisor_tag``
 48-bit digest of the pseudonymous key, unlinkable to it without it, that lives only in
 the value multisets of cells (never a label, a log line or a metric). Cells add across
 partitions, so the set of advisors in post, and of those audited, is exact over whatever
-partitions are merged: over all of them for the report, over the owned ones for the
-worker's ``cspa_advisors_unaudited`` (see ``unaudited``).
+partitions are merged: over all of them for the report and for the worker's
+``cspa_advisors_unaudited`` (which follows every partition: ``stream.worker.roster``).
 """
 
 from __future__ import annotations
@@ -110,10 +110,9 @@ def coverage(agg: Aggregates, month: str, teams: Iterable[str]) -> dict[str, tup
 def unaudited(agg: Aggregates, month: str, teams: Iterable[str]) -> Mapping[str, int]:
     """team -> advisors in post now (``month`` is the current one) without an audit in it.
 
-    On one worker's owned partitions: exact when it owns every audits partition (one
-    worker, the default); with several, an advisor and their audits may sit on two
-    workers, so ``sum()`` across them can count an audited advisor as unaudited, never
-    the reverse (an upper bound: the alert can be early, never silent).
+    Exact over the cells of every partition (an advisor's record and their audits sit
+    in different ones): the report merges every worker's, and each worker keeps a copy
+    of the whole audits table for its gauge (``stream.worker.roster``).
     """
     return {team: posts - done for team, (done, posts) in coverage(agg, month, teams).items()}
 

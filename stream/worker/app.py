@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import faust
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
 from prometheus_client import (
@@ -61,6 +61,7 @@ from stream.worker.metrics import (
 )
 from stream.worker.processor import TP, CellState, FamilyProcessor
 from stream.worker.recovery import TableRecovery
+from stream.worker.roster import Roster, keep_following
 from stream.worker.watch import WatchCollector
 
 log = logging.getLogger("cspa.worker")
@@ -307,7 +308,8 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
     waiting = listen(worker.work, ctx.taxonomy.ordered("call_queue"),
                      settings.calls_waiting_limit_seconds)
     calls_waiting = CallsWaitingCollector(waiting, worker.clock.time, worker.owned)
-    advisors = AdvisorAuditsCollector(worker.current, ctx.calendar,
+    roster = Roster(ctx)  # the audits table over every partition: exact with several workers
+    advisors = AdvisorAuditsCollector(roster.current, ctx.calendar,
                                       ctx.taxonomy.ordered("team"), worker.clock.now)
     for collector in (figures, timeliness, calls_waiting, advisors):
         registry.register(collector)
@@ -341,6 +343,7 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
     app.wait_idle = worker.wait_idle
     app.timer(settings.commit_seconds, name="commit-progress")(worker.commit_progress)
     app.task(LoopLag(metrics.loop_lag.observe).run)  # cspa_event_loop_lag_seconds
+    _add_roster(worker, roster, topics["audits"].name, topics["audits"].partitions)
     _add_checkpoints(worker, broker)
     _add_views(worker)
     return worker
@@ -397,6 +400,22 @@ def _resume(worker: Worker, checkpointer: Checkpointer, broker: BrokerView) -> N
         return
     log.info("checkpoint loaded records=%d partitions=%d seconds=%.2f", records,
              len(worker.state.parts), time.monotonic() - started)
+
+
+def _add_roster(worker: Worker, roster: Roster, topic: str, partitions: int) -> None:
+    """Follow the audits table's changelog, every partition, for the unaudited gauge."""
+    settings = worker.settings
+    changelog = worker.tables[topic].changelog_topic.get_topic_name()
+
+    def consumer() -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(bootstrap_servers=settings.broker, enable_auto_commit=False,
+                                client_id=f"{settings.app_id}-roster",
+                                **settings.kafka_client_kwargs())
+
+    async def run() -> None:
+        await keep_following(roster, changelog, partitions, consumer)
+
+    worker.app.task(run)
 
 
 def _credentials(settings: Settings) -> Any:

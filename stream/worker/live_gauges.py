@@ -122,7 +122,7 @@ class AdvisorAuditsCollector(Collector):
     """The monthly-audit standard now: advisors in post without an audit this month, and
     the working days left in it (``stream.state.quality``), on the worker's clock."""
 
-    def __init__(self, current: Callable[[], tuple[Aggregates, Mapping[str, int]]],
+    def __init__(self, current: Callable[[], Aggregates | None],
                  calendar: WorkingCalendar, teams: Collection[str],
                  now: Callable[[], datetime]) -> None:
         self._current, self._calendar, self._teams, self._now = current, calendar, teams, now
@@ -136,16 +136,19 @@ class AdvisorAuditsCollector(Collector):
     def _families(self, evaluate: bool = False) -> tuple[GaugeMetricFamily, ...]:
         behind = GaugeMetricFamily(
             "cspa_advisors_unaudited", "Advisors in post in the team now without an audit "
-            "graded this month (sum() across workers: exact on one, at most over-counted "
-            "when an advisor and their audits sit on two).", labels=["team"])
+            "graded this month, over every partition: the same on every worker (max() "
+            "across workers; absent until the worker has read the audits).",
+            labels=["team"])
         left = GaugeMetricFamily(
             "cspa_month_working_days_left", "Working days left in this month, today included "
             "(min() across workers).")
         if evaluate:
             now = self._now()
-            agg, _ = self._current()
-            for team, n in sorted(unaudited(agg, now.strftime("%Y-%m"), self._teams).items()):
-                behind.add_metric([team], n)
+            agg = self._current()
+            if agg is not None:
+                for team, n in sorted(unaudited(agg, now.strftime("%Y-%m"),
+                                                self._teams).items()):
+                    behind.add_metric([team], n)
             left.add_metric([], working_days_left(self._calendar, now.date()))
         return behind, left
 

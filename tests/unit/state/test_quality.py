@@ -129,7 +129,7 @@ def test_the_worker_exposes_unaudited_advisors_and_no_advisor(taxonomy, ctx) -> 
     agg = _agg([f.advisor(A, at(7, 1)), f.advisor(B, at(7, 1)),
                 f.audit(f.key("x1"), at(9, 5), team="rfs", advisor=A)], taxonomy, ctx)
     registry = CollectorRegistry()
-    registry.register(AdvisorAuditsCollector(lambda: (agg, {}), ctx.calendar,
+    registry.register(AdvisorAuditsCollector(lambda: agg, ctx.calendar,
                                              ("rfs", "map", "ehh"),
                                              lambda: at(9, 24, 12)))
     text = generate_latest(registry).decode()
@@ -138,6 +138,17 @@ def test_the_worker_exposes_unaudited_advisors_and_no_advisor(taxonomy, ctx) -> 
     assert "cspa_month_working_days_left 5.0" in text  # 24-27, 30 September 2019
     for secret in (A, B, repr(advisor_tag(A)), str(int(advisor_tag(A)))):
         assert secret not in text
+
+
+def test_no_unaudited_advisors_until_the_audits_are_read(ctx) -> None:
+    """Before its roster has read the audits (``current`` None), a worker exports no
+    count at all: a half-read changelog would show every advisor unaudited."""
+    registry = CollectorRegistry()
+    registry.register(AdvisorAuditsCollector(lambda: None, ctx.calendar, ("rfs",),
+                                             lambda: at(9, 24, 12)))
+    text = generate_latest(registry).decode()
+    assert "cspa_advisors_unaudited{" not in text
+    assert "cspa_month_working_days_left 5.0" in text
 
 
 # --------------------------------------------------------------- the report's section 5
