@@ -37,6 +37,11 @@ year: tools install ## Replay a generated year (2019) of one council's traffic, 
 	$(PY) -m stream report --months 2019-01..2019-12 --format html --output report.html
 	@echo "HTML report: report.html"
 
+# Not run by the tests: it needs the worker `make year` left running.
+screenshot: install ## After make year: the year's HTML report with running totals in headless Chromium, to docs/report-year.png
+	$(PY) -m stream report --months 2019-01..2019-12 --since 2019-01 --format html --output .cache/report-year.html
+	$(PY) tools/report-screenshot.py .cache/report-year.html docs/report-year.png
+
 import-samples: tools install ## Import the shipped sample exports into the running main job
 	@test -s .cache/pseudonym.key || { mkdir -p .cache; $(PY) -c "import secrets; print(secrets.token_hex(32))" > .cache/pseudonym.key; echo "made a demo key in .cache/pseudonym.key"; }
 	$(PY) -m stream import topics/samples/annex_a_contacts.csv --mapping topics/mappings/annex_a_contacts.toml --key-file .cache/pseudonym.key
@@ -86,4 +91,4 @@ report: install ## Render the committee report from the running worker (MONTHS=2
 clean: ## Remove caches (keeps the Kafka jars)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .cache/coverage
 
-.PHONY: help install tools check-tools run year import-samples stop bench bench-throughput test unit integration faults lint schemas report clean
+.PHONY: help install tools check-tools run year screenshot import-samples stop bench bench-throughput test unit integration faults lint schemas report clean

@@ -416,8 +416,9 @@ def _line_points(chart: LineChart, publish: bool) -> list[tuple[int, float] | No
 
 def svg_line_chart(chart: LineChart, publish: bool) -> str:
     """Share by month as inline SVG: 0-100 % axis, the target dashed, a gap for a month
-    with nothing to show (N/A, suppressed or no progressions)."""
-    left, right, top, bottom, width, height = 44, 16, 16, 36, 640, 240
+    with nothing to show (N/A, suppressed or no progressions). The target's label sits in
+    the right margin, beside the line's end, where no month's share can overlap it."""
+    left, right, top, bottom, width, height = 44, 80, 16, 36, 640, 240
     step = (width - left - right) / max(1, len(chart.points))
     every = max(1, math.ceil(60 / step))  # month labels ("Aug 2019") 60 px apart
 
@@ -456,7 +457,7 @@ def svg_line_chart(chart: LineChart, publish: bool) -> str:
                      'class="lbl">No progressions judged in these months</text>')
     target = y(chart.target)
     parts.append(f'<line x1="{left}" x2="{width - right}" y1="{target:.1f}" y2="{target:.1f}" '
-                 f'class="target"/><text x="{left + 4}" y="{target - 4:.1f}" '
+                 f'class="target"/><text x="{width - right + 8}" y="{target + 4:.1f}" '
                  f'class="tgt">Target {chart.target:g}%</text></svg>')
     return "".join(parts)
 

@@ -183,9 +183,15 @@ def _pdf_problems(ins: Inspection) -> list[str]:
     return out
 
 
-def problems(ins: Inspection, sections: Sequence[str]) -> list[str]:
-    """Everything wrong with the page; ``sections`` are the ids that must be there."""
+def screen_problems(ins: Inspection, sections: Sequence[str]) -> list[str]:
+    """What is wrong with the page on a 1280 px screen (print left out): what a
+    screenshot of it would show (tools/report-screenshot.py)."""
     return [*_section_problems(ins, sections), *_chart_problems(ins),
             *_width_problems(ins.screen, f"{SCREEN_WIDTH} px screen"),
-            *_width_problems(ins.printed, "A4 page width"), *_pdf_problems(ins),
             *(f"console error: {e}" for e in ins.console_errors)]
+
+
+def problems(ins: Inspection, sections: Sequence[str]) -> list[str]:
+    """Everything wrong with the page; ``sections`` are the ids that must be there."""
+    return [*screen_problems(ins, sections),
+            *_width_problems(ins.printed, "A4 page width"), *_pdf_problems(ins)]

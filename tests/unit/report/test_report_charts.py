@@ -183,3 +183,22 @@ def test_since_go_live_the_month_labels_thin_out_and_stay_apart() -> None:
     assert xs[0] < xs[-1] and 6 <= len(xs) < 24
     assert min(b - a for a, b in zip(xs, xs[1:], strict=False)) >= 60
     assert re.search(r'width="(\d+)"', svg).group(1) == "640"  # type: ignore[union-attr]
+
+
+def test_the_target_label_stays_clear_of_every_months_share() -> None:
+    """A share on the target (80% in every month of a year) must not be written over the
+    label "Target 80%": the label sits right of the last month's share and inside the
+    chart. Text widths are estimated at 0.6 em a character (12 px shares, 11 px label)."""
+    months = [f"2019-{m:02d}" for m in range(1, 13)]
+    agg = Aggregates()
+    for month in months:
+        progressions(agg, month, "early_help", 8, 2)
+    svg = svg_line_chart(timeliness_charts(compute_report(agg, months, TAX,
+                                                          ReportDefinitions()))[0], False)
+    shares = [float(x) for x in re.findall(r'<text x="([\d.]+)" y="[\d.]+" '
+                                           r'text-anchor="middle" class="val">80%<', svg)]
+    label = re.search(r'<text x="([\d.]+)" y="[\d.]+" class="tgt">(Target 80%)<', svg)
+    assert len(shares) == 12 and label is not None
+    start, text = float(label.group(1)), label.group(2)
+    assert max(shares) + 0.6 * 12 * len("80%") / 2 < start
+    assert start + 0.6 * 11 * len(text) <= 640
