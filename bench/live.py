@@ -21,6 +21,8 @@ from bench.producing import produce, produce_paced
 from bench.replay import replay
 
 LATENCY = "cspa_event_latency_seconds_bucket"
+#: the worker's event-loop lateness (stream/worker/looplag.py), a timer every 50 ms
+LOOP_LAG = "cspa_event_loop_lag_seconds_bucket"
 #: The figures compared before the crash and after the restart.
 RECOVERED = ("cspa_contacts_received", "cspa_contacts_decided",
              "cspa_contact_completion_workdays_count", "cspa_contact_completion_workdays_sum",
@@ -28,11 +30,11 @@ RECOVERED = ("cspa_contacts_received", "cspa_contacts_decided",
              "cspa_map_enquiries_completed", "cspa_audits")
 
 
-def _buckets(samples: Samples) -> dict[float, float]:
-    """Cumulative latency buckets summed over topics: upper bound -> count."""
+def _buckets(samples: Samples, histogram: str = LATENCY) -> dict[float, float]:
+    """Cumulative buckets of ``histogram`` summed over labels: upper bound -> count."""
     out: dict[float, float] = {}
     for (name, labels), value in samples.items():
-        if name == LATENCY:
+        if name == histogram:
             bound = float(dict(labels)["le"])
             out[bound] = out.get(bound, 0.0) + value
     return out
@@ -103,8 +105,10 @@ class _MaxSampler(threading.Thread):
 
 def latency(worker: Worker, bootstrap: str, consumed: int, rate: float, seconds: float,
             timeout: float) -> tuple[dict[str, Any], list[Msg]]:
-    """Steady ``rate`` events/s of current events for ``seconds``; latency quantiles."""
-    before = _buckets(worker.pipeline_samples())
+    """Steady ``rate`` events/s of current events for ``seconds``, ``/metrics`` scraped
+    every 15 s: the latency's quantiles, and the event loop's lateness meanwhile."""
+    before = worker.pipeline_samples()
+    checkpoints = _checkpoints(worker)
     sampler, scraper = _MaxSampler(worker), _Scraper(worker)
     sampler.start()
     scraper.start()
@@ -115,20 +119,49 @@ def latency(worker: Worker, bootstrap: str, consumed: int, rate: float, seconds:
         for thread in (sampler, scraper):
             thread.done.set()
             thread.join(5)
-    after = _buckets(worker.pipeline_samples())
-    delta = {b: after[b] - before.get(b, 0.0) for b in after}
-    total = max(delta.values(), default=0.0)
-    # every observation is at or under the first bound whose cumulative count is the total
-    highest = min((b for b in delta if delta[b] >= total), default=0.0)
-    if highest == float("inf"):
-        highest = max(b for b in delta if b != highest)
+    after = worker.pipeline_samples()
+    delta = _delta(_buckets(before), _buckets(after))
+    highest = _highest(delta)
+    lag = _delta(_buckets(before, LOOP_LAG), _buckets(after, LOOP_LAG))
     return {"events": len(sent), "rate": rate, "seconds": seconds,
             "achieved_rate": len(sent) / seconds,
             "p50_s": quantile(delta, 0.5), "p99_s": quantile(delta, 0.99),
             "max_sampled_s": sampler.max, "max_samples": sampler.samples,
-            "max_bucket_bound_s": highest, "max_beyond_buckets": total > delta.get(highest, 0),
+            "max_bucket_bound_s": highest,
+            "max_beyond_buckets": max(delta.values(), default=0.0) > delta.get(highest, 0),
             "scrapes": len(scraper.seconds), "scrape_max_s": max(scraper.seconds, default=0.0),
+            "loop_lag_p99_s": quantile(lag, 0.99), "loop_lag_max_bucket_bound_s": _highest(lag),
+            "loop_lag_observations": max(lag.values(), default=0.0),
+            "checkpoints": (_checkpoints(worker) or 0.0) - (checkpoints or 0.0),
             "buckets": {str(k): v for k, v in delta.items()}}, sent
+
+
+def _delta(before: dict[float, float], after: dict[float, float]) -> dict[float, float]:
+    return {b: after[b] - before.get(b, 0.0) for b in after}
+
+
+def _highest(delta: dict[float, float]) -> float:
+    """The bound of the highest bucket holding an observation (every observation is at or
+    under the first bound whose cumulative count is the total; the last finite bound
+    when some are beyond it)."""
+    total = max(delta.values(), default=0.0)
+    highest = min((b for b in delta if delta[b] >= total), default=0.0)
+    if highest == float("inf"):
+        highest = max(b for b in delta if b != highest)
+    return highest
+
+
+def loaded_latency(worker: Worker, bootstrap: str, rate: float, seconds: float,
+                   timeout: float) -> tuple[dict[str, Any], list[Msg]]:
+    """``latency`` on a worker just restarted with a large state (the recovery phase's):
+    its own consumed count is the base; its state and peak memory are recorded too."""
+    base = int(worker.consumed())
+    lat, sent = latency(worker, bootstrap, base, rate, seconds, timeout)
+    samples = worker.samples(timeout=SLOW_SCRAPE_S)
+    lat["contacts_in_state"] = sum(v for (n, _), v in samples.items()
+                                   if n == "cspa_contacts_received")
+    lat["peak_rss_bytes"] = worker.hwm()
+    return lat, sent
 
 
 def _snapshot(samples: Samples) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

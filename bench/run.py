@@ -53,6 +53,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     help="contacts loaded into the two failover workers as well (default 0)")
     ap.add_argument("--latency-rate", type=float, help="events/s (default 1,000)")
     ap.add_argument("--latency-seconds", type=float, help="default 30")
+    ap.add_argument("--loaded-latency-seconds", type=float,
+                    help="the loaded latency phase, on the worker restarted with the recovery "
+                         "phase's state (default 195: three 60 s checkpoint intervals and a "
+                         "scrape; quick 5; 0 skips it)")
     ap.add_argument("--duplicates", type=int, help="re-sent events for the steady-RSS check")
     ap.add_argument("--no-peer", action="store_true", help="skip the Quix Streams peer")
     ap.add_argument("--periodic-seconds", type=float,
@@ -71,6 +75,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     a.latency_rate = a.latency_rate or (200.0 if quick else 1_000.0)
     a.latency_seconds = a.latency_seconds or (5.0 if quick else 30.0)
     a.periodic_seconds = a.periodic_seconds or (0.5 if quick else 5.0)
+    if a.loaded_latency_seconds is None:
+        a.loaded_latency_seconds = 5.0 if quick else 195.0
     a.duplicates = min(a.events, a.duplicates if a.duplicates is not None else (
         1_000 if quick else 100_000))
     if quick:
@@ -204,10 +210,13 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
                               *(w["peak_rss_bytes"] for w in tput["worker_runs"]),
                               rec["cold"]["killed_peak_rss_bytes"],  # the warm restart's
                               rec["restarted_peak_rss_bytes"]) / report.MIB
-    restarted.stop()
-    alive.remove(restarted)
     log(f"recovery {rec['seconds']:.1f}s (cold {rec['cold']['seconds']:.1f}s) with "
         f"{rec['contacts_in_state']:,.0f} contacts")
+    if a.loaded_latency_seconds > 0:
+        quiet("loaded_latency")
+        _loaded_latency(a, restarted, bootstrap, timeout, phases, fig)
+    restarted.stop()
+    alive.remove(restarted)
 
     quiet("scale_out")
     so = scale.scale_out(bootstrap, tmp, msgs, timeout)
@@ -227,6 +236,26 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
         if "error" in phases["profile"]:
             errors.append(f"profile: {phases['profile']['error']}")
     return 1 if errors else 0
+
+
+def _loaded_latency(a: argparse.Namespace, worker: Worker, bootstrap: str, timeout: float,
+                    phases: dict[str, Any], fig: dict[str, Any]) -> None:
+    """Latency, loop lag and scrapes at the latency rate with the recovery phase's state
+    in the worker (a national year in the national run), checkpoints and scrapes inside."""
+    lat, _ = live.loaded_latency(worker, bootstrap, a.latency_rate, a.loaded_latency_seconds,
+                                 timeout)
+    phases["loaded_latency"] = lat
+    fig["loaded_latency_p99_ms"] = lat["p99_s"] * 1e3
+    fig["loaded_latency_max_ms"] = max(lat["max_bucket_bound_s"], lat["max_sampled_s"]) * 1e3
+    fig["loaded_loop_lag_p99_ms"] = lat["loop_lag_p99_s"] * 1e3
+    fig["loaded_loop_lag_max_ms"] = lat["loop_lag_max_bucket_bound_s"] * 1e3
+    fig["loaded_scrape_max_ms"] = lat["scrape_max_s"] * 1e3
+    fig["loaded_contacts"] = lat["contacts_in_state"]
+    fig["peak_rss_mib"] = max(fig["peak_rss_mib"] or 0.0, lat["peak_rss_bytes"] / report.MIB)
+    log(f"loaded latency ({lat['contacts_in_state']:,.0f} contacts): p99 "
+        f"{fig['loaded_latency_p99_ms']:.0f} ms, max {fig['loaded_latency_max_ms']:.0f} ms, "
+        f"loop lag p99 {fig['loaded_loop_lag_p99_ms']:.0f} ms, slowest scrape "
+        f"{fig['loaded_scrape_max_ms']:.0f} ms, {lat['checkpoints']:g} checkpoints")
 
 
 def _throughput_figures(tput: dict[str, Any], fig: dict[str, Any], errors: list[str]) -> None:
