@@ -69,8 +69,8 @@ def test_feedback_log_imports_and_bad_rows_are_named(tmp_path: Path) -> None:
 
         bad = tmp_path / "with_errors.csv"
         bad.write_text(SAMPLE.read_text() + "FB-19-9001,02/09/2019 10:00,Parent,Police,"
-                       "Compliment,Email,x\nFB-19-9002,03/09/2019 10:00,Neighbour,,Comment,"
-                       "Email,x\n")
+                       "Compliment,Email,,,x\nFB-19-9002,03/09/2019 10:00,Neighbour,,Comment,"
+                       "Email,,,x\n")
         status, stderr = _import(p, bad, key_file, tmp_path / "bad.errors.csv")
         assert status == 1
         rows = list(csv.reader((tmp_path / "bad.errors.csv").open()))
