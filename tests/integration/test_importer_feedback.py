@@ -41,9 +41,11 @@ def expected() -> Counter[tuple[str, ...]]:
     return out
 
 
-def _import(p: Pipeline, path: Path, key_file: Path, errors: Path) -> tuple[int, str]:
+def _import(p: Pipeline, path: Path, key_file: Path, errors: Path,
+            mapping: Path = MAPPING) -> tuple[int, str]:
+    """``python -m stream import`` (exit status, stderr), once the worker has taken it all."""
     before = consumed(p.worker)
-    done = run_cli(["import", str(path), "--mapping", str(MAPPING), "--key-file",
+    done = run_cli(["import", str(path), "--mapping", str(mapping), "--key-file",
                     str(key_file), "--errors", str(errors)], CSPA_BROKER=p.broker.bootstrap)
     match = re.search(r"; (\d+) events out in", done.stderr)
     assert match, done.stderr[-2000:]
