@@ -47,6 +47,10 @@ import-samples: tools install ## Import the shipped sample exports into the runn
 	$(PY) -m stream import topics/samples/annex_a_contacts.csv --mapping topics/mappings/annex_a_contacts.toml --key-file .cache/pseudonym.key
 	$(PY) -m stream import topics/samples/telephony_cdr.csv --mapping topics/mappings/telephony_cdr.toml --key-file .cache/pseudonym.key
 	$(PY) -m stream import topics/samples/feedback_log.csv --mapping topics/mappings/feedback_log.toml --key-file .cache/pseudonym.key
+	$(PY) -m stream import topics/samples/staff_roster.csv --mapping topics/mappings/staff_roster.toml --key-file .cache/pseudonym.key
+	$(PY) -m stream import topics/samples/audit_log.csv --mapping topics/mappings/audit_log.toml --key-file .cache/pseudonym.key
+	$(PY) -m stream import topics/samples/learning_reviews.csv --mapping topics/mappings/learning_reviews.toml --key-file .cache/pseudonym.key
+	$(PY) -m stream import topics/samples/dip_samples.csv --mapping topics/mappings/dip_samples.toml --key-file .cache/pseudonym.key
 
 stop: install ## Stop the main job's worker and broker
 	$(PY) -m stream stop

@@ -6,7 +6,11 @@ identify people or cases, and how export values translate to taxonomy codes. Eac
 becomes one or more events (``kind = "contacts"``: contact.received and, once decided,
 contact.decided; ``kind = "calls"``: call.queued, call.answered or call.abandoned, and
 call.ended; ``kind = "early_help"``: early_help.allocated; ``kind = "feedback"``: a
-feedback or complaints log's feedback.received, never a quote: free text is not imported):
+feedback or complaints log's feedback.received, and for a complaint its complaint.extended
+and complaint.responded, never a quote: free text is not imported; ``kind = "audits"``:
+audit.graded, naming the advisor when known; ``kind = "learning_reviews"`` and
+``kind = "dip_samples"``: the two sheets of a QA activity log; ``kind = "advisors"``: a
+staff roster's spells, advisor.joined and, once over, advisor.left):
 
 * identifiers (child ids, call ids) become pseudonymous keys, HMAC-SHA256 with a secret
   key, so raw ids never leave the importer and are never logged or quoted;
@@ -59,8 +63,18 @@ KINDS: dict[str, dict[str, str]] = {
     "early_help": {"contact_id": "", "allocated": "", "recorded_at": ""},
     "feedback": {"feedback_id": "", "received": "", "from_whom": "feedback_from",
                  "agency": "agency", "kind": "feedback_kind", "channel": "channel",
+                 "recorded_at": "", "responded": "", "extended": ""},
+    "audits": {"audit_id": "", "graded": "", "team": "team", "grade": "grade",
+               "advisor_id": "", "recorded_at": ""},
+    "learning_reviews": {"review_id": "", "held": "", "team": "team", "theme": "qa_theme",
+                         "recorded_at": ""},
+    "dip_samples": {"sample_id": "", "taken": "", "sampler_role": "sampler_role",
+                    "theme": "qa_theme", "cases": "", "recorded_at": ""},
+    "advisors": {"advisor_id": "", "team": "team", "joined": "", "left": "",
                  "recorded_at": ""},
 }
+#: cases one dip sample may look at (the contract's bounds of ``cases_sampled``)
+_MAX_CASES = 1000
 _DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 _DATE_CHECK_ROWS = 10
 _EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -361,7 +375,9 @@ class _Converter:
         """The events of one row, stamped with its "recorded at" time if the mapping has one."""
         self.recorded = self.when(row, "recorded_at") if "recorded_at" in self.m.columns else None
         return {"contacts": self.contacts, "calls": self.calls, "early_help": self.early_help,
-                "feedback": self.feedback}[self.m.kind](row)
+                "feedback": self.feedback, "audits": self.audits,
+                "learning_reviews": self.learning_reviews, "dip_samples": self.dip_samples,
+                "advisors": self.advisors}[self.m.kind](row)
 
     def contacts(self, row: Row) -> list[Event]:
         received = self.when(row, "contact_date", needed=True)
@@ -404,10 +420,87 @@ class _Converter:
             raise RowError(f"{self.m.header('agency')}: "
                            + ("empty for a partner agency's feedback" if agency is None
                               else "set for feedback not from a partner agency"))
-        return [self.event("feedback", key, "feedback.received", received, feedback_key=key,
-                           from_whom=from_whom, agency=agency,
-                           kind=self.code(row, "kind", True),
-                           channel=self.code(row, "channel", True))]
+        kind = self.code(row, "kind", True)
+        events = [self.event("feedback", key, "feedback.received", received, feedback_key=key,
+                             from_whom=from_whom, agency=agency, kind=kind,
+                             channel=self.code(row, "channel", True))]
+        return events + self.complaint(row, key, received, kind == "complaint")
+
+    def complaint(self, row: Row, key: str, received: datetime, is_complaint: bool) -> list[Event]:
+        """A complaint's extension and stage 1 response, when the log has them. An extension
+        after the response or the 10-day deadline is kept: the rule counts it for nothing."""
+        events = []
+        for name, event_type in (("extended", "complaint.extended"),
+                                 ("responded", "complaint.responded")):
+            when = self.when(row, name)
+            if when is None:
+                continue
+            if not is_complaint:
+                raise RowError(f"{self.m.header(name)}: set for feedback that is not a complaint")
+            if when < received:
+                raise RowError(f"{self.m.header(name)}: before {self.m.header('received')}")
+            events.append(self.event("feedback", key, event_type, when, feedback_key=key))
+        return events
+
+    def audits(self, row: Row) -> list[Event]:
+        """An audit log's graded audit, naming the advisor audited when the log does."""
+        graded = self.when(row, "graded", needed=True)
+        assert graded is not None
+        key = self.identity(row, "audit_id", "audit")
+        return [self.event("audits", key, "audit.graded", graded, audit_key=key,
+                           team=self.code(row, "team", True), grade=self.code(row, "grade", True),
+                           advisor_key=self.advisor(row) or None)]
+
+    def advisor(self, row: Row, needed: bool = False) -> str:
+        """The advisor's key from their staff number: the same in the roster and the audit
+        log, and in any live producer's events (kind ``advisor``); "" when not given."""
+        staff_id = self.text(row, "advisor_id", needed)
+        return pseudonymise(self.key, "advisor", staff_id) if staff_id else ""
+
+    def learning_reviews(self, row: Row) -> list[Event]:
+        """A QA activity log's learning review: the team that held it, on a theme."""
+        held = self.when(row, "held", needed=True)
+        assert held is not None
+        key = self.identity(row, "review_id", "review")
+        return [self.event("audits", key, "learning_review.held", held, review_key=key,
+                           team=self.code(row, "team", True),
+                           theme=self.code(row, "theme", True))]
+
+    def dip_samples(self, row: Row) -> list[Event]:
+        """A QA activity log's dip sample: who took it, the theme, the cases looked at."""
+        taken = self.when(row, "taken", needed=True)
+        assert taken is not None
+        key = self.identity(row, "sample_id", "sample")
+        return [self.event("audits", key, "dip_sample.taken", taken, sample_key=key,
+                           sampler_role=self.code(row, "sampler_role", True),
+                           theme=self.code(row, "theme", True), cases_sampled=self.cases(row))]
+
+    def cases(self, row: Row) -> int:
+        raw = self.text(row, "cases", needed=True)
+        if not raw.isdigit() or not 1 <= int(raw) <= _MAX_CASES:
+            raise RowError(f"{self.m.header('cases')}: not a whole number from 1 to {_MAX_CASES}")
+        return int(raw)
+
+    def advisors(self, row: Row) -> list[Event]:
+        """A staff roster's spell of an advisor in a team: joined, and left once it ended.
+
+        An advisor has a row per spell (a move is the old team's spell ending and the new
+        one's starting). The spell's event ids derive from the advisor, team and join
+        date, so spells never share one; the worker's record keeps the latest join and
+        the latest leave (docs/contract.md).
+        """
+        joined, left = self.when(row, "joined", needed=True), self.when(row, "left")
+        assert joined is not None
+        if left is not None and left < joined:
+            raise RowError(f"{self.m.header('left')}: before {self.m.header('joined')}")
+        key, team = self.advisor(row, needed=True), self.code(row, "team", True)
+        spell = f"{key}:{team}:{joined.astimezone(UTC).isoformat()}"
+        events = [self.event("audits", spell, "advisor.joined", joined, advisor_key=key,
+                             team=team)]
+        if left is not None:
+            events.append(self.event("audits", spell, "advisor.left", left, advisor_key=key,
+                                     team=team))
+        return events
 
     def calls(self, row: Row) -> list[Event]:
         offered = self.when(row, "offered", needed=True)

@@ -41,9 +41,11 @@ def expected() -> Counter[tuple[str, ...]]:
     return out
 
 
-def _import(p: Pipeline, path: Path, key_file: Path, errors: Path) -> tuple[int, str]:
+def _import(p: Pipeline, path: Path, key_file: Path, errors: Path,
+            mapping: Path = MAPPING) -> tuple[int, str]:
+    """``python -m stream import`` (exit status, stderr), once the worker has taken it all."""
     before = consumed(p.worker)
-    done = run_cli(["import", str(path), "--mapping", str(MAPPING), "--key-file",
+    done = run_cli(["import", str(path), "--mapping", str(mapping), "--key-file",
                     str(key_file), "--errors", str(errors)], CSPA_BROKER=p.broker.bootstrap)
     match = re.search(r"; (\d+) events out in", done.stderr)
     assert match, done.stderr[-2000:]
@@ -69,8 +71,8 @@ def test_feedback_log_imports_and_bad_rows_are_named(tmp_path: Path) -> None:
 
         bad = tmp_path / "with_errors.csv"
         bad.write_text(SAMPLE.read_text() + "FB-19-9001,02/09/2019 10:00,Parent,Police,"
-                       "Compliment,Email,x\nFB-19-9002,03/09/2019 10:00,Neighbour,,Comment,"
-                       "Email,x\n")
+                       "Compliment,Email,,,x\nFB-19-9002,03/09/2019 10:00,Neighbour,,Comment,"
+                       "Email,,,x\n")
         status, stderr = _import(p, bad, key_file, tmp_path / "bad.errors.csv")
         assert status == 1
         rows = list(csv.reader((tmp_path / "bad.errors.csv").open()))
