@@ -64,21 +64,21 @@ def qa_facts(rec: Record, ctx: FactContext) -> list[Fact]:
 
 
 def _membership(rec: Record, ctx: FactContext) -> list[Fact]:
-    """Joined (and left) facts of an advisor record, valued by its ``advisor_tag``.
+    """Joined (and left) facts of an advisor record, per team, valued by its
+    ``advisor_tag``.
 
-    A leave before the latest join, or of another team, belongs to an earlier spell the
-    record no longer holds: it is not counted.
+    A team's latest join opens its spell; that team's latest leave, if not before the
+    join, ends it. A leave before the latest join of its team belongs to an earlier
+    spell in the same team that the record no longer holds: it is not counted.
     """
-    joined = rec.get(Joining.KEY)
-    if not joined:
-        return []
-    team, tag = Joining.team(joined), advisor_tag(Joining.advisor_key(joined))
-    facts: list[Fact] = [("advisors_joined", (ctx.month(Joining.occurred_at(joined)), team),
-                          tag)]
-    left = rec.get(Leaving.KEY)
-    if left and Leaving.team(left) == team and \
-            Leaving.occurred_at(left) >= Joining.occurred_at(joined):
-        facts.append(("advisors_left", (ctx.month(Leaving.occurred_at(left)), team), tag))
+    facts: list[Fact] = []
+    leaves = Leaving.slots(rec)
+    for team, joined in Joining.slots(rec).items():
+        tag = advisor_tag(Joining.advisor_key(joined))
+        facts.append(("advisors_joined", (ctx.month(Joining.occurred_at(joined)), team), tag))
+        left = leaves.get(team)
+        if left and Leaving.occurred_at(left) >= Joining.occurred_at(joined):
+            facts.append(("advisors_left", (ctx.month(Leaving.occurred_at(left)), team), tag))
     return facts
 
 

@@ -204,20 +204,59 @@ class DipSample(SlotFields):
 
 
 class Joining(SlotFields):
-    """``join`` of an advisor record: the latest ``advisor.joined`` (a move to another
-    team is a leave and a later join: the record keeps the latest of each)."""
+    """``join:<team>`` of an advisor record: the latest ``advisor.joined`` of that team,
+    one slot per team (a move to another team is a leave and a later join, so the spell
+    in the team left keeps its own slots and still counts in the months it covered).
+
+    ``join`` (no team) is the one slot of records written before it was kept per team:
+    read as the slot of its own team (``Joining.slots``), no migration.
+    """
 
     KIND, KEY = "qa", "join"
     team: Field = itemgetter(2)  #: taxonomy ``team``
     #: the record's own key (facts see the record, not its key): ``quality.advisor_tag``
     advisor_key: Field = itemgetter(3)
 
+    @staticmethod
+    def key(team: str) -> str:
+        """The record key of the latest join of ``team``."""
+        return "join:" + team
+
+    @staticmethod
+    def slots(record: Record) -> dict[str, Slot]:
+        """team -> the latest join of that team, the per-team slots and a legacy one."""
+        return _per_team(record, Joining.KEY)
+
 
 class Leaving(SlotFields):
-    """``left`` of an advisor record: the latest ``advisor.left``."""
+    """``left:<team>`` of an advisor record: the latest ``advisor.left`` of that team
+    (``left``: a legacy slot, as for ``Joining``)."""
 
     KIND, KEY = "qa", "left"
     team: Field = itemgetter(2)  #: taxonomy ``team``
+
+    @staticmethod
+    def key(team: str) -> str:
+        """The record key of the latest leave of ``team``."""
+        return "left:" + team
+
+    @staticmethod
+    def slots(record: Record) -> dict[str, Slot]:
+        """team -> the latest leave of that team."""
+        return _per_team(record, Leaving.KEY)
+
+
+def _per_team(record: Record, key: str) -> dict[str, Slot]:
+    """The slots ``<key>:<team>`` by team, with a legacy ``<key>`` slot as its team's
+    when no later version of that team's is kept."""
+    prefix = key + ":"
+    slots = {k[len(prefix):]: v for k, v in record.items() if k.startswith(prefix)}
+    legacy = record.get(key)
+    if legacy is not None:
+        team = legacy[2]
+        if team not in slots or order(legacy) > order(slots[team]):
+            slots[team] = legacy
+    return slots
 
 
 class FeedbackReceipt(SlotFields):
@@ -340,9 +379,9 @@ def slot_of(event: Event) -> tuple[str, str, Slot]:
         case DipSampleTaken():
             return "qa", "dip", [ts, eid, event.sampler_role, event.theme, event.cases_sampled]
         case AdvisorJoined():
-            return "qa", "join", [ts, eid, event.team, event.advisor_key]
+            return "qa", Joining.key(event.team), [ts, eid, event.team, event.advisor_key]
         case AdvisorLeft():
-            return "qa", "left", [ts, eid, event.team]
+            return "qa", Leaving.key(event.team), [ts, eid, event.team]
         case FeedbackReceived():
             return "feedback", "rcv", [ts, eid, event.from_whom, event.agency, event.kind,
                                        event.channel]

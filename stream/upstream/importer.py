@@ -486,8 +486,8 @@ class _Converter:
 
         An advisor has a row per spell (a move is the old team's spell ending and the new
         one's starting). The spell's event ids derive from the advisor, team and join
-        date, so spells never share one; the worker's record keeps the latest join and
-        the latest leave (docs/contract.md).
+        date, so spells never share one; the worker's record keeps each team's latest
+        join and leave (docs/contract.md).
         """
         joined, left = self.when(row, "joined", needed=True), self.when(row, "left")
         assert joined is not None

@@ -42,7 +42,8 @@ class Facts:
     audits: list[tuple[str, str, str]] = field(default_factory=list)
     reviews: list[str] = field(default_factory=list)  # month held
     dips: list[tuple[str, int]] = field(default_factory=list)  # month taken, cases sampled
-    #: advisor key, month of the latest join, its team, month of a leave that ends it
+    #: advisor key, month of their latest join of a team, the team, month of that team's
+    #: latest leave if it ends the spell (one entry per team joined)
     advisors: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     audited: list[tuple[str, str]] = field(default_factory=list)  # month graded, advisor key
     #: month received, from whom, agency (or "none"), kind
@@ -71,6 +72,8 @@ def facts_of(data: Dataset | Iterable[dict[str, Any]]) -> Facts:
         slot = e["event_type"]
         if slot == "contact.progressed":
             slot += ":" + e["destination"]
+        elif slot in ("advisor.joined", "advisor.left"):  # a spell per team
+            slot += ":" + e["team"]
         case = cases[(_kind(e["event_type"]), e[_KEY_OF[e["event_type"]]])]
         old = case.get(slot)
         if old is None or (_at(e).timestamp(), e["event_id"]) > (_at(old).timestamp(),
@@ -162,9 +165,9 @@ def _quality(f: Facts, case: dict[str, dict[str, Any]]) -> None:
     if "dip_sample.taken" in case:
         d = case["dip_sample.taken"]
         f.dips.append((month_of(_at(d)), d["cases_sampled"]))
-    joined, left = case.get("advisor.joined"), case.get("advisor.left")
-    if joined:
-        ends = (left is not None and left["team"] == joined["team"]
-                and _at(left) >= _at(joined))
-        f.advisors.append((joined["advisor_key"], month_of(_at(joined)), joined["team"],
-                           month_of(_at(left)) if ends and left else None))
+    for team in codes("team"):  # each team's latest join, ended by its latest leave after
+        joined, left = case.get("advisor.joined:" + team), case.get("advisor.left:" + team)
+        if joined:
+            ends = left is not None and _at(left) >= _at(joined)
+            f.advisors.append((joined["advisor_key"], month_of(_at(joined)), team,
+                               month_of(_at(left)) if ends and left else None))

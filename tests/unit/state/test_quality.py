@@ -76,15 +76,31 @@ def test_in_post_follows_joins_leaves_and_moves(taxonomy, ctx) -> None:
     agg = _agg([
         f.advisor(A, at(7, 1), team="rfs"),
         f.advisor(B, at(7, 1), team="rfs"), f.advisor(B, at(8, 15), team="rfs", joined=False),
-        # C moves from rfs to ehh in September: the record keeps the latest join (ehh)
+        # C moves from rfs to ehh in September: the rfs spell still counts in Jul-Aug
         f.advisor(C, at(7, 1), team="rfs"), f.advisor(C, at(9, 10), team="rfs", joined=False),
         f.advisor(C, at(9, 11), team="ehh"),
     ], taxonomy, ctx)
     tag = {k: advisor_tag(k) for k in (A, B, C)}
     teams = ("rfs", "ehh", "map")
-    assert in_post(agg, "2019-07", teams) == {"rfs": {tag[A], tag[B]}, "ehh": set(), "map": set()}
-    assert in_post(agg, "2019-08", teams)["rfs"] == {tag[A]}  # B left in August
+    assert in_post(agg, "2019-07", teams) == {"rfs": {tag[A], tag[B], tag[C]}, "ehh": set(),
+                                              "map": set()}
+    assert in_post(agg, "2019-08", teams)["rfs"] == {tag[A], tag[C]}  # B left in August
     assert in_post(agg, "2019-09", teams) == {"rfs": {tag[A]}, "ehh": {tag[C]}, "map": set()}
+
+
+def test_a_record_written_with_one_join_slot_reads_as_its_teams(ctx) -> None:
+    """Records stored before the slots were kept per team (``join``/``left``) need no
+    migration: each legacy slot reads as its team's, and a later per-team one wins."""
+    legacy = {"k": "qa", "p": 0, "join": [at(7, 1).timestamp(), "e1", "rfs", A],
+              "left": [at(8, 5).timestamp(), "e2", "rfs"]}
+    agg = Aggregates()
+    agg.apply(facts_of(legacy, ctx), +1)
+    assert in_post(agg, "2019-07", ("rfs",)) == {"rfs": {advisor_tag(A)}}
+    assert in_post(agg, "2019-08", ("rfs",)) == {"rfs": set()}
+    rejoined = {**legacy, "join:rfs": [at(9, 2).timestamp(), "e3", "rfs", A]}
+    agg = Aggregates()
+    agg.apply(facts_of(rejoined, ctx), +1)
+    assert in_post(agg, "2019-09", ("rfs",)) == {"rfs": {advisor_tag(A)}}  # back in post
 
 
 def test_a_leave_of_another_team_or_before_the_join_ends_nothing(taxonomy, ctx) -> None:
