@@ -203,47 +203,38 @@ class DipSample(SlotFields):
     cases_sampled: Field = itemgetter(4)  #: cases looked at (1-1000)
 
 
-class Joining(SlotFields):
-    """``join:<team>`` of an advisor record: the latest ``advisor.joined`` of that team,
-    one slot per team (a move to another team is a leave and a later join, so the spell
-    in the team left keeps its own slots and still counts in the months it covered).
+class TeamSlots(SlotFields):
+    """Slots kept one per team, ``<KEY>:<team>``; ``<KEY>`` alone is the one slot of
+    records written before they were kept per team, read as its own team's (no
+    migration) unless a later version of that team's is kept."""
 
-    ``join`` (no team) is the one slot of records written before it was kept per team:
-    read as the slot of its own team (``Joining.slots``), no migration.
-    """
+    team: Field = itemgetter(2)  #: taxonomy ``team``
+
+    @classmethod
+    def key(cls, team: str) -> str:
+        """The record key of the latest slot of ``team``."""
+        return f"{cls.KEY}:{team}"
+
+    @classmethod
+    def slots(cls, record: Record) -> dict[str, Slot]:
+        """team -> the latest slot of that team."""
+        return _per_team(record, cls.KEY)
+
+
+class Joining(TeamSlots):
+    """``join:<team>`` of an advisor record: the latest ``advisor.joined`` of that team
+    (a move to another team is a leave and a later join, so the spell in the team left
+    keeps its own slots and still counts in the months it covered)."""
 
     KIND, KEY = "qa", "join"
-    team: Field = itemgetter(2)  #: taxonomy ``team``
     #: the record's own key (facts see the record, not its key): ``quality.advisor_tag``
     advisor_key: Field = itemgetter(3)
 
-    @staticmethod
-    def key(team: str) -> str:
-        """The record key of the latest join of ``team``."""
-        return "join:" + team
 
-    @staticmethod
-    def slots(record: Record) -> dict[str, Slot]:
-        """team -> the latest join of that team, the per-team slots and a legacy one."""
-        return _per_team(record, Joining.KEY)
-
-
-class Leaving(SlotFields):
-    """``left:<team>`` of an advisor record: the latest ``advisor.left`` of that team
-    (``left``: a legacy slot, as for ``Joining``)."""
+class Leaving(TeamSlots):
+    """``left:<team>`` of an advisor record: the latest ``advisor.left`` of that team."""
 
     KIND, KEY = "qa", "left"
-    team: Field = itemgetter(2)  #: taxonomy ``team``
-
-    @staticmethod
-    def key(team: str) -> str:
-        """The record key of the latest leave of ``team``."""
-        return "left:" + team
-
-    @staticmethod
-    def slots(record: Record) -> dict[str, Slot]:
-        """team -> the latest leave of that team."""
-        return _per_team(record, Leaving.KEY)
 
 
 def _per_team(record: Record, key: str) -> dict[str, Slot]:

@@ -92,7 +92,9 @@ def test_every_event_type_has_a_slot_and_the_slot_names_its_fields(taxonomy) -> 
         seen.add(event.event_type)
         assert (cls.KIND, key.startswith(cls.KEY)) == (kind, True)
         assert cls.occurred_at(value) == event.timestamp
-        fields = [n for n in vars(cls) if not n.isupper() and not n.startswith("_")
+        own = [k for k in reversed(cls.__mro__)  # a slot class and its bases' fields
+               if issubclass(k, records.SlotFields) and k is not records.SlotFields]
+        fields = [n for k in own for n in vars(k) if not n.isupper() and not n.startswith("_")
                   and n not in ("key", "slots")]
         for name in fields:  # every named field reads the event's field of that name
             want = getattr(event, "agencies_consulted" if name == "agencies" else name)
