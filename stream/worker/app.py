@@ -106,6 +106,25 @@ class Worker:
         app = self.app
         return self.recovered and not (app.in_recovery or app.rebalancing)
 
+    def warm(self) -> None:
+        """Render ``/metrics`` once and drop the text: what the next scrape would merge
+        and format afresh is then kept (the end of each table's recovery, before ready).
+
+        The first scrape after a restart or an assignment merged every owned cell and
+        formatted every series on the event loop: seconds with a national year, over
+        issue 28's 1 s. Recovery blocks the loop for its rebuild anyway, and /ready says
+        503 meanwhile.
+        """
+        started, cpu, merged = time.monotonic(), time.process_time(), self.state.merged_cells
+        try:
+            self.page.render()
+        except Exception as exc:  # noqa: BLE001 - the scrape will say it; recovery goes on
+            log.warning("metrics page not warmed error=%s", type(exc).__name__)
+            return
+        log.info("metrics page warmed merged_cells=%d seconds=%.2f cpu_seconds=%.2f",
+                 self.state.merged_cells - merged, time.monotonic() - started,
+                 time.process_time() - cpu)
+
     def mark_recovered(self) -> None:
         """A table's recovery has ended: the figures of its partitions are served."""
         self.recovered = True
@@ -432,7 +451,8 @@ def _add_agent(worker: Worker, processor: FamilyProcessor, partitions: int,
     recovery = TableRecovery(
         name, table, worker.state, worker.work, worker.ctx, frontier, worker.metrics,
         active=lambda: {p for t, p in worker.owned() if t == name},
-        held=lambda: worker.held(name), starts=worker.starts, done=worker.mark_recovered)
+        held=lambda: worker.held(name), starts=worker.starts, done=worker.mark_recovered,
+        warm=worker.warm)
     if isinstance(table.data, LocalStore):  # restored records: kept cells follow them
         table.data.on_change = recovery.follow
     table.on_recover(recovery)

@@ -40,6 +40,9 @@ class CellState:
         #: the last merge ``current`` returned, and the partitions it was made of
         self._served = Aggregates()
         self._served_from: dict[TP, Aggregates] = {}
+        #: cells ``current`` has merged since the start (a first merge: every owned
+        #: partition's cells): what scrapes spent merging, counted rather than timed
+        self.merged_cells = 0
 
     def part(self, topic: str, partition: int) -> Aggregates:
         key = (topic, partition)
@@ -126,6 +129,7 @@ class CellState:
             for agg in parts.values():
                 agg.changed.clear()
             self._served, self._served_from = merged(parts.values()), parts
+            self.merged_cells += sum(len(agg.cells) for agg in parts.values())
             return self._served
         keys: set[CellKey] = set()
         was = self._served_from
@@ -141,6 +145,7 @@ class CellState:
             keys |= agg.changed
             agg.changed.clear()
         cells = self._served.cells
+        self.merged_cells += len(keys)
         for key in keys:
             cell = merged_cell(parts.values(), key)
             if cell is None:

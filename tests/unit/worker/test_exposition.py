@@ -96,3 +96,15 @@ def test_the_worker_serves_its_whole_registry():
         assert _steady(text) == _steady(generate_latest(worker.registry))
     assert b'cspa_audits{grade="good",month="2026-10",team="ehh"}' not in text  # not owned
     assert b"cspa_open_items" in text and b"cspa_events_consumed_total" in text
+
+
+def test_every_table_recovery_renders_the_worker_page_before_ready():
+    # Issue 28: the first scrape after a restart or an assignment finds the page rendered
+    from stream.settings import Settings
+    from stream.worker.app import create_app
+
+    worker = create_app(Settings())
+    assert worker.tables
+    for table in worker.tables.values():
+        (recovery,) = table._recover_callbacks
+        assert recovery.warm == worker.warm
