@@ -108,3 +108,20 @@ def test_every_table_recovery_renders_the_worker_page_before_ready():
     for table in worker.tables.values():
         (recovery,) = table._recover_callbacks
         assert recovery.warm == worker.warm
+
+
+def test_a_page_that_fails_to_render_leaves_recovery_going(caplog):
+    # The scrape will fail and say so; the warm-up must not stop the recovery with it
+    from stream.settings import Settings
+    from stream.worker.app import create_app
+
+    class Broken:
+        def exposition(self) -> bytes:
+            raise RuntimeError("a bug")
+
+    worker = create_app(Settings())
+    worker.page = Page([Broken()])
+    with caplog.at_level("WARNING", logger="cspa.worker"):
+        worker.warm()
+    assert "metrics page not warmed error=RuntimeError" in caplog.text
+    assert "a bug" not in caplog.text
