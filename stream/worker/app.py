@@ -7,6 +7,7 @@ cannot silently override the settings.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -64,6 +65,13 @@ from stream.worker.recovery import TableRecovery
 from stream.worker.watch import WatchCollector
 
 log = logging.getLogger("cspa.worker")
+
+#: A scrape while the worker recovers, with more values than this to merge afresh
+#: (about 50 ms of the event loop at 0.5 us a value), waits for the recovery's own
+#: render (``Worker.warm``) instead, the loop free meanwhile ...
+MERGE_WAIT_VALUES = 100_000
+#: ... for at most this long (seconds): then it merges, within a 15 s scrape timeout.
+MERGE_WAIT_SECONDS = 5.0
 
 
 @dataclass
@@ -124,6 +132,17 @@ class Worker:
         log.info("metrics page warmed merged_cells=%d seconds=%.2f cpu_seconds=%.2f",
                  self.state.merged_cells - merged, time.monotonic() - started,
                  time.process_time() - cpu)
+
+    async def metrics_text(self) -> bytes:
+        """``/metrics``' text. Recovering, with a large merge ahead (a restart's restored
+        cells, partitions gained), it first waits for the recovery to render the page
+        (``warm``): the same merge would hold the event loop, and the recovery with it,
+        for seconds with a national year."""
+        if not self.ready() and self.state.backlog(self.owned()) > MERGE_WAIT_VALUES:
+            until = time.monotonic() + MERGE_WAIT_SECONDS
+            while not self.ready() and time.monotonic() < until:
+                await asyncio.sleep(0.1)
+        return self.page.render()
 
     def mark_recovered(self) -> None:
         """A table's recovery has ended: the figures of its partitions are served."""
@@ -466,7 +485,7 @@ def _add_views(worker: Worker) -> None:
     class MetricsView(View):
         async def get(self, request: Request) -> Response:
             # aiohttp refuses a charset inside content_type; pass the header whole.
-            return self.bytes(worker.page.render(),
+            return self.bytes(await worker.metrics_text(),
                               headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/metrics/pipeline")
