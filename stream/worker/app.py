@@ -67,7 +67,7 @@ from stream.worker.watch import WatchCollector
 log = logging.getLogger("cspa.worker")
 
 #: A scrape while the worker recovers, with more values than this to merge afresh
-#: (about 50 ms of the event loop at 0.5 us a value), waits for the recovery's own
+#: (about 50 ms of the event loop at 0.4-0.9 us a value), waits for the recovery's own
 #: render (``Worker.warm``) instead, the loop free meanwhile ...
 MERGE_WAIT_VALUES = 100_000
 #: ... for at most this long (seconds): then it merges, within a 15 s scrape timeout.
