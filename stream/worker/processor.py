@@ -12,7 +12,7 @@ import base64
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,9 @@ class CellState:
         #: the last merge ``current`` returned, and the partitions it was made of
         self._served = Aggregates()
         self._served_from: dict[TP, Aggregates] = {}
+        #: cells ``current`` has merged since the start (a first merge: every owned
+        #: partition's cells): what scrapes spent merging, counted rather than timed
+        self.merged_cells = 0
 
     def part(self, topic: str, partition: int) -> Aggregates:
         key = (topic, partition)
@@ -126,21 +129,18 @@ class CellState:
             for agg in parts.values():
                 agg.changed.clear()
             self._served, self._served_from = merged(parts.values()), parts
+            self.merged_cells += sum(len(agg.cells) for agg in parts.values())
             return self._served
         keys: set[CellKey] = set()
-        was = self._served_from
-        for tp in was.keys() | parts.keys():  # Aggregates compare by identity
-            old, new = was.get(tp), parts.get(tp)
-            if old is not new:  # a partition gained, lost or rebuilt: each cell it had
-                for side in (old, new):
-                    if side is not None:
-                        keys.update(side.cells)
-                        keys |= side.changed
+        for side in self._moved(parts):  # each cell it had
+            keys.update(side.cells)
+            keys |= side.changed
         self._served_from = parts
         for agg in parts.values():
             keys |= agg.changed
             agg.changed.clear()
         cells = self._served.cells
+        self.merged_cells += len(keys)
         for key in keys:
             cell = merged_cell(parts.values(), key)
             if cell is None:
@@ -148,6 +148,25 @@ class CellState:
             else:
                 cells[key] = cell
         return self._served
+
+    def _moved(self, parts: dict[TP, Aggregates]) -> Iterator[Aggregates]:
+        """Partitions gained, lost or rebuilt since the last merge, old and new objects.
+
+        (Aggregates compare by identity; before a first merge every one is gained.)
+        """
+        was = self._served_from
+        for tp in was.keys() | parts.keys():
+            old, new = was.get(tp), parts.get(tp)
+            if old is not new:
+                yield from (side for side in (old, new) if side is not None)
+
+    def backlog(self, owned: set[TP]) -> int:
+        """Values the next ``current(owned)`` merges at the least: every value of each
+        cell of a partition gained, lost or rebuilt (of every owned one, before a first
+        merge). Merging costs about 0.4-0.9 us a value; this only counts them."""
+        parts = {tp: agg for tp, agg in self.parts.items() if tp in owned}
+        return sum(len(cell.values) for side in self._moved(parts)
+                   for cell in side.cells.values())
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,11 @@ the partitions it was given (active and standby), before the stream resumes.
 ``TableRecovery`` is that callback for one source topic. With the ``local://`` store
 it also follows every record the changelog changes while it is read (``follow``), so
 the cells of partitions already held are kept rather than refolded.
+
+Before the worker says ready, the ``/metrics`` page is rendered once (``warm``): the
+first render after a restart or an assignment merges every owned partition's cells
+and formats every series (seconds with a national year, the event loop blocked). Done
+here, inside the recovery the worker already reports as not ready, no scrape pays for it.
 """
 
 from __future__ import annotations
@@ -41,9 +46,12 @@ class TableRecovery:
     held: Callable[[], set[int]]  # those and the standby copies it keeps in step
     starts: dict[TP, int | None]  # (topic, partition) -> where it resumes (the worker's)
     done: Callable[[], None]  # the worker has recovered (its /ready may say ready)
+    #: renders /metrics once, so the first scrape after recovery finds its work done
+    warm: Callable[[], object] = lambda: None
 
     async def __call__(self) -> None:
         self.rebuild()
+        self.warm()
         self.done()
 
     def follow(self, partition: int, key: str, old: bytes | None, new: bytes | None) -> None:

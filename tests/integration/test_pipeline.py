@@ -87,6 +87,8 @@ def test_worker_counts_exactly_and_survives_restart(broker, workers, tmp_path, s
         wait_for(lambda: total(worker.samples(), "cspa_contacts_received")
                  == total(samples, "cspa_contacts_received"), 60, "figures recovered")
         assert_figures_match(worker.samples(), truth)
+    # Each recovery rendered /metrics before the worker said ready (issue 28)
+    assert worker.log_path.read_text().count("metrics page warmed") >= 3
     if store == "memory://":
         assert not list((worker.workdir / "data").glob("checkpoint-*"))
 

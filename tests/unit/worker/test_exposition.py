@@ -96,3 +96,71 @@ def test_the_worker_serves_its_whole_registry():
         assert _steady(text) == _steady(generate_latest(worker.registry))
     assert b'cspa_audits{grade="good",month="2026-10",team="ehh"}' not in text  # not owned
     assert b"cspa_open_items" in text and b"cspa_events_consumed_total" in text
+
+
+def test_every_table_recovery_renders_the_worker_page_before_ready():
+    # Issue 28: the first scrape after a restart or an assignment finds the page rendered
+    from stream.settings import Settings
+    from stream.worker.app import create_app
+
+    worker = create_app(Settings())
+    assert worker.tables
+    for table in worker.tables.values():
+        (recovery,) = table._recover_callbacks
+        assert recovery.warm == worker.warm
+
+
+def test_a_page_that_fails_to_render_leaves_recovery_going(caplog):
+    # The scrape will fail and say so; the warm-up must not stop the recovery with it
+    from stream.settings import Settings
+    from stream.worker.app import create_app
+
+    class Broken:
+        def exposition(self) -> bytes:
+            raise RuntimeError("a bug")
+
+    worker = create_app(Settings())
+    worker.page = Page([Broken()])
+    with caplog.at_level("WARNING", logger="cspa.worker"):
+        worker.warm()
+    assert "metrics page not warmed error=RuntimeError" in caplog.text
+    assert "a bug" not in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_a_scrape_while_recovering_waits_for_the_recovery_render_not_merging_itself():
+    # Issue 28: a scrape landing in a restart's recovery merged every restored cell on
+    # the event loop, holding the recovery too. With a large merge ahead it now waits
+    # for the recovery's own render (the loop free) and merges nothing itself.
+    import asyncio
+    from collections import Counter
+
+    from stream.settings import Settings
+    from stream.state.aggregates import Cell
+    from stream.worker import app as worker_app
+    from stream.worker.metrics import DISTRIBUTIONS
+
+    worker = worker_app.create_app(Settings())
+    t = next(iter(worker.processors.values())).topic
+    owned = {(t, 0), (t, 1)}
+    worker.owned = lambda: owned  # type: ignore[method-assign]  # (no assignment: not started)
+    d = DISTRIBUTIONS[0]
+    labels = ("2026-10", *("x" for _ in d.labels[1:]))
+    worker.state.part(t, 0).cells[(d.figure, labels)] = Cell(1, 2.0, Counter({2.0: 1}))
+    assert not worker.ready()
+    await asyncio.wait_for(worker.metrics_text(), 5)  # a small merge: served at once
+    assert worker.state.merged_cells == 1
+    n = worker_app.MERGE_WAIT_VALUES
+    big = Cell(n + 1, float(sum(range(n + 1))), Counter({float(v): 1 for v in range(n + 1)}))
+    worker.state.part(t, 1).cells[(d.figure, labels)] = big  # partition 1 gained
+    scrape = asyncio.create_task(worker.metrics_text())
+    await asyncio.sleep(0.3)
+    assert not scrape.done() and worker.state.merged_cells == 1  # waiting, nothing merged
+    worker.warm()  # the end of the recovery: its render, then ready
+    worker.mark_recovered()
+    warmed = worker.state.merged_cells
+    assert warmed == 2
+    text = await scrape
+    assert worker.state.merged_cells == warmed  # the scrape merged nothing itself
+    assert _steady(text) == _steady(generate_latest(worker.registry))
+    assert f'{d.metric}_count{{'.encode() in text

@@ -6,12 +6,15 @@ from datetime import datetime, timedelta
 
 import orjson
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from stream.contract.decoder import Decoder
+from stream.settings import PeriodCombination, ServiceLevelVariant
 from stream.state import progress
+from stream.state.calls import CallDefinitions
 from stream.state.timeliness import OpenWork
-from stream.worker.metrics import PipelineMetrics
+from stream.worker.exposition import Page
+from stream.worker.metrics import FiguresCollector, PipelineMetrics
 from stream.worker.processor import CellState, FamilyProcessor
 from stream.worker.recovery import TableRecovery
 from tests.conftest import LONDON
@@ -39,14 +42,23 @@ def _live(taxonomy, ctx, cases=30):
     return table, live
 
 
-def _recovery(table, ctx, state, active, held, done):
+def _recovery(table, ctx, state, active, held, done, warm=lambda: None):
     frontier = progress.Frontier()
     frontier.reset(7, 3)  # a partition assigned before this rebalance, not now
     recovery = TableRecovery(TOPIC, table, state, OpenWork(ctx.rules, ctx.calendar), ctx,
                              frontier, PipelineMetrics(CollectorRegistry()),
                              active=lambda: set(active), held=lambda: set(held), starts={},
-                             done=lambda: done.append(True))
+                             done=lambda: done.append(True), warm=warm)
     return recovery, frontier
+
+
+DEFS = CallDefinitions(20.0, ServiceLevelVariant.OFFERED, 5.0, PeriodCombination.RATIO_OF_SUMS)
+
+
+def _figures(state: CellState, owned: set[tuple[str, int]]) -> FiguresCollector:
+    """/metrics' figures of ``owned`` (every month kept), on a fixed clock."""
+    return FiguresCollector(lambda: (state.current(owned), {TOPIC: len(owned)}), DEFS, 0,
+                            lambda: datetime.fromtimestamp(NOW, LONDON))
 
 
 @pytest.mark.asyncio
@@ -90,3 +102,33 @@ def test_a_kept_partition_follows_each_record_the_changelog_changes(taxonomy, ct
             recovery.follow(orjson.loads(v)["p"], k, None, v)
     for p in (0, 1):
         assert state.parts[(TOPIC, p)].to_json() == live.parts[(TOPIC, p)].to_json()
+
+
+@pytest.mark.asyncio
+async def test_the_page_is_rendered_before_ready_and_the_first_scrape_merges_no_cell(
+        taxonomy, ctx):
+    # Issue 28: the first scrape after a restart merged every owned cell and formatted
+    # every series on the event loop. Recovery now renders the page before it says
+    # ready, so the first scrape merges nothing and serves the live fold's figures.
+    table, live = _live(taxonomy, ctx)
+    state, owned, steps = CellState(), {(TOPIC, 0), (TOPIC, 1)}, []
+    page = Page([_figures(state, owned)])
+
+    def warm() -> None:
+        steps.append("warm")
+        page.render()
+
+    recovery, _ = _recovery(table, ctx, state, {0, 1}, {0, 1}, steps, warm)
+    await recovery()
+    assert steps == ["warm", True]  # rendered, then ready
+    warmed = state.merged_cells
+    assert warmed == sum(len(live.parts[tp].cells) for tp in owned) > 0
+    text = page.render()  # the first scrape
+    assert state.merged_cells == warmed
+    assert text == generate_latest(_registry(_figures(live, owned)))
+
+
+def _registry(collector: FiguresCollector) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return registry
