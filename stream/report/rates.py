@@ -144,14 +144,20 @@ def definitions(section: RatesSection | None) -> list[tuple[str, str | int]]:
 
 
 def rates_section(counts: Mapping[str, Mapping[str, int]], months: Sequence[str],
-                  population: Population, national: Mapping[str, National]) -> RatesSection:
-    """``counts``: figure key of ``RATED`` -> month -> count (every month of ``months``)."""
+                  population: Population, national: Mapping[str, National],
+                  publish: bool = False) -> RatesSection:
+    """``counts``: figure key of ``RATED`` -> month -> count (every month of ``months``).
+
+    ``publish``: a month's rate of 1-5 children is hidden when rendered (its base), and
+    then so is the annualised rate, which would give it back by difference.
+    """
     rows = []
     for key, label in RATED:
         per_month = [counts[key].get(m, 0) for m in months]
         cells = [Value(per_children(c, population.children), "number", c) for c in per_month]
+        small = publish and any(1 <= c <= 5 for c in per_month)
         cells.append(Value(annualised(per_month, population.children), "number",
-                           sum(per_month)))
+                           sum(per_month), hidden=small))
         england = national.get(key, National()).rate
         cells.append(Value(england, "number", None if england is None else 0))
         rows.append(Row(f"{key}_rate", f"{label} per 10,000 children", tuple(cells)))

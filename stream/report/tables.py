@@ -684,8 +684,8 @@ def _feedback(b: _Builder, quotes: Sequence[Quote]) -> FeedbackSection:
         tuple(quotes))
 
 
-def _rates(b: _Builder, population: Population | None,
-           national: Mapping[str, National] | None) -> RatesSection | None:
+def _rates(b: _Builder, population: Population | None, national: Mapping[str, National] | None,
+           publish: bool) -> RatesSection | None:
     """Section 7's counts (``stream.report.rates`` says what counts)."""
     if population is None:
         return None
@@ -695,7 +695,7 @@ def _rates(b: _Builder, population: Population | None,
               "referrals": b.counts("progressions", destination="childrens_social_care"),
               "map_enquiries": b.counts("map_completed")}
     return rates.rates_section(counts, b.months, population,
-                               rates.load_national() if national is None else national)
+                               rates.load_national() if national is None else national, publish)
 
 
 def compute_report(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,
@@ -722,7 +722,7 @@ def compute_report(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,
     map_section = _map(b)
     report = Report(tuple(months), defs, publish, _rfs(b), map_section, _info_advice(b),
                     _commentary(b, map_section.days(defs.day_basis).stats), _audits(b),
-                    _feedback(b, quotes), _rates(b, population, national))
+                    _feedback(b, quotes), _rates(b, population, national, publish))
     if not publish:
         return report
     from stream.report.suppression import protect  # (it reads this module's types)

@@ -141,7 +141,12 @@ def test_publish_hides_a_rate_made_of_1_to_5() -> None:
                 ("progressions", ("2019-09", "childrens_social_care", "true")): 3})
     rows = _rates(orjson.loads(render(_report(publish=True, agg=agg), "json")))
     assert rows["referrals_rate"][1] == "*"
-    assert rows["contacts_rate"][1] == pytest.approx(10.0)
+    # Aug 54 + Sep 3 = 57: the annualised 57 / 27 x 6 = 12.6667 less Aug's 12.0 gives Sep
+    assert rows["referrals_rate"][2] == "*"
+    assert rows["contacts_rate"][1:3] == pytest.approx([10.0, 180.0])  # no small month
+    unpublished = _rates(orjson.loads(render(_report(agg=agg), "json")))
+    # 4 dp in JSON: 3 / 27 = 0.1111, 57 / 27 x 6 = 12.6667
+    assert unpublished["referrals_rate"][1:3] == [0.1111, 12.6667]
 
 
 def test_national_rates_file(tmp_path: Path) -> None:
