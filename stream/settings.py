@@ -177,6 +177,18 @@ class Settings(BaseSettings):
         "counted apart (cspa_open_items_stale); a real item a month late is a data-quality "
         "question, not the morning list's")
 
+    # Rates per 10,000 children (report only): unset, the report prints no rates, and says
+    # how to set them. The three go together: a rate is never printed without its base.
+    child_population: int | None = Field(
+        None, gt=0, description="children aged 0-17 in the council's area: the denominator "
+        "of the report's rates per 10,000 children (section 7)")
+    child_population_year: int | None = Field(
+        None, ge=1900, le=2100, description="the year of CSPA_CHILD_POPULATION (e.g. the "
+        "ONS mid-year estimate's year), printed under every rate")
+    child_population_source: str = Field(
+        "", max_length=300, description="where CSPA_CHILD_POPULATION comes from, printed "
+        "under every rate")
+
     @classmethod
     def settings_customise_sources(
             cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -225,6 +237,11 @@ class Settings(BaseSettings):
             raise ValueError("min_insync_replicas exceeds replication_factor: "
                              "no write with acks=all could succeed")
         self.map_within_days()  # ValueError on a malformed list
+        if self.child_population is not None and not (self.child_population_year
+                                                      and self.child_population_source.strip()):
+            raise ValueError("CSPA_CHILD_POPULATION needs CSPA_CHILD_POPULATION_YEAR and "
+                             "CSPA_CHILD_POPULATION_SOURCE: every rate prints its base's "
+                             "year and source")
         if self.store not in STORES:  # each one accepted is run by the exactness test
             raise ValueError(f"CSPA_STORE must be one of {', '.join(STORES)}"
                              + (" (rocksdb:// is not supported: it needs rocksdict and no "

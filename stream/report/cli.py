@@ -32,6 +32,7 @@ from stream.report import IncompleteReport, compute_report, fetch_cells, publica
 from stream.report.appendix import annotate
 from stream.report.publication import DataAsAt
 from stream.report.quotes import fetch_quotes
+from stream.report.rates import Population
 from stream.report.render import FORMATS
 from stream.report.running import RULE_SHARES, Since, compute_since
 from stream.report.tables import DayBasis, Quote, Report, ReportDefinitions
@@ -188,7 +189,7 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
     quotes = () if args.no_quotes or snapshot else read_quotes(settings, months, taxonomy,
                                                                 args.timeout)
     report = compute_report(cells.aggregates, months, taxonomy, defs, publish=publish,
-                            quotes=quotes)
+                            quotes=quotes, population=Population.of(settings))
     try:
         since = None if first is None else compute_since(
             cells.aggregates, first, months[-1], taxonomy, settings.map_within_days(),

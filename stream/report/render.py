@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from stream.report import rates
 from stream.report.suppression import METHOD, primary
 from stream.report.tables import TOTAL, DayBasis, Report, Row, Table, Value, month_label
 from stream.settings import PeriodCombination, ServiceLevelVariant
@@ -145,6 +146,8 @@ def header_lines(report: Report) -> list[str]:
     lines = [months_line(report), *definitions_lines(report)]
     if report.publish:
         lines += [SUPPRESSED + " (and averages and percentages of 1-5 values)", METHOD]
+    if report.rates is None:  # section 7 left out: say why, and how to have it
+        lines.append(rates.UNSET_LINE)
     return lines
 
 
@@ -183,6 +186,8 @@ def section_notes(report: Report, key: str) -> list[str]:
     if key == "audits" and not report.audits.tables(report.axis):
         return ["No audits were graded, and no learning reviews or dip samples recorded, "
                 "in these months."]
+    if key == "rates" and report.rates is not None:
+        return report.rates.notes()
     if key == "feedback":
         return [f"\u201c{q.text}\u201d ({q.attribution} {q.year})."
                 for q in report.feedback.quotes]
@@ -258,6 +263,8 @@ def _long_rows(report: Report) -> list[tuple[str, str, str, str, float | int | s
         ("definitions", "day_basis", "", "", d.day_basis),
         ("definitions", "percentile_method", "", "", "nearest_rank"),
     ]
+    out += [("definitions", name, "", "", value)
+            for name, value in rates.definitions(report.rates)]
     if p:
         out.append(("definitions", "suppression", "", "", SUPPRESSED))
         out.append(("definitions", "secondary_suppression", "", "", METHOD))

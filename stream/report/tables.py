@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from stream.contract.taxonomy import Taxonomy
 from stream.settings import PeriodCombination
@@ -36,6 +36,9 @@ from stream.state.aggregates import Aggregates, Cell
 from stream.state.calls import CallDefinitions, call_parts
 from stream.state.families import LABELS
 from stream.state.quality import coverage
+
+if TYPE_CHECKING:  # rates.py builds on this module's types
+    from stream.report.rates import National, Population, RatesSection
 
 Kind = Literal["count", "percent", "days", "number"]
 DayBasis = Literal["working", "calendar"]
@@ -343,6 +346,8 @@ class Report:
     commentary: CommentarySection
     audits: AuditSection
     feedback: FeedbackSection
+    #: section 7 (``stream.report.rates``); None: no child population set
+    rates: RatesSection | None = None
 
     @property
     def axis(self) -> Axis:
@@ -358,7 +363,9 @@ class Report:
                  self.commentary.tables(axis, basis)),
                 ("audits", "5. Quality assurance audits", self.audits.tables(axis)),
                 ("feedback", "6. Then and Now: feedback from Community, Partners and Staff",
-                 self.feedback.tables(axis)))
+                 self.feedback.tables(axis)),
+                *((("rates", "7. Rates per 10,000 children", self.rates.tables()),)
+                  if self.rates is not None else ()))
 
 
 def transpose(table: Table) -> Table:
@@ -677,9 +684,24 @@ def _feedback(b: _Builder, quotes: Sequence[Quote]) -> FeedbackSection:
         tuple(quotes))
 
 
+def _rates(b: _Builder, population: Population | None, national: Mapping[str, National] | None,
+           publish: bool) -> RatesSection | None:
+    """Section 7's counts (``stream.report.rates`` says what counts)."""
+    if population is None:
+        return None
+    from stream.report import rates  # (it reads this module's types)
+
+    counts = {"contacts": b.counts("contacts_received"),
+              "referrals": b.counts("progressions", destination="childrens_social_care"),
+              "map_enquiries": b.counts("map_completed")}
+    return rates.rates_section(counts, b.months, population,
+                               rates.load_national() if national is None else national, publish)
+
+
 def compute_report(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,
                    defs: ReportDefinitions, *, publish: bool = False,
-                   quotes: Sequence[Quote] = ()) -> Report:
+                   quotes: Sequence[Quote] = (), population: Population | None = None,
+                   national: Mapping[str, National] | None = None) -> Report:
     """Every figure of the report for ``months`` ("YYYY-MM", in order) from merged cells.
 
     ``quotes``: the approved quotes of those months whose keys are still present
@@ -687,6 +709,10 @@ def compute_report(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,
 
     ``publish``: the counts a published report must hide are marked ``hidden``
     (``stream.report.suppression``); rendering hides them, and counts of 1 to 5.
+
+    ``population``: the children aged 0-17 of section 7's rates (``stream.report.rates``;
+    None: no section 7); ``national``: England's rates beside them (default: the shipped
+    ``config/national_rates.toml``).
     """
     if not months:
         raise ValueError("a report needs at least one month")
@@ -696,7 +722,7 @@ def compute_report(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,
     map_section = _map(b)
     report = Report(tuple(months), defs, publish, _rfs(b), map_section, _info_advice(b),
                     _commentary(b, map_section.days(defs.day_basis).stats), _audits(b),
-                    _feedback(b, quotes))
+                    _feedback(b, quotes), _rates(b, population, national, publish))
     if not publish:
         return report
     from stream.report.suppression import protect  # (it reads this module's types)

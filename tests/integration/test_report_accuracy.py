@@ -272,3 +272,24 @@ def test_every_rendering_states_its_data_as_at(loaded: Loaded, tmp_path: Path) -
     offsets = {r["category"]: int(r["value"]) for r in rows if r["figure"] == "offset"}
     assert sum(offsets.values()) == sum(sent.values())
     assert [r["figure"] for r in rows if r["section"] != "definitions"].count("offset") == 0
+
+
+def test_rates_per_10000_children(loaded: Loaded) -> None:
+    """Section 7 with a child population set: every rate as the facts give it, the base
+    printed under every rate; the other sections unchanged."""
+    from tests.reportgen.rates import expected_rates
+
+    base = {"CSPA_CHILD_POPULATION": "259000", "CSPA_CHILD_POPULATION_YEAR": "2016",
+            "CSPA_CHILD_POPULATION_SOURCE": "a test source"}
+    doc = loaded.p.report_json(MONTHS, **base)
+    rates = expected_rates(loaded.facts, rg.MONTHS, 259_000)
+    assert rates[("rates", "referrals_rate", "annualised")].value > 0  # there are some
+    assert rg.compare(doc, {**rg.expected_report(loaded.facts, rg.MONTHS), **rates}) == []
+    notes = next(s["notes"] for s in doc["sections"] if s["key"] == "rates")
+    lines = [n for n in notes if "per 10,000 children: base:" in n]
+    assert len(lines) == 3 and all(
+        "259,000 children aged 0-17 (2016; source: a test source)" in n for n in lines)
+    assert not any("CSPA_CHILD_POPULATION" in s for s in doc["statements"])
+    unset = loaded.p.report_json(MONTHS)
+    assert "rates" not in {s["key"] for s in unset["sections"]}
+    assert any("CSPA_CHILD_POPULATION" in s for s in unset["statements"])

@@ -1,0 +1,34 @@
+"""Section 7's expected rates per 10,000 children, from the facts (no ``stream`` import).
+
+A referral is a contact progressed to children's social care (any timeliness); MAP
+enquiries are those completed; per month: count x 10,000 / children; annualised: the
+months' counts summed x 10,000 / children x 12 / months. England's column is N/A: the
+shipped config/national_rates.toml holds no published rate.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from tests.reportgen.expected import Fig, Key
+from tests.reportgen.facts import Facts
+
+
+def expected_rates(f: Facts, months: Sequence[str], children: int) -> dict[Key, Fig]:
+    """("rates", "<figure>_rate", month | "annualised" | "england") -> Fig."""
+    counts = {
+        "contacts": Counter(r[0] for r in f.received),
+        "referrals": Counter(p[0] for p in f.progressions if p[1] == "childrens_social_care"),
+        "map_enquiries": Counter(m[0] for m in f.map_done),
+    }
+    out: dict[Key, Fig] = {}
+    for name, per_month in counts.items():
+        row = f"{name}_rate"
+        for m in months:
+            out[("rates", row, m)] = Fig(per_month[m] * 10_000 / children, "number")
+        total = sum(per_month[m] for m in months)
+        out[("rates", row, "annualised")] = Fig(total * 10_000 / children * 12 / len(months),
+                                                "number")
+        out[("rates", row, "england")] = Fig("N/A")
+    return out
