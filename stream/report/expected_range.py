@@ -9,7 +9,8 @@ Conventions (where the sector's description is silent; ``docs/figures.md``):
 
 - **Window**: the 12 calendar months just before the month judged, never the
   month itself. A month is judged only when all 12 of them lie on or after the
-  first month of data (the earliest month of any cell the workers hold): before
+  first month of the count's data (the earliest month of any cell of its
+  figures the workers hold; for calls offered, any call): before
   that a zero means "not recorded yet", not "none came", and a shorter window
   (6 months, say) would flag ordinary variation. So the band starts 12 months
   after the data does.

@@ -685,30 +685,34 @@ def _feedback(b: _Builder, quotes: Sequence[Quote]) -> FeedbackSection:
         tuple(quotes))
 
 
-def _first_month(agg: Aggregates) -> str | None:
-    """The earliest month of any cell: where the data, and so a band's history, starts."""
-    months = [labels[0] for _, labels in agg.cells if labels and _MONTH.fullmatch(labels[0])]
+def _first_month(agg: Aggregates, *prefixes: str) -> str | None:
+    """The earliest month of a cell of the figures named ``prefix...``: where that count's
+    data, and so its band's history, starts (zeros before it are "not recorded yet")."""
+    months = [labels[0] for figure, labels in agg.cells if figure.startswith(prefixes)
+              and labels and _MONTH.fullmatch(labels[0])]
     return min(months, default=None)
 
 
 def _ranges(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,
             defs: ReportDefinitions) -> dict[tuple[str, str], dict[str, Judgement | None]]:
-    """The judged counts (``expected_range.JUDGED``) against their expected range,
-    counted exactly as their rows over the 12 months before the first month onwards."""
+    """The judged counts (``expected_range``) against their expected range, counted exactly
+    as their rows over the 12 months before the first month onwards."""
     h = _Builder(agg, expected_range.history_months(months), taxonomy, defs)
     rfs = _rfs(h)
-    series = {
-        ("rfs", "calls"): rfs.calls, ("rfs", "emails_resolved"): rfs.emails,
-        ("rfs", "enquiries"): rfs.enquiries,
-        ("contacts_received", "contacts_received"):
+    series = {  # (table, row) -> (the row over the history months, its figures' prefixes)
+        ("rfs", "calls"): (rfs.calls, ("calls_",)),
+        ("rfs", "emails_resolved"): (rfs.emails, ("emails_resolved",)),
+        ("rfs", "enquiries"): (rfs.enquiries, ("calls_", "emails_resolved")),
+        ("contacts_received", "contacts_received"): (
             h.count_row("contacts_received", "", h.counts("contacts_received")),
-        ("map_summary", "completed"): h.count_row("completed", "", h.counts("map_completed")),
+            ("contacts_received",)),
+        ("map_summary", "completed"): (
+            h.count_row("completed", "", h.counts("map_completed")), ("map_completed",)),
     }
-    first = _first_month(agg)
     return {key: expected_range.judge(
                 {m: round(v.value or 0) for m, v in zip(h.months, row.cells, strict=False)},
-                months, first)
-            for key, row in series.items()}
+                months, _first_month(agg, *prefixes))
+            for key, (row, prefixes) in series.items()}
 
 
 def compute_report(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,

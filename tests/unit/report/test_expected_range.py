@@ -84,8 +84,9 @@ def _history_agg(last: dict[str, int]) -> Aggregates:
 
 
 def test_every_format_marks_a_month_above_its_range() -> None:
-    report = compute_report(_history_agg({"2019-08": 15, "2019-09": 12}),
-                            ["2019-08", "2019-09"], TAX, ReportDefinitions())
+    agg = _history_agg({"2019-08": 15, "2019-09": 12})
+    agg.apply([("emails_resolved", ("2019-08",), None)] * 40, +1)
+    report = compute_report(agg, ["2019-08", "2019-09"], TAX, ReportDefinitions())
     text = render(report, "text")
     assert LEGEND in text
     contacts = text.split("Contacts into the service\n", 1)[1].splitlines()
@@ -98,6 +99,8 @@ def test_every_format_marks_a_month_above_its_range() -> None:
     assert marks[("expected_range_low", "2019-08", "contacts_received")] == "6.0"
     assert marks[("expected_range_high", "2019-08", "contacts_received")] == "14.0"
     assert marks[("expected_range", "2019-09", "completed")] == "inside"
+    # emails start in Aug 2019: the contacts' earlier months are no history of theirs
+    assert ("expected_range", "2019-08", "emails_resolved") not in marks
     doc = json.loads(render(report, "json"))
     tables = {t["key"]: t for s in doc["sections"] for t in s["tables"]}
     row = tables["contacts_received"]["rows"][0]
