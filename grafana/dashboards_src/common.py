@@ -29,8 +29,8 @@ from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
 
 __all__ = ["ABANDONED_THRESHOLD", "ANY_IS_BAD", "BYTES", "CALL_WAIT_THRESHOLD", "COUNT",
-           "DATASOURCE", "DAYS",
-           "MILLISECONDS", "MONTHS", "NEUTRAL", "PERCENT", "SECONDS", "SERVICE_LEVEL_TARGET",
+           "DATASOURCE", "DAYS", "EXPECTED_RANGE_NOTE", "MILLISECONDS", "MONTHS", "NEUTRAL",
+           "PERCENT", "SECONDS", "SERVICE_LEVEL_TARGET",
            "STATE_COLOURS", "TIMELINESS_TARGET", "WORKDAYS", "above_target", "bar_chart",
            "bar_gauge", "below_threshold", "colours", "dash_b", "dashboard", "definitions_table",
            "dm", "label_cells", "labelled", "matrix", "merge", "organize", "per_rule_deadline",
@@ -58,6 +58,11 @@ CALL_WAIT_THRESHOLD = 120.0  # seconds: CallWaitingTooLong (rules/calls_waiting.
 # aspiration the dashboards colour at (report: 60-70 % CSC, 77-93 % early help).
 TIMELINESS_TARGET = 0.80
 
+#: the description's words on the report's expected range, on the monthly count charts
+EXPECTED_RANGE_NOTE = (
+    " Its expected range (mean +/- 2 SD of the previous 12 months, months outside marked) is"
+    " drawn by the committee report: /metrics labels these counts by month instead of keeping"
+    " a series over months, so PromQL has no previous months to form the band from.")
 MONTHS = 'month=~"$month"'  # the month-range picker (multi-value, regex formatted)
 
 Step = tuple[float | None, str]  # (lower bound, colour); the first bound is None

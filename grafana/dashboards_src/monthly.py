@@ -126,7 +126,8 @@ def contacts_section() -> list[object]:
         c.row("4. Contacts into the service, allocation and timeliness"),
         c.labelled(c.bar_chart(
             "Contacts received per month", "Contacts received per calendar month (event time), "
-            "stacked by channel: sum by (month, channel) (cspa_contacts_received).",
+            "stacked by channel: sum by (month, channel) (cspa_contacts_received)."
+            + c.EXPECTED_RANGE_NOTE,
             c.q(f"sum by (month, channel) (cspa_contacts_received{{{M}}})", fmt="table"),
             x_field="month", stacked=True, w=12,
             transforms=[c.matrix("month", "channel"), c.organize({"month\\channel": "month"})]),

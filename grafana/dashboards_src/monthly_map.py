@@ -108,7 +108,8 @@ def map_section() -> list[object]:
                    f'sum(cspa_map_enquiries_completed{{{M},outcome="level_4"}})', completed),
                    completed)), unit=c.PERCENT, w=4, decimals=0),
         c.bar_chart("MAP enquiries by month completed", "Enquiries completed per calendar "
-                    "month: sum by (month) (cspa_map_enquiries_completed).",
+                    "month: sum by (month) (cspa_map_enquiries_completed)."
+                    + c.EXPECTED_RANGE_NOTE,
                     c.q(f"sum by (month) (cspa_map_enquiries_completed{{{M}}})", fmt="table"),
                     x_field="month", transforms=[c.organize({"Value": "completed"})], w=8),
         c.bar_gauge("Number of agencies consulted", "Completed enquiries by how many agencies "

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import orjson
 
 from stream.report import rates
+from stream.report.expected_range import LEGEND, MARKERS, Band, Judgement
 from stream.report.suppression import METHOD, primary
 from stream.report.tables import TOTAL, DayBasis, Report, Row, Table, Value, month_label
 from stream.settings import PeriodCombination, ServiceLevelVariant
@@ -91,6 +92,23 @@ def _text_cells(table: Table, row: Row, publish: bool) -> list[str]:
     return [show(v, publish) for v in row.cells]
 
 
+def judgements(report: Report, table: Table, row: Row) -> list[Judgement | None]:
+    """Per column, the count against its expected range (``stream.report.expected_range``);
+    None where nothing is judged, and where a published report hides the count."""
+    by_month = report.ranges.get((table.key, row.key), {})
+    if table.month_axis != "columns" or not by_month:
+        return [None] * len(row.cells)
+    return [None if suppressed(v, report.publish) else by_month.get(col)
+            for col, v in zip(table.column_keys, row.cells, strict=True)]
+
+
+def _marked_cells(report: Report, table: Table, row: Row) -> list[str]:
+    """The row's cells as text, a count outside its expected range marked (``LEGEND``)."""
+    return [text + (MARKERS[j.verdict] if j else "")
+            for text, j in zip(_text_cells(table, row, report.publish),
+                               judgements(report, table, row), strict=True)]
+
+
 # ------------------------------------------------------------------- words around
 
 def months_span(report: Report) -> str:
@@ -148,6 +166,8 @@ def header_lines(report: Report) -> list[str]:
         lines += [SUPPRESSED + " (and averages and percentages of 1-5 values)", METHOD]
     if report.rates is None:  # section 7 left out: say why, and how to have it
         lines.append(rates.UNSET_LINE)
+    if any(j for months in report.ranges.values() for j in months.values()):
+        lines.append(LEGEND)
     return lines
 
 
@@ -215,7 +235,7 @@ def render_text(report: Report) -> str:
         for table in tables:
             out.append(table.title)
             out += _layout((table.corner, *table.columns),
-                           [(r.label, *_text_cells(table, r, report.publish))
+                           [(r.label, *_marked_cells(report, table, r))
                             for r in table.rows]) if has_data(table) else [no_data_line(report)]
             out.append("")
     return "\n".join(out)
@@ -238,7 +258,7 @@ def render_markdown(report: Report) -> str:
                     "| " + " | ".join(_md(c) for c in (table.corner, *table.columns)) + " |",
                     "|---|" + "---:|" * len(table.columns)]
             out += ["| " + " | ".join(_md(c) for c in (
-                r.label, *_text_cells(table, r, report.publish))) + " |" for r in table.rows]
+                r.label, *_marked_cells(report, table, r))) + " |" for r in table.rows]
             out.append("")
     return "\n".join(out)
 
@@ -283,9 +303,30 @@ def _long_rows(report: Report) -> list[tuple[str, str, str, str, float | int | s
                     if table.show_base:
                         out.append((section, figure + "_count", month, category,
                                     cell_data(_base(v), p)))
+                out += _range_rows(section, row, judgements(report, table, row), table)
             if not has_data(table):
                 out.append((section, NO_DATA, "", table.key, no_data_line(report)))
     return out
+
+
+def _range_rows(section: str, row: Row, found: Sequence[Judgement | None],
+                table: Table) -> list[tuple[str, str, str, str, float | int | str | None]]:
+    """CSV rows of a judged count: its verdict and its band's edges, per month judged."""
+    out: list[tuple[str, str, str, str, float | int | str | None]] = []
+    for month, j in zip(table.column_keys, found, strict=True):
+        if j:
+            out += [(section, "expected_range", month, row.key, j.verdict),
+                    (section, "expected_range_low", month, row.key, round(j.band.low, 4)),
+                    (section, "expected_range_high", month, row.key, round(j.band.high, 4))]
+    return out
+
+
+def _range_json(j: Judgement | None) -> dict[str, float | str] | None:
+    if j is None:
+        return None
+    b = j.band
+    return {"verdict": j.verdict, "low": round(b.low, 4), "high": round(b.high, 4),
+            "mean": round(b.mean, 4), "sd": round(b.sd, 4)}
 
 
 def render_csv(report: Report) -> str:
@@ -324,7 +365,10 @@ def render_json(report: Report) -> str:
                 "rows": [{"key": r.key, "label": r.label, "figure": r.figure or None,
                           "values": [cell_data(v, p) for v in r.cells],
                           **({"counts": [cell_data(_base(v), p) for v in r.cells]}
-                             if t.show_base else {})} for r in t.rows],
+                             if t.show_base else {}),
+                          **({"expected_range": [_range_json(j) for j in found]}
+                             if any(found := judgements(report, t, r)) else {})}
+                         for r in t.rows],
             } for t in tables],
         } for key, title, tables in report.sections()],
     }
@@ -339,6 +383,8 @@ class Chart:
     key: str
     title: str
     bars: tuple[tuple[str, Value], ...]
+    #: per bar, its expected range (drawn shaded), if it has one
+    bands: tuple[Band | None, ...] = ()
 
 
 def charts(report: Report, basis: DayBasis) -> tuple[Chart, ...]:
@@ -351,9 +397,12 @@ def charts(report: Report, basis: DayBasis) -> tuple[Chart, ...]:
     def totals(rows: Sequence[Row]) -> tuple[tuple[str, Value], ...]:
         return tuple((r.label, r.cells[total]) for r in rows)
 
+    ranges = report.ranges.get(("map_summary", "completed"), {})
+    bands = tuple(j.band if (j := ranges.get(month)) and not suppressed(v, report.publish)
+                  else None for month, v in zip(report.months, m.completed.cells, strict=False))
     return (
         Chart("map_by_month", "MAP enquiries by month completed",
-              tuple(zip(report.axis.labels[:-1], m.completed.cells[:-1], strict=True))),
+              tuple(zip(report.axis.labels[:-1], m.completed.cells[:-1], strict=True)), bands),
         Chart("map_agencies", f"Number of agencies consulted (average {avg_agencies})",
               totals(m.agencies_distribution)),
         Chart("map_by_agency", "MAP enquiries by agency consulted", totals(m.by_agency)),
@@ -369,7 +418,8 @@ def svg_chart(chart: Chart, publish: bool) -> str:
     shown = [(label, v, cell_text(v, publish)) for label, v in chart.bars]
     drawable = [v.value for _, v, text in shown
                 if v.value is not None and text not in ("*", "N/A")]
-    peak = max(drawable, default=0.0) or 1.0
+    bands = chart.bands or (None,) * len(shown)
+    peak = max((*drawable, *(b.high for b in bands if b)), default=0.0) or 1.0
     height = top * 2 + row_h * max(1, len(shown))
     width = label_w + bar_w + value_w
     parts = [f'<svg width="{width}" height="{height}" '
@@ -385,8 +435,17 @@ def svg_chart(chart: Chart, publish: bool) -> str:
                      ' class="bar"/>')
         parts.append(f'<text x="{label_w + length + 6:.1f}" y="{y + 16}" '
                      f'class="val">{html.escape(text or "0")}</text>')
+        if band := bands[i]:
+            parts.append(_band_rect(band, label_w + bar_w * band.low / peak,
+                                    bar_w * (band.high - band.low) / peak, y + 1, row_h - 2))
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _band_rect(band: Band, x: float, width: float, y: int, height: int) -> str:
+    """A bar's expected range, shaded over it, its edges in a tooltip."""
+    return (f'<rect x="{x:.1f}" y="{y}" width="{width:.1f}" height="{height}" class="band">'
+            f"<title>Expected range {band.low:.1f} to {band.high:.1f}</title></rect>")
 
 
 @dataclass(frozen=True)
@@ -477,7 +536,7 @@ def _line_figure(chart: LineChart, publish: bool) -> str:
 def _html_block(table: Table, report: Report) -> str:
     """A table, or the one line saying it has no data for the months."""
     if has_data(table):
-        return _html_table(table, report.publish)
+        return _html_table(table, report)
     return (f'<p class="no-data" id="no-data-{html.escape(table.key)}"><strong>'
             f"{html.escape(table.title)}</strong>: {html.escape(no_data_line(report))}</p>")
 
@@ -496,7 +555,7 @@ figure{margin:0}figcaption{font-weight:bold;margin-bottom:.3em}.bar{fill:#1d5aa6
 .suppressed{font-weight:bold;color:#a00}
 .line{fill:none;stroke:#1d5aa6;stroke-width:2}.pt{fill:#1d5aa6}.grid{stroke:#dcdcdc}
 .target{stroke:#b00;stroke-width:1.5;stroke-dasharray:6 4}.tgt{font-size:11px;fill:#b00}
-.no-data{color:#444}
+.no-data{color:#444}.band{fill:#f0a030;fill-opacity:.3;stroke:#b06000;stroke-dasharray:3 2}
 @page{size:A4;margin:15mm}
 @media print{body{margin:0;max-width:none;font-size:9.5pt}h2{margin-top:1.2em}
 h1,h2,caption,figcaption{break-after:avoid}tr,figure,.defs,p{break-inside:avoid}
@@ -505,13 +564,13 @@ thead{display:table-header-group}table{max-width:100%}th,td{padding:.15em .4em}
 """
 
 
-def _html_table(table: Table, publish: bool) -> str:
+def _html_table(table: Table, report: Report) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(c)}</th>" for c in (table.corner, *table.columns))
     body = []
     for row in table.rows:
         cells = "".join(f'<td{" class=na" if t == "N/A" else ""}>{esc(t)}</td>'
-                        for t in _text_cells(table, row, publish))
+                        for t in _marked_cells(report, table, row))
         body.append(f"<tr><th>{esc(row.label)}</th>{cells}</tr>")
     return (f"<table><caption>{esc(table.title)}</caption><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>")

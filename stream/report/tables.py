@@ -22,13 +22,16 @@ Conventions:
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Literal
 
 from stream.contract.taxonomy import Taxonomy
+from stream.report import expected_range
+from stream.report.expected_range import Judgement
 from stream.settings import PeriodCombination
 from stream.state import calls, contacts, map_enquiries
 from stream.state import emails as email_family
@@ -44,6 +47,7 @@ Kind = Literal["count", "percent", "days", "number"]
 DayBasis = Literal["working", "calendar"]
 MonthAxis = Literal["columns", "rows", "none"]
 TOTAL = "total"
+_MONTH = re.compile(r"\d{4}-\d{2}")
 DAY_BINS = ("0", "1", "2", "3", "4", "5+")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -348,6 +352,10 @@ class Report:
     feedback: FeedbackSection
     #: section 7 (``stream.report.rates``); None: no child population set
     rates: RatesSection | None = None
+    #: (table key, row key) -> month -> the count against its expected range
+    #: (``stream.report.expected_range``; None while 12 months of history are missing)
+    ranges: Mapping[tuple[str, str], Mapping[str, Judgement | None]] = field(
+        default_factory=dict)
 
     @property
     def axis(self) -> Axis:
@@ -698,6 +706,36 @@ def _rates(b: _Builder, population: Population | None, national: Mapping[str, Na
                                rates.load_national() if national is None else national, publish)
 
 
+def _first_month(agg: Aggregates, *prefixes: str) -> str | None:
+    """The earliest month of a cell of the figures named ``prefix...``: where that count's
+    data, and so its band's history, starts (zeros before it are "not recorded yet")."""
+    months = [labels[0] for figure, labels in agg.cells if figure.startswith(prefixes)
+              and labels and _MONTH.fullmatch(labels[0])]
+    return min(months, default=None)
+
+
+def _ranges(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,
+            defs: ReportDefinitions) -> dict[tuple[str, str], dict[str, Judgement | None]]:
+    """The judged counts (``expected_range``) against their expected range, counted exactly
+    as their rows over the 12 months before the first month onwards."""
+    h = _Builder(agg, expected_range.history_months(months), taxonomy, defs)
+    rfs = _rfs(h)
+    series = {  # (table, row) -> (the row over the history months, its figures' prefixes)
+        ("rfs", "calls"): (rfs.calls, ("calls_",)),
+        ("rfs", "emails_resolved"): (rfs.emails, ("emails_resolved",)),
+        ("rfs", "enquiries"): (rfs.enquiries, ("calls_", "emails_resolved")),
+        ("contacts_received", "contacts_received"): (
+            h.count_row("contacts_received", "", h.counts("contacts_received")),
+            ("contacts_received",)),
+        ("map_summary", "completed"): (
+            h.count_row("completed", "", h.counts("map_completed")), ("map_completed",)),
+    }
+    return {key: expected_range.judge(
+                {m: round(v.value or 0) for m, v in zip(h.months, row.cells, strict=False)},
+                months, _first_month(agg, *prefixes))
+            for key, (row, prefixes) in series.items()}
+
+
 def compute_report(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,
                    defs: ReportDefinitions, *, publish: bool = False,
                    quotes: Sequence[Quote] = (), population: Population | None = None,
@@ -722,7 +760,8 @@ def compute_report(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,
     map_section = _map(b)
     report = Report(tuple(months), defs, publish, _rfs(b), map_section, _info_advice(b),
                     _commentary(b, map_section.days(defs.day_basis).stats), _audits(b),
-                    _feedback(b, quotes), _rates(b, population, national, publish))
+                    _feedback(b, quotes), _rates(b, population, national, publish),
+                    _ranges(agg, months, taxonomy, defs))
     if not publish:
         return report
     from stream.report.suppression import protect  # (it reads this module's types)

@@ -248,3 +248,24 @@ def _check_timeliness_charts_and_empty_tables(page: str) -> None:
     assert "<circle" not in social_care and "No progressions judged" in social_care
     assert 'id="no-data-early_help_allocation"' in page
     assert "<caption>EHH working days to allocate</caption>" not in page
+
+
+def test_the_expected_range_band_is_drawn_in_a_real_browser(tmp_path: Path) -> None:
+    """Chromium draws the shaded band of each month with a year's history over its bar
+    (no broker: a report computed from cells, 8 and 12 enquiries alternately for the
+    year before, then 15 and 12; tests/unit/report/test_expected_range.py)."""
+    from stream.contract.taxonomy import load_taxonomy
+    from stream.report import ReportDefinitions, compute_report, render
+    from stream.state.aggregates import Aggregates
+
+    agg = Aggregates()
+    year = [f"2018-{m:02d}" for m in range(8, 13)] + [f"2019-{m:02d}" for m in range(1, 10)]
+    for month, n in zip(year, [8, 12] * 6 + [15, 12], strict=True):
+        agg.apply([("map_completed", (month, "level_3"), None)] * n, +1)
+    report = compute_report(agg, ["2019-08", "2019-09"], load_taxonomy(), ReportDefinitions())
+    page = tmp_path / "band.html"
+    page.write_text(render(report, "html"))
+    seen = browser.inspect(page, tmp_path / "browser")
+    chart = next(c for c in seen.screen["charts"] if c["id"] == "chart-map_by_month")
+    assert chart["width"] > 0 and chart["marks"] == 4  # two bars and their two bands
+    assert seen.console_errors == ()
