@@ -33,9 +33,9 @@ __all__ = ["ABANDONED_THRESHOLD", "ANY_IS_BAD", "BYTES", "CALL_WAIT_THRESHOLD", 
            "PERCENT", "SECONDS", "SERVICE_LEVEL_TARGET",
            "STATE_COLOURS", "TIMELINESS_TARGET", "WORKDAYS", "above_target", "bar_chart",
            "bar_gauge", "below_threshold", "colours", "dash_b", "dashboard", "definitions_table",
-           "dm", "label_cells", "labelled", "matrix", "merge", "organize", "per_rule_deadline",
-           "pie", "q", "ratio", "render", "row", "rule_timescales", "stat", "table", "taxonomy",
-           "thresholds", "timeseries", "transform", "zero_filled"]
+           "dm", "expected_range_chart", "label_cells", "labelled", "matrix", "merge", "organize",
+           "per_rule_deadline", "pie", "q", "ratio", "render", "row", "rule_timescales", "stat",
+           "table", "taxonomy", "thresholds", "timeseries", "transform", "zero_filled"]
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="prometheus")
@@ -60,9 +60,7 @@ TIMELINESS_TARGET = 0.80
 
 #: the description's words on the report's expected range, on the monthly count charts
 EXPECTED_RANGE_NOTE = (
-    " Its expected range (mean +/- 2 SD of the previous 12 months, months outside marked) is"
-    " drawn by the committee report: /metrics labels these counts by month instead of keeping"
-    " a series over months, so PromQL has no previous months to form the band from.")
+    " Its expected range (mean +/- 2 SD of the previous 12 months) is charted beside it.")
 MONTHS = 'month=~"$month"'  # the month-range picker (multi-value, regex formatted)
 
 Step = tuple[float | None, str]  # (lower bound, colour); the first bound is None
@@ -176,6 +174,27 @@ def bar_chart(title: str, description: str, *targets: prom_b.Dataquery, x_field:
             .legend(common_b.VizLegendOptions().show_legend(True)
                     .display_mode(cm.LegendDisplayMode.LIST)
                     .placement(cm.LegendPlacement.BOTTOM)))
+
+
+def expected_range_chart(title: str, figure: str, what: str, w: int = 12) -> barchart_b.Panel:
+    """A monthly count between the low and high edges of its expected range, per month."""
+    sel = f'figure="{figure}",{MONTHS}'
+    return bar_chart(
+        title, f"{what} per calendar month (event time) between the edges of its expected "
+        "range: the mean +/- 2 population standard deviations of the 12 calendar months "
+        "before it (low edge at least 0), as the committee report judges it "
+        "(recording rules cspa:expected_range_low:count and cspa:expected_range_high:count "
+        "over cspa:monthly_count:sum). A month has edges only once 12 months of its data "
+        "are exported (CSPA_METRICS_MONTHS, default 13: the current month): a count "
+        "outside them is worth a question.",
+        q(f"cspa:expected_range_low:count{{{sel}}}", fmt="table"),
+        q(f"cspa:monthly_count:sum{{{sel}}}", ref="B", fmt="table"),
+        q(f"cspa:expected_range_high:count{{{sel}}}", ref="C", fmt="table"),
+        x_field="month", w=w,
+        transforms=[merge(), organize({"Value #A": "expected low", "Value #B": what,
+                                       "Value #C": "expected high"},
+                                      exclude=("Time", "figure"),
+                                      order=("month", "Value #A", "Value #B", "Value #C"))])
 
 
 def pie(title: str, description: str, *targets: prom_b.Dataquery, w: int = 12,

@@ -132,6 +132,8 @@ def contacts_section() -> list[object]:
             x_field="month", stacked=True, w=12,
             transforms=[c.matrix("month", "channel"), c.organize({"month\\channel": "month"})]),
             "channel"),
+        c.expected_range_chart("Contacts received against their expected range",
+                               "contacts_received", "contacts received"),
         c.bar_chart(
             "Average days to allocate (EHH) and to complete (MAP), ${basis:text}",
             "Per month: EHH = progression to early help to allocation; MAP = enquiry opened to "

@@ -112,6 +112,8 @@ def map_section() -> list[object]:
                     + c.EXPECTED_RANGE_NOTE,
                     c.q(f"sum by (month) (cspa_map_enquiries_completed{{{M}}})", fmt="table"),
                     x_field="month", transforms=[c.organize({"Value": "completed"})], w=8),
+        c.expected_range_chart("MAP enquiries completed against their expected range",
+                               "map_completed", "MAP enquiries completed", w=8),
         c.bar_gauge("Number of agencies consulted", "Completed enquiries by how many agencies "
                     "were consulted (histogram cspa_map_enquiry_agencies_consulted, buckets "
                     "0..12; +Inf: more than 12).",

@@ -33,10 +33,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from stream.state.history import WINDOW, judged, shift, window
+
+__all__ = ["LEGEND", "MARKERS", "WINDOW", "Band", "Judgement", "band", "history_months",
+           "judge", "shift", "window"]
+
 Verdict = Literal["above", "below", "inside"]
 
-#: months of history behind a band
-WINDOW = 12
 #: SDs either side of the mean
 WIDTH = 2.0
 #: the marker printed after an outside count, and the legend line explaining them
@@ -88,18 +91,6 @@ def band(history: Sequence[int]) -> Band:
     return Band(mean, math.sqrt(variance))
 
 
-def shift(month: str, by: int) -> str:
-    """``month`` ("YYYY-MM") moved ``by`` calendar months (negative: earlier)."""
-    year, mon = (int(part) for part in month.split("-"))
-    index = year * 12 + (mon - 1) + by
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
-def window(month: str) -> list[str]:
-    """The ``WINDOW`` months before ``month``, oldest first."""
-    return [shift(month, -k) for k in range(WINDOW, 0, -1)]
-
-
 def history_months(months: Sequence[str]) -> list[str]:
     """The months whose counts the bands of ``months`` need: their windows and themselves."""
     return [*window(months[0]), *months] if months else []
@@ -114,11 +105,10 @@ def judge(series: Mapping[str, int], months: Sequence[str],
     """
     out: dict[str, Judgement | None] = {}
     for month in months:
-        previous = window(month)
-        if first_month is None or previous[0] < first_month:
+        if not judged(month, first_month):
             out[month] = None
             continue
-        b = band([series.get(m, 0) for m in previous])
+        b = band([series.get(m, 0) for m in window(month)])
         count = series.get(month, 0)
         out[month] = Judgement(count, b, b.verdict(count))
     return out

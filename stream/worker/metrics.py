@@ -40,6 +40,7 @@ from stream.state.aggregates import Aggregates, Cell
 from stream.state.calls import OUTCOMES, PARTS, WAIT_BUCKETS, CallDefinitions, call_parts
 from stream.state.facts import Count, Distribution, Recent, window_hours
 from stream.state.families import FAMILIES
+from stream.state.history import BANDED, WINDOW, shift, windows
 from stream.worker.exposition import SeriesCache, TextCache, Unit, built
 from stream.worker.live_gauges import asa_family
 from stream.worker.looplag import LAG_BUCKETS, PERIOD_SECONDS
@@ -196,6 +197,17 @@ def _cumulative(cell: Cell, buckets: Sequence[float],
     return out
 
 
+def _windows_family(pairs: list[tuple[str, str, str]]) -> list[Metric]:
+    family = GaugeMetricFamily(
+        "cspa_expected_range_window",
+        "1 for each of the 12 months before a month whose count is judged against its "
+        "expected range (figure: contacts_received, map_completed).",
+        labels=["figure", "month", "previous"])
+    for labels in pairs:
+        family.add_metric(list(labels), 1)
+    return [family]
+
+
 class FiguresCollector(Collector):
     """Turns the owned partitions' figure cells into metric families at scrape time.
 
@@ -255,6 +267,22 @@ class FiguresCollector(Collector):
                  for v, c in cells.get("calls_" + outcome, ()) if keep(v[0])]
         yield Unit("cspa_calls", None, calls, partial(self._calls_families, calls))
         yield from self._recent_units(cells, self._now())
+        yield self._windows_unit(cells, keep)
+
+    def _windows_unit(self, cells: dict[str, list[tuple[tuple[str, ...], Cell]]],
+                      keep: Callable[[str], bool]) -> Unit:
+        """``cspa_expected_range_window``: each banded month's 12 previous months, for the
+        exported months whose whole window is exported too (PromQL joins the months'
+        counts through it). A window starts on or after the first month of this worker's
+        cells of the figure; the union over workers (``max by``) starts at the first of all."""
+        pairs = []
+        for figure in BANDED:
+            months = {values[0] for values, _ in cells.get(figure, ())}
+            pairs += [(figure, month, previous) for month, previous
+                      in windows(months, min(months, default=None))
+                      if keep(shift(month, -WINDOW))]
+        return Unit("cspa_expected_range_window", tuple(pairs), (),
+                    partial(_windows_family, pairs))
 
     def _bucketed_as(self, name: str, kept: Iterable[tuple[tuple[str, ...], Cell]],
                      buckets: Sequence[float], scale: float = 1.0) -> list[_Buckets]:

@@ -15,6 +15,9 @@ the same whenever the test runs. It is fed, through the broker:
   a learning review, a dip sample and a quote approved then withdrawn (rare at scale 0.2);
 * open items in every state at ``T``, for every rule watched as open work (their deadlines
   worked out by hand below);
+* a short history: a few contacts (received and decided) and MAP enquiries (opened and
+  completed) in each of the 10 months before the simulated three, so the current month
+  has the 12 months of data its expected range needs (the band panels);
 * after the rest, one malformed message (dead-lettered).
 
 Then every target expression of every panel in ``grafana/dashboards/*.json`` is run as an
@@ -155,6 +158,21 @@ def live_hour(now: datetime, ds: Dataset) -> None:
         ds.add("feedback", fb, e)
 
 
+def history(now: datetime, ds: Dataset) -> None:
+    """2-6 contacts and MAP enquiries on the 10th of each of the 10 months before T - 2."""
+    for back in range(3, 13):
+        year, month = divmod(now.year * 12 + now.month - 1 - back, 12)
+        day = local(date(year, month + 1, 10), 10)
+        for i in range(2 + back % 5):
+            c, m = f.key(f"history-contact-{back}-{i}"), f.key(f"history-map-{back}-{i}")
+            ds.add("contacts", c, f.received(c, day))
+            ds.add("contacts", c, f.decided(c, day + timedelta(hours=1), outcome="level_1",
+                                            pathway="information"))
+            ds.add("map_enquiries", m, f.map_opened(m, day))
+            ds.add("map_enquiries", m, f.map_completed(m, day + timedelta(hours=2), ["police"],
+                                                       outcome="level_3", service="tys"))
+
+
 def substitutions(board: dict, months: list[str], month: str) -> list[dict[str, str]]:
     """One mapping of variable text -> value per combination this board needs."""
     base = {"${__to:date:YYYY-MM}": month, **GLOBALS}
@@ -227,6 +245,7 @@ def test_every_panel_query_returns_data(broker, workers, tmp_path):
                                until=now))
         ds = open_items(now)
         live_hour(now, ds)
+        history(now, ds)
         messages = [message(e) for e in events] + ds.messages
         sent = produce_checked(broker.bootstrap, messages)
         wait_for(lambda: consumed(worker) >= sent, 120, f"{sent} events consumed", interval=1)

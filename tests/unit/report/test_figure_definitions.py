@@ -48,8 +48,10 @@ HEADER = ("figure", "report ids", "metrics", "event that counts it", "month it l
           "numerator", "denominator", "rounding", "median, percentile", "settings")
 #: in /metrics but not figures: what the worker owns, the definitions in force, and when
 #: the timeliness states were evaluated
+#: metrics that carry no figure: which partitions, which definitions, when judged, and the
+#: months behind each expected range (the band's rows are the counts' own)
 NOT_FIGURES = {"cspa_owned_partitions", "cspa_definition_info",
-               "cspa_timeliness_evaluated_timestamp_seconds"}
+               "cspa_timeliness_evaluated_timestamp_seconds", "cspa_expected_range_window"}
 
 EXPOSITION_SCRIPT = """
 import json

@@ -205,3 +205,42 @@ def test_histogram_buckets_count_each_value_scaled_at_or_below_the_bound():
         assert got == want
     assert _cumulative(Cell(), DAY_BUCKETS) == [(repr(float(b)), 0.0) for b in DAY_BUCKETS] + [
         ("+Inf", 0.0)]
+
+
+def _windows(text: str) -> set[tuple[str, str, str]]:
+    return {(s.labels["figure"], s.labels["month"], s.labels["previous"])
+            for family in text_string_to_metric_families(text)
+            if family.name == "cspa_expected_range_window" for s in family.samples}
+
+
+def _months(first: tuple[int, int], n: int) -> list[str]:
+    return [f"{(first[0] * 12 + first[1] - 1 + i) // 12:04d}-"
+            f"{(first[0] * 12 + first[1] - 1 + i) % 12 + 1:02d}" for i in range(n)]
+
+
+def test_expected_range_windows_from_the_first_month_of_data_and_whole_when_exported():
+    """The 12 months before each month with a whole recorded window, and only those."""
+    state = CellState()
+    contacts = _months((2025, 1), 23)  # 2025-01 .. 2026-11 (NOW's month)
+    for i, month in enumerate(contacts):
+        state.part("c", i % 2).apply([("contacts_received", (month, "phone", "police", "rfs"),
+                                       None)], +1)
+    state.part("m", 0).apply([("map_completed", ("2026-11", "level_3"), None)], +1)
+    state.part("m", 0).apply([("map_completed", ("2025-12", "level_3"), None)], +1)
+
+    def text(months: int) -> str:
+        registry = CollectorRegistry()
+        owned = {("c", 0), ("c", 1), ("m", 0)}
+        registry.register(FiguresCollector(lambda: (state.current(owned), {}), DEFS, months,
+                                           lambda: NOW))
+        return generate_latest(registry).decode()
+
+    # every month kept: 2026-01 (window 2025-01..2025-12) is the first judged contacts month;
+    # MAP's data starts 2025-12, so its 2026-11 window (2025-11..) starts too early
+    every = {(m, p) for f, m, p in _windows(text(0)) if f == "contacts_received"}
+    judged = contacts[12:]
+    assert {m for m, _ in every} == set(judged)
+    assert every == {(m, p) for i, m in enumerate(contacts[12:], 12) for p in contacts[i - 12:i]}
+    assert not {f for f, _, _ in _windows(text(0))} - {"contacts_received"}
+    # the default 13 months exported (2025-11..2026-11): only 2026-11's window is whole
+    assert _windows(text(13)) == {("contacts_received", "2026-11", p) for p in contacts[10:22]}
