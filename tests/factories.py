@@ -63,6 +63,16 @@ def map_completed(k: str, at: datetime, agencies: list[str], outcome: str = "lev
     return base("map_enquiry.completed", at, **fields)
 
 
+def partner_requested(k: str, at: datetime, agency: str) -> dict[str, Any]:
+    """A ``map_enquiry.agency_requested`` event: the enquiry asked one partner agency."""
+    return base("map_enquiry.agency_requested", at, enquiry_key=k, agency=agency)
+
+
+def partner_responded(k: str, at: datetime, agency: str) -> dict[str, Any]:
+    """A ``map_enquiry.agency_responded`` event: the partner agency answered."""
+    return base("map_enquiry.agency_responded", at, enquiry_key=k, agency=agency)
+
+
 def audit(k: str, at: datetime, team: str = "ehh", grade: str = "good",
           advisor: str | None = None) -> dict[str, Any]:
     extra = {"advisor_key": advisor} if advisor else {}

@@ -31,7 +31,8 @@ from grafana_foundation_sdk.models import prometheus as pm
 __all__ = ["ABANDONED_THRESHOLD", "ANY_IS_BAD", "BYTES", "CALL_WAIT_THRESHOLD", "COUNT",
            "DATASOURCE", "DAYS", "EXPECTED_RANGE_NOTE", "MILLISECONDS", "MONTHS", "NEUTRAL",
            "PERCENT", "SECONDS", "SERVICE_LEVEL_TARGET",
-           "STATE_COLOURS", "TIMELINESS_TARGET", "WORKDAYS", "above_target", "bar_chart",
+           "STATE_COLOURS", "TIMELINESS_TARGET", "WORKDAYS", "WORKING_HOURS", "above_target",
+           "bar_chart",
            "bar_gauge", "below_threshold", "colours", "dash_b", "dashboard", "definitions_table",
            "dm", "expected_range_chart", "label_cells", "labelled", "matrix", "merge", "organize",
            "per_rule_deadline", "pie", "q", "ratio", "render", "row", "rule_timescales", "stat",
@@ -46,6 +47,7 @@ PERCENT = "percentunit"  # ratios 0..1
 COUNT = "short"
 DAYS = "suffix: days"
 WORKDAYS = "suffix: working days"
+WORKING_HOURS = "suffix: working hours"
 SECONDS = "s"
 MILLISECONDS = "ms"
 BYTES = "bytes"

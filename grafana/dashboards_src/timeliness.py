@@ -113,6 +113,38 @@ def stale_section() -> list[object]:
     ]
 
 
+#: rule partner_response's timescale in office hours (config/rules.toml): the oldest
+#: request is red from it
+PARTNER_TIMESCALE_HOURS = 4.0
+
+
+def partners_section() -> list[object]:
+    """Which partner is slow: open requests of MAP enquiries to each agency (issue 29.2)."""
+    return [
+        c.row("Partner agencies' responses to MAP enquiries"),
+        c.label_cells(c.table(
+            "Partner requests by agency", "MAP enquiries' requests to each partner agency not "
+            "yet answered, by state of rule partner_response (4 working hours, warned 1 hour "
+            "ahead), most overdue first: sum by (agency, state) (cspa_partner_requests_open). "
+            + STATES,
+            c.q("sum by (agency, state) (cspa_partner_requests_open)", fmt="table"),
+            transforms=[c.matrix("agency", "state"),
+                        c.transform("sortBy", sort=[{"field": "overdue", "desc": True}]),
+                        c.organize({"agency\\state": "Agency"},
+                                   order=("agency\\state", "overdue", "at_risk", "due_today",
+                                          "on_time"))], w=12, h=9), "Agency", "agency"),
+        c.labelled(c.bar_gauge(
+            "Oldest partner request by agency", "Office hours on working days since each "
+            "agency's oldest unanswered request (0: none), max over workers, longest first; "
+            "red from the 4 working hour timescale: "
+            "sort_desc(max by (agency) (cspa_partner_request_oldest_working_hours)).",
+            c.q("sort_desc(max by (agency) (cspa_partner_request_oldest_working_hours))",
+                "{{agency}}"),
+            unit=c.WORKING_HOURS, steps=c.below_threshold(PARTNER_TIMESCALE_HOURS), w=12, h=9),
+            "agency"),
+    ]
+
+
 def breaches_section() -> list[object]:
     return [
         c.row("Breach history"),
@@ -139,5 +171,5 @@ def build() -> c.dash_b.Dashboard:
         "breach and the breach history. Clocks run in working days of England and Wales.",
         variables=[rule_variable()],
         items=[*now_section(), *per_rule_section(), *warnings_section(), *stale_section(),
-               *breaches_section()],
+               *partners_section(), *breaches_section()],
         time_from="now-7d", refresh="1m")

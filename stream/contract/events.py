@@ -247,6 +247,22 @@ class MapEnquiryCompleted(MapEnquiryEvent):
     level3_service: Level3Service | None = None
 
 
+class MapAgencyRequested(MapEnquiryEvent):
+    """The MAP enquiry asked one partner agency for what it knows (one event per agency
+    consulted): it starts that agency's clock (rule ``partner_response``)."""
+
+    event_type: Literal["map_enquiry.agency_requested"]
+    agency: Agency
+
+
+class MapAgencyResponded(MapEnquiryEvent):
+    """The partner agency answered the MAP enquiry's request: it stops that agency's
+    clock. May arrive before its request; matched on (enquiry, agency)."""
+
+    event_type: Literal["map_enquiry.agency_responded"]
+    agency: Agency
+
+
 class CallEvent(Event):
     call_key: PseudoKey
     queue: CallQueue
@@ -408,7 +424,8 @@ class ComplaintExtended(FeedbackEvent):
 ContactsFamily = Annotated[
     Union[ContactReceived, ContactDecided, EmailResolved, EarlyHelpAllocated, ContactProgressed],
     Field(discriminator="event_type")]
-MapFamily = Annotated[Union[MapEnquiryOpened, MapEnquiryCompleted],
+MapFamily = Annotated[Union[MapEnquiryOpened, MapEnquiryCompleted, MapAgencyRequested,
+                            MapAgencyResponded],
                       Field(discriminator="event_type")]
 CallsFamily = Annotated[Union[CallQueued, CallAnswered, CallAbandoned, CallEnded],
                         Field(discriminator="event_type")]

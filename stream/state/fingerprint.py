@@ -25,7 +25,9 @@ from stream.state.rules import Versions, load_rules
 
 #: Bumped when a release changes how a record is folded (its facts, how an item is
 #: judged, the working-day arithmetic): every checkpoint's derived state is refolded.
-FOLD_VERSION = 1
+#: 2: partner requests and responses (issue 29.2) add facts to MAP records and one item
+#: per agency asked to open work.
+FOLD_VERSION = 2
 
 
 def rules_input(rules: Mapping[str, Versions]) -> dict[str, list[dict[str, Any]]]:

@@ -14,6 +14,10 @@ work: ``stream.state.timeliness``).
   their service.
 * ``map_enquiry``: opened to completed, in working and calendar days (only enquiries
   with both events). The report's "% within 1 day" is values ``<= 1.0`` over all.
+
+The same record's partner requests and responses give their own facts, defined in
+``stream.state.partner_responses`` and declared with this family (one family per record
+kind); an enquiry without them gives exactly the facts above.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from stream.state.facts import (
     duration_figures,
     durations,
 )
+from stream.state.partner_responses import COUNTS as PARTNER_COUNTS
+from stream.state.partner_responses import DISTRIBUTIONS as PARTNER_DISTRIBUTIONS
+from stream.state.partner_responses import partner_facts
 from stream.state.records import Completion, Opening, Record
 
 #: the outcome level whose completions are counted by Level 3 service
@@ -41,7 +48,12 @@ AGENCY_BUCKETS = tuple(float(n) for n in range(0, 13))
 
 
 def map_facts(rec: Record, ctx: FactContext) -> list[Fact]:
-    """The facts of one MAP enquiry record."""
+    """The facts of one MAP enquiry record: its completion's and its partners'."""
+    return completion_facts(rec, ctx) + partner_facts(rec, ctx)
+
+
+def completion_facts(rec: Record, ctx: FactContext) -> list[Fact]:
+    """The facts of the enquiry's completion (none while it is open)."""
     done = rec.get(Completion.KEY)
     if not done:
         return []
@@ -69,6 +81,7 @@ MAP_ENQUIRIES = Family(
               "MAP enquiries completed in the month that consulted the agency."),
         Count("level3_outcomes", "cspa_level3_outcomes", ("month", "service"),
               "MAP enquiries completed at Level 3, by Level 3 service."),
+        *PARTNER_COUNTS,
     ),
     distributions=(
         *duration_figures("map_enquiry", "cspa_map_enquiry", ("month",),
@@ -76,6 +89,7 @@ MAP_ENQUIRIES = Family(
         Distribution("map_agencies_consulted", "cspa_map_enquiry_agencies_consulted",
                      ("month",), AGENCY_BUCKETS,
                      "Agencies consulted per completed MAP enquiry."),
+        *PARTNER_DISTRIBUTIONS,
     ),
     recent=(Recent("map_completed_hourly", "cspa_recent_map_enquiries_completed",
                    "MAP enquiries completed"),),

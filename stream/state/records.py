@@ -55,6 +55,8 @@ from stream.contract.events import (
     FeedbackReceived,
     FeedbackWithdrawn,
     LearningReviewHeld,
+    MapAgencyRequested,
+    MapAgencyResponded,
     MapEnquiryCompleted,
     MapEnquiryOpened,
 )
@@ -139,6 +141,31 @@ class Completion(SlotFields):
     outcome: Field = itemgetter(3)  #: the level reached (taxonomy ``map_outcome``)
     #: the Level 3 service (taxonomy ``level3_service``); None below Level 3
     level3_service: Field = itemgetter(4)
+
+
+class PartnerRequest(SlotFields):
+    """``asked:<agency>`` of a MAP record, one per agency asked
+    (``map_enquiry.agency_requested``): the agency is in the key, not a field. It opens
+    that agency's ``partner_response`` item (``stream.state.partner_responses``)."""
+
+    KIND, KEY = "map", "asked:"
+
+    @staticmethod
+    def key(agency: str) -> str:
+        """The record key of the request to ``agency``."""
+        return "asked:" + agency
+
+
+class PartnerResponse(SlotFields):
+    """``answered:<agency>`` of a MAP record (``map_enquiry.agency_responded``): the
+    agency answered; it closes the item its ``asked:<agency>`` opened."""
+
+    KIND, KEY = "map", "answered:"
+
+    @staticmethod
+    def key(agency: str) -> str:
+        """The record key of the response of ``agency``."""
+        return "answered:" + agency
 
 
 class Queueing(SlotFields):
@@ -304,6 +331,8 @@ SLOTS: Mapping[str, tuple[type[SlotFields], Field | None]] = {
     "email.resolved": (Resolution, None),
     "map_enquiry.opened": (Opening, None),
     "map_enquiry.completed": (Completion, Completion.outcome),
+    "map_enquiry.agency_requested": (PartnerRequest, None),
+    "map_enquiry.agency_responded": (PartnerResponse, None),
     "call.queued": (Queueing, None),
     "call.answered": (Answer, Answer.queue),
     "call.abandoned": (Abandon, Abandon.queue),
@@ -353,6 +382,10 @@ def slot_of(event: Event) -> tuple[str, str, Slot]:
         case MapEnquiryCompleted():
             return "map", "done", [ts, eid, sorted(set(event.agencies_consulted)),
                                    event.outcome, event.level3_service]
+        case MapAgencyRequested():
+            return "map", PartnerRequest.key(event.agency), [ts, eid]
+        case MapAgencyResponded():
+            return "map", PartnerResponse.key(event.agency), [ts, eid]
         case CallQueued():
             return "call", "q", [ts, eid, event.queue]
         case CallAnswered():
@@ -405,6 +438,23 @@ def occurred(record: Record, end: Endpoint) -> float | None:
     if value is None or (narrows is not None and code is not None and narrows(value) != code):
         return None
     return float(value[0])
+
+
+def occurred_keyed(record: Record, opens: Endpoint,
+                   closes: Endpoint) -> list[tuple[str, float, float | None]]:
+    """(key, opened, closed or None) for each slot of a keyed opening family (``asked:``):
+    the slot of the closing family with the same key (``answered:``) closes it, whichever
+    arrived first. Sorted by key; empty for a record of another kind."""
+    if record.get("k") != opens[0]:
+        return []
+    prefix, closing, cut = opens[1], closes[1], len(opens[1])
+    out: list[tuple[str, float, float | None]] = []
+    for key, value in record.items():
+        if key.startswith(prefix):
+            closed = record.get(closing + key[cut:])
+            out.append((key[cut:], float(value[0]),
+                        None if closed is None else float(closed[0])))
+    return sorted(out)
 
 
 def table_key(kind: str, case_key: str) -> str:

@@ -31,7 +31,14 @@ from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from stream.state.deadlines import DeadlineIndex, Judged
-from stream.state.records import SLOTS, Endpoint, Progression, Record, occurred
+from stream.state.records import (
+    SLOTS,
+    Endpoint,
+    Progression,
+    Record,
+    occurred,
+    occurred_keyed,
+)
 from stream.state.rules import Rule, RuleError, Versions, versioned
 from stream.state.working_days import WorkingCalendar, local_month, us_rounded
 
@@ -91,12 +98,20 @@ def watched_rules(rules: Mapping[str, Rule | Versions]) -> dict[str, Versions]:
         kind = endpoint(rule.opens)[0]
         if endpoint(rule.closes)[0] != kind:
             raise RuleError(f"rule {name}: opens and closes must be on one case record")
+        if _keyed(rule.opens) != _keyed(rule.closes):
+            raise RuleError(f"rule {name}: a keyed slot (one item per agency) must open "
+                            "and close it alike")
         for version in rule.versions:
             if version.extended_by and endpoint(version.extended_by)[0] != kind:
                 raise RuleError(f"rule {name}: extended_by {version.extended_by} must be on "
                                 "the case record the rule opens and closes on")
     return {name: rule for name, rule in versioned(rules).items() if not (
         rule.opens == "contact.received" and rule.closes.startswith("contact.progressed:"))}
+
+
+def _keyed(spec: str) -> bool:
+    """Whether a spec names a keyed slot family (``asked:<agency>``): one item per key."""
+    return endpoint(spec)[1].endswith(":")
 
 
 def _deadline(rule: Rule, start: float, calendar: WorkingCalendar) -> float:
@@ -193,25 +208,42 @@ def judge(record: Record, watching: Iterable[Watch], calendar: WorkingCalendar) 
     """The items the record holds, less those closed sooner than their rule's bound.
 
     Each is judged by the rule's version in force when its clock started, after the
-    out-of-hours roll-over (``WorkingCalendar.clock_start_ts``).
+    out-of-hours roll-over (``WorkingCalendar.clock_start_ts``). A rule opened by a keyed
+    slot (``asked:<agency>``) holds one item per key (``keyed_pairs``).
     """
     items: list[Item] = []
     for versions, opens, closes, bound in watching:
-        start_ts = occurred(record, opens)
-        if start_ts is None:
-            continue
-        closed_ts = occurred(record, closes)
-        if closed_ts is not None and closed_ts - start_ts < bound:
-            continue  # closed before any deadline could fall: neither open nor a breach
-        rule = versions.single  # the hot path: one version, in force since always
-        if rule is None:
-            rule = versions.at(calendar.clock_start_ts(start_ts))
-            if rule is None:
-                continue  # received before the rule's first version was in force
-        deadline_ts, warn_ts = schedule(record, rule, start_ts, closed_ts, calendar)
-        items.append(Item(rule.name, rule.version, rule.team, record["k"], start_ts,
-                          deadline_ts, warn_ts, closed_ts))
+        if opens[1][-1] == ":":
+            for start_ts, closed_ts in keyed_pairs(record, opens, closes):
+                _add(items, record, versions, start_ts, closed_ts, bound, calendar)
+        else:
+            _add(items, record, versions, occurred(record, opens), occurred(record, closes),
+                 bound, calendar)
     return items
+
+
+def keyed_pairs(record: Record, opens: Endpoint,
+                closes: Endpoint) -> list[tuple[float, float | None]]:
+    """(start, closed) of each key of a keyed opening slot: ``asked:police`` is closed by
+    ``answered:police`` (the same suffix), whichever arrived first (``records.occurred_keyed``)."""
+    return [(start, closed) for _, start, closed in occurred_keyed(record, opens, closes)]
+
+
+def _add(items: list[Item], record: Record, versions: Versions, start_ts: float | None,
+         closed_ts: float | None, bound: float, calendar: WorkingCalendar) -> None:
+    """Append the item of one (start, closed) pair, unless there is none to judge."""
+    if start_ts is None:
+        return
+    if closed_ts is not None and closed_ts - start_ts < bound:
+        return  # closed before any deadline could fall: neither open nor a breach
+    rule = versions.single  # the hot path: one version, in force since always
+    if rule is None:
+        rule = versions.at(calendar.clock_start_ts(start_ts))
+        if rule is None:
+            return  # received before the rule's first version was in force
+    deadline_ts, warn_ts = schedule(record, rule, start_ts, closed_ts, calendar)
+    items.append(Item(rule.name, rule.version, rule.team, record["k"], start_ts,
+                      deadline_ts, warn_ts, closed_ts))
 
 
 def items_of(record: Record, rules: Mapping[str, Rule | Versions],

@@ -31,7 +31,7 @@ from stream.contract.decoder import Decoder, Limits
 from stream.contract.taxonomy import load_taxonomy
 from stream.contract.topics import DEADLETTER, event_families, load_topics
 from stream.settings import Settings
-from stream.state import progress
+from stream.state import partner_responses, progress
 from stream.state.calls import CallDefinitions
 from stream.state.calls_waiting import listen
 from stream.state.clock import Clock, make_clock
@@ -49,6 +49,7 @@ from stream.worker.exposition import Page
 from stream.worker.live_gauges import (
     AdvisorAuditsCollector,
     CallsWaitingCollector,
+    PartnerRequestsCollector,
     TimelinessCollector,
 )
 from stream.worker.localstate import LocalStore, claim
@@ -346,13 +347,16 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
     waiting = listen(worker.work, ctx.taxonomy.ordered("call_queue"),
                      settings.calls_waiting_limit_seconds)
     calls_waiting = CallsWaitingCollector(waiting, worker.clock.time, worker.owned)
+    partners = PartnerRequestsCollector(
+        partner_responses.listen(worker.work, ctx.taxonomy.ordered("agency")),
+        worker.clock.time, worker.owned)
     roster = Roster(ctx)  # the audits table over every partition: exact with several workers
     advisors = AdvisorAuditsCollector(roster.current, ctx.calendar,
                                       ctx.taxonomy.ordered("team"), worker.clock.now)
-    for collector in (figures, timeliness, calls_waiting, advisors):
+    for collector in (figures, timeliness, calls_waiting, partners, advisors):
         registry.register(collector)
     # /metrics: the registry's text, each unchanged figure family's kept from the last scrape
-    worker.page = Page([pipeline, figures, timeliness, calls_waiting, advisors])
+    worker.page = Page([pipeline, figures, timeliness, calls_waiting, partners, advisors])
     # Faust's own sensors (milliseconds, not promtool-clean) on their own registry and path.
     setup_prometheus_sensors(app, pattern="/metrics/faust", registry=CollectorRegistry(),
                              name_prefix="faust")

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 from stream.state.aggregates import Aggregates
 from stream.state.calls import answer_waits
 from stream.state.calls_waiting import ASA_WINDOWS, CallsWaiting
+from stream.state.partner_responses import PartnerRequests
 from stream.state.quality import unaudited, working_days_left
 from stream.state.timeliness import OpenWork, Part
 from stream.state.working_days import WorkingCalendar
@@ -116,6 +117,33 @@ class CallsWaitingCollector(ScrapeCollector):
                 oldest.add_metric([queue], state.oldest_seconds)
                 expired.add_metric([queue], state.expired)
         yield from (waiting, oldest, expired)
+
+
+class PartnerRequestsCollector(ScrapeCollector):
+    """Partner agencies' open requests of the owned partitions, evaluated at every scrape
+    (``stream.state.partner_responses``)."""
+
+    def __init__(self, requests: PartnerRequests, now: Callable[[], float],
+                 owned: Callable[[], Collection[Part]]) -> None:
+        super().__init__(now, owned)
+        self._requests = requests
+
+    def _families(self, now: float | None = None,
+                  owned: Collection[Part] = ()) -> Iterator[GaugeMetricFamily]:
+        opened = GaugeMetricFamily(
+            "cspa_partner_requests_open", "MAP enquiries' requests to the partner agency "
+            "not yet answered, by open-work state of rule partner_response (stale ones left "
+            "out; sum() across workers).", labels=["agency", "state"])
+        oldest = GaugeMetricFamily(
+            "cspa_partner_request_oldest_working_hours", "Office hours on working days since "
+            "the agency's oldest unanswered request (0: none; max() across workers).",
+            labels=["agency"])
+        if now is not None:
+            for agency, state in sorted(self._requests.evaluate(now, owned).items()):
+                for name, n in state.states.items():
+                    opened.add_metric([agency, name], n)
+                oldest.add_metric([agency], state.oldest_working_hours)
+        yield from (opened, oldest)
 
 
 class AdvisorAuditsCollector(Collector):

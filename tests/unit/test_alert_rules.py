@@ -266,6 +266,11 @@ def test_timeliness_texts_follow_config_rules() -> None:
         if alert["alert"].endswith("AtRisk"):
             assert f"less than {rule.warn_working_hours:g} working hours" in summary
         assert alert["labels"]["team"] == rule.team, alert["alert"]
+    for alert in (a for a in ALERTS if a["file"] == "partner_responses.yml"):
+        rule = watched["partner_response"]  # its own file: alerts by agency, not by rule
+        dedicated.add(rule.name)
+        assert f"{rule.timescale:g} working hour timescale" in alert["annotations"]["summary"]
+        assert alert["labels"]["team"] == rule.team, alert["alert"]
     assert dedicated == set(watched)
     for alert in (a for a in ALERTS if a["alert"].startswith("Timescale")):
         m = re.search(r'rule!~"([^"]+)"', alert["expr"])

@@ -104,7 +104,7 @@ def test_stale_items_leave_the_states_the_oldest_and_the_due_list() -> None:
     assert (row["key"], row["deadline"]) == (OLD, "2026-11-03T10:00:00+00:00")
     assert work.stale_counts(now, [P]) == {"contact_decision": 1, "map_enquiry": 0,
                                            "early_help_allocation": 0, "lado_referral": 0,
-                                           "complaint_stage1": 0}
+                                           "complaint_stage1": 0, "partner_response": 0}
     assert work.stale_counts(now, [("contacts", 1)])["contact_decision"] == 0
 
 
@@ -129,12 +129,12 @@ def test_the_stale_gauges() -> None:
     families = {f.name: f for f in text_string_to_metric_families(text)}
     stale = {s.labels["rule"]: s.value for s in families["cspa_open_items_stale"].samples}
     assert stale == {"contact_decision": 1, "map_enquiry": 0, "early_help_allocation": 0,
-                     "lado_referral": 0, "complaint_stage1": 0}
+                     "lado_referral": 0, "complaint_stage1": 0, "partner_response": 0}
     ages = {s.labels["rule"]: s.value
             for s in families["cspa_open_item_stale_oldest_workdays"].samples}
     assert ages == {"contact_decision": pytest.approx(22 + 2 / 24), "map_enquiry": 0.0,
                     "early_help_allocation": 0.0, "lado_referral": 0.0,
-                    "complaint_stage1": 0.0}
+                    "complaint_stage1": 0.0, "partner_response": 0.0}
     open_items = sum(s.value for s in families["cspa_open_items"].samples)
     assert open_items == 1  # NEW only
 

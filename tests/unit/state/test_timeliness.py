@@ -88,7 +88,7 @@ def test_endpoints_map_event_types_to_slots() -> None:
 def test_watched_rules_leave_out_retrospective_progressions() -> None:
     assert set(watched_rules(RULES)) == {
         "contact_decision", "map_enquiry", "early_help_allocation", "lado_referral",
-        "complaint_stage1"}
+        "complaint_stage1", "partner_response"}
     mixed = Rule("x", 1, "rfs", "contact.received", "map_enquiry.completed", "hours", 4, 1)
     with pytest.raises(RuleError):
         watched_rules({"x": mixed})
@@ -424,7 +424,7 @@ def test_collector_exports_only_closed_label_sets() -> None:
                     assert value in closed[label], (sample.name, label, value)
     open_items = {(s.labels["rule"], s.labels["state"]): s.value
                   for s in families["cspa_open_items"].samples}
-    assert len(open_items) == 5 * 4
+    assert len(open_items) == 6 * 4
     assert open_items[("contact_decision", "overdue")] == 1  # due Tue 3 Mar 10:00
     assert open_items[("lado_referral", "on_time")] == 1  # decided Wed 10:00, due Thu 10:00
     assert open_items[("map_enquiry", "overdue")] == 0  # partition not owned
@@ -432,7 +432,7 @@ def test_collector_exports_only_closed_label_sets() -> None:
               for s in families["cspa_open_item_oldest_workdays"].samples}
     assert oldest == {"contact_decision": pytest.approx(2.0 + 2 / 24), "map_enquiry": 0.0,
                       "early_help_allocation": 0.0, "lado_referral": pytest.approx(2 / 24),
-                      "complaint_stage1": 0.0}
+                      "complaint_stage1": 0.0, "partner_response": 0.0}
     # one open and overdue, one decided late (Wed 10:00 for a Tue 10:00 deadline)
     [breach] = families["cspa_breaches"].samples
     assert breach.labels == {"rule": "contact_decision", "rule_version": "1", "month": "2026-03"}
@@ -450,6 +450,7 @@ def test_rules_file_timescales_are_what_the_alerts_say() -> None:
         "early_help_allocation": ("working_days", 2, 4, "ehh"),
         "lado_referral": ("working_days", 1, 4, "rfs"),
         "complaint_stage1": ("working_days", 10, 16, "rfs"),
+        "partner_response": ("working_hours", 4, 1, "map"),
     }
     complaint = watched_rules(RULES)["complaint_stage1"].latest
     assert (complaint.extended_by, complaint.extended_timescale) == ("complaint.extended", 20)

@@ -1,0 +1,182 @@
+"""Partner agencies' responses to MAP enquiries: which partner is slow (issue 29.2).
+
+A MAP enquiry asks each partner agency it consults for what the agency knows
+(``map_enquiry.agency_requested``) and the agency answers (``map_enquiry.agency_responded``).
+Both fold into the enquiry's MAP record, one slot per agency (``asked:<agency>``,
+``answered:<agency>``: ``records.PartnerRequest``, ``records.PartnerResponse``), so a
+duplicate changes nothing, a correction replaces its version and an answer that arrives
+before its request waits in its slot until the request comes. A request is one item of
+rule ``partner_response`` (4 office hours, ``config/rules.toml``), judged by open work like
+any rule's (``stream.state.timeliness.keyed_pairs``: one item per agency). MAP completions
+without these events count exactly as before: nothing here reads ``open`` or ``done``.
+
+Facts of a MAP record, per agency asked (labels: month and ``agency``, taxonomy ``agency``):
+
+* ``partner_requests``: one per request, in the local month it was made;
+* ``partner_response_working_hours``: request to response in office hours on working
+  days, as a value, in the month of the response (requests that have both events);
+* ``partner_responses_late``: one per response after its deadline (exactly the deadline
+  open work and ``cspa_breaches`` use), in the month of the response.
+
+Open requests now (``PartnerRequests``, a listener of ``OpenWork`` like calls waiting) are
+judged against the clock at scrape time, by agency and open-work state. Keys never leave
+the listener; labels are agencies, states and months only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Hashable, Iterable
+from dataclasses import dataclass
+
+from stream.state.facts import Count, Distribution, Fact, FactContext
+from stream.state.records import (
+    Endpoint,
+    PartnerRequest,
+    PartnerResponse,
+    Record,
+    occurred_keyed,
+)
+from stream.state.rules import Versions
+from stream.state.timeliness import STATES, Item, OpenWork, schedule
+from stream.state.working_days import WorkingCalendar
+
+Part = Hashable  # (topic, partition) in the worker
+#: the timescale rule a partner's answer is judged by
+RULE = "partner_response"
+#: histogram buckets of response times, in office hours (the timescale is 4)
+HOUR_BUCKETS = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0, 40.0)
+#: the slot families of requests and answers (``records.occurred_keyed``)
+_ASKED: Endpoint = (PartnerRequest.KIND, PartnerRequest.KEY, None, None)
+_ANSWERED: Endpoint = (PartnerResponse.KIND, PartnerResponse.KEY, None, None)
+#: one agency's request of one enquiry: (agency, requested at, responded at or None)
+Request = tuple[str, float, float | None]
+
+
+def requests_of(record: Record | None) -> list[Request]:
+    """Every agency the MAP record asked, with its answer's time if it came (by agency)."""
+    if record is None:
+        return []
+    return occurred_keyed(record, _ASKED, _ANSWERED)
+
+
+def working_hours(calendar: WorkingCalendar, start: float, end: float) -> float:
+    """Office hours on working days from ``start`` to ``end`` (0 if answered first)."""
+    return 0.0 if end <= start else calendar.working_hours_between_ts(start, end)
+
+
+def partner_facts(rec: Record, ctx: FactContext) -> list[Fact]:
+    """The facts of one MAP record's partner requests (module docstring)."""
+    facts: list[Fact] = []
+    for agency, asked, answered in requests_of(rec):
+        facts.append(("partner_requests", (ctx.month(asked), agency), None))
+        if answered is None:
+            continue
+        month = ctx.month(answered)
+        facts.append(("partner_response_working_hours", (month, agency),
+                      working_hours(ctx.calendar, asked, answered)))
+        rule = ctx.rule(RULE, asked)
+        if rule is not None and answered > schedule(rec, rule, asked, answered,
+                                                     ctx.calendar)[0]:
+            facts.append(("partner_responses_late", (month, agency), None))
+    return facts
+
+
+COUNTS = (
+    Count("partner_requests", "cspa_partner_requests", ("month", "agency"),
+          "MAP enquiries' requests to the partner agency made in the month."),
+    Count("partner_responses_late", "cspa_partner_responses_late", ("month", "agency"),
+          "Partner agencies' answers in the month that came after their deadline "
+          "(rule partner_response: 4 working hours)."),
+)
+DISTRIBUTIONS = (
+    Distribution("partner_response_working_hours", "cspa_partner_response_working_hours",
+                 ("month", "agency"), HOUR_BUCKETS,
+                 "MAP enquiry request to the partner agency's answer, in office hours on "
+                 "working days of England and Wales, by month of the answer."),
+)
+
+
+@dataclass
+class AgencyState:
+    """One agency's open requests at one instant: by open-work state, and the oldest."""
+
+    states: dict[str, int]
+    oldest_working_hours: float = 0.0
+
+
+class PartnerRequests:
+    """Open partner requests per partition, from the MAP records (a listener of OpenWork)."""
+
+    def __init__(self, work: OpenWork, agencies: Iterable[str]) -> None:
+        self.work = work
+        self.agencies = tuple(agencies)
+        self.versions: Versions | None = work.rules.get(RULE)
+        self._open: dict[Part, dict[str, tuple[tuple[str, Item], ...]]] = {}
+
+    def update(self, partition: Part, key: str, record: Record | None) -> None:
+        """Replace what the key contributes (None: the record is gone)."""
+        if record is not None and record.get("k") != PartnerRequest.KIND:
+            return  # the hot path: most records are not MAP enquiries
+        opened = self._judge(record)
+        if opened:
+            self._open.setdefault(partition, {})[key] = opened
+        elif partition in self._open:
+            self._open[partition].pop(key, None)
+
+    def _judge(self, record: Record | None) -> tuple[tuple[str, Item], ...]:
+        """(agency, item) of each request of the record still unanswered."""
+        if self.versions is None or record is None:
+            return ()
+        cal, out = self.work.calendar, []
+        for agency, asked, answered in requests_of(record):
+            rule = self.versions.at(cal.clock_start_ts(asked))
+            if answered is None and rule is not None:
+                deadline, warn = schedule(record, rule, asked, None, cal)
+                out.append((agency, Item(rule.name, rule.version, rule.team, "map", asked,
+                                         deadline, warn, None)))
+        return tuple(out)
+
+    def drop_partition(self, partition: Part) -> None:
+        self._open.pop(partition, None)
+
+    def drop_topic(self, topic: str, keep: Collection[Part] = ()) -> None:
+        """Forget every ``(topic, partition)`` of one topic but ``keep`` (before a rebuild)."""
+        for part in [p for p in self._open
+                     if isinstance(p, tuple) and p[0] == topic and p not in keep]:
+            del self._open[part]
+
+    def export(self, partition: Part) -> dict[str, tuple[tuple[str, Item], ...]] | None:
+        """What a checkpoint keeps of one partition."""
+        return self._open.get(partition)
+
+    def restore(self, partition: Part,
+                state: dict[str, tuple[tuple[str, Item], ...]] | None) -> None:
+        """Take one partition's open requests from a checkpoint."""
+        if state is not None:
+            self._open[partition] = state
+
+    def evaluate(self, now: float, owned: Collection[Part]) -> dict[str, AgencyState]:
+        """Every agency (taxonomy ones always present) as it stands at ``now``.
+
+        States are open work's (``OpenWork.state``); stale requests (past the open-work
+        horizon) are left out, as ``cspa_open_items`` leaves them out.
+        """
+        work = self.work
+        out = {a: AgencyState(dict.fromkeys(STATES, 0)) for a in self.agencies}
+        for part in owned:
+            for requests in self._open.get(part, {}).values():
+                for agency, item in requests:
+                    if work.stale(item, now):
+                        continue
+                    state = out.setdefault(agency, AgencyState(dict.fromkeys(STATES, 0)))
+                    state.states[work.state(item, now)] += 1
+                    age = working_hours(work.calendar, item.start_ts, now)
+                    state.oldest_working_hours = max(state.oldest_working_hours, age)
+        return out
+
+
+def listen(work: OpenWork, agencies: Iterable[str]) -> PartnerRequests:
+    """A PartnerRequests fed by ``work``'s record updates (rebuilt and checkpointed with it)."""
+    requests = PartnerRequests(work, agencies)
+    work.listeners.append(requests)
+    return requests
