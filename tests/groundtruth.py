@@ -52,6 +52,47 @@ def working_days(a: datetime, b: datetime) -> float:
     return total
 
 
+#: office hours of the working-hour clock (the settings' defaults), local wall-clock hours
+OFFICE = (9, 17)
+#: rule partner_response of config/rules.toml, read here as plain TOML: office hours
+PARTNER_HOURS = float(next(r["timescale"] for r in tomllib.loads(
+    (ROOT / "config" / "rules.toml").read_text())["rule"] if r["name"] == "partner_response"))
+
+
+def _office(d: date) -> tuple[datetime, datetime]:
+    """The office opening and closing of one local date."""
+    return (datetime(d.year, d.month, d.day, OFFICE[0], tzinfo=LONDON),
+            datetime(d.year, d.month, d.day, OFFICE[1], tzinfo=LONDON))
+
+
+def office_hours(a: datetime, b: datetime) -> float:
+    """Hours inside office hours on working days from ``a`` to ``b``, day by day (0 if b <= a)."""
+    total, d = 0.0, a.astimezone(LONDON).date()
+    while b > a and d <= b.astimezone(LONDON).date():
+        if is_working(d):
+            opens, closes = _office(d)
+            lo, hi = max(a, opens), min(b, closes)
+            if hi > lo:
+                total += (hi - lo).total_seconds() / 3600
+        d += timedelta(days=1)
+    return total
+
+
+def office_deadline(start: datetime, hours: float) -> datetime:
+    """The instant ``hours`` of office time after ``start``: walk the days, spending each
+    working day's office hours that remain after ``start`` until none are left to spend."""
+    left, d = hours * 3600, start.astimezone(LONDON).date()
+    while True:
+        if is_working(d):
+            opens, closes = _office(d)
+            begin = max(start, opens)
+            room = (closes - begin).total_seconds()
+            if room > 0 and left <= room:
+                return begin + timedelta(seconds=left)
+            left -= max(0.0, room)
+        d += timedelta(days=1)
+
+
 def month(at: datetime) -> str:
     return at.astimezone(LONDON).strftime("%Y-%m")
 
@@ -84,11 +125,13 @@ def _office_time(rng: random.Random, start: date, days: int) -> datetime:
 
 
 def generate(seed: int, start: date, days: int, contacts: int = 300, calls: int = 300,
-             enquiries: int = 60, audits: int = 30, bad: int = 20, feedback: int = 0) -> Dataset:
+             enquiries: int = 60, audits: int = 30, bad: int = 20, feedback: int = 0,
+             partners: int = 0) -> Dataset:
     """Events for all families, with duplicates, late and out-of-order ones, and bad ones.
 
-    ``feedback`` pieces of feedback come on a random stream of their own, so the other
-    families' events are the same whatever their number.
+    ``feedback`` pieces of feedback and ``partners`` MAP enquiries' partner requests come on
+    random streams of their own, so the other families' events are the same whatever their
+    number.
     """
     rng = random.Random(seed)
     ds = Dataset()
@@ -132,6 +175,7 @@ def generate(seed: int, start: date, days: int, contacts: int = 300, calls: int 
                                     rng.choice(["ehh", "map"]),
                                     rng.choice(list(TAXONOMY["grade"]))))
     _feedback(ds, random.Random(seed * 31 + 6), seed, start, days, feedback)
+    _partners(ds, random.Random(seed * 37 + 2), seed, start, days, partners)
     rng.shuffle(ds.messages)
     for i in range(bad):
         ds.messages.insert(rng.randrange(len(ds.messages)),
@@ -173,6 +217,33 @@ def _feedback(ds: Dataset, rng: random.Random, seed: int, start: date, days: int
         events += [e for e in events if rng.random() < 0.1]  # re-deliveries
         for e in events:
             ds.add("feedback", k, e)
+
+
+def _partners(ds: Dataset, rng: random.Random, seed: int, start: date, days: int,
+              n: int) -> None:
+    """MAP enquiries asking 1-4 agencies: most answer (some within minutes, some days
+    later), some never; some answers come before their request, some requests are re-sent
+    later (the later one counts), and some events are delivered twice. Half the enquiries
+    also open and complete, so their completions count exactly as without partners."""
+    agencies = list(TAXONOMY["agency"])
+    for i in range(n):
+        k = f.key(f"{seed}-partner-{i}")
+        at = _office_time(rng, start, days)
+        events = [f.map_opened(k, at), f.map_completed(k, at + timedelta(hours=20),
+                                                         ["police"])] if i % 2 else []
+        for agency in rng.sample(agencies, rng.randint(1, 4)):
+            asked = at + timedelta(minutes=rng.randrange(60))
+            events.append(f.partner_requested(k, asked, agency))
+            if rng.random() < 0.15:  # asked again a day later: the later request counts
+                events.append(f.partner_requested(k, asked + timedelta(days=1), agency))
+            if rng.random() < 0.85:
+                hours = rng.choice([0.2, 1.5, 3.9, 5.0, 30.0, 70.0]) * rng.random()
+                events.append(f.partner_responded(k, asked + timedelta(hours=hours), agency))
+        if rng.random() < 0.3:
+            events.reverse()  # answers before their requests
+        events += [e for e in events if rng.random() < 0.1]  # re-deliveries
+        for e in events:
+            ds.add("map_enquiries", k, e)
 
 
 def _latest(events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -233,6 +304,7 @@ def expected(ds: Dataset) -> dict[tuple[str, frozenset[tuple[str, str]]], float]
                 add("cspa_map_enquiry_workdays_count", month=mon)
                 add("cspa_map_enquiry_workdays_sum", working_days(_at(opened), _at(done)),
                     month=mon)
+        _partner_figures(case, add)
         if case.get("audit.graded"):
             a = _latest(case["audit.graded"])
             add("cspa_audits", month=month(_at(a)), team=a["team"], grade=a["grade"])
@@ -253,6 +325,29 @@ def _feedback_figures(case: dict[str, list[dict[str, Any]]], add: Any) -> None:
                 attribution=e["attribution"])
     if case.get("feedback.withdrawn"):
         add("cspa_feedback_withdrawn", month=month(_at(_latest(case["feedback.withdrawn"]))))
+
+
+def _partner_figures(case: dict[str, list[dict[str, Any]]], add: Any) -> None:
+    """Section 9: per agency, the latest request counts in its month; the latest answer to
+    a request is timed in office hours and is late after ``office_deadline``."""
+    asked: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    answered: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in case.get("map_enquiry.agency_requested", []):
+        asked[e["agency"]].append(e)
+    for e in case.get("map_enquiry.agency_responded", []):
+        answered[e["agency"]].append(e)
+    for agency, requests in asked.items():
+        request = _at(_latest(requests))
+        add("cspa_partner_requests", month=month(request), agency=agency)
+        if agency not in answered:
+            continue
+        response = _at(_latest(answered[agency]))
+        labels = dict(month=month(response), agency=agency)
+        add("cspa_partner_response_working_hours_count", **labels)
+        add("cspa_partner_response_working_hours_sum", office_hours(request, response),
+            **labels)
+        if response > office_deadline(request, PARTNER_HOURS):
+            add("cspa_partner_responses_late", **labels)
 
 
 def _at(event: dict[str, Any]) -> datetime:

@@ -41,7 +41,7 @@ class Summary(NamedTuple):
 
 @dataclass
 class _Day:
-    items: dict[str, Item] = field(default_factory=dict)  # key -> its item of the rule
+    items: dict[str, Item] = field(default_factory=dict)  # filed key -> item (``_filed``)
     summary: Summary | None = None  # None: to be made again (the items changed)
 
 
@@ -71,6 +71,12 @@ class Judged:
         first[rule] = min(first.get(rule, start), start)
 
 
+def _filed(key: str, n: int) -> str:
+    """Where a key's ``n``-th open item is filed: a record may hold several items of one rule
+    (``partner_response``: one per agency asked), so all but the first get their position."""
+    return key if n == 0 else f"{key}#{n}"
+
+
 class DeadlineIndex:
     """The open items of each partition, by rule and deadline day."""
 
@@ -79,19 +85,20 @@ class DeadlineIndex:
         self._parts: dict[Part, dict[str, dict[int, _Day]]] = {}
 
     def add(self, part: Part, key: str, items: Iterable[Item]) -> None:
+        """File a key's open items; ``remove`` takes the same tuple to unfile them."""
         rules = self._parts.setdefault(part, {})
-        for item in items:
+        for n, item in enumerate(items):
             day = rules.setdefault(item.rule, {}).setdefault(int(item.deadline_ts // DAY), _Day())
-            day.items[key] = item
+            day.items[_filed(key, n)] = item
             day.summary = None
 
     def remove(self, part: Part, key: str, items: Iterable[Item]) -> None:
         rules = self._parts.get(part, {})
-        for item in items:
+        for n, item in enumerate(items):
             days = rules[item.rule]
             number = int(item.deadline_ts // DAY)
             day = days[number]
-            del day.items[key]
+            del day.items[_filed(key, n)]
             day.summary = None
             if not day.items:
                 del days[number]

@@ -21,7 +21,9 @@ FIGURES = ("cspa_contacts_received", "cspa_contacts_decided",
            "cspa_map_enquiries_completed", "cspa_map_enquiries_by_agency",
            "cspa_map_enquiry_workdays_count", "cspa_map_enquiry_workdays_sum",
            "cspa_audits", "cspa_feedback_received", "cspa_feedback_quotes_approved",
-           "cspa_feedback_withdrawn")
+           "cspa_feedback_withdrawn", "cspa_partner_requests", "cspa_partner_responses_late",
+           "cspa_partner_response_working_hours_count",
+           "cspa_partner_response_working_hours_sum")
 
 
 def assert_figures_match(samples, truth):
@@ -49,7 +51,7 @@ STORE_MODES = ("local://", "memory://")
 
 @pytest.mark.parametrize("store", STORE_MODES)
 def test_worker_counts_exactly_and_survives_restart(broker, workers, tmp_path, store):
-    ds = generate(seed=7, start=date(2019, 7, 20), days=80, feedback=80)
+    ds = generate(seed=7, start=date(2019, 7, 20), days=80, feedback=80, partners=60)
     truth = expected(ds)
     # memory:// keeps no checkpoint: with one due every second, a file would show that the
     # worker ran with local:// after all.
@@ -95,7 +97,7 @@ def test_worker_counts_exactly_and_survives_restart(broker, workers, tmp_path, s
 
 def test_replaying_the_same_events_changes_nothing(broker, workers, tmp_path):
     ds = generate(seed=11, start=date(2019, 8, 1), days=40, contacts=150, calls=100,
-                  enquiries=30, audits=10, bad=0, feedback=30)
+                  enquiries=30, audits=10, bad=0, feedback=30, partners=20)
     worker = start_worker(broker, tmp_path, workers)
     sent = produce_sync(broker.bootstrap, ds.messages)
     sent += produce_sync(broker.bootstrap, ds.messages)  # the whole set again
