@@ -32,6 +32,7 @@ from fractions import Fraction
 from math import lcm
 from typing import Any
 
+from stream.report import partners
 from stream.report.tables import Report, Row, Table, Value
 
 METHOD = ("Secondary suppression: further counts are hidden (smallest first) until no "
@@ -109,6 +110,7 @@ def _model(report: Report) -> _Model:
         counts += [*team.by_grade, team.total]
         m.split(team.total, team.by_grade)
     counts += report.audits.activity
+    counts += partners.count_rows(report.partners)
     for row in counts:
         m.total(row)
     m.split(rfs.enquiries, (rfs.calls, rfs.emails))

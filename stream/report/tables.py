@@ -40,7 +40,8 @@ from stream.state.calls import CallDefinitions, call_parts
 from stream.state.families import LABELS
 from stream.state.quality import coverage
 
-if TYPE_CHECKING:  # rates.py builds on this module's types
+if TYPE_CHECKING:  # rates.py and partners.py build on this module's types
+    from stream.report.partners import PartnersSection
     from stream.report.rates import National, Population, RatesSection
 
 Kind = Literal["count", "percent", "days", "number"]
@@ -356,6 +357,8 @@ class Report:
     #: (``stream.report.expected_range``; None while 12 months of history are missing)
     ranges: Mapping[tuple[str, str], Mapping[str, Judgement | None]] = field(
         default_factory=dict)
+    #: section 9 (``stream.report.partners``); None: no partner request in the data
+    partners: PartnersSection | None = None
 
     @property
     def axis(self) -> Axis:
@@ -373,7 +376,10 @@ class Report:
                 ("feedback", "6. Then and Now: feedback from Community, Partners and Staff",
                  self.feedback.tables(axis)),
                 *((("rates", "7. Rates per 10,000 children", self.rates.tables()),)
-                  if self.rates is not None else ()))
+                  if self.rates is not None else ()),
+                # section 8 (repeat contacts and re-referrals) is reserved
+                *((("partners", "9. Partner agencies' responses", self.partners.tables(axis)),)
+                  if self.partners is not None else ()))
 
 
 def transpose(table: Table) -> Table:
@@ -706,6 +712,14 @@ def _rates(b: _Builder, population: Population | None, national: Mapping[str, Na
                                rates.load_national() if national is None else national, publish)
 
 
+def _partners(agg: Aggregates, months: Sequence[str],
+              taxonomy: Taxonomy) -> PartnersSection | None:
+    """Section 9 (``stream.report.partners`` says what counts)."""
+    from stream.report.partners import partners_section  # (it reads this module's types)
+
+    return partners_section(agg, months, taxonomy)
+
+
 def _first_month(agg: Aggregates, *prefixes: str) -> str | None:
     """The earliest month of a cell of the figures named ``prefix...``: where that count's
     data, and so its band's history, starts (zeros before it are "not recorded yet")."""
@@ -761,7 +775,7 @@ def compute_report(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,
     report = Report(tuple(months), defs, publish, _rfs(b), map_section, _info_advice(b),
                     _commentary(b, map_section.days(defs.day_basis).stats), _audits(b),
                     _feedback(b, quotes), _rates(b, population, national, publish),
-                    _ranges(agg, months, taxonomy, defs))
+                    _ranges(agg, months, taxonomy, defs), _partners(agg, months, taxonomy))
     if not publish:
         return report
     from stream.report.suppression import protect  # (it reads this module's types)

@@ -32,6 +32,7 @@ from stream.state.facts import (
     duration_figures,
     durations,
 )
+from stream.state.partner_responses import CELLS as PARTNER_CELLS
 from stream.state.partner_responses import COUNTS as PARTNER_COUNTS
 from stream.state.partner_responses import DISTRIBUTIONS as PARTNER_DISTRIBUTIONS
 from stream.state.partner_responses import partner_facts
@@ -93,5 +94,5 @@ MAP_ENQUIRIES = Family(
     ),
     recent=(Recent("map_completed_hourly", "cspa_recent_map_enquiries_completed",
                    "MAP enquiries completed"),),
-    cells={"map_completed_hourly": ("hour",)},
+    cells={"map_completed_hourly": ("hour",), **PARTNER_CELLS},
 )

@@ -16,7 +16,10 @@ Facts of a MAP record, per agency asked (labels: month and ``agency``, taxonomy 
 * ``partner_response_working_hours``: request to response in office hours on working
   days, as a value, in the month of the response (requests that have both events);
 * ``partner_responses_late``: one per response after its deadline (exactly the deadline
-  open work and ``cspa_breaches`` use), in the month of the response.
+  open work and ``cspa_breaches`` use), in the month of the response;
+* ``partner_unanswered``: one per request with no response yet, in the month of the
+  request: the report's "open now" (as at its data), a cell without a metric of its own
+  (live, the gauges below say the same by open-work state).
 
 Open requests now (``PartnerRequests``, a listener of ``OpenWork`` like calls waiting) are
 judged against the clock at scrape time, by agency and open-work state. Keys never leave
@@ -70,6 +73,7 @@ def partner_facts(rec: Record, ctx: FactContext) -> list[Fact]:
     for agency, asked, answered in requests_of(rec):
         facts.append(("partner_requests", (ctx.month(asked), agency), None))
         if answered is None:
+            facts.append(("partner_unanswered", (ctx.month(asked), agency), None))
             continue
         month = ctx.month(answered)
         facts.append(("partner_response_working_hours", (month, agency),
@@ -94,6 +98,10 @@ DISTRIBUTIONS = (
                  "MAP enquiry request to the partner agency's answer, in office hours on "
                  "working days of England and Wales, by month of the answer."),
 )
+
+
+#: facts no metric exposes one to one (``facts.Family.cells``)
+CELLS = {"partner_unanswered": ("month", "agency")}
 
 
 @dataclass

@@ -58,7 +58,9 @@ _KEY_OF = {"contact.received": "contact_key", "contact.decided": "contact_key",
            "dip_sample.taken": "sample_key", "advisor.joined": "advisor_key",
            "advisor.left": "advisor_key", "feedback.received": "feedback_key",
            "feedback.quote_approved": "feedback_key", "feedback.withdrawn": "feedback_key",
-           "complaint.responded": "feedback_key", "complaint.extended": "feedback_key"}
+           "complaint.responded": "feedback_key", "complaint.extended": "feedback_key",
+           "map_enquiry.agency_requested": "enquiry_key",
+           "map_enquiry.agency_responded": "enquiry_key"}
 _SOURCE_SYSTEM = {"contacts": "lcs", "map_enquiries": "lcs", "calls": "telephony",
                   "audits": "ehm", "feedback": "lcs"}
 

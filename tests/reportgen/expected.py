@@ -239,7 +239,29 @@ def expected_report(f: Facts, months: Sequence[str], defs: Defs = Defs()) -> dic
     x.count_row("feedback", TOTAL, Counter(fb[0] for fb in f.feedback))
     x.count_row("feedback", "feedback_quotes_approved", Counter(f.quotes))
     x.count_row("feedback", "feedback_withdrawn", Counter(f.withdrawals))
+    _partners(x, f)
     return x.out
+
+
+def _partners(x: _Expect, f: Facts) -> None:
+    """9. Partner agencies' responses: a row per agency, only when any request was made."""
+    if not f.partner_requests:
+        return
+    for agency in codes("agency"):
+        x.count_row("partner_requests", agency,
+                    Counter(m for m, a in f.partner_requests if a == agency))
+        hours = defaultdict(list)
+        for m, a, h, _ in f.partner_responses:
+            if a == agency:
+                hours[m].append(h)
+        columns = [hours.get(m, []) for m in x.months]
+        columns.append([h for c in columns for h in c])
+        for key, p in (("partner_response_median", 50), ("partner_response_p90", 90)):
+            x.put(key, agency, [Fig(nearest_rank(c, p), "number", len(c)) for c in columns])
+        x.count_row("partner_responses_late", agency,
+                    Counter(m for m, a, _, late in f.partner_responses if a == agency and late))
+        x.count_row("partner_requests_open", agency,
+                    Counter(m for m, a in f.partner_open if a == agency))
 
 
 def _quality(x: _Expect, f: Facts) -> None:

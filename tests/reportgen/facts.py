@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from tests.groundtruth import PARTNER_HOURS, office_deadline, office_hours
 from tests.reportgen.events import _KEY_OF, Dataset
 from tests.reportgen.workdays import (
     _kept,
@@ -52,6 +53,12 @@ class Facts:
     withdrawals: list[str] = field(default_factory=list)  # month withdrawn
     #: month responded, within the stage 1 timescale (10 working days, 20 where extended)
     complaints: list[tuple[str, bool]] = field(default_factory=list)
+    #: month requested, agency (one per agency a MAP enquiry asked)
+    partner_requests: list[tuple[str, str]] = field(default_factory=list)
+    #: month responded, agency, office hours from request (kept to 1e-4), late?
+    partner_responses: list[tuple[str, str, float, bool]] = field(default_factory=list)
+    #: month requested, agency: asked and not answered
+    partner_open: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _kind(event_type: str) -> str:
@@ -74,6 +81,8 @@ def facts_of(data: Dataset | Iterable[dict[str, Any]]) -> Facts:
             slot += ":" + e["destination"]
         elif slot in ("advisor.joined", "advisor.left"):  # a spell per team
             slot += ":" + e["team"]
+        elif slot.startswith("map_enquiry.agency_"):  # a request, an answer per agency
+            slot += ":" + e["agency"]
         case = cases[(_kind(e["event_type"]), e[_KEY_OF[e["event_type"]]])]
         old = case.get(slot)
         if old is None or (_at(e).timestamp(), e["event_id"]) > (_at(old).timestamp(),
@@ -115,6 +124,7 @@ def facts_of(data: Dataset | Iterable[dict[str, Any]]) -> Facts:
                 f.map_done.append((month_of(_at(done)), done["outcome"],
                                    tuple(sorted(set(done["agencies_consulted"]))), service,
                                    wd, cd))
+            _partners(f, case)
         elif kind == "call":
             outcome = case.get("call.answered") or case.get("call.abandoned")
             if outcome:
@@ -157,6 +167,24 @@ def _feedback(f: Facts, case: dict[str, dict[str, Any]]) -> None:
     if ext is not None and _at(ext) <= deadline and _at(ext) <= _at(resp):
         deadline = add_working_days(_at(rcv), extended)
     f.complaints.append((month_of(_at(resp)), _at(resp) <= deadline))
+
+
+def _partners(f: Facts, case: dict[str, dict[str, Any]]) -> None:
+    """Each agency asked: its latest request counts in its month; its latest answer is
+    timed from it in office hours, late after the rule's office hours, in the answer's
+    month; unanswered, it is open in the month of the request."""
+    for agency in codes("agency"):
+        asked = case.get("map_enquiry.agency_requested:" + agency)
+        answered = case.get("map_enquiry.agency_responded:" + agency)
+        if asked is None:
+            continue
+        f.partner_requests.append((month_of(_at(asked)), agency))
+        if answered is None:
+            f.partner_open.append((month_of(_at(asked)), agency))
+            continue
+        late = _at(answered) > office_deadline(_at(asked), PARTNER_HOURS)
+        f.partner_responses.append((month_of(_at(answered)), agency,
+                                    _kept(office_hours(_at(asked), _at(answered))), late))
 
 
 def _quality(f: Facts, case: dict[str, dict[str, Any]]) -> None:

@@ -72,11 +72,13 @@ def _outcome(rng: random.Random, at: datetime) -> str:
 
 def generate(seed: int = 2019, contacts: int = 1100, emails: int = 600, calls: int = 1300,
              enquiries: int = 260, audits: int = 120, bad: int = 6,
-             quality: bool = False, feedback: bool = False, complaints: int = 0) -> Dataset:
+             quality: bool = False, feedback: bool = False, complaints: int = 0,
+             partners: int = 0) -> Dataset:
     """Random events for every family over Jul-Nov 2019 (and a little either side);
     ``quality``: learning reviews, dip samples, advisors and audits naming them too;
     ``feedback``: feedback received, quotes approved and consents withdrawn;
-    ``complaints``: that much feedback, mostly complaints on the stage 1 clock."""
+    ``complaints``: that much feedback, mostly complaints on the stage 1 clock;
+    ``partners``: that many MAP enquiries asking partner agencies, on a stream of its own."""
     rng = random.Random(seed)
     b = Builder(f"rg{seed}", rng)
     cases: list[list[dict[str, Any]]] = []  # events of one case, in the order they happen
@@ -199,6 +201,8 @@ def generate(seed: int = 2019, contacts: int = 1100, emails: int = 600, calls: i
         cases += _feedback(seed)
     if complaints:
         cases += _complaints(seed, complaints)
+    if partners:
+        cases += _partners(seed, partners)
     return _send_order(rng, cases, b, bad)
 
 
@@ -239,6 +243,34 @@ def _complaints(seed: int, n: int) -> list[list[dict[str, Any]]]:
                                    _clear_of(received, rng.uniform(2, 26), (base, extended)),
                                    feedback_key=k))
         cases.append(evs)
+    return cases
+
+
+def _partners(seed: int, n: int) -> list[list[dict[str, Any]]]:
+    """MAP enquiries asking 1-4 partner agencies: most answer, within minutes or days
+    (log-normal office hours), some never; some requests are sent again later (the later
+    counts). Every other enquiry also opens and completes."""
+    rng = random.Random(seed + 40)
+    b = Builder(f"pa{seed}", rng)
+    cases: list[list[dict[str, Any]]] = []
+    for i in range(n):
+        k = b.key("partner", i)
+        at = _moment(rng)
+        evs = [b.event("map_enquiry.opened", at, enquiry_key=k),
+               b.event("map_enquiry.completed", _later(at, 20), enquiry_key=k,
+                       agencies_consulted=["police"], outcome="level_2")] if i % 2 else []
+        for agency in rng.sample(codes("agency"), rng.randint(1, 4)):
+            asked = at + timedelta(minutes=rng.randrange(90))
+            evs.append(b.event("map_enquiry.agency_requested", asked, enquiry_key=k,
+                               agency=agency))
+            if rng.random() < 0.1:  # asked again the next day: the later request counts
+                evs.append(b.event("map_enquiry.agency_requested", asked + timedelta(days=1),
+                                   enquiry_key=k, agency=agency))
+            if rng.random() < 0.85:
+                hours = min(rng.lognormvariate(0.8, 1.2), 200.0)
+                evs.append(b.event("map_enquiry.agency_responded",
+                                   asked + timedelta(hours=hours), enquiry_key=k, agency=agency))
+        cases.append(evs)  # (_send_order sends some answers before their requests)
     return cases
 
 

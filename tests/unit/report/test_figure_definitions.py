@@ -102,7 +102,7 @@ def report_ids(taxonomy: Taxonomy, ctx: FactContext) -> set[str]:
                                           metrics, work), {})
                   for family, topic in TOPICS.items() if family in FAMILIES}
     for m in generate(contacts=300, emails=60, calls=120, enquiries=120, audits=60,
-                      quality=True).messages:
+                      quality=True, partners=40).messages:
         processor, table = processors[m.topic]
         processor.process(m.key, m.value, 0, None, table, now=2e9)
     agg = state.current(set(state.parts))

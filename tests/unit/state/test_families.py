@@ -45,6 +45,7 @@ def _events() -> list[tuple[str, dict[str, Any]]]:
         ("map_enquiries", f.partner_responded(K, T0 + timedelta(hours=3), "police")),
         ("map_enquiries", f.partner_requested(K, T0, "gp")),  # answered late: 7 office hours
         ("map_enquiries", f.partner_responded(K, later, "gp")),
+        ("map_enquiries", f.partner_requested(K, later, "education")),  # never answered
         ("calls", f.queued(K, T0, queue="rfs")),
         ("calls", f.answered(K, T0 + timedelta(seconds=30), 30.0, queue="rfs")),
         ("calls", f.base("call.ended", T0 + timedelta(minutes=5), call_key=K, queue="rfs",
