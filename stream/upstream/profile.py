@@ -123,6 +123,29 @@ AGENCY_WEIGHTS: Mapping[str, float] = {
     "school_nursing": 4.0, "acute_health": 3.5, "camhs": 3.0, "adult_social_care": 2.5,
     "housing": 2.0, "domestic_abuse": 2.0, "youth_justice": 1.2, "probation": 1.0,
 }
+# Partner agencies' responses (issue 29.2; report section 9, rule partner_response: 4
+# working hours). ASSUMED, not calibrated: the seed report has no partner response times
+# and we found no published source for them. A share of enquiries come from a case system
+# that sends the partner events; each agency consulted is asked within minutes of the
+# opening and answers after a log-normal number of office hours (median 1.5, sigma 1.0:
+# about 16% past the 4 hours), scaled per agency so that a slow partner shows; a few
+# never answer.
+PARTNER_EVENTS_SHARE = 0.6
+PARTNER_ASK_MINUTES = (1.0, 20.0)  # opened -> asked, office minutes, uniform
+PARTNER_MEDIAN_HOURS, PARTNER_SIGMA = 1.5, 1.0
+PARTNER_NO_ANSWER_SHARE = 0.03
+#: an agency's answer time relative to the median (assumed: GPs and CAMHS slowest)
+PARTNER_SPEED: Mapping[str, float] = {"police": 0.6, "gp": 1.8, "camhs": 2.0, "housing": 1.4}
+
+
+def partner_response_hours(rng: random.Random, agency: str) -> float | None:
+    """Office hours one agency takes to answer a request (None: it never answers)."""
+    if rng.random() < PARTNER_NO_ANSWER_SHARE:
+        return None
+    median = PARTNER_MEDIAN_HOURS * PARTNER_SPEED.get(agency, 1.0)
+    return min(median * math.exp(rng.gauss(0.0, PARTNER_SIGMA)), 60.0)
+
+
 #: Outcome of an enquiry: 44% progress to level 4.
 MAP_OUTCOMES: Mapping[str, float] = {"level_4": 44, "level_3": 30, "level_2": 18, "level_1": 8}
 #: Level 3 services (report section 3, July-October totals).

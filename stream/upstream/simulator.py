@@ -90,6 +90,7 @@ class _Sim:
         self.qa = random.Random(seed * 7919 + 27)
         self.advisors: dict[str, list[str]] = {}  # team -> advisors in post, next audit first
         self.feedback = FeedbackSource(seed, scale)  # its own random stream too
+        self.partners = random.Random(seed * 7907 + 29)  # partner requests: their own too
 
     # --- calendar -------------------------------------------------------------------
     def day(self, d: date) -> tuple[bool, float, float, float, float]:
@@ -296,13 +297,34 @@ class _Sim:
         fast = self.map_speed(rng) == "fast"
         done = self.after(opened, prof.map_working_days(rng, fast))
         outcome = self.map_outcome(rng)
+        consulted = prof.agencies(rng)
         self.emit(done, ev.MapEnquiryCompleted, event_type="map_enquiry.completed",
-                  enquiry_key=key, agencies_consulted=prof.agencies(rng), outcome=outcome,
+                  enquiry_key=key, agencies_consulted=consulted, outcome=outcome,
                   level3_service=self.level3(rng) if outcome == "level_3" else None)
+        self.partner_requests(key, opened, consulted)
         if outcome == "level_4":
             self.progress(contact_key, done, "childrens_social_care")
         elif outcome == "level_2":
             self.progress(contact_key, done, "early_help")
+
+
+    def partner_requests(self, key: str, opened: float, consulted: list[str]) -> None:
+        """For a share of enquiries, a request to each agency consulted and its answer
+        (``profile.partner_response_hours``, office hours), on their own random stream."""
+        rng = self.partners
+        if rng.random() >= prof.PARTNER_EVENTS_SHARE:
+            return
+        for agency in consulted:
+            # minutes of office time: a request and its answer are office-hours work
+            asked = self.calendar.add_working_hours_ts(
+                opened, rng.uniform(*prof.PARTNER_ASK_MINUTES) / 60)
+            self.emit(asked, ev.MapAgencyRequested, event_type="map_enquiry.agency_requested",
+                      enquiry_key=key, agency=agency)
+            hours = prof.partner_response_hours(rng, agency)
+            if hours is not None:
+                self.emit(self.calendar.add_working_hours_ts(asked, hours),
+                          ev.MapAgencyResponded, event_type="map_enquiry.agency_responded",
+                          enquiry_key=key, agency=agency)
 
 
 def generate(start: date, days: int, *, seed: int = 1, scale: float = 1.0,

@@ -18,7 +18,9 @@ into every condition an alert watches:
   overdue or within its warning (the four dedicated sets, and the catch-all through an
   extra rule, ``contact_triage``, in the worker's rules file); each rule has one item
   closed late, a new breach against a backfilled breach-free history; a complaint
-  unanswered past its 10 working days (ComplaintStage1Due);
+  unanswered past its 10 working days (ComplaintStage1Due); a MAP enquiry's request to
+  CAMHS unanswered past its 4 working hours, while GP's is only at risk and police's was
+  answered in time (PartnerResponseOverdue, for CAMHS alone);
 * 12 calls this hour: answered after 90 s or abandoned (service level and abandoned rate,
   this hour and today), and a call queued at 12:25 and still waiting (CallWaitingTooLong:
   its wait, 300 s at the worker's clock, is over 120 s);
@@ -120,6 +122,15 @@ def scenario() -> Dataset:
     # complaint_stage1 (10 wd): received Thu 5 Nov 10:00, due Thu 19 Nov 10:00, unanswered
     complaint = f.key("complaint-overdue")
     ds.add("feedback", complaint, f.feedback(complaint, at("2026-11-05T10:00"), kind="complaint"))
+    # partner_response (4 working hours): CAMHS asked Mon 23 Nov 10:00, due 14:00, still
+    # unanswered (overdue); GP asked Tue 09:00, due 13:00 (at risk at 12:30); police asked
+    # Mon 10:00 and answered at 11:00 (closed in time)
+    partners = f.key("map-partners")
+    for event in (f.partner_requested(partners, at("2026-11-23T10:00"), "camhs"),
+                  f.partner_requested(partners, at("2026-11-24T09:00"), "gp"),
+                  f.partner_requested(partners, at("2026-11-23T10:00"), "police"),
+                  f.partner_responded(partners, at("2026-11-23T11:00"), "police")):
+        ds.add("map_enquiries", partners, event)
     # 12 calls since 12:00: half answered after 90 s, half abandoned after 60 s
     for i in range(12):
         k = f.key(f"call-{i}")
@@ -233,7 +244,7 @@ def test_every_alert_fires_on_a_real_worker(broker, workers, tmp_path):
     from stream.settings import Settings
 
     names = alert_names()
-    assert len(names) == 29, sorted(names)  # a new alert must join this test
+    assert len(names) == 30, sorted(names)  # a new alert must join this test
     clock, rules = tmp_path / "clock.txt", tmp_path / "rules.toml"
     clock.write_text(NOW + "\n")
     rules.write_text((ROOT / "config" / "rules.toml").read_text() + EXTRA_RULE)
@@ -302,6 +313,8 @@ def test_every_alert_fires_on_a_real_worker(broker, workers, tmp_path):
     assert (complaint["labels"]["rule"], complaint["labels"]["state"]) == (
         "complaint_stage1", "overdue")
     assert float(complaint["value"]) == 1
+    assert [labels["agency"] for labels in watch.labelled["PartnerResponseOverdue"]] == ["camhs"]
+    assert float(seen["PartnerResponseOverdue"]["value"]) == 1
     assert float(seen["CallServiceLevelLowThisHour"]["value"]) == 0  # none within 20 s
     assert float(seen["CallAbandonedRateHigh"]["value"]) == pytest.approx(0.5)
     assert seen["CallWaitingTooLong"]["labels"]["queue"] == "consultation"

@@ -45,7 +45,7 @@ BANK_HOLIDAYS_2019 = {date(2019, 1, 1), date(2019, 4, 19), date(2019, 4, 22),
                       date(2019, 12, 25), date(2019, 12, 26)}
 #: every open-work rule of config/rules.toml: each exports its series, fed here or not
 RULES = ("contact_decision", "map_enquiry", "early_help_allocation", "lado_referral",
-         "complaint_stage1")
+         "complaint_stage1", "partner_response")
 
 
 def backfill_days(rng: random.Random, n: int) -> list[datetime]:

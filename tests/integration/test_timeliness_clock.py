@@ -53,7 +53,7 @@ LONDON = ZoneInfo("Europe/London")
 STATES = ("on_time", "due_today", "at_risk", "overdue")
 #: every open-work rule of config/rules.toml: each exports its series, fed here or not
 WATCHED = ("contact_decision", "map_enquiry", "early_help_allocation", "lado_referral",
-           "complaint_stage1")
+           "complaint_stage1", "partner_response")
 TWO_YEARS = str(2 * 366 * 86400)
 
 

@@ -290,3 +290,35 @@ def test_real_time_pacing_sends_each_event_at_its_own_time():
     # speed 60: gaps from the first event 60 times faster, never before an event's time
     assert due_at(first + 600, first, wall0, started, 60.0) == started + 10
     assert due_at(wall0 + 20_000, first, wall0, started, 60.0) == started + 20_000
+
+
+def test_partner_requests_follow_the_assumed_profile(by_type):
+    """Issue 29.2's events: a share of enquiries ask each agency they consulted, once; the
+    answers come after their requests, in office hours counted here by the calendar, about
+    16% past 4 hours overall (log-normal, median 1.5 office hours: an assumption, there is
+    no published source), and GPs and CAMHS slower than the police."""
+    consulted = {e.enquiry_key: set(e.agencies_consulted)
+                 for e in by_type["map_enquiry.completed"]}
+    asked: dict[tuple[str, str], datetime] = {}
+    for e in by_type["map_enquiry.agency_requested"]:
+        assert (e.enquiry_key, e.agency) not in asked  # one request per agency
+        asked[(e.enquiry_key, e.agency)] = e.occurred_at
+    enquiries = {k for k, _ in asked}
+    assert abs(len(enquiries) / len(consulted) - 0.6) <= 0.05
+    assert all({a for k2, a in asked if k2 == k} == consulted[k] for k in enquiries
+               if k in consulted)
+    hours: dict[str, list[float]] = defaultdict(list)
+    for e in by_type["map_enquiry.agency_responded"]:
+        start = asked[(e.enquiry_key, e.agency)]
+        assert e.occurred_at > start
+        hours[e.agency].append(CALENDAR.working_hours_between(start, e.occurred_at))
+    answered = sum(len(v) for v in hours.values())
+    assert 0.95 <= answered / len(asked) <= 0.99  # about 3% never answered
+    late = sum(h > 4 for v in hours.values() for h in v) / answered
+    assert 0.12 <= late <= 0.26, late
+
+    def median(agency: str) -> float:
+        return sorted(hours[agency])[len(hours[agency]) // 2]
+
+    assert median("police") < median("education") < median("gp")
+    assert median("police") < median("camhs")
