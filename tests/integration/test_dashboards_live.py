@@ -113,7 +113,19 @@ def open_items(now: datetime) -> Dataset:
         lado, t = f.key(f"open-lado-{state}"), when(state, 1)
         ds.add("contacts", lado, f.received(lado, t - timedelta(minutes=20)))
         ds.add("contacts", lado, f.decided(lado, t, outcome="lado"))
+    # partner_response (4 office hours, warned 1 hour ahead), requests unanswered at 12:30:
+    # asked the working day before at 14:00 -> due 10:00 today (overdue); today 09:00 ->
+    # due 13:00, at risk from 12:00; today 10:00 -> due 14:00, at risk from 13:00 (due
+    # today). On time cannot be at 12:30: any request made by then is due today.
+    p = f.key("open-partners")
+    for agency, asked in (("camhs", local(working_days_before(day, 1), 14)),
+                          ("gp", local(day, 9)), ("police", local(day, 10))):
+        ds.add("map_enquiries", p, f.partner_requested(p, asked, agency))
     return ds
+
+
+#: the agency open_items leaves unanswered in each state of rule partner_response
+PARTNER_STATES = {"overdue": "camhs", "at_risk": "gp", "due_today": "police"}
 
 
 def live_hour(now: datetime, ds: Dataset) -> None:
@@ -259,6 +271,9 @@ def test_every_panel_query_returns_data(broker, workers, tmp_path):
                          "lado_referral"):
                 assert total(samples, "cspa_open_items", rule=rule, state=state) >= 1, (rule,
                                                                                        state)
+        for state, agency in PARTNER_STATES.items():  # the partner panels' own items
+            assert total(samples, "cspa_partner_requests_open", agency=agency,
+                         state=state) >= 1, (agency, state)
         wait_for(lambda: prom.query('increase(cspa_events_rejected_total[1m]) > 0'), 30,
                  "the rejection scraped")
         time.sleep(5)  # a few more scrapes inside every [1m] window
@@ -283,3 +298,8 @@ def test_every_panel_query_returns_data(broker, workers, tmp_path):
         print("\n".join(report))
         assert len(report) > 100
         assert not empty, "panels without data:\n" + "\n".join(empty)
+        # the partner ranking shows requests, not only zeros: the simulator's and the above
+        ranked = {r["metric"]["agency"]: float(r["value"][1]) for r in prom.query(
+            'sum by (agency) (cspa_partner_requests_open{state="overdue"})')}
+        assert ranked["camhs"] >= 1 and max(ranked.values()) >= 1, ranked
+        assert prom.query("sum(cspa_partner_requests) > 0")

@@ -26,11 +26,27 @@ PARTS = [("contacts", p) for p in range(3)]
 
 
 def _record(rng: random.Random, now: float) -> Record:
+    if rng.random() < 0.3:
+        return _partners(rng, now)
     received = now - rng.choice([0, 1, 3, 10, 40, 120]) * 86_400 + rng.uniform(-9, 9) * 3600
     record: Record = {"k": "contact", "p": 0, "rcv": [received, "e1", "phone", "6", "rfs"]}
     if rng.random() < 0.6:  # decided: closing one item, opening a LADO one for "lado"
         decided = received + rng.choice([0.5, 20, 30, 200]) * 3600
         record["dec"] = [decided, "e2", rng.choice(["lado", "map", "lado"]), None]
+    return record
+
+
+def _partners(rng: random.Random, now: float) -> Record:
+    """A MAP record asking 1-4 agencies (several items of rule partner_response under one
+    key), some answered, in time or late, some answers before their requests."""
+    record: Record = {"k": "map", "p": 0}
+    for agency in rng.sample(["police", "gp", "camhs", "education", "housing"],
+                             rng.randint(1, 4)):
+        asked = now - rng.choice([0, 0.2, 1, 3, 30]) * 86_400 + rng.uniform(-9, 9) * 3600
+        record["asked:" + agency] = [asked, "a-" + agency]
+        if rng.random() < 0.5:
+            answered = asked + rng.choice([-1, 0.5, 3, 30, 90]) * 3600
+            record["answered:" + agency] = [answered, "r-" + agency]
     return record
 
 
