@@ -41,7 +41,7 @@ class Loaded:
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
-    data = rg.generate(seed=2019, feedback=True, complaints=60)
+    data = rg.generate(seed=2019, feedback=True, complaints=60, partners=120)
     with pipeline(tmp_path_factory.mktemp("report-accuracy")) as p:
         seconds = p.send(data.messages)
         yield Loaded(p, data, rg.facts_of(data), seconds)
@@ -61,6 +61,8 @@ def test_data_has_the_awkward_cases(loaded: Loaded) -> None:
     assert {"2019-06", "2019-12"} & months, "some decisions fall outside the report"
     assert any(p[2] for p in f.progressions) and not all(p[2] for p in f.progressions)
     assert any(c[1] for c in f.complaints) and not all(c[1] for c in f.complaints)
+    late = [r[3] for r in f.partner_responses]  # section 9: answers late and in time, open
+    assert any(late) and not all(late) and f.partner_open
     samples = loaded.p.worker.samples()
     assert total(samples, "cspa_events_rejected_total") == loaded.data.bad
     assert total(samples, "cspa_events_duplicate_total") > 0

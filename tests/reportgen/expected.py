@@ -323,6 +323,8 @@ def expected_notes(expected: Mapping[Key, Fig], basis: str = "working") -> dict[
                        f"{v('map_days', 'map_days_average', TOTAL):.1f}."],
         "audits": [],
         "feedback": [],
+        # section 9 has no sentences; it is there when any partner request was made
+        **({"partners": []} if any(k[0] == "partner_requests" for k in expected) else {}),
     }
 
 
