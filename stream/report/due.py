@@ -91,7 +91,8 @@ def render_table(items: Sequence[Item], found: Gaps,
     lines = [f"PARTIAL: {problem}" for problem in found.problems()]
     lines.append(HEADER)
     lines += [f"{i['deadline']!s:25} {i['state']!s:9} {i['working_hours_left']!s:>10}  "
-              f"{i['rule']!s:24} {i['team']!s:5} {i['key']}" for i in items]
+              f"{i['rule']!s:24} {i['team']!s:5} {i['key']}"
+              + (f" ({i['agency']})" if i.get("agency") else "") for i in items]
     if stale is not None:
         lines.append(stale_line(stale, listed))
     return "\n".join(lines) + "\n"

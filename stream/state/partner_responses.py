@@ -7,7 +7,7 @@ Both fold into the enquiry's MAP record, one slot per agency (``asked:<agency>``
 duplicate changes nothing, a correction replaces its version and an answer that arrives
 before its request waits in its slot until the request comes. A request is one item of
 rule ``partner_response`` (4 office hours, ``config/rules.toml``), judged by open work like
-any rule's (``stream.state.timeliness.keyed_pairs``: one item per agency). MAP completions
+any rule's (``stream.state.timeliness.judge``: one item per agency). MAP completions
 without these events count exactly as before: nothing here reads ``open`` or ``done``.
 
 Facts of a MAP record, per agency asked (labels: month and ``agency``, taxonomy ``agency``):
@@ -141,7 +141,7 @@ class PartnerRequests:
             if answered is None and rule is not None:
                 deadline, warn = schedule(record, rule, asked, None, cal)
                 out.append((agency, Item(rule.name, rule.version, rule.team, "map", asked,
-                                         deadline, warn, None)))
+                                         deadline, warn, None, agency)))
         return tuple(out)
 
     def drop_partition(self, partition: Part) -> None:

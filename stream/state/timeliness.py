@@ -66,6 +66,8 @@ class Item(NamedTuple):
     deadline_ts: float
     warn_ts: float
     closed_ts: float | None
+    #: the key of a keyed slot's item (the agency asked, ``partner_response``); "" else
+    what: str = ""
 
 
 
@@ -209,28 +211,23 @@ def judge(record: Record, watching: Iterable[Watch], calendar: WorkingCalendar) 
 
     Each is judged by the rule's version in force when its clock started, after the
     out-of-hours roll-over (``WorkingCalendar.clock_start_ts``). A rule opened by a keyed
-    slot (``asked:<agency>``) holds one item per key (``keyed_pairs``).
+    slot (``asked:<agency>``) holds one item per key (``records.occurred_keyed``), closed
+    by the closing slot of the same key, whichever arrived first.
     """
     items: list[Item] = []
     for versions, opens, closes, bound in watching:
         if opens[1][-1] == ":":
-            for start_ts, closed_ts in keyed_pairs(record, opens, closes):
-                _add(items, record, versions, start_ts, closed_ts, bound, calendar)
+            for what, start_ts, closed_ts in occurred_keyed(record, opens, closes):
+                _add(items, record, versions, start_ts, closed_ts, bound, calendar, what)
         else:
             _add(items, record, versions, occurred(record, opens), occurred(record, closes),
                  bound, calendar)
     return items
 
 
-def keyed_pairs(record: Record, opens: Endpoint,
-                closes: Endpoint) -> list[tuple[float, float | None]]:
-    """(start, closed) of each key of a keyed opening slot: ``asked:police`` is closed by
-    ``answered:police`` (the same suffix), whichever arrived first (``records.occurred_keyed``)."""
-    return [(start, closed) for _, start, closed in occurred_keyed(record, opens, closes)]
-
-
 def _add(items: list[Item], record: Record, versions: Versions, start_ts: float | None,
-         closed_ts: float | None, bound: float, calendar: WorkingCalendar) -> None:
+         closed_ts: float | None, bound: float, calendar: WorkingCalendar,
+         what: str = "") -> None:
     """Append the item of one (start, closed) pair, unless there is none to judge."""
     if start_ts is None:
         return
@@ -243,7 +240,7 @@ def _add(items: list[Item], record: Record, versions: Versions, start_ts: float 
             return  # received before the rule's first version was in force
     deadline_ts, warn_ts = schedule(record, rule, start_ts, closed_ts, calendar)
     items.append(Item(rule.name, rule.version, rule.team, record["k"], start_ts,
-                      deadline_ts, warn_ts, closed_ts))
+                      deadline_ts, warn_ts, closed_ts, what))
 
 
 def items_of(record: Record, rules: Mapping[str, Rule | Versions],
@@ -502,8 +499,11 @@ class OpenWork:
             deadline = datetime.fromtimestamp(item.deadline_ts, zone)
             left = (cal.working_hours_between(now, deadline) if now < deadline
                     else -cal.working_hours_between(deadline, now))
-            out.append({"rule": item.rule, "team": item.team, "key": key.rpartition(":")[2],
-                        "start": datetime.fromtimestamp(item.start_ts, zone).isoformat(),
-                        "deadline": deadline.isoformat(), "state": self.state(item, now_ts, today),
-                        "working_hours_left": round(left, 2)})
+            row = {"rule": item.rule, "team": item.team, "key": key.rpartition(":")[2],
+                   "start": datetime.fromtimestamp(item.start_ts, zone).isoformat(),
+                   "deadline": deadline.isoformat(), "state": self.state(item, now_ts, today),
+                   "working_hours_left": round(left, 2)}
+            if item.what:  # the agency of a partner request: whom to chase (a closed set)
+                row["agency"] = item.what
+            out.append(row)
         return out

@@ -169,3 +169,9 @@ def test_a_worker_without_stale_counts_is_unreadable(
     workers.due["a"] = body
     assert due(["--workers", workers.url("a")]) == 2
     assert "(unreadable due list)" in capsys.readouterr().err
+
+
+def test_a_partner_request_names_the_agency_to_chase() -> None:
+    partner = {**item("2026-12-03T11:00", "e1", rule="partner_response"), "agency": "camhs"}
+    lines = render_table([item("2026-12-03T10:00", "k1"), partner], Gaps()).splitlines()
+    assert lines[1].endswith(" k1") and lines[2].endswith(" e1 (camhs)")

@@ -108,8 +108,8 @@ def test_one_item_per_agency_and_breaches_like_any_rule() -> None:
     assert work.states(now, [P])[("partner_response", "map", "overdue")] == 1
     assert work.breaches(now, [P]) == {("partner_response", 1, "2026-11"): 2}
     [due] = work.due_list(now, [P], 10)
-    assert (due["rule"], due["key"], due["deadline"]) == ("partner_response", K,
-                                                          DUE.isoformat())
+    assert (due["rule"], due["key"], due["deadline"], due["agency"]) == (
+        "partner_response", K, DUE.isoformat(), "police")  # whom to chase
 
 
 def test_states_move_with_the_clock() -> None:
