@@ -217,20 +217,20 @@ def judge(record: Record, watching: Iterable[Watch], calendar: WorkingCalendar) 
     items: list[Item] = []
     for versions, opens, closes, bound in watching:
         if opens[1][-1] == ":":
-            for what, start_ts, closed_ts in occurred_keyed(record, opens, closes):
-                _add(items, record, versions, start_ts, closed_ts, bound, calendar, what)
-        else:
-            _add(items, record, versions, occurred(record, opens), occurred(record, closes),
-                 bound, calendar)
+            for what, asked, answered in occurred_keyed(record, opens, closes):
+                _add(items, record, versions, asked, answered, bound, calendar, what)
+            continue
+        start_ts = occurred(record, opens)
+        if start_ts is None:
+            continue  # the hot path, kept inline: most rules open on other records
+        _add(items, record, versions, start_ts, occurred(record, closes), bound, calendar)
     return items
 
 
-def _add(items: list[Item], record: Record, versions: Versions, start_ts: float | None,
+def _add(items: list[Item], record: Record, versions: Versions, start_ts: float,
          closed_ts: float | None, bound: float, calendar: WorkingCalendar,
          what: str = "") -> None:
     """Append the item of one (start, closed) pair, unless there is none to judge."""
-    if start_ts is None:
-        return
     if closed_ts is not None and closed_ts - start_ts < bound:
         return  # closed before any deadline could fall: neither open nor a breach
     rule = versions.single  # the hot path: one version, in force since always
