@@ -204,3 +204,29 @@ def test_the_figures_equal_independent_ground_truth(generated) -> None:  # type:
     assert set(sums) == set(hours)
     for labels, total in sums.items():
         assert hours[labels].total == pytest.approx(total, abs=1e-3)
+
+
+def test_open_requests_follow_open_work_through_checkpoints_and_rebalances() -> None:
+    rec = record(f.partner_requested(K, ASKED, "police"), f.partner_requested(K, ASKED, "gp"))
+    work = OpenWork(RULES, CAL)
+    requests = listen(work, TAXONOMY.ordered("agency"))
+    work.update(P, records.table_key("map", K), rec)
+    now = lon(16, 12).timestamp()
+
+    def overdue(r: PartnerRequests) -> dict[str, int]:
+        return {a: s.states["overdue"] for a, s in r.evaluate(now, [P]).items()
+                if s.states["overdue"]}
+
+    assert overdue(requests) == {"police": 1, "gp": 1}
+    fresh = OpenWork(RULES, CAL)  # a checkpoint restored into a new process
+    restored = listen(fresh, TAXONOMY.ordered("agency"))
+    fresh.restore(P, work.export(P))
+    assert overdue(restored) == {"police": 1, "gp": 1}
+    fresh.update(P, records.table_key("map", K), record(
+        f.partner_requested(K, ASKED, "police"), f.partner_requested(K, ASKED, "gp"),
+        f.partner_responded(K, lon(16, 11, 30), "gp")))
+    assert overdue(restored) == {"police": 1}
+    fresh.drop_topic(P[0])  # the partition moved away
+    assert overdue(restored) == {}
+    work.drop_partition(P)
+    assert overdue(requests) == {}
