@@ -25,7 +25,7 @@ from stream.state.rules import Versions, load_rules
 
 #: Bumped when a release changes how a record is folded (its facts, how an item is
 #: judged, the working-day arithmetic): every checkpoint's derived state is refolded.
-FOLD_VERSION = 1
+FOLD_VERSION = 2
 
 
 def rules_input(rules: Mapping[str, Versions]) -> dict[str, list[dict[str, Any]]]:
@@ -68,6 +68,8 @@ def fold_inputs(settings: Settings) -> dict[str, Any]:
         # The bank holidays of England and Wales come from this library: a release
         # adding one (a coronation) moves working days.
         "holidays": version("holidays"),
+        # how long a child's entries outlive the 12 months: which late hops still count
+        "child_window_grace_days": settings.child_window_grace_days,
         "fold": FOLD_VERSION,
     }
 
