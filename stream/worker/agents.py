@@ -85,6 +85,7 @@ class TopicAgent:
                 else:  # made before the write: it clears pending
                     hops = self.rekey.hops(self.pending, self.records)
                     await self.writer.write(self.pending, self.owners, self.frontier, hops)
+                    self.metrics.hops_sent.inc(len(hops))
             finally:
                 self.idle.set()
 

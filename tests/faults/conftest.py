@@ -37,7 +37,8 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 COUNT_FIGURES = ("cspa_contacts_received", "cspa_contacts_decided", "cspa_calls_offered",
                  "cspa_calls_answered", "cspa_calls_abandoned", "cspa_map_enquiries_completed",
                  "cspa_map_enquiry_workdays_count", "cspa_contact_completion_workdays_count",
-                 "cspa_audits")
+                 "cspa_audits", "cspa_child_contacts", "cspa_child_referrals",
+                 "cspa_contacts_without_child_key", "cspa_referrals_without_child_key")
 
 
 def run(coro: Any) -> Any:

@@ -21,7 +21,8 @@ FIGURES = ("cspa_contacts_received", "cspa_contacts_decided",
            "cspa_map_enquiries_completed", "cspa_map_enquiries_by_agency",
            "cspa_map_enquiry_workdays_count", "cspa_map_enquiry_workdays_sum",
            "cspa_audits", "cspa_feedback_received", "cspa_feedback_quotes_approved",
-           "cspa_feedback_withdrawn")
+           "cspa_feedback_withdrawn", "cspa_child_contacts", "cspa_child_referrals",
+           "cspa_contacts_without_child_key", "cspa_referrals_without_child_key")
 
 
 def assert_figures_match(samples, truth):
