@@ -42,6 +42,7 @@ from stream.state.quality import coverage
 
 if TYPE_CHECKING:  # rates.py builds on this module's types
     from stream.report.rates import National, Population, RatesSection
+    from stream.report.repeats import RepeatsSection
 
 Kind = Literal["count", "percent", "days", "number"]
 DayBasis = Literal["working", "calendar"]
@@ -356,6 +357,8 @@ class Report:
     #: (``stream.report.expected_range``; None while 12 months of history are missing)
     ranges: Mapping[tuple[str, str], Mapping[str, Judgement | None]] = field(
         default_factory=dict)
+    #: section 8 (``stream.report.repeats``): repeat contacts and re-referrals
+    repeats: RepeatsSection | None = None
 
     @property
     def axis(self) -> Axis:
@@ -373,7 +376,9 @@ class Report:
                 ("feedback", "6. Then and Now: feedback from Community, Partners and Staff",
                  self.feedback.tables(axis)),
                 *((("rates", "7. Rates per 10,000 children", self.rates.tables()),)
-                  if self.rates is not None else ()))
+                  if self.rates is not None else ()),
+                *((("repeats", "8. Repeat contacts and re-referrals",
+                    self.repeats.tables(axis)),) if self.repeats is not None else ()))
 
 
 def transpose(table: Table) -> Table:
@@ -701,9 +706,17 @@ def _rates(b: _Builder, population: Population | None, national: Mapping[str, Na
 
     counts = {"contacts": b.counts("contacts_received"),
               "referrals": b.counts("progressions", destination="childrens_social_care"),
+              "re_referrals": b.counts("child_referrals", re_referral="yes"),
               "map_enquiries": b.counts("map_completed")}
     return rates.rates_section(counts, b.months, population,
                                rates.load_national() if national is None else national, publish)
+
+
+def _repeats(b: _Builder) -> RepeatsSection:
+    """Section 8 (``stream.report.repeats`` says what counts)."""
+    from stream.report import repeats  # (it reads this module's types)
+
+    return repeats.repeats_section(b)
 
 
 def _first_month(agg: Aggregates, *prefixes: str) -> str | None:
@@ -761,7 +774,7 @@ def compute_report(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,
     report = Report(tuple(months), defs, publish, _rfs(b), map_section, _info_advice(b),
                     _commentary(b, map_section.days(defs.day_basis).stats), _audits(b),
                     _feedback(b, quotes), _rates(b, population, national, publish),
-                    _ranges(agg, months, taxonomy, defs))
+                    _ranges(agg, months, taxonomy, defs), _repeats(b))
     if not publish:
         return report
     from stream.report.suppression import protect  # (it reads this module's types)

@@ -258,7 +258,8 @@ def test_every_rendering_states_its_data_as_at(loaded: Loaded, tmp_path: Path) -
     for m in loaded.data.messages:
         sent[m.topic] = sent.get(m.topic, 0) + 1
     as_at = loaded.p.report_json(MONTHS)["data_as_at"]
-    assert {t: sum(ps.values()) for t, ps in as_at["offsets"].items()} == sent
+    # (the repartition topic's offsets count the worker's own hops, not messages sent)
+    assert {t: sum(ps.values()) for t, ps in as_at["offsets"].items() if t in sent} == sent
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", as_at["time"])
     out = tmp_path / "report.html"
     loaded.p.report(MONTHS, "html", "--output", str(out))
