@@ -290,3 +290,32 @@ def test_real_time_pacing_sends_each_event_at_its_own_time():
     # speed 60: gaps from the first event 60 times faster, never before an event's time
     assert due_at(first + 600, first, wall0, started, 60.0) == started + 10
     assert due_at(wall0 + 20_000, first, wall0, started, 60.0) == started + 20_000
+
+
+def _repeat_share(items: dict[str, tuple[float, str]]) -> float:
+    """Share of (time, child) items with another of the same child in the 365 days before."""
+    by_child: dict[str, list[float]] = defaultdict(list)
+    for ts, child in items.values():
+        by_child[child].append(ts)
+    repeats = 0
+    for times in by_child.values():
+        times.sort()
+        repeats += sum(1 for a, b in zip(times, times[1:], strict=False) if b - a <= 365 * 86400)
+    return repeats / len(items)
+
+
+def test_a_year_re_refers_at_englands_rate_and_repeats_a_fifth() -> None:
+    """Re-referrals: DfE "Children in need" 2024, 139,080 of 621,880 referrals (22.4%);
+    repeat contacts: no national figure, the profile's assumption (a fifth)."""
+    contacts: dict[str, tuple[float, str]] = {}
+    referred: dict[str, float] = {}
+    for e in generate(date(2019, 1, 1), 365, seed=3, taxonomy=load_taxonomy()):
+        if e.event_type == "contact.received":
+            assert e.child_key is not None
+            contacts[e.contact_key] = (e.timestamp, e.child_key)
+        elif e.event_type == "contact.progressed" and e.destination == "childrens_social_care":
+            referred[e.contact_key] = e.timestamp
+    referrals = {k: (ts, contacts[k][1]) for k, ts in referred.items()}
+    assert len(referrals) > 2000
+    assert _repeat_share(referrals) == pytest.approx(0.224, abs=0.03)
+    assert _repeat_share(contacts) == pytest.approx(0.2, abs=0.03)
