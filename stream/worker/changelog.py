@@ -140,7 +140,8 @@ class ChangelogWriter:
         """
         while self.flights:
             flight = self.flights[0]
-            if len(self.flights) <= keep and not all(fut.done() for fut in flight.futures):
+            if len(self.flights) <= keep and not all(
+                    fut.done() for fut in (*flight.futures, *flight.hops)):
                 return
             for fut, count in zip(flight.futures, flight.counts, strict=True):
                 meta = await fut
