@@ -126,29 +126,38 @@ def merge(record: Record | None, hop: Hop, partition: int, grace_days: float,
           ctx: FactContext) -> tuple[Record | None, bool]:
     """(the record with ``hop`` merged and settled, or None if unchanged; whether a part
     of the hop passed the window). Commutative and idempotent over hops within it."""
-    new: Record = ({"k": KIND, "p": partition} if record is None
-                   else {**record, CONTACTS: dict(record.get(CONTACTS, {})),
-                         REFERRALS: dict(record.get(REFERRALS, {}))})
-    new.setdefault(CONTACTS, {})
-    new.setdefault(REFERRALS, {})
-    changed, passed = False, False
-    for which, entry in ((CONTACTS, hop.contact), (REFERRALS, hop.referral)):
-        if entry is None:
-            continue
-        held = new[which].get(hop.contact_key)
-        if held is not None:
-            if held[1] >= entry[1]:
-                continue  # the same version, or an older one
-        elif LATEST in new and entry[0] < cutoff(new, grace_days, ctx.tz):
-            passed = True
-            continue
-        new[which][hop.contact_key] = entry
-        new[LATEST] = max(new.get(LATEST, entry[0]), entry[0])
-        changed = True
-    if not changed:
-        return None, passed
+    new = _copy(record, partition)
+    results = [_put(new, which, hop.contact_key, entry, grace_days, ctx.tz)
+               for which, entry in ((CONTACTS, hop.contact), (REFERRALS, hop.referral))
+               if entry is not None]
+    if _CHANGED not in results:
+        return None, _PASSED in results
     settle(new, grace_days, ctx)
-    return new, passed
+    return new, _PASSED in results
+
+
+_CHANGED, _PASSED, _SAME = "changed", "passed", "same"
+
+
+def _copy(record: Record | None, partition: int) -> Record:
+    """A copy to change (its maps copied too: the stored record is never touched)."""
+    if record is None:
+        return {"k": KIND, "p": partition, CONTACTS: {}, REFERRALS: {}}
+    return {**record, CONTACTS: dict(record.get(CONTACTS, {})),
+            REFERRALS: dict(record.get(REFERRALS, {}))}
+
+
+def _put(record: Record, which: str, key: str, entry: Entry, grace_days: float,
+         tz: ZoneInfo) -> str:
+    """Merge one part: the greater rank wins; a part not held and before the cutoff passed."""
+    held = record[which].get(key)
+    if held is not None and held[1] >= entry[1]:
+        return _SAME  # the same version, or an older one
+    if held is None and LATEST in record and entry[0] < cutoff(record, grace_days, tz):
+        return _PASSED
+    record[which][key] = entry
+    record[LATEST] = max(record.get(LATEST, entry[0]), entry[0])
+    return _CHANGED
 
 
 def settle(record: Record, grace_days: float, ctx: FactContext) -> None:
