@@ -28,9 +28,10 @@ that is not already held can no longer be judged: ``merge`` says it passed the w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,8 +49,12 @@ FIGURE = {CONTACTS: "child_contacts", REFERRALS: "child_referrals"}
 YES, NO = "yes", "no"
 DAY = 86_400.0
 
-#: entry: [occurred_at (POSIX s), rank (list: greatest wins), source group]
+#: entry: [occurred_at (POSIX s), rank (list: greatest wins), source group]; its fields
+#: are read by name (an ``itemgetter`` each), as record slots are
 Entry = list[Any]
+at: Callable[[Entry], float] = itemgetter(0)
+rank: Callable[[Entry], list[Any]] = itemgetter(1)
+source_group: Callable[[Entry], str] = itemgetter(2)
 
 
 @dataclass(frozen=True)
@@ -99,11 +104,11 @@ def cutoff(record: Record, grace_days: float, tz: ZoneInfo) -> float:
 
 def flags(record: Record, which: str, tz: ZoneInfo) -> list[tuple[str, Entry, str]]:
     """(contact key, entry, ``yes``/``no``) of one map, in time order: repeat or not."""
-    entries = sorted(record.get(which, {}).items(), key=lambda kv: (kv[1][0], kv[0]))
+    entries = sorted(record.get(which, {}).items(), key=lambda kv: (at(kv[1]), kv[0]))
     previous: float | None = record.get(SETTLED_AT[which])
     out = []
     for key, entry in entries:
-        ts = entry[0]
+        ts = at(entry)
         out.append((key, entry, YES if previous is not None and previous >= year_back(ts, tz)
                     else NO))
         previous = ts
@@ -116,7 +121,7 @@ def child_facts(record: Record, ctx: FactContext) -> list[Fact]:
     for which in (CONTACTS, REFERRALS):
         figure = FIGURE[which]
         for _key, entry, flag in flags(record, which, ctx.tz):
-            facts.append((figure, (ctx.month(entry[0]), entry[2], flag), None))
+            facts.append((figure, (ctx.month(at(entry)), source_group(entry), flag), None))
     for figure, month, group, flag, n in record.get(TALLY, ()):
         facts.extend([(figure, (month, group, flag), None)] * n)
     return facts
@@ -151,12 +156,12 @@ def _put(record: Record, which: str, key: str, entry: Entry, grace_days: float,
          tz: ZoneInfo) -> str:
     """Merge one part: the greater rank wins; a part not held and before the cutoff passed."""
     held = record[which].get(key)
-    if held is not None and held[1] >= entry[1]:
+    if held is not None and rank(held) >= rank(entry):
         return _SAME  # the same version, or an older one
-    if held is None and LATEST in record and entry[0] < cutoff(record, grace_days, tz):
+    if held is None and LATEST in record and at(entry) < cutoff(record, grace_days, tz):
         return _PASSED
     record[which][key] = entry
-    record[LATEST] = max(record.get(LATEST, entry[0]), entry[0])
+    record[LATEST] = max(record.get(LATEST, at(entry)), at(entry))
     return _CHANGED
 
 
@@ -166,11 +171,11 @@ def settle(record: Record, grace_days: float, ctx: FactContext) -> None:
     tally = {(f, m, g, fl): n for f, m, g, fl, n in record.get(TALLY, ())}
     for which in (CONTACTS, REFERRALS):
         for key, entry, flag in flags(record, which, ctx.tz):
-            if entry[0] >= limit:
+            if at(entry) >= limit:
                 break  # in time order: the rest are within the window
-            label = (FIGURE[which], ctx.month(entry[0]), entry[2], flag)
+            label = (FIGURE[which], ctx.month(at(entry)), source_group(entry), flag)
             tally[label] = tally.get(label, 0) + 1
-            record[SETTLED_AT[which]] = max(entry[0], record.get(SETTLED_AT[which], entry[0]))
+            record[SETTLED_AT[which]] = max(at(entry), record.get(SETTLED_AT[which], at(entry)))
             del record[which][key]
     if tally:
         record[TALLY] = [[*label, n] for label, n in sorted(tally.items())]
