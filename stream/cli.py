@@ -22,7 +22,7 @@ from pathlib import Path
 
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped,unused-ignore]
 
-from stream.contract.topics import FEEDBACK_KEYS, event_families, folded, load_topics
+from stream.contract.topics import FEEDBACK_KEYS, folded, load_topics
 from stream.dev import broker as devbroker
 from stream.report.cli import add_arguments as add_report_arguments
 from stream.report.cli import run_report
@@ -201,7 +201,7 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
     from stream.worker import schedule
 
     changelogs = {s.name: changelog_topic(settings, s.name)
-                  for s in event_families(load_topics()).values()}
+                  for s in folded(load_topics()).values()}
     return schedule.run(settings, args.older_than, args.apply, changelogs)
 
 

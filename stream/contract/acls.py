@@ -107,7 +107,7 @@ def plan(topics: Mapping[str, TopicSpec], app_id: str, principals: Mapping[str, 
     allow("operator", "transactional-id", "literal", f"{app_id}-deadletter-replay", "Write")
     # retention: DeleteRecords on every topic it cuts, its changelogs copied forward and
     # their cleanup policy set, and whether the worker group has members (it refuses then)
-    for name in every:
+    for name in [*every, *rekey]:  # (the repartition topic: hops up to the markers)
         allow("retention", "topic", "literal", name, "Read", "Delete")
     allow("retention", "topic", "prefixed", f"{app_id}-", "Read", "Write", "Delete",
           "AlterConfigs")

@@ -167,7 +167,23 @@ def _put(record: Record, which: str, key: str, entry: Entry, grace_days: float,
 
 def settle(record: Record, grace_days: float, ctx: FactContext) -> None:
     """Move entries before the cutoff into the tally (in place): same facts, less state."""
-    limit = cutoff(record, grace_days, ctx.tz)
+    settle_before(record, cutoff(record, grace_days, ctx.tz), ctx)
+
+
+def erased(record: Record, before: float, ctx: FactContext) -> Record | None:
+    """The record without its entries before ``before`` (the retention schedule's cut-off:
+    their facts kept in the tally, no contact key kept), or None if it has none."""
+    if not any(at(e) < before for which in (CONTACTS, REFERRALS)
+               for e in record.get(which, {}).values()):
+        return None
+    out = {**record, CONTACTS: dict(record.get(CONTACTS, {})),
+           REFERRALS: dict(record.get(REFERRALS, {}))}
+    settle_before(out, before, ctx)
+    return out
+
+
+def settle_before(record: Record, limit: float, ctx: FactContext) -> None:
+    """Move entries before ``limit`` (POSIX s) into the tally, in place."""
     tally = {(f, m, g, fl): n for f, m, g, fl, n in record.get(TALLY, ())}
     for which in (CONTACTS, REFERRALS):
         for key, entry, flag in flags(record, which, ctx.tz):

@@ -150,3 +150,15 @@ def test_hop_json_round_trip_and_refusal() -> None:
         except (KeyError, TypeError, ValueError):
             continue
         raise AssertionError(f"accepted {bad}")
+
+
+def test_retention_settles_entries_before_its_cut_off_with_the_same_facts(
+        ctx: FactContext) -> None:
+    hops = [_hop("old", T0, referred=T0 + timedelta(days=1)),
+            _hop("new", T0 + timedelta(days=200))]
+    record, _ = _fold(hops, ctx)
+    assert record is not None
+    kept = ch.erased(record, (T0 + timedelta(days=100)).timestamp(), ctx)
+    assert kept is not None and "old" not in str(kept)  # no contact key before the cut-off
+    assert _figures(kept, ctx) == _figures(record, ctx) == _truth(hops, ctx)
+    assert ch.erased(kept, (T0 + timedelta(days=100)).timestamp(), ctx) is None
