@@ -104,9 +104,11 @@ def generate(seed: int, start: date, days: int, contacts: int = 300, calls: int 
         child = (f.key(f"{seed}-child-{kids.randrange(max(1, contacts * 2 // 3))}")
                  if kids.random() < 0.9 else None)  # a tenth name no child
         events = [f.received(k, at, rng.choice(channels), rng.choice(codes), child=child)]
-        if kids.random() < 0.25:  # a referral: progressed to children's social care
+        if kids.random() < 0.25:  # a referral: progressed to children's social care, within
+            # 3 days (tests generate up to 10 days before now: never a future timestamp,
+            # which the broker refuses beyond an hour)
             events.append(f.base("contact.progressed",
-                                 at + timedelta(days=kids.uniform(0.01, 20)), contact_key=k,
+                                 at + timedelta(hours=kids.uniform(0.5, 72)), contact_key=k,
                                  destination="childrens_social_care"))
         if rng.random() < 0.9:
             events.append(f.decided(k, at + timedelta(hours=rng.expovariate(1 / 30)),
