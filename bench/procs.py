@@ -70,6 +70,13 @@ def quick_sums(text: str, *names: str) -> dict[str, float]:
     return sums
 
 
+def quick_topic(text: str, name: str, topic: str) -> float:
+    """Sum of the samples of ``name`` labelled ``topic`` (cheap: a line scan)."""
+    prefix, mark = name + "{", f'topic="{topic}"'
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(prefix) and mark in line)
+
+
 def quick_max(text: str, name: str) -> float:
     values = [float(v) for n, v in _LINE.findall(text) if n == name]
     return max(values) if values else 0.0

@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped,un
 
 from bench.dataset import TOPICS, Msg
 from bench.expected import WORKER_FIGURES, Figures, compare, from_worker
-from bench.procs import RssSampler, Worker, quick_max, quick_min, quick_sums
+from bench.procs import RssSampler, Worker, quick_max, quick_min, quick_sums, quick_topic
 from bench.producing import produce
 from stream.contract.topics import event_families
 
@@ -39,19 +39,32 @@ def first_consumed(workers: list[Worker]) -> float:
     return min((t for t in firsts if t > 0), default=0.0)
 
 
+#: the worker's own repartition topic (stream/worker/rekey.py)
+REKEY = "cspa.children-rekey.v1"
+
+
 def _poll(workers: list[Worker]) -> tuple[float, float, float]:
-    """(messages consumed, latest processing wall time, consumer lag) over the workers."""
-    consumed, last, lag = 0.0, 0.0, 0.0
+    """(messages consumed, latest processing wall time, consumer lag) over the workers.
+
+    The repartition topic's records are the workers' own hops, not events sent: the
+    events count, less one for each hop sent but not yet folded (work still to do; summed
+    over the workers, since one worker folds the hops another sent).
+    """
+    consumed, last, lag, hops, sent = 0.0, 0.0, 0.0, 0.0, 0.0
     for w in workers:
         try:
             text = w.pipeline_text()
         except OSError:  # web server not up yet
             lag = float("inf")
             continue
-        sums = quick_sums(text, "cspa_events_consumed_total", "cspa_consumer_lag")
+        sums = quick_sums(text, "cspa_events_consumed_total", "cspa_consumer_lag",
+                          "cspa_hops_sent_total")
         consumed += sums["cspa_events_consumed_total"]
+        hops += quick_topic(text, "cspa_events_consumed_total", REKEY)
+        sent += sums["cspa_hops_sent_total"]
         lag += sums["cspa_consumer_lag"]
         last = max(last, quick_max(text, "cspa_last_processed_timestamp_seconds"))
+    consumed -= hops + max(0.0, sent - hops)
     return consumed, last, lag
 
 

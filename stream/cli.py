@@ -22,7 +22,7 @@ from pathlib import Path
 
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped,unused-ignore]
 
-from stream.contract.topics import FEEDBACK_KEYS, event_families, load_topics
+from stream.contract.topics import FEEDBACK_KEYS, folded, load_topics
 from stream.dev import broker as devbroker
 from stream.report.cli import add_arguments as add_report_arguments
 from stream.report.cli import run_report
@@ -42,8 +42,8 @@ def changelog_topic(settings: Settings, topic: str) -> str:
 
 
 def changelog_topics(settings: Settings) -> list[str]:
-    """The changelogs of every source topic's records table."""
-    return [changelog_topic(settings, s.name) for s in event_families(load_topics()).values()]
+    """The changelogs of every source topic's records table (the repartition topic's too)."""
+    return [changelog_topic(settings, s.name) for s in folded(load_topics()).values()]
 
 
 def worker_topics(settings: Settings) -> list[str]:
@@ -89,7 +89,7 @@ def ensure_topics(settings: Settings) -> None:
     specs = [(s.name, s.partitions, s.kafka_config() | isr) for s in load_topics().values()]
     specs += [(changelog_topic(settings, s.name), s.partitions,
                {"cleanup.policy": "compact"} | isr)
-              for s in event_families(load_topics()).values()]
+              for s in folded(load_topics()).values()]
     specs += [(f"{settings.app_id}-__assignor-__leader", 1, isr)]  # Faust's own
     kwargs = settings.kafka_client_kwargs()
     asyncio.run(devbroker.wait_ready(settings.broker, 60, **kwargs))
@@ -105,7 +105,7 @@ def replication_refusal(settings: Settings) -> str | None:
     """
     from stream.worker import replication
 
-    names = [s.name for s in event_families(load_topics()).values()] + changelog_topics(settings)
+    names = [s.name for s in folded(load_topics()).values()] + changelog_topics(settings)
     topics, default = asyncio.run(replication.describe(
         settings.broker, names, with_configs=True, **settings.kafka_client_kwargs()))
     return replication.refusal(topics, replication.wanted(
@@ -201,7 +201,7 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
     from stream.worker import schedule
 
     changelogs = {s.name: changelog_topic(settings, s.name)
-                  for s in event_families(load_topics()).values()}
+                  for s in folded(load_topics()).values()}
     return schedule.run(settings, args.older_than, args.apply, changelogs)
 
 

@@ -170,6 +170,13 @@ class Settings(BaseSettings):
         ROOT / ".cache" / "published", description="report --publish keeps one JSON snapshot "
         "per publication here, named by its time (UTC)")
 
+    # Repeat contacts and re-referrals (stream/state/children.py): folded, so in the
+    # state fingerprint.
+    child_window_grace_days: float = Field(
+        92.0, ge=0, le=3660, description="days a child's contacts and referrals are kept "
+        "beyond the 12 months a repeat looks back (event time), for late events; a hop "
+        "older than that is dead-lettered (child_window_passed)")
+
     # Open work: applied when open items are read (scrape, /due), never folded.
     open_work_horizon: float = Field(
         20.0, gt=0, description="working days: an open item whose deadline passed more than "

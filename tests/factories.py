@@ -23,9 +23,10 @@ def base(event_type: str, at: datetime, **fields: Any) -> dict[str, Any]:
 
 
 def received(k: str, at: datetime, channel: str = "email", source_code: str = "6",
-             team: str = "rfs") -> dict[str, Any]:
+             team: str = "rfs", child: str | None = None) -> dict[str, Any]:
+    extra = {"child_key": child} if child else {}
     return base("contact.received", at, contact_key=k, channel=channel,
-                source_code=source_code, team=team)
+                source_code=source_code, team=team, **extra)
 
 
 def decided(k: str, at: datetime, outcome: str = "level_1",

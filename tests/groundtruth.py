@@ -138,10 +138,21 @@ def generate(seed: int, start: date, days: int, contacts: int = 300, calls: int 
     outcomes = list(TAXONOMY["contact_outcome"])
     pathways = [*TAXONOMY["pathway"], None]
     channels, codes = list(TAXONOMY["channel"]), list(TAXONOMY["source_code"])
+    # The children (repeat contacts, re-referrals) on a stream of their own: the other
+    # draws, and so the other families' events, are as they were before children.
+    kids = random.Random(seed * 29 + 1)
     for i in range(contacts):
         k = f.key(f"{seed}-contact-{i}")
         at = _office_time(rng, start, days)
-        events = [f.received(k, at, rng.choice(channels), rng.choice(codes))]
+        child = (f.key(f"{seed}-child-{kids.randrange(max(1, contacts * 2 // 3))}")
+                 if kids.random() < 0.9 else None)  # a tenth name no child
+        events = [f.received(k, at, rng.choice(channels), rng.choice(codes), child=child)]
+        if kids.random() < 0.25:  # a referral: progressed to children's social care, within
+            # 3 days (tests generate up to 10 days before now: never a future timestamp,
+            # which the broker refuses beyond an hour)
+            events.append(f.base("contact.progressed",
+                                 at + timedelta(hours=kids.uniform(0.5, 72)), contact_key=k,
+                                 destination="childrens_social_care"))
         if rng.random() < 0.9:
             events.append(f.decided(k, at + timedelta(hours=rng.expovariate(1 / 30)),
                                     rng.choice(outcomes), rng.choice(pathways)))
@@ -309,7 +320,50 @@ def expected(ds: Dataset) -> dict[tuple[str, frozenset[tuple[str, str]]], float]
             a = _latest(case["audit.graded"])
             add("cspa_audits", month=month(_at(a)), team=a["team"], grade=a["grade"])
         _feedback_figures(case, add)
+    _children(by_case, add)
     return dict(out)
+
+
+def _children(by_case: dict[tuple[str, str], dict[str, list[dict[str, Any]]]],
+              add: Any) -> None:
+    """Repeat contacts and re-referrals: each of a child's contacts (referrals) against
+    every other of that child's, within 12 months before it by the local wall clock (of
+    two at the same instant, the greater contact key is the repeat)."""
+    groups = TAXONOMY["source_code"]
+    contacts: dict[str, list[tuple[datetime, str, str]]] = defaultdict(list)
+    referrals: dict[str, list[tuple[datetime, str, str]]] = defaultdict(list)
+    for (_, k), case in by_case.items():
+        if not case.get("contact.received"):
+            continue  # a referral is told apart only once its contact is received
+        rcv = _latest(case["contact.received"])
+        group, child = groups[rcv["source_code"]], rcv.get("child_key")
+        progs = [e for e in case.get("contact.progressed", [])
+                 if e["destination"] == "childrens_social_care"]
+        ref = _latest(progs) if progs else None
+        if child is None:
+            add("cspa_contacts_without_child_key", month=month(_at(rcv)), source_group=group)
+            if ref:
+                add("cspa_referrals_without_child_key", month=month(_at(ref)),
+                    source_group=group)
+            continue
+        contacts[child].append((_at(rcv), k, group))
+        if ref:
+            referrals[child].append((_at(ref), k, group))
+    for name, flag, per_child in (("cspa_child_contacts", "repeat", contacts),
+                                  ("cspa_child_referrals", "re_referral", referrals)):
+        for items in per_child.values():
+            for at, k, group in items:
+                repeat = any((o_at, o_k) < (at, k) and _within_a_year(o_at, at)
+                             for o_at, o_k, _ in items if o_k != k)
+                add(name, month=month(at), source_group=group,
+                    **{flag: "yes" if repeat else "no"})
+
+
+def _within_a_year(earlier: datetime, later: datetime) -> bool:
+    """``earlier`` at or after ``later``'s local wall-clock time one year before."""
+    a, b = earlier.astimezone(LONDON), later.astimezone(LONDON)
+    return ((a.year + 1, a.month, a.day, a.hour, a.minute, a.second, a.microsecond)
+            >= (b.year, b.month, b.day, b.hour, b.minute, b.second, b.microsecond))
 
 
 def _feedback_figures(case: dict[str, list[dict[str, Any]]], add: Any) -> None:

@@ -23,6 +23,9 @@ REASONS = (
     "unsupported_schema_version", "unknown_event_type", "missing_field", "unexpected_field",
     "wrong_type", "unknown_category", "naive_timestamp", "timestamp_out_of_range",
     "invalid_value", "key_mismatch", "wrong_partition", "internal_error",
+    # the worker's own repartition topic: a contact's hop older than its child's window
+    # (12 months + CSPA_CHILD_WINDOW_GRACE_DAYS before the child's latest event)
+    "child_window_passed",
 )
 
 # pydantic error kind -> our reason; anything not listed is "invalid_value".

@@ -13,6 +13,8 @@ DEFAULT_TOPICS = ROOT / "topics" / "topics.toml"
 DEADLETTER = "deadletter"
 #: the compacted topic of the quotes' keys (``stream.contract.quotes``): no events
 FEEDBACK_KEYS = "feedback_keys"
+#: the worker's own repartition topic: contacts re-keyed by child (``stream.worker.rekey``)
+CHILDREN = "children"
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class TopicSpec:
     event_types: tuple[str, ...]
     #: "delete" for event topics; "compact" for the key topic (latest key per quote)
     cleanup_policy: str = "delete"
+    #: written and read by the worker only (the repartition topic): no upstream producer
+    internal: bool = False
 
     def kafka_config(self) -> dict[str, str]:
         """Topic-level Kafka configuration used when the topic is created.
@@ -47,10 +51,20 @@ def load_topics(path: Path = DEFAULT_TOPICS) -> Mapping[str, TopicSpec]:
         raw = tomllib.load(fh)
     return {family: TopicSpec(family, entry["topic"], entry["key"], int(entry["partitions"]),
                               int(entry["retention_ms"]), tuple(entry["event_types"]),
-                              str(entry.get("cleanup_policy", "delete")))
+                              str(entry.get("cleanup_policy", "delete")),
+                              bool(entry.get("internal", False)))
             for family, entry in raw.items()}
 
 
 def event_families(topics: Mapping[str, TopicSpec]) -> dict[str, TopicSpec]:
     """The topics that carry events (all but the dead-letter and the key topic)."""
     return {f: spec for f, spec in topics.items() if f != DEADLETTER and spec.event_types}
+
+
+def folded(topics: Mapping[str, TopicSpec]) -> dict[str, TopicSpec]:
+    """Every topic the worker folds into a records table, each with its changelog and
+    progress markers: the event topics, then its own repartition topic."""
+    out = event_families(topics)
+    if CHILDREN in topics:
+        out[CHILDREN] = topics[CHILDREN]
+    return out

@@ -27,7 +27,7 @@ import orjson
 from aiokafka.errors import KafkaError
 
 from stream.contract.taxonomy import Taxonomy, TaxonomyError, parse_taxonomy
-from stream.contract.topics import event_families, load_topics
+from stream.contract.topics import event_families, folded, load_topics
 from stream.report import IncompleteReport, compute_report, fetch_cells, publication, render
 from stream.report.appendix import annotate
 from stream.report.publication import DataAsAt
@@ -92,8 +92,9 @@ def workers_of(args: argparse.Namespace, settings: Settings) -> list[str]:
 
 
 def expected_partitions() -> dict[str, int]:
-    """Every source topic and its partition count: what the workers must cover."""
-    return {spec.name: spec.partitions for spec in event_families(load_topics()).values()}
+    """Every source topic and its partition count: what the workers must cover (the
+    repartition topic too: the repeat figures are the children table's partitions)."""
+    return {spec.name: spec.partitions for spec in folded(load_topics()).values()}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ month, from the MAP family's partner cells (``stream.state.partner_responses`` d
 
 The section is left out when the data hold no partner request or response at all (a
 case system that does not send them yet): MAP completions count as before without them.
-Section 8 is reserved for repeat contacts and re-referrals.
+Section 8 is repeat contacts and re-referrals (``stream.report.repeats``).
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ What counts (``docs/figures.md``): contacts received (``contacts_received``); re
 contacts progressed to children's social care (``progressions`` to
 ``childrens_social_care``, the month of the progression; the DfE's definition of a
 referral, a request for services from children's social care); MAP enquiries completed
-(``map_completed``, as section 2 counts them). Re-referrals are not rated yet: telling a
-re-referral needs the child's earlier referrals, which the re-referral topic of issue 29
-brings; ``RATED`` gains a row then.
+(``map_completed``, as section 2 counts them); re-referrals: referrals of a child referred
+in the 12 months before (``child_referrals`` with ``re_referral="yes"``, section 8;
+``stream.state.children``), only of contacts naming a child.
 
 England's published rates come from ``config/national_rates.toml`` with their year and
 source; a figure the DfE does not publish, or that is not in that file, says so instead
@@ -41,13 +41,14 @@ ENGLAND = "england"
 #: figure key -> its label; the key is also the key of its national rate
 RATED = (("contacts", "Contacts received"),
          ("referrals", "Referrals (contacts progressed to children's social care)"),
-         ("map_enquiries", "MAP enquiries completed"))
+         ("map_enquiries", "MAP enquiries completed"),
+         ("re_referrals", "Re-referrals (referrals of a child referred in the 12 months "
+                          "before)"))
 UNSET_LINE = ("Rates per 10,000 children: not shown, no child population set (set "
               "CSPA_CHILD_POPULATION, CSPA_CHILD_POPULATION_YEAR and "
               "CSPA_CHILD_POPULATION_SOURCE)")
-RE_REFERRALS_LINE = ("Re-referrals per 10,000 children: not counted yet (a re-referral is "
-                     "told from the child's earlier referrals, which this product does not "
-                     "keep yet)")
+RE_REFERRALS_LINE = ("Re-referrals per 10,000 children count only contacts naming a child "
+                     "(section 8 counts the others apart)")
 
 
 @dataclass(frozen=True)

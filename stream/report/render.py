@@ -208,6 +208,8 @@ def section_notes(report: Report, key: str) -> list[str]:
                 "in these months."]
     if key == "rates" and report.rates is not None:
         return report.rates.notes()
+    if key == "repeats" and report.repeats is not None:
+        return report.repeats.notes()
     if key == "feedback":
         return [f"\u201c{q.text}\u201d ({q.attribution} {q.year})."
                 for q in report.feedback.quotes]

@@ -43,6 +43,7 @@ from stream.state.quality import coverage
 if TYPE_CHECKING:  # rates.py and partners.py build on this module's types
     from stream.report.partners import PartnersSection
     from stream.report.rates import National, Population, RatesSection
+    from stream.report.repeats import RepeatsSection
 
 Kind = Literal["count", "percent", "days", "number"]
 DayBasis = Literal["working", "calendar"]
@@ -357,6 +358,8 @@ class Report:
     #: (``stream.report.expected_range``; None while 12 months of history are missing)
     ranges: Mapping[tuple[str, str], Mapping[str, Judgement | None]] = field(
         default_factory=dict)
+    #: section 8 (``stream.report.repeats``): repeat contacts and re-referrals
+    repeats: RepeatsSection | None = None
     #: section 9 (``stream.report.partners``); None: no partner request in the data
     partners: PartnersSection | None = None
 
@@ -377,7 +380,8 @@ class Report:
                  self.feedback.tables(axis)),
                 *((("rates", "7. Rates per 10,000 children", self.rates.tables()),)
                   if self.rates is not None else ()),
-                # section 8 (repeat contacts and re-referrals) is reserved
+                *((("repeats", "8. Repeat contacts and re-referrals",
+                    self.repeats.tables(axis)),) if self.repeats is not None else ()),
                 *((("partners", "9. Partner agencies' responses", self.partners.tables(axis)),)
                   if self.partners is not None else ()))
 
@@ -707,9 +711,17 @@ def _rates(b: _Builder, population: Population | None, national: Mapping[str, Na
 
     counts = {"contacts": b.counts("contacts_received"),
               "referrals": b.counts("progressions", destination="childrens_social_care"),
+              "re_referrals": b.counts("child_referrals", re_referral="yes"),
               "map_enquiries": b.counts("map_completed")}
     return rates.rates_section(counts, b.months, population,
                                rates.load_national() if national is None else national, publish)
+
+
+def _repeats(b: _Builder) -> RepeatsSection:
+    """Section 8 (``stream.report.repeats`` says what counts)."""
+    from stream.report import repeats  # (it reads this module's types)
+
+    return repeats.repeats_section(b)
 
 
 def _partners(agg: Aggregates, months: Sequence[str],
@@ -775,7 +787,8 @@ def compute_report(agg: Aggregates, months: Sequence[str], taxonomy: Taxonomy,
     report = Report(tuple(months), defs, publish, _rfs(b), map_section, _info_advice(b),
                     _commentary(b, map_section.days(defs.day_basis).stats), _audits(b),
                     _feedback(b, quotes), _rates(b, population, national, publish),
-                    _ranges(agg, months, taxonomy, defs), _partners(agg, months, taxonomy))
+                    _ranges(agg, months, taxonomy, defs), _repeats(b),
+                    _partners(agg, months, taxonomy))
     if not publish:
         return report
     from stream.report.suppression import protect  # (it reads this module's types)

@@ -14,6 +14,10 @@ local month of the event that completes it: received in the month received, deci
   ``UNRECORDED_PATHWAY``). Only contacts with both events.
 * ``early_help_allocation``: the progression to early help to its allocation by the
   Early Help Hub, by month allocated.
+* ``contacts_without_child_key`` (month received, source group): contacts whose receipt
+  names no child, so the children family (``stream.state.children``) cannot judge them
+  a repeat or not; ``referrals_without_child_key`` (month referred, source group): their
+  progressions to children's social care. The coverage of the repeat figures.
 * ``progressions`` (month, destination, within timescale): judged by the destination's
   rule ``progression_<destination>`` in force when the contact's clock started; within
   is ``true``, ``false``, or ``unknown`` where no rule judged it. Its denominator in the
@@ -42,6 +46,9 @@ _EARLY_HELP_KEY = Progression.key(EARLY_HELP)
 #: no rule in force, is neither)
 WITHIN = "true"
 JUDGED = ("true", "false")
+#: the destination of a referral (a request for services from children's social care)
+REFERRAL = "childrens_social_care"
+_REFERRAL_KEY = Progression.key(REFERRAL)
 #: timescale rule -> the working-day durations it is judged on (the running shares)
 RULE_DURATIONS = {"early_help_allocation": "early_help_allocation_working_days",
                   "contact_decision": "contact_completion_working_days"}
@@ -57,6 +64,8 @@ def contact_facts(rec: Record, ctx: FactContext) -> list[Fact]:
         facts.append(("contacts_received", (ctx.month(received), Receipt.channel(rcv), group,
                                             Receipt.team(rcv)), None))
         facts.append(("contacts_received_hourly", (ctx.hour(received),), None))
+        if Receipt.child_key(rcv) is None:
+            facts += _without_child_key(rec, ctx, received, group)
     if dec:
         decided = Decision.occurred_at(dec)
         month = ctx.month(decided)
@@ -75,6 +84,16 @@ def contact_facts(rec: Record, ctx: FactContext) -> list[Fact]:
             prog = rec.get(key)
             if prog:
                 facts += _progression(ctx, destination, received, Progression.occurred_at(prog))
+    return facts
+
+
+def _without_child_key(rec: Record, ctx: FactContext, received: float,
+                       group: str) -> list[Fact]:
+    facts: list[Fact] = [("contacts_without_child_key", (ctx.month(received), group), None)]
+    referral = rec.get(_REFERRAL_KEY)
+    if referral:
+        facts.append(("referrals_without_child_key",
+                      (ctx.month(Progression.occurred_at(referral)), group), None))
     return facts
 
 
@@ -99,6 +118,14 @@ CONTACTS = Family(
               "Contacts decided in the month, by RFS outcome category."),
         Count("progressions", "cspa_progressions", ("month", "destination", "within_timescale"),
               "Progressions in the month, by destination and whether within timescale."),
+        Count("contacts_without_child_key", "cspa_contacts_without_child_key",
+              ("month", "source_group"),
+              "Contacts received in the month whose receipt names no child: not judged a "
+              "repeat or not (cspa_child_contacts counts the others)."),
+        Count("referrals_without_child_key", "cspa_referrals_without_child_key",
+              ("month", "source_group"),
+              "Referrals (progressions to children's social care) in the month of contacts "
+              "that name no child: not judged a re-referral or not."),
     ),
     distributions=(
         *duration_figures("contact_completion", "cspa_contact_completion",

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from stream.state.audits import AUDITS
 from stream.state.calls import CALLS
+from stream.state.children import CHILDREN
 from stream.state.contacts import CONTACTS
 from stream.state.emails import EMAILS
 from stream.state.facts import Fact, FactContext, Family
@@ -22,7 +23,7 @@ from stream.state.records import Record
 
 #: the families of additive facts, in the order their figures are exposed
 FAMILIES: tuple[Family, ...] = (CONTACTS, EMAILS, MAP_ENQUIRIES, CALLS, AUDITS, QUALITY,
-                                FEEDBACK)
+                                FEEDBACK, CHILDREN)
 BY_KIND: Mapping[str, Family] = {family.kind: family for family in FAMILIES}
 #: figure -> its label names, for every figure any family's facts carry
 LABELS: Mapping[str, tuple[str, ...]] = {

@@ -26,7 +26,7 @@ from stream.state.rules import Versions, load_rules
 #: Bumped when a release changes how a record is folded (its facts, how an item is
 #: judged, the working-day arithmetic): every checkpoint's derived state is refolded.
 #: 2: partner requests and responses (issue 29.2) add facts to MAP records and one item
-#: per agency asked to open work.
+#: per agency asked to open work; receipts keep the contact's ``child_key`` (issue 29.1).
 FOLD_VERSION = 2
 
 
@@ -70,6 +70,8 @@ def fold_inputs(settings: Settings) -> dict[str, Any]:
         # The bank holidays of England and Wales come from this library: a release
         # adding one (a coronation) moves working days.
         "holidays": version("holidays"),
+        # how long a child's entries outlive the 12 months: which late hops still count
+        "child_window_grace_days": settings.child_window_grace_days,
         "fold": FOLD_VERSION,
     }
 

@@ -92,6 +92,12 @@ class Receipt(SlotFields):
     source_code: Field = itemgetter(3)  #: CIN referral source (taxonomy ``source_code``)
     team: Field = itemgetter(4)  #: the team that took it (taxonomy ``team``)
 
+    @staticmethod
+    def child_key(slot: Slot) -> str | None:
+        """The child's pseudonymous key (None: not sent, or a slot written before it was
+        kept, which has no sixth field): ``stream.worker.rekey`` hops it to the child."""
+        return slot[5] if len(slot) > 5 else None
+
 
 class Decision(SlotFields):
     """``dec`` of a contact record: the contact was decided (``contact.decided``)."""
@@ -368,7 +374,9 @@ def slot_of(event: Event) -> tuple[str, str, Slot]:
     ts, eid = event.timestamp, _version(event)
     match event:
         case ContactReceived():
-            return "contact", "rcv", [ts, eid, event.channel, event.source_code, event.team]
+            receipt = [ts, eid, event.channel, event.source_code, event.team]
+            # the child only when sent: a slot without it is byte for byte as before
+            return "contact", "rcv", [*receipt, event.child_key] if event.child_key else receipt
         case ContactDecided():
             return "contact", "dec", [ts, eid, event.outcome, event.pathway]
         case EarlyHelpAllocated():

@@ -52,9 +52,23 @@ CONTACTS_PER_WORKING_DAY = (3 * CONTACTS_PER_MONTH
 #: (about 5% overall with the source mix below).
 OUT_OF_HOURS_SHARE = {"police": 0.12, "other": 0.025}
 #: Share of contacts about a child who already had a contact (re-referrals, siblings,
-#: agencies calling again), drawn from the children of the last few months.
+#: agencies calling again), drawn from the children of the last few months. No national
+#: figure exists (contacts are not in the DfE's children in need census): an assumption,
+#: about one contact in five a repeat within 12 months, as the Front Door Data
+#: Collaboration's councils describe repeat demand; the simulated year measures it.
 REPEAT_CHILD_SHARE = 0.2
 CHILDREN_REMEMBERED = 8000
+#: England's re-referral rate, DfE "Children in need" (reporting year 2024): 139,080
+#: re-referrals within 12 months of a previous referral, of 621,880 referrals: 22.4%.
+RE_REFERRAL_RATE = 139_080 / 621_880
+#: The chance a contact decided straight to children's social care (Level 4, LADO) is
+#: about a child referred in the 12 months before. Referrals through a MAP enquiry pick
+#: their child before the enquiry decides, so they re-refer only by chance: this is set
+#: above the target so that a simulated year's share of all referrals comes to about
+#: RE_REFERRAL_RATE (tests/unit/upstream/test_simulator.py measures it).
+RE_REFERRAL_PICK = 0.29
+#: Days a referred child stays eligible to be picked again (12 months).
+RE_REFERRAL_DAYS = 365
 #: Channel of a contact received in and out of office hours.
 CHANNELS_OFFICE = {"phone": 0.34, "email": 0.56, "online_form": 0.10}
 CHANNELS_OUT_OF_HOURS = {"email": 0.75, "online_form": 0.25}

@@ -15,6 +15,7 @@ Work still in progress when the period ends stays open (its later events are dro
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import heapq
 import itertools
@@ -66,6 +67,11 @@ class _Sim:
         self.seq = itertools.count()
         self.counters: dict[str, Iterator[int]] = {}
         self.children: list[str] = []
+        #: children referred (progressed to children's social care): (when, child), oldest
+        #: first; drawn on a stream of their own, so the other
+        #: draws are as they were before re-referrals were simulated
+        self.referred: collections.deque[tuple[float, str]] = collections.deque()
+        self.kids = random.Random(seed * 31 + 29)
         self.audits_due: dict[str, float] = {}
         self.days: dict[date, tuple[bool, float, float, float, float]] = {}
         self.outcomes: dict[date, prof.Choice] = {}
@@ -149,6 +155,17 @@ class _Sim:
     def key(self, kind: str) -> str:
         n = next(self.counters.setdefault(kind, itertools.count()))
         return hashlib.blake2b(f"{self.seed}:{kind}:{n}".encode(), digest_size=16).hexdigest()
+
+    def child_for(self, received: float, referral: bool) -> str:
+        """The contact's child: for a contact decided straight to children's social care,
+        now and then a child referred in the 12 months before (``RE_REFERRAL_PICK``)."""
+        key = self.child()
+        recent = self.referred
+        while recent and recent[0][0] < received - prof.RE_REFERRAL_DAYS * 86_400:
+            recent.popleft()
+        if referral and recent and self.kids.random() < prof.RE_REFERRAL_PICK:
+            key = recent[self.kids.randrange(len(recent))][1]
+        return key
 
     def child(self) -> str:
         """A new child, or one with an earlier contact (the last few thousand children)."""
@@ -263,8 +280,10 @@ class _Sim:
             received = start + night + (8 * 3600 if working and night >= 9 * 3600 else 0)
             channel = self.night_channel(rng)
         key = self.key("contact")
+        child = self.child_for(received, outcome in ("level_4", "lado")
+                               and pathway != "progress_to_eh")
         self.emit(received, ev.ContactReceived, event_type="contact.received", contact_key=key,
-                  child_key=self.child(), channel=channel, team="rfs",
+                  child_key=child, channel=channel, team="rfs",
                   source_code=rng.choice(self.codes[group]))
         mean = self.cells[group, pathway][0]
         days = prof.gamma(self.rng, prof.CONTACT_DURATION_SHAPE, mean)
@@ -275,21 +294,24 @@ class _Sim:
             self.progress(key, decided, "early_help")
         elif outcome in ("level_4", "lado"):
             # A LADO referral is passed to children's social care (closes its rule).
-            self.progress(key, decided, "childrens_social_care")
+            self.progress(key, decided, "childrens_social_care", child)
         elif outcome == "map" and self.map_opens(rng) == "open":
-            self.map_enquiry(key, decided)
+            self.map_enquiry(key, decided, child)
 
-    def progress(self, contact_key: str, ts: float, destination: str) -> None:
+    def progress(self, contact_key: str, ts: float, destination: str,
+                 child: str | None = None) -> None:
         when = self.after(ts, self.rng.expovariate(1 / prof.PROGRESSION_DELAY_MEAN))
         self.emit(when, ev.ContactProgressed, event_type="contact.progressed",
                   contact_key=contact_key, destination=destination)
+        if child is not None and destination == "childrens_social_care":
+            self.referred.append((when, child))
         if destination == "early_help":
             wait = prof.gamma(self.rng, prof.ALLOCATION_SHAPE, prof.ALLOCATION_MEAN)
             allocated = self.after(when, wait)
             self.emit(allocated, ev.EarlyHelpAllocated, event_type="early_help.allocated",
                       contact_key=contact_key)
 
-    def map_enquiry(self, contact_key: str, decided: float) -> None:
+    def map_enquiry(self, contact_key: str, decided: float, child: str) -> None:
         rng, key = self.rng, self.key("map")
         opened = self.in_office(decided + rng.uniform(2 * _MIN, 30 * _MIN), decided)
         self.emit(opened, ev.MapEnquiryOpened, event_type="map_enquiry.opened",
@@ -303,7 +325,7 @@ class _Sim:
                   level3_service=self.level3(rng) if outcome == "level_3" else None)
         self.partner_requests(key, opened, consulted)
         if outcome == "level_4":
-            self.progress(contact_key, done, "childrens_social_care")
+            self.progress(contact_key, done, "childrens_social_care", child)
         elif outcome == "level_2":
             self.progress(contact_key, done, "early_help")
 

@@ -25,6 +25,7 @@ from stream.worker.batches import Batch
 from stream.worker.changelog import ChangelogWriter, record_reader
 from stream.worker.metrics import PipelineMetrics
 from stream.worker.processor import FamilyProcessor, deadletter_message
+from stream.worker.rekey import Rekey
 
 log = logging.getLogger("cspa.worker")
 
@@ -52,6 +53,8 @@ class TopicAgent:
     before: dict[str, Record | None] = field(default_factory=dict)
     #: whether cspa_first_consumed_timestamp_seconds is set (once, at the first batch)
     started: bool = False
+    #: the contacts topic's: hops to the children table, in the batch's flight
+    rekey: Rekey | None = None
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -77,7 +80,12 @@ class TopicAgent:
                 rejected = self.apply(batch)
                 if rejected:
                     await self.dead_letter(rejected)
-                await self.writer.write(self.pending, self.owners, self.frontier)
+                if self.rekey is None:
+                    await self.writer.write(self.pending, self.owners, self.frontier)
+                else:  # made before the write: it clears pending
+                    hops = self.rekey.hops(self.pending, self.records)
+                    await self.writer.write(self.pending, self.owners, self.frontier, hops)
+                    self.metrics.hops_sent.inc(len(hops))
             finally:
                 self.idle.set()
 
@@ -93,6 +101,7 @@ class TopicAgent:
             self.started = True
             self.metrics.first_consumed.labels(self.topic).set(now)
         misplaced = self.processor.misplaced([r.key for r in batch.records], partition)
+        note = self.rekey.note if self.rekey is not None else None
         for i, r in enumerate(batch.records):
             try:
                 result = (misplaced[i] if misplaced and i in misplaced
@@ -103,8 +112,11 @@ class TopicAgent:
                 self.metrics.rejected.labels(self.topic, result.reason).inc()
             if isinstance(result, Rejection):
                 rejected.append((partition, r.offset, r.timestamp, r.key, r.value, result))
-            elif result.changed:
-                owners[result.table_key] = partition
+            else:
+                if result.changed:
+                    owners[result.table_key] = partition
+                if note is not None:
+                    note(result)
         self.processor.settle(partition, pending, before)
         self.processor.batch_done(batch.records)
         self.frontier.advance(partition, batch.records[-1].offset)

@@ -29,7 +29,7 @@ from prometheus_client import (
 from stream.contract import partitioner
 from stream.contract.decoder import Decoder, Limits
 from stream.contract.taxonomy import load_taxonomy
-from stream.contract.topics import DEADLETTER, event_families, load_topics
+from stream.contract.topics import CHILDREN, DEADLETTER, event_families, folded, load_topics
 from stream.settings import Settings
 from stream.state import partner_responses, progress
 from stream.state.calls import CallDefinitions
@@ -63,6 +63,7 @@ from stream.worker.metrics import (
 )
 from stream.worker.processor import TP, CellState, FamilyProcessor
 from stream.worker.recovery import TableRecovery
+from stream.worker.rekey import ChildProcessor, Rekey
 from stream.worker.roster import Roster, keep_following
 from stream.worker.watch import WatchCollector
 
@@ -369,6 +370,7 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
                                     worker.state, metrics, worker.work, spec.partitions)
         worker.processors[family] = processor
         _add_agent(worker, processor, spec.partitions, dlq)
+    _add_children(worker, topics, dlq)
     if not partitioner.COMPILED:  # then the check costs 3-4 % of the apply (BENCHMARKS.md)
         log.warning("partition check in pure Python: murmur2 not compiled at make install "
                     "(needs gcc and Python's headers)")
@@ -376,7 +378,7 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
     # Cheap to collect: on the pipeline registry, so /metrics/pipeline serves it too.
     pipeline.register(WatchCollector(
         worker.ready, worker.owned,
-        {spec.name: spec.partitions for spec in event_families(topics).values()},
+        {spec.name: spec.partitions for spec in folded(topics).values()},
         ctx.calendar, worker.clock.now))
     app.resume_offsets = worker.resume_offsets
     app.on_resume_seek = worker.on_resume_seek
@@ -499,6 +501,19 @@ def _add_agent(worker: Worker, processor: FamilyProcessor, partitions: int,
         table.data.on_change = recovery.follow
     table.on_recover(recovery)
     app.agent(channel, name=f"agent-{name}")(agent.run)
+
+
+def _add_children(worker: Worker, topics: Any, dlq: faust.TopicT) -> None:
+    """The children table on the worker's own repartition topic, and the contacts
+    agent's hops to it (stream/worker/rekey.py): each batch's hops go in the flight of
+    its changelog records, so its progress marker waits for them too."""
+    spec, contacts = topics[CHILDREN], topics["contacts"].name
+    child = ChildProcessor(spec.name, worker.settings.child_window_grace_days, worker.ctx,
+                           worker.state, worker.metrics, None, spec.partitions)
+    worker.processors[CHILDREN] = child
+    _add_agent(worker, child, spec.partitions, dlq)
+    worker.agents[contacts].rekey = Rekey(spec.partitions, worker.ctx)
+    worker.writers[contacts].hops_to = spec.name
 
 
 def _add_views(worker: Worker) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -44,6 +44,8 @@ def encode_key(key: str) -> bytes:
 MAX_FLIGHTS = 64
 
 Marker = tuple[int, str, bytes]  # (partition, marker key, encoded next offset)
+#: a hop to the repartition topic (stream.worker.rekey): (its partition, key, value)
+Hop = tuple[int, bytes, bytes]
 
 
 @dataclass
@@ -54,6 +56,8 @@ class _Flight:
     counts: list[int]  # records in each of those batches (a future gives the first offset)
     markers: dict[int, int]  # the markers it carries: partition -> next offset
     vouched: list[Marker]  # markers for its records: sendable once it has landed
+    #: delivery futures of its hops to the repartition topic: they land with the records
+    hops: list[Any] = field(default_factory=list)
 
 
 class ChangelogWriter:
@@ -74,8 +78,10 @@ class ChangelogWriter:
     went from 116 to 20 ms when that wait went, BENCHMARKS.md step 10.)
     """
 
-    def __init__(self, app: faust.App, table: Any) -> None:
+    def __init__(self, app: faust.App, table: Any, hops_to: str | None = None) -> None:
         self.app = app
+        #: the repartition topic a batch's hops go to, in its records' flight (contacts)
+        self.hops_to = hops_to
         self.table = table
         self.topic = table.changelog_topic
         self.name = self.topic.get_topic_name()
@@ -110,8 +116,9 @@ class ChangelogWriter:
             await self._land(keep=0)
 
     async def write(self, pending: dict[str, Record], owners: dict[str, int],
-                    frontier: progress.Frontier) -> None:
-        """Send the batch's records; hold its markers back until they have landed."""
+                    frontier: progress.Frontier, hops: list[Hop] | None = None) -> None:
+        """Send the batch's records (and hops); hold its markers back until they have
+        landed."""
         records = [(owners[k], k, dumps(r)) for k, r in pending.items()]
         markers = []
         for key, partition in owners.items():
@@ -122,7 +129,7 @@ class ChangelogWriter:
         owners.clear()
         async with self.lock:
             await self._land(keep=MAX_FLIGHTS - 1)
-            await self._send(records, markers)
+            await self._send(records, markers, hops or [])
 
     async def _land(self, keep: int) -> None:
         """Retire the acknowledged writes, oldest first, waiting while more than
@@ -133,20 +140,24 @@ class ChangelogWriter:
         """
         while self.flights:
             flight = self.flights[0]
-            if len(self.flights) <= keep and not all(fut.done() for fut in flight.futures):
+            if len(self.flights) <= keep and not all(
+                    fut.done() for fut in (*flight.futures, *flight.hops)):
                 return
             for fut, count in zip(flight.futures, flight.counts, strict=True):
                 meta = await fut
                 if self.landed is not None:
                     self.landed(meta.partition, meta.offset + count - 1)
+            for fut in flight.hops:  # (the repartition topic's: not this store's offsets)
+                await fut
             self.flights.popleft()
             self.durable.update(flight.markers)
             self.due.extend(flight.vouched)
 
-    async def _send(self, records: list[tuple[int, str, bytes]], vouched: list[Marker]) -> None:
+    async def _send(self, records: list[tuple[int, str, bytes]], vouched: list[Marker],
+                    hops: list[Hop] | None = None) -> None:
         due = list({m[1]: m for m in self.due}.values())  # the latest marker per key
         self.due = []
-        if not (due or records or vouched):
+        if not (due or records or vouched or hops):
             return
         producer = self.app.producer._producer  # type: ignore[attr-defined]
         store = self.table.data
@@ -173,4 +184,25 @@ class ChangelogWriter:
         for partition, batch in batches.items():
             futures.append(await producer.send_batch(batch, self.name, partition=partition))
             sizes.append(counts[partition])
-        self.flights.append(_Flight(futures, sizes, {p: int(v) for p, _, v in due}, vouched))
+        hopped = await self._send_hops(producer, hops or [])
+        self.flights.append(_Flight(futures, sizes, {p: int(v) for p, _, v in due}, vouched,
+                                    hopped))
+
+    async def _send_hops(self, producer: Any, hops: list[Hop]) -> list[Any]:
+        """One record batch (or more) per partition of the repartition topic."""
+        if not hops or self.hops_to is None:
+            return []
+        futures: list[Any] = []
+        batches: dict[int, Any] = {}
+        for partition, key, value in hops:
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                futures.append(await producer.send_batch(batch, self.hops_to,
+                                                         partition=partition))
+                batch = batches[partition] = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+        for partition, batch in batches.items():
+            futures.append(await producer.send_batch(batch, self.hops_to, partition=partition))
+        return futures

@@ -105,6 +105,11 @@ class PipelineMetrics:
             "Partitions moved to the state's progress marker after an assignment, "
             "because Faust's committed offset disagreed (back: it was ahead of the state).",
             ["topic", "direction"], registry=registry)
+        self.hops_sent = Counter(
+            "cspa_hops_sent_total",
+            "Hops sent to the repartition topic (contacts naming a child, re-keyed by "
+            "child), acknowledged by Kafka; a batch read again sends its hops again.",
+            registry=registry)
         self.refetches = Counter(
             "cspa_refetches_total",
             "Fetches dropped because a seek raced them; the partition was read again "

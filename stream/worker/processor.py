@@ -306,6 +306,13 @@ class FamilyProcessor:
             old = records.loads(raw) if raw is not None else None
         new = records.fold(old, kind, slot, slot_value, partition)
         event_type: str = result.event_type  # type: ignore[attr-defined]
+        return self.keep(event_type, tkey, old, new, partition, table, pending, before)
+
+    def keep(self, event_type: str, tkey: str, old: records.Record | None,
+             new: records.Record | None, partition: int, table: MutableMapping[str, bytes],
+             pending: dict[str, records.Record] | None,
+             before: dict[str, records.Record | None] | None) -> Applied:
+        """Keep a folded record (None: a duplicate): written now, or with the batch."""
         if new is None:
             self.tally["duplicate"] += 1
             return Applied(event_type, False, tkey)

@@ -17,6 +17,11 @@ stopped (``--apply`` refuses while the worker group has members):
   rewritten at its end), then everything before the copy is deleted. The erased
   cases' cells go to the partition's archive first (``stream.state.archive``): the
   figures of past months stay as they were published, as aggregates only.
+* **The children table** (``stream.state.children``): a child's record whose every
+  entry is before the cut-off is erased like a case; otherwise its entries before the
+  cut-off are settled into its tally (their facts kept, no contact key kept). The
+  repartition topic's hops are deleted up to the children table's progress markers
+  (every hop before them is folded; they carry contact keys).
 * **Checkpoints**: a checkpoint taken before the run has offsets below the rewritten
   changelogs' start, and the worker refuses it (``checkpoint.usable``): it restores
   from the changelogs, and its next checkpoint holds no erased case.
@@ -35,8 +40,8 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import for_code
 
-from stream.contract.topics import DEADLETTER, TopicSpec, event_families
-from stream.state import archive, progress, records
+from stream.contract.topics import CHILDREN, DEADLETTER, TopicSpec, event_families
+from stream.state import archive, children, progress, records
 from stream.state.aggregates import Aggregates
 from stream.state.facts import FactContext
 from stream.state.families import facts_of
@@ -92,6 +97,8 @@ class Plan:
 
 def expired(record: records.Record, cutoff: float) -> bool:
     """True when every event of the case occurred before ``cutoff`` (POSIX s)."""
+    if record.get("k") == children.KIND:  # the child's latest contact or referral
+        return bool(record.get(children.LATEST, cutoff) < cutoff)
     times = [slot[0] for name, slot in record.items() if name not in ("k", "p")]
     return bool(times) and max(times) < cutoff
 
@@ -153,6 +160,11 @@ def rewrite(topic: str, partition: int, start: int, end: int,
                 cells.apply(facts_of(record, ctx), +1)
                 plan.erased += 1
                 continue
+            if record.get("k") == children.KIND:  # its old entries settled: same facts
+                kept = children.erased(record, cutoff, ctx)
+                if kept is not None:
+                    plan.erased += 1
+                    value = records.dumps(kept)
         plan.kept[raw_key] = value
     if plan.erased:
         plan.end = end
@@ -189,9 +201,25 @@ async def plan(bootstrap: str, sources: Mapping[str, TopicSpec], changelogs: Map
                                cutoff, ctx)
                 if step.erased or step.end > step.start:
                     result.rewrites.append(step)
+                if CHILDREN in sources and name.endswith(f"-{sources[CHILDREN].name}-changelog"):
+                    result.deletions += await _folded_hops(consumer, meta, sources[CHILDREN],
+                                                           latest)
     finally:
         await consumer.stop()
     return result
+
+
+async def _folded_hops(consumer: AIOKafkaConsumer, meta: Any, spec: TopicSpec,
+                       latest: Mapping[bytes, tuple[int, bytes | None]]) -> list[Deletion]:
+    """The repartition topic's hops before the children table's progress markers: folded,
+    so deleted (each carries a contact key); hops not yet folded are left."""
+    out = []
+    for deletion in await _offsets(consumer, meta, spec.name, 0):
+        marker = latest.get(orjson.dumps(progress.marker_key(deletion.partition)))
+        if marker is not None and marker[1] is not None:
+            out.append(Deletion(spec.name, deletion.partition, deletion.start,
+                                max(deletion.start, int(marker[1]))))
+    return out
 
 
 async def workers_running(bootstrap: str, group: str, **kwargs: Any) -> int:

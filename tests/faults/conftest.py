@@ -21,13 +21,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from stream.contract.topics import event_families, load_topics
+from stream.contract.topics import folded, load_topics
 from stream.dev.broker import LocalBroker
 from tests.groundtruth import TOPICS, Message
 from tests.integration.conftest import broker, start_worker, workers  # noqa: F401
 from tests.integration.harness import ROOT, WorkerProcess, total
 
-SOURCE_TOPICS = tuple(spec.name for spec in event_families(load_topics()).values())
+#: every topic the workers fold and own: the event topics and the repartition topic
+SOURCE_TOPICS = tuple(spec.name for spec in folded(load_topics()).values())
 DEADLETTER = TOPICS["deadletter"]
 PARTITIONS = {spec.name: spec.partitions for spec in load_topics().values()}
 RESULTS = ROOT / "results"
@@ -37,7 +38,8 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 COUNT_FIGURES = ("cspa_contacts_received", "cspa_contacts_decided", "cspa_calls_offered",
                  "cspa_calls_answered", "cspa_calls_abandoned", "cspa_map_enquiries_completed",
                  "cspa_map_enquiry_workdays_count", "cspa_contact_completion_workdays_count",
-                 "cspa_audits")
+                 "cspa_audits", "cspa_child_contacts", "cspa_child_referrals",
+                 "cspa_contacts_without_child_key", "cspa_referrals_without_child_key")
 
 
 def run(coro: Any) -> Any:

@@ -10,6 +10,14 @@ What makes it hold is in ``stream/state/progress.py`` (progress markers in the s
 fetched across a seek dropped and read again). The worker's log and counters say how
 often each of those acted; the figures go to ``results/reliability.json``.
 
+Repeat contacts and re-referrals ride the same kills: the contacts agent hops each
+contact naming a child to the repartition topic in its batch's changelog flight, and the
+children table folds the hops with its own markers (``stream/worker/rekey.py``). A kill
+lands between a hop and its fold whenever hops are in flight or on the topic unfolded (the
+hop topic's lag is recorded at each kill); the figures ``cspa_child_contacts`` and
+``cspa_child_referrals`` must still equal the ground truth: no contact lost or counted
+twice although a re-read batch sends its hops again.
+
 The kills come at random points of *progress* (kill i once the worker's own lag has
 fallen below a random share of the backlog, about (KILLS - i) / (KILLS + 1) of it), not
 of wall time: a restart's recovery time varies, and a fast worker would otherwise finish
@@ -50,10 +58,12 @@ KILLS = 5
 #: the broker minutes after they were produced (see the report).
 RECENT = date.today() - timedelta(days=430)
 #: counters carried over killed incarnations (a killed process takes its own along)
+REKEY = "cspa.children-rekey.v1"
 COUNTERS = {"duplicates": "cspa_events_duplicate_total",
             "rejected": "cspa_events_rejected_total",
             "refetches": "cspa_refetches_total",
-            "stale_batches": "cspa_stale_batches_total"}
+            "stale_batches": "cspa_stale_batches_total",
+            "hops_sent": "cspa_hops_sent_total"}
 
 
 def _scrape(worker: WorkerProcess, last: dict[str, float]) -> None:
@@ -94,6 +104,8 @@ def test_sigkill_during_replay_loses_nothing_and_counts_nothing_twice(broker, wo
                   enquiries=9_000, audits=2_000, bad=60)
     assert len(ds.messages) >= 200_000
     truth = expected(ds)
+    assert total(truth, "cspa_child_contacts", repeat="yes") > 1000  # repeats are tested
+    assert total(truth, "cspa_child_referrals", re_referral="yes") > 100
     bad_values = {m.value for m in ds.messages if m.key == b"bad"}
     assert len(bad_values) == ds.bad
 
@@ -116,6 +128,7 @@ def test_sigkill_during_replay_loses_nothing_and_counts_nothing_twice(broker, wo
     checkpoint = worker.workdir / "data" / "checkpoint-cspa.pickle"
     #: per restart: (a checkpoint file was there at the kill, that incarnation's log)
     resumed: list[tuple[bool, int]] = []
+    hop_lag_at_kills: list[float] = []  # hops on the topic not yet folded, at each kill
     for i in range(KILLS):
         last = dict.fromkeys(COUNTERS, 0.0)
         wait_for(lambda: _consuming(worker), 120, f"incarnation {i + 1} consuming")
@@ -131,6 +144,11 @@ def test_sigkill_during_replay_loses_nothing_and_counts_nothing_twice(broker, wo
             _scrape(worker, last)
             time.sleep(0.02)
         _scrape(worker, last)
+        try:
+            hop_lag_at_kills.append(total(worker.pipeline_samples(), "cspa_consumer_lag",
+                                          topic=REKEY))
+        except OSError:
+            hop_lag_at_kills.append(-1.0)
         assert lag > 0, f"consumption finished before kill {i + 1}: make the replay longer"
         worker.kill()
         resumed.append((checkpoint.exists(), worker.log_path.stat().st_size))
@@ -182,6 +200,11 @@ def test_sigkill_during_replay_loses_nothing_and_counts_nothing_twice(broker, wo
         "rejected_counter_last_incarnation": int(rejected_now),
         "rejected_counter_sum_over_incarnations": int(carried["rejected"] + rejected_now),
         "events_lost": lost, "events_double_counted": double,
+        "hops_sent_over_incarnations": int(carried["hops_sent"]
+                                           + total(samples, "cspa_hops_sent_total")),
+        "hop_lag_at_kills": hop_lag_at_kills,
+        "child_contacts": int(total(samples, "cspa_child_contacts")),
+        "child_contacts_truth": int(total(truth, "cspa_child_contacts")),
         "seconds": round(seconds, 1), "commit_stalled_partitions": stalled,
     })
     assert {b64(d["value_b64"]) for d in by_offset.values()} == bad_values

@@ -48,7 +48,9 @@ QUOTE_SEALED = "You were so supportive CANARY-sealed-Jw4 thank you"
 QUOTE_IN_CLEAR = "You listened CANARY-clear-Pk8 and helped"
 TOPIC_NAMES = {s.name for s in load_topics().values()}
 RULES = load_rules(Settings().rules_path)
-EVENT_TYPES = {event_type_of(m) for family in FAMILIES for m in family_types(family)}
+#: the contract's event types, and a hop folded into a child's record (stream/worker/rekey.py)
+EVENT_TYPES = ({event_type_of(m) for family in FAMILIES for m in family_types(family)}
+               | {"child.hop"})
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
@@ -72,6 +74,7 @@ LABELS = {
     "service_level_variant": {"offered", "answered", "offered_less_short_abandons"},
     "period_combination": {"ratio_of_sums", "mean_of_months"},
     "direction": {"back", "forward"},
+    "repeat": {"yes", "no"}, "re_referral": {"yes", "no"},
     # cspa_partition_owned/expected: partition numbers of the catalogue's topics
     "partition": {str(p) for s in load_topics().values() for p in range(s.partitions)},
 }
@@ -116,9 +119,11 @@ def test_keys_never_leak_and_labels_are_closed_sets(broker, fresh_worker):
 
     a, b, c, d, e, g, h, i = (keys[n] for n in names)
     advisor = keys["ivan-grey"] = f.key("privacy-ivan-grey")
+    # a child with two contacts: both hop, keyed by the child, to the repartition topic
+    child = keys["judy-child"] = f.key("privacy-judy-child")
     messages = [
-        msg(contacts, a, f.received(a, at, "phone", "3A")),  # open: listed on /due
-        msg(contacts, b, f.received(b, at - timedelta(days=3))),
+        msg(contacts, a, f.received(a, at, "phone", "3A", child=child)),  # open: on /due
+        msg(contacts, b, f.received(b, at - timedelta(days=3), child=child)),
         msg(contacts, b, f.decided(b, at, "lado")),  # opens the LADO rule
         msg(calls, c, f.answered(c, at, 15.0)),
         msg(maps, d, f.map_opened(d, at)),
@@ -165,6 +170,10 @@ def test_keys_never_leak_and_labels_are_closed_sets(broker, fresh_worker):
         assert "CANARY" not in text, f"a feedback quote in {where}"
     assert any("sealed_quote: string_pattern_mismatch" in d for d in details)
 
+    # The child's two contacts hopped and were folded: one first contact, one repeat.
+    repeats = {dict(ls)["repeat"]: v for (m, ls), v in parse_metrics(metrics).items()
+               if m == "cspa_child_contacts"}
+    assert repeats == {"yes": 1.0, "no": 1.0}, repeats
     # Every label value of the domain metrics is from a closed set.
     for (metric, labels), _ in parse_metrics(metrics).items():
         for label, value in labels:

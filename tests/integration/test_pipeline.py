@@ -23,7 +23,9 @@ FIGURES = ("cspa_contacts_received", "cspa_contacts_decided",
            "cspa_audits", "cspa_feedback_received", "cspa_feedback_quotes_approved",
            "cspa_feedback_withdrawn", "cspa_partner_requests", "cspa_partner_responses_late",
            "cspa_partner_response_working_hours_count",
-           "cspa_partner_response_working_hours_sum")
+           "cspa_partner_response_working_hours_sum", "cspa_child_contacts",
+           "cspa_child_referrals", "cspa_contacts_without_child_key",
+           "cspa_referrals_without_child_key")
 
 
 def assert_figures_match(samples, truth):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.contract.topics import event_families, load_topics
+from stream.contract.topics import folded, load_topics
 from tests.integration.conftest import start_worker
 from tests.integration.harness import wait_for
 from tests.integration.prometheus import PrometheusProcess, quick_rules
@@ -30,7 +30,7 @@ WORKER_ALERTS = ("CspaWorkerDown", "CspaWorkersMissing", "CspaWorkerNotReady",
 
 
 def test_worker_alerts_outlive_the_workers_series(broker, workers, tmp_path):
-    expected = {(spec.name, str(p)) for spec in event_families(load_topics()).values()
+    expected = {(spec.name, str(p)) for spec in folded(load_topics()).values()
                 for p in range(spec.partitions)}
     clock = tmp_path / "clock.txt"
     clock.write_text("2026-12-25T10:00:00+00:00\n")  # Christmas Day, a Friday, 10:00 GMT

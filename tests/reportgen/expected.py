@@ -239,8 +239,28 @@ def expected_report(f: Facts, months: Sequence[str], defs: Defs = Defs()) -> dic
     x.count_row("feedback", TOTAL, Counter(fb[0] for fb in f.feedback))
     x.count_row("feedback", "feedback_quotes_approved", Counter(f.quotes))
     x.count_row("feedback", "feedback_withdrawn", Counter(f.withdrawals))
+    _repeats(x, f)  # 8. Repeat contacts and re-referrals
     _partners(x, f)
     return x.out
+
+
+def _repeats(x: _Expect, f: Facts) -> None:
+    """Section 8: for contacts and referrals naming a child, the repeats and their share,
+    all sources and per source group; then those naming no child."""
+    for table, facts, unkeyed, unkeyed_row in (
+            ("repeat_contacts", f.child_contacts, f.unkeyed_contacts,
+             "contacts_without_child_key"),
+            ("re_referrals", f.child_referrals, f.unkeyed_referrals,
+             "referrals_without_child_key")):
+        yes = Counter(m for m, _, again in facts if again)
+        x.count_row(table, table, yes)
+        x.percent_row(table, f"{table}_share", yes, Counter(m for m, _, _ in facts))
+        for group in codes("source_group"):
+            mine = [(m, again) for m, g, again in facts if g == group]
+            yes_g = Counter(m for m, again in mine if again)
+            x.count_row(table, group, yes_g)
+            x.percent_row(table, f"{group}_share", yes_g, Counter(m for m, _ in mine))
+        x.count_row(table, unkeyed_row, Counter(m for m, _ in unkeyed))
 
 
 def _partners(x: _Expect, f: Facts) -> None:
@@ -323,6 +343,16 @@ def expected_notes(expected: Mapping[Key, Fig], basis: str = "working") -> dict[
                        f"{v('map_days', 'map_days_average', TOTAL):.1f}."],
         "audits": [],
         "feedback": [],
+        "repeats": [
+            "A repeat contact is a contact about a child who had another contact in the 12 "
+            "months before it; a re-referral, a referral (progression to children's social "
+            "care) of a child referred in the 12 months before it (event time). Shares are of "
+            "the contacts (referrals) naming a child; those naming none are counted apart, "
+            "not judged.",
+            "England's re-referral rate: 22.4% (139,080 re-referrals within 12 months of a "
+            "previous referral, of 621,880 referrals; DfE, Children in need, reporting year "
+            "2024); repeat contacts have no national figure (contacts are not in the children "
+            "in need census)."],
         # section 9 has no sentences; it is there when any partner request was made
         **({"partners": []} if any(k[0] == "partner_requests" for k in expected) else {}),
     }

@@ -11,6 +11,7 @@ from typing import Any
 from tests.groundtruth import PARTNER_HOURS, office_deadline, office_hours
 from tests.reportgen.events import _KEY_OF, Dataset
 from tests.reportgen.workdays import (
+    LONDON,
     _kept,
     add_working_days,
     calendar_days,
@@ -59,6 +60,12 @@ class Facts:
     partner_responses: list[tuple[str, str, float, bool]] = field(default_factory=list)
     #: month requested, agency: asked and not answered
     partner_open: list[tuple[str, str]] = field(default_factory=list)
+    #: month received (referred), source group, repeat (re-referral): contacts naming a child
+    child_contacts: list[tuple[str, str, bool]] = field(default_factory=list)
+    child_referrals: list[tuple[str, str, bool]] = field(default_factory=list)
+    #: month received (referred), source group: contacts (referrals) naming no child
+    unkeyed_contacts: list[tuple[str, str]] = field(default_factory=list)
+    unkeyed_referrals: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _kind(event_type: str) -> str:
@@ -143,7 +150,41 @@ def facts_of(data: Dataset | Iterable[dict[str, Any]]) -> Facts:
             _quality(f, case)
         elif kind == "feedback":
             _feedback(f, case)
+    _children(f, cases)
     return f
+
+
+def _children(f: Facts, cases: Mapping[tuple[str, str], dict[str, dict[str, Any]]]) -> None:
+    """Each contact (referral) naming a child against all that child's others: a repeat
+    when another came before it (earlier, or at the same instant with a smaller contact
+    key) no earlier than the same local wall-clock time a year before."""
+    contacts: dict[str, list[tuple[datetime, str, str]]] = defaultdict(list)
+    referrals: dict[str, list[tuple[datetime, str, str]]] = defaultdict(list)
+    for (kind, key), case in cases.items():
+        rcv = case.get("contact.received") if kind == "contact" else None
+        if rcv is None:
+            continue
+        group, child = source_group(rcv["source_code"]), rcv.get("child_key")
+        ref = case.get("contact.progressed:childrens_social_care")
+        if child is None:
+            f.unkeyed_contacts.append((month_of(_at(rcv)), group))
+            if ref:
+                f.unkeyed_referrals.append((month_of(_at(ref)), group))
+            continue
+        contacts[child].append((_at(rcv), key, group))
+        if ref:
+            referrals[child].append((_at(ref), key, group))
+    for per_child, out in ((contacts, f.child_contacts), (referrals, f.child_referrals)):
+        for items in per_child.values():
+            for at, key, group in items:
+                out.append((month_of(at), group, any(
+                    (o_at, o_key) < (at, key) and _year_apart_at_most(o_at, at)
+                    for o_at, o_key, _ in items if o_key != key)))
+
+
+def _year_apart_at_most(earlier: datetime, later: datetime) -> bool:
+    a, b = earlier.astimezone(LONDON), later.astimezone(LONDON)
+    return (a.year + 1, a.strftime("%m%d%H%M%S%f")) >= (b.year, b.strftime("%m%d%H%M%S%f"))
 
 
 def _feedback(f: Facts, case: dict[str, dict[str, Any]]) -> None:

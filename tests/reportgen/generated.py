@@ -83,17 +83,21 @@ def generate(seed: int = 2019, contacts: int = 1100, emails: int = 600, calls: i
     b = Builder(f"rg{seed}", rng)
     cases: list[list[dict[str, Any]]] = []  # events of one case, in the order they happen
     pathways: list[str | None] = [*codes("pathway"), None]
+    # Children (section 8) on a stream of their own: every other draw is as before.
+    kids = random.Random(seed * 29 + 3)
 
     for i in range(contacts):
         k = b.key("contact", i)
         at = _moment(rng, FIRST - timedelta(days=4))
         evs: list[dict[str, Any]] = []
         has_rcv = rng.random() > 0.04  # a few decided contacts received before any export
+        child = ({"child_key": b.key("child", kids.randrange(contacts * 3 // 5))}
+                 if kids.random() < 0.9 else {})  # a tenth name no child
         if has_rcv:
             evs.append(b.event("contact.received", at, contact_key=k,
                                channel=rng.choice(codes("channel")),
                                source_code=rng.choice(codes("source_code")),
-                               team=rng.choice(["rfs"] * 8 + ["ehh", "map"])))
+                               team=rng.choice(["rfs"] * 8 + ["ehh", "map"]), **child))
         if rng.random() < 0.9:
             dec = _later(at, rng.expovariate(1 / 30))
             evs.append(b.event("contact.decided", dec, contact_key=k,

@@ -21,6 +21,7 @@ def expected_rates(f: Facts, months: Sequence[str], children: int) -> dict[Key, 
         "contacts": Counter(r[0] for r in f.received),
         "referrals": Counter(p[0] for p in f.progressions if p[1] == "childrens_social_care"),
         "map_enquiries": Counter(m[0] for m in f.map_done),
+        "re_referrals": Counter(m for m, _, again in f.child_referrals if again),
     }
     out: dict[Key, Fig] = {}
     for name, per_month in counts.items():

@@ -13,10 +13,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from stream.contract.topics import event_families, load_topics
+from stream.contract.topics import folded, load_topics
 
-#: every (topic, partition) of the catalogue's event families: what workers must cover
-ALL_PARTITIONS = [(spec.name, p) for spec in event_families(load_topics()).values()
+#: every (topic, partition) the workers fold (event topics and the repartition topic):
+#: what workers must cover
+ALL_PARTITIONS = [(spec.name, p) for spec in folded(load_topics()).values()
                   for p in range(spec.partitions)]
 
 

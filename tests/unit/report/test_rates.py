@@ -91,12 +91,12 @@ def test_every_rate_prints_its_population_year_and_source_and_england() -> None:
     text = render(_report(), "text")
     assert "7. Rates per 10,000 children" in text
     base = "base: 270,000 children aged 0-17 (2019; source: a test figure)"
-    for label in ("Contacts received", "Referrals", "MAP enquiries completed"):
+    for label in ("Contacts received", "Referrals", "MAP enquiries completed", "Re-referrals"):
         line = next(x for x in text.splitlines() if x.startswith(label + " ")
                     and "per 10,000 children:" in x)
         assert base in line, line
     assert "contacts are not collected in the DfE children in need census" in text
-    assert "Re-referrals per 10,000 children: not counted yet" in text
+    assert "Re-referrals per 10,000 children count only contacts naming a child" in text
     assert UNSET_LINE not in text
     # the table: 1 dp in text
     row = next(x for x in text.splitlines() if x.startswith("Contacts received per")

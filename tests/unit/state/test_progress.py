@@ -162,6 +162,28 @@ async def test_markers_follow_their_records_once_those_have_landed():
 
 
 @pytest.mark.asyncio
+async def test_a_batchs_marker_waits_for_its_hops_as_for_its_records():
+    """The hops of a contacts batch (stream/worker/rekey.py) go in its records' flight: until
+    Kafka has them too, no marker vouches for the batch (a crash re-reads it and sends them
+    again)."""
+    writer, producer, data = _writer()
+    writer.hops_to = "app-hops"
+    frontier = _frontier({0: 10}, (0, 10))
+    hop = (3, b'"child-key"', b'{"c":"aa"}')  # (the fake producer reads keys as JSON)
+    await writer.write({"contact:aa": {"p": 0}}, {progress.marker_key(0): 0, "contact:aa": 0},
+                       frontier, [hop])
+    assert [(k, p) for k, _, p in producer.sent] == [("contact:aa", 0), ("child-key", 3)]
+    records, hops = producer.futures
+    records.set_result(None)  # the records have landed, the hop has not
+    await writer.write({}, {}, frontier)
+    assert [k for k, _, _ in producer.sent[2:]] == [] and writer.durable == {}
+    hops.set_result(None)
+    await writer.write({}, {}, frontier)
+    assert [k for k, _, _ in producer.sent[2:]] == [progress.marker_key(0)]
+    assert progress.resume_offset(data, 0) == 11
+
+
+@pytest.mark.asyncio
 async def test_writes_land_in_order_a_later_acknowledgement_releases_no_marker():
     writer, producer, data = _writer()
     frontier = _frontier({0: 0}, (0, 0))

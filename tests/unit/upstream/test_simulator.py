@@ -322,3 +322,30 @@ def test_partner_requests_follow_the_assumed_profile(by_type):
 
     assert median("police") < median("education") < median("gp")
     assert median("police") < median("camhs")
+def _repeat_share(items: dict[str, tuple[float, str]]) -> float:
+    """Share of (time, child) items with another of the same child in the 365 days before."""
+    by_child: dict[str, list[float]] = defaultdict(list)
+    for ts, child in items.values():
+        by_child[child].append(ts)
+    repeats = 0
+    for times in by_child.values():
+        times.sort()
+        repeats += sum(1 for a, b in zip(times, times[1:], strict=False) if b - a <= 365 * 86400)
+    return repeats / len(items)
+
+
+def test_a_year_re_refers_at_englands_rate_and_repeats_a_fifth() -> None:
+    """Re-referrals: DfE "Children in need" 2024, 139,080 of 621,880 referrals (22.4%);
+    repeat contacts: no national figure, the profile's assumption (a fifth)."""
+    contacts: dict[str, tuple[float, str]] = {}
+    referred: dict[str, float] = {}
+    for e in generate(date(2019, 1, 1), 365, seed=3, taxonomy=load_taxonomy()):
+        if e.event_type == "contact.received":
+            assert e.child_key is not None
+            contacts[e.contact_key] = (e.timestamp, e.child_key)
+        elif e.event_type == "contact.progressed" and e.destination == "childrens_social_care":
+            referred[e.contact_key] = e.timestamp
+    referrals = {k: (ts, contacts[k][1]) for k, ts in referred.items()}
+    assert len(referrals) > 2000
+    assert _repeat_share(referrals) == pytest.approx(0.224, abs=0.03)
+    assert _repeat_share(contacts) == pytest.approx(0.2, abs=0.03)

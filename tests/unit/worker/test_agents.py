@@ -30,8 +30,9 @@ class _Writer:
     def __init__(self):
         self.writes: list[tuple[dict, dict, dict]] = []
 
-    async def write(self, pending, owners, frontier):
+    async def write(self, pending, owners, frontier, hops=None):
         self.writes.append((dict(pending), dict(owners), dict(frontier.next)))
+        self.hops = list(hops or [])
         pending.clear()
         owners.clear()
 

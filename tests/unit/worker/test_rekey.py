@@ -1,0 +1,146 @@
+"""The hop (stream/worker/rekey.py): contacts re-keyed by child, counted once whatever is re-sent.
+
+The contacts agent's batches are handled twice over the same records table, as after a
+crash between the changelog write and the progress marker: every hop is sent again, and
+the children table, fed every copy in any order, counts each contact once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+
+import orjson
+import pytest
+from faust.types import TP
+from prometheus_client import CollectorRegistry
+
+from stream.contract.decoder import Decoder
+from stream.contract.partitioner import partition_of
+from stream.state import progress, records
+from stream.worker.agents import TopicAgent
+from stream.worker.batches import Batch
+from stream.worker.metrics import PipelineMetrics
+from stream.worker.processor import CellState, FamilyProcessor
+from stream.worker.rekey import ChildProcessor, Rekey, hop_of
+from tests.conftest import LONDON
+from tests.factories import base, key, received
+
+CONTACTS, HOPS, PARTS = "t.contacts", "t.children", 6
+T0 = datetime(2019, 8, 2, 10, tzinfo=LONDON)
+
+
+class _Writer:
+    """Writes the records to the table (as the changelog would be restored) and keeps
+    every hop handed to it."""
+
+    def __init__(self, table):
+        self.table = table
+        self.hops: list[tuple[int, bytes, bytes]] = []
+
+    async def write(self, pending, owners, frontier, hops=None):
+        for k, r in pending.items():
+            self.table[k] = records.dumps(r)
+        self.hops += hops or []
+        pending.clear()
+        owners.clear()
+
+
+class _DeadLetters:
+    def __init__(self):
+        self.sent: list[dict] = []
+
+    async def send(self, key, value):
+        self.sent.append(orjson.loads(value))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def _agent(processor, state_table, rekey=None):
+    table = SimpleNamespace(data=state_table)
+    return TopicAgent(processor, table, progress.Frontier(), _Writer(state_table),
+                      _DeadLetters(), processor.metrics, epoch_of=lambda tp: 1, rekey=rekey)
+
+
+def _msg(offset, k, event):
+    return SimpleNamespace(offset=offset, key=k.encode(), value=orjson.dumps(event),
+                           timestamp=T0.timestamp() * 1000)
+
+
+def _counts(state, figure):
+    out: Counter[tuple[str, ...]] = Counter()
+    for (topic, _), agg in state.parts.items():
+        for (f, labels), cell in agg.cells.items():
+            if f == figure and topic == HOPS:
+                out[labels] += cell.count
+    return out
+
+
+def _contacts(taxonomy, ctx, metrics, state):
+    processor = FamilyProcessor(CONTACTS, Decoder("contacts", taxonomy), ctx, state, metrics)
+    return _agent(processor, {}, Rekey(PARTS, ctx))
+
+
+async def _fold_hops(agent, hops):
+    by_part: dict[int, list] = {}
+    for i, (p, k, v) in enumerate(hops):
+        by_part.setdefault(p, []).append(SimpleNamespace(offset=i, key=k, value=v,
+                                                         timestamp=None))
+    for p, msgs in by_part.items():
+        await agent.handle(Batch(TP(HOPS, p), 1, msgs))
+
+
+@pytest.mark.asyncio
+async def test_a_batch_read_again_sends_its_hops_again_and_counts_once(taxonomy, ctx):
+    state, metrics = CellState(), PipelineMetrics(CollectorRegistry())
+    contacts = _contacts(taxonomy, ctx, metrics, state)
+    child = key("child")
+    a, b, c = key("a"), key("b"), key("c")
+    batch = Batch(TP(CONTACTS, 0), 1, [
+        _msg(0, a, received(a, T0, child=child)),
+        _msg(1, b, received(b, T0 + timedelta(days=30), source_code="2A", child=child)),
+        _msg(2, b, base("contact.progressed", T0 + timedelta(days=31), contact_key=b,
+                        destination="childrens_social_care")),
+        _msg(3, c, received(c, T0)),  # no child: no hop
+    ])
+    await contacts.handle(batch)
+    first = list(contacts.writer.hops)
+    assert len(first) == 2 and {p for p, _, _ in first} == {partition_of(child.encode(), PARTS)}
+    await contacts.handle(batch)  # the same batch again: every record a duplicate
+    assert sorted(contacts.writer.hops[2:]) == sorted(first)  # the same hops, again
+
+    children = ChildProcessor(HOPS, 92.0, ctx, state, metrics, None, PARTS)
+    child_agent = _agent(children, {})
+    await _fold_hops(child_agent, contacts.writer.hops[::-1] + contacts.writer.hops)
+    assert _counts(state, "child_contacts") == Counter({
+        ("2019-08", "police", "no"): 1, ("2019-09", "schools", "yes"): 1})
+    assert _counts(state, "child_referrals") == Counter({("2019-09", "schools", "no"): 1})
+    assert child_agent.dlq.sent == []
+
+
+@pytest.mark.asyncio
+async def test_a_hop_older_than_the_childs_window_is_dead_lettered(taxonomy, ctx):
+    state, metrics = CellState(), PipelineMetrics(CollectorRegistry())
+    contacts = _contacts(taxonomy, ctx, metrics, state)
+    child, a, b = key("child"), key("a"), key("b")
+    await contacts.handle(Batch(TP(CONTACTS, 0), 1, [
+        _msg(0, a, received(a, T0 + timedelta(days=800), child=child)),
+        _msg(1, b, received(b, T0, child=child))]))
+    ordered = sorted(contacts.writer.hops, key=lambda h: -orjson.loads(h[2])["t"][0])
+    child_agent = _agent(ChildProcessor(HOPS, 92.0, ctx, state, metrics, None, PARTS), {})
+    await _fold_hops(child_agent, ordered)  # the later contact first
+    [letter] = child_agent.dlq.sent
+    assert (letter["reason"], letter["source_topic"]) == ("child_window_passed", HOPS)
+    assert metrics.rejected.labels(HOPS, "child_window_passed")._value.get() == 1
+    assert sum(_counts(state, "child_contacts").values()) == 1
+
+
+def test_a_contact_naming_no_child_makes_no_hop(ctx):
+    record = {"k": "contact", "p": 0, "rcv": [T0.timestamp(), "e1", "email", "6", "rfs"]}
+    assert hop_of(record, "a", ctx) is None
+    record["rcv"] = [*record["rcv"], "kid"]
+    child, value = hop_of(record, "a", ctx) or ("", b"")
+    assert child == "kid" and orjson.loads(value)["t"][2] == "police"
