@@ -115,6 +115,13 @@ def within_timescale(by: str) -> str:
     return c.ratio(c.zero_filled(within, every), every)
 
 
+def repeat_share(metric: str, label: str) -> str:
+    """Per month, the share of ``metric`` with ``label="yes"`` (0 when none is)."""
+    every = f"sum by (month) ({metric}{{{M}}})"
+    again = f'sum by (month) ({metric}{{{M},{label}="yes"}})'
+    return c.ratio(c.zero_filled(again, every), every)
+
+
 def contacts_section() -> list[object]:
     rules = c.rule_timescales()
     pathways = {**c.taxonomy("pathway"), ALL: "Grand total"}
@@ -134,6 +141,18 @@ def contacts_section() -> list[object]:
             "channel"),
         c.expected_range_chart("Contacts received against their expected range",
                                "contacts_received", "contacts received"),
+        c.bar_chart(
+            "Repeat contacts and re-referrals per month", "Of the contacts naming a child "
+            "(child_key), the share whose child had another contact in the 12 months before; "
+            "of the referrals (progressions to children's social care) naming a child, the "
+            "share whose child was referred in the 12 months before (the DfE's re-referral; "
+            "England 2024: 22.4 %). Event time. Contacts naming no child are not judged: "
+            "cspa_contacts_without_child_key counts them (report section 8).",
+            c.q(repeat_share("cspa_child_contacts", "repeat"), fmt="table"),
+            c.q(repeat_share("cspa_child_referrals", "re_referral"), ref="B", fmt="table"),
+            x_field="month", unit=c.PERCENT, w=12,
+            transforms=[c.merge(), c.organize({"Value #A": "Repeat contacts",
+                                               "Value #B": "Re-referrals"})]),
         c.bar_chart(
             "Average days to allocate (EHH) and to complete (MAP), ${basis:text}",
             "Per month: EHH = progression to early help to allocation; MAP = enquiry opened to "
