@@ -20,10 +20,11 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import murmur2
 
 from stream.contract.topics import folded, load_topics
 from stream.dev.broker import LocalBroker
-from tests.groundtruth import TOPICS, Message
+from tests.groundtruth import TOPICS, Dataset, Message, expected
 from tests.integration.conftest import broker, start_worker, workers  # noqa: F401
 from tests.integration.harness import ROOT, WorkerProcess, total
 
@@ -218,6 +219,40 @@ def commit_backlog(bootstrap: str, timeout: float = 20, *,
     if left is None:
         raise AssertionError(f"committed offsets never read in {timeout}s: {error!r}")
     return {f"{tp.topic}[{tp.partition}]": n for tp, n in left.items()}
+
+
+#: the worker's repartition topic: a child's contacts hop there, keyed by the child
+REKEY = "cspa.children-rekey.v1"
+#: figures the children table holds: a worker has those of the children whose key falls
+#: in its partitions of ``REKEY``, whichever worker folded their contacts
+CHILD_FIGURES = frozenset({"cspa_child_contacts", "cspa_child_referrals"})
+
+
+def kafka_partition(key: bytes, partitions: int) -> int:
+    """Kafka's default partition of a keyed record (aiokafka's murmur2, not the worker's)."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def _of_children(sent: Iterable[Message], rekey: set[int]) -> list[Message]:
+    """The contacts-topic messages of the contacts whose child hops into ``rekey``."""
+    sent = list(sent)
+    child = {m.key: orjson.loads(m.value).get("child_key") for m in sent
+             if m.topic == TOPICS["contacts"]
+             and orjson.loads(m.value)["event_type"] == "contact.received"}
+    mine = {k for k, c in child.items()
+            if c is not None and kafka_partition(c.encode(), PARTITIONS[REKEY]) in rekey}
+    return [m for m in sent if m.topic == TOPICS["contacts"] and m.key in mine]
+
+
+def owned_truth(sent: list[Message], places: list[tuple[int, int]],
+                mine: set[tuple[str, int]]) -> Samples:
+    """What a worker owning ``mine`` holds: the figures of the source partitions it owns,
+    and the children's figures of the repartition partitions it owns."""
+    source = expected(Dataset([m for m, (p, _) in zip(sent, places, strict=True)
+                               if (m.topic, p) in mine]))
+    kids = expected(Dataset(_of_children(sent, {p for t, p in mine if t == REKEY})))
+    return {**{k: v for k, v in source.items() if k[0] not in CHILD_FIGURES},
+            **{k: v for k, v in kids.items() if k[0] in CHILD_FIGURES}}
 
 
 def counted(samples: Samples, truth: Samples,

@@ -16,6 +16,7 @@ from tests.faults.conftest import (
     counted,
     differences,
     figures_state,
+    owned_truth,
     produce_tracked,
     summed,
     wait_caught_up,
@@ -57,9 +58,7 @@ def check_split(ws, sent, places, label):
         if settled(*ws) != owned:  # a rebalance slipped in between: look again
             continue
         for w, mine, got in zip(ws, owned, samples, strict=True):
-            part = Dataset([m for m, (p, _) in zip(sent, places, strict=True)
-                            if (m.topic, p) in mine])
-            truth = expected(part)
+            truth = owned_truth(sent, places, mine)
             if counted(got, truth) != (0, 0):
                 time.sleep(10)  # transient (a view behind) or lost for good?
                 later = w.samples()
@@ -68,7 +67,7 @@ def check_split(ws, sent, places, label):
                     f"{counted(got, truth)}, 10 s later {counted(later, truth)}; "
                     f"lag then {lag_of(later)}; "
                     f"{differences(got, truth)}; 10 s later {differences(later, truth)}")
-            assert_figures_match(got, expected(part))
+            assert_figures_match(got, truth)
         total = summed(*samples)
         assert_figures_match(total, expected(Dataset(list(sent))))
         report.append([len(o) for o in owned])
