@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests import reportgen as rg
-from tests.integration.harness import consumed, total, wait_for
+from tests.integration.harness import REKEY_TOPIC, consumed, total, wait_for
 from tests.integration.reporting import Pipeline, pipeline, run_cli
 
 pytestmark = pytest.mark.integration
@@ -298,7 +298,7 @@ def test_import_round_trip_then_reimport_changes_nothing(loaded: Loaded) -> None
 
     # A second import of the same files: the same event ids, nothing counted twice.
     snapshot = loaded.p.worker.get_json("/cells")["cells"]
-    duplicates = total(loaded.p.worker.samples(), "cspa_events_duplicate_total")
+    duplicates = source_duplicates(loaded.p.worker.samples())
     resent = 0
     for sample, mapping in (("annex_a_contacts.csv", CONTACTS_MAPPING),
                             ("telephony_cdr.csv", CALLS_MAPPING)):
@@ -306,8 +306,16 @@ def test_import_round_trip_then_reimport_changes_nothing(loaded: Loaded) -> None
         assert status == 0, stderr[-2000:]
         resent += sent
     assert loaded.p.worker.get_json("/cells")["cells"] == snapshot
-    assert total(loaded.p.worker.samples(), "cspa_events_duplicate_total") == duplicates + resent
+    assert source_duplicates(loaded.p.worker.samples()) == duplicates + resent
     assert_figures(loaded.p, want)
+
+
+def source_duplicates(samples: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> float:
+    """Duplicates of the events sent: a contact read again sends its hop to the worker's
+    repartition topic again (``stream.worker.rekey``), and the children table counts that
+    hop's duplicate under its own topic, which is not an event an upstream system sent."""
+    return (total(samples, "cspa_events_duplicate_total")
+            - total(samples, "cspa_events_duplicate_total", topic=REKEY_TOPIC))
 
 
 def test_samples_with_errors(loaded: Loaded) -> None:

@@ -16,9 +16,10 @@ from tests.integration.harness import ROOT, free_port
 
 pytestmark = pytest.mark.integration
 
-#: the event topics, each checked with its changelog (the key topic is not the worker's)
-TOPICS = ("cspa.audits.v1", "cspa.calls.v1", "cspa.contacts.v1", "cspa.feedback.v1",
-          "cspa.map-enquiries.v1")
+#: the event topics and the worker's own repartition topic, each checked with its
+#: changelog (the key topic is not the worker's)
+TOPICS = ("cspa.audits.v1", "cspa.calls.v1", "cspa.children-rekey.v1", "cspa.contacts.v1",
+          "cspa.feedback.v1", "cspa.map-enquiries.v1")
 
 
 def run_worker(bootstrap: str, tmp_path, **env: str) -> subprocess.CompletedProcess[str]:
