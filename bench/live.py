@@ -179,12 +179,13 @@ def recovery(worker: Worker, bootstrap: str, extra: Iterable[Msg], extra_events:
     worker checkpoint it, SIGKILL it and restart it on the same data directory: seconds
     to correct figures. Then once more with the data directory emptied: the cold
     rebuild from the changelogs alone (``cold``)."""
+    before_load = _checkpoints(worker) or 0.0
     if extra_events:
         produce(bootstrap, extra)
     total = consumed + extra_events
     replay([worker], total, timeout, fresh=False)
     time.sleep(3.5)  # let the markers reach Kafka and the group commit them (every 1 s)
-    checkpointed = _wait_checkpoint(worker, timeout)
+    checkpointed = _wait_checkpoint(worker, timeout, before_load)
     scrape_started = time.monotonic()
     samples = worker.samples(timeout=SLOW_SCRAPE_S)
     scrape_s = time.monotonic() - scrape_started
@@ -199,13 +200,26 @@ def recovery(worker: Worker, bootstrap: str, extra: Iterable[Msg], extra_events:
                        "cold_rebuild_records_per_s"]}
 
 
-def _wait_checkpoint(worker: Worker, timeout: float) -> float:
-    """Until the worker has written a checkpoint begun after its load; seconds waited."""
+#: the state worker's checkpoint interval (``CSPA_CHECKPOINT_SECONDS``'s default), seconds
+CHECKPOINT_S = 60.0
+
+
+def _wait_checkpoint(worker: Worker, timeout: float, before_load: float) -> float:
+    """Until the worker has written a checkpoint holding its whole load; seconds waited.
+
+    One begun after the load is asked about does; so does one written during or just
+    after the load when none follows it for two intervals: a worker checkpoints whenever
+    its state changed since the last, so a quiet two intervals say the last one has it
+    all (the timer can fire between the load's end and the first question).
+    """
     started = time.monotonic()
     counted = None  # checkpoints written when first asked
     while True:
         now = _checkpoints(worker)
         if counted is not None and now is not None and now > counted:
+            return time.monotonic() - started
+        if (now is not None and now > before_load
+                and time.monotonic() - started > 2 * CHECKPOINT_S + 5):
             return time.monotonic() - started
         counted = now if counted is None else counted
         if time.monotonic() - started > timeout:

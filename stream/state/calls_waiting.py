@@ -20,13 +20,13 @@ shows instead of hiding. Labels are queues from the taxonomy only; keys never le
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
+from stream.state.record_index import Part, RecordIndex
 from stream.state.records import Abandon, Answer, Queueing, Record
 from stream.state.timeliness import OpenWork
 
-Part = Hashable  # (topic, partition) in the worker
 Waiting = tuple[str, float]  # (queue, queued at, POSIX seconds)
 #: live windows the average speed of answer is exported for (``facts.WINDOWS``)
 ASA_WINDOWS = ("this_hour", "today")
@@ -51,41 +51,18 @@ class QueueState:
     expired: int = 0
 
 
-class CallsWaiting:
+class CallsWaiting(RecordIndex[Waiting]):
     """Calls waiting per partition, derived from the call records (a listener of OpenWork)."""
 
+    KIND = "call"
+
     def __init__(self, queues: Iterable[str], limit_seconds: float) -> None:
+        super().__init__()
         self.queues = tuple(queues)
         self.limit = limit_seconds
-        self._waiting: dict[Part, dict[str, Waiting]] = {}
 
-    def update(self, partition: Part, key: str, record: Record | None) -> None:
-        """Replace what the key contributes (None: the record is gone)."""
-        if record is not None and record.get("k") != "call":
-            return  # the hot path: most records are not calls
-        waiting = waiting_of(record)
-        if waiting is not None:
-            self._waiting.setdefault(partition, {})[key] = waiting
-        elif partition in self._waiting:
-            self._waiting[partition].pop(key, None)
-
-    def drop_partition(self, partition: Part) -> None:
-        self._waiting.pop(partition, None)
-
-    def drop_topic(self, topic: str, keep: Collection[Part] = ()) -> None:
-        """Forget every ``(topic, partition)`` of one topic but ``keep`` (before a rebuild)."""
-        for part in [p for p in self._waiting
-                     if isinstance(p, tuple) and p[0] == topic and p not in keep]:
-            del self._waiting[part]
-
-    def export(self, partition: Part) -> dict[str, Waiting] | None:
-        """What a checkpoint keeps of one partition."""
-        return self._waiting.get(partition)
-
-    def restore(self, partition: Part, state: dict[str, Waiting] | None) -> None:
-        """Take one partition's calls waiting from a checkpoint."""
-        if state is not None:
-            self._waiting[partition] = state
+    def value_of(self, record: Record | None) -> Waiting | None:
+        return waiting_of(record)
 
     def evaluate(self, now: float, owned: Collection[Part]) -> dict[str, QueueState]:
         """Every queue (taxonomy ones always present) as it stands at ``now``.
@@ -93,15 +70,14 @@ class CallsWaiting:
         A call queued after ``now`` (an upstream clock ahead of ours) waits 0 s.
         """
         states = {q: QueueState() for q in self.queues}
-        for part in owned:
-            for queue, queued_at in self._waiting.get(part, {}).values():
-                state = states.setdefault(queue, QueueState())
-                wait = max(0.0, now - queued_at)
-                if wait > self.limit:
-                    state.expired += 1
-                else:
-                    state.waiting += 1
-                    state.oldest_seconds = max(state.oldest_seconds, wait)
+        for queue, queued_at in self.values_of(owned):
+            state = states.setdefault(queue, QueueState())
+            wait = max(0.0, now - queued_at)
+            if wait > self.limit:
+                state.expired += 1
+            else:
+                state.waiting += 1
+                state.oldest_seconds = max(state.oldest_seconds, wait)
         return states
 
 

@@ -28,10 +28,11 @@ the listener; labels are agencies, states and months only.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from stream.state.facts import Count, Distribution, Fact, FactContext
+from stream.state.record_index import Part, RecordIndex
 from stream.state.records import (
     Endpoint,
     PartnerRequest,
@@ -43,7 +44,6 @@ from stream.state.rules import Versions
 from stream.state.timeliness import STATES, Item, OpenWork, schedule
 from stream.state.working_days import WorkingCalendar
 
-Part = Hashable  # (topic, partition) in the worker
 #: the timescale rule a partner's answer is judged by
 RULE = "partner_response"
 #: histogram buckets of response times, in office hours (the timescale is 4)
@@ -112,26 +112,22 @@ class AgencyState:
     oldest_working_hours: float = 0.0
 
 
-class PartnerRequests:
+#: (agency, open-work item) of each unanswered request of one MAP record
+Requests = tuple[tuple[str, Item], ...]
+
+
+class PartnerRequests(RecordIndex[Requests]):
     """Open partner requests per partition, from the MAP records (a listener of OpenWork)."""
 
+    KIND = PartnerRequest.KIND
+
     def __init__(self, work: OpenWork, agencies: Iterable[str]) -> None:
+        super().__init__()
         self.work = work
         self.agencies = tuple(agencies)
         self.versions: Versions | None = work.rules.get(RULE)
-        self._open: dict[Part, dict[str, tuple[tuple[str, Item], ...]]] = {}
 
-    def update(self, partition: Part, key: str, record: Record | None) -> None:
-        """Replace what the key contributes (None: the record is gone)."""
-        if record is not None and record.get("k") != PartnerRequest.KIND:
-            return  # the hot path: most records are not MAP enquiries
-        opened = self._judge(record)
-        if opened:
-            self._open.setdefault(partition, {})[key] = opened
-        elif partition in self._open:
-            self._open[partition].pop(key, None)
-
-    def _judge(self, record: Record | None) -> tuple[tuple[str, Item], ...]:
+    def value_of(self, record: Record | None) -> Requests:
         """(agency, item) of each request of the record still unanswered."""
         if self.versions is None or record is None:
             return ()
@@ -144,25 +140,6 @@ class PartnerRequests:
                                          deadline, warn, None, agency)))
         return tuple(out)
 
-    def drop_partition(self, partition: Part) -> None:
-        self._open.pop(partition, None)
-
-    def drop_topic(self, topic: str, keep: Collection[Part] = ()) -> None:
-        """Forget every ``(topic, partition)`` of one topic but ``keep`` (before a rebuild)."""
-        for part in [p for p in self._open
-                     if isinstance(p, tuple) and p[0] == topic and p not in keep]:
-            del self._open[part]
-
-    def export(self, partition: Part) -> dict[str, tuple[tuple[str, Item], ...]] | None:
-        """What a checkpoint keeps of one partition."""
-        return self._open.get(partition)
-
-    def restore(self, partition: Part,
-                state: dict[str, tuple[tuple[str, Item], ...]] | None) -> None:
-        """Take one partition's open requests from a checkpoint."""
-        if state is not None:
-            self._open[partition] = state
-
     def evaluate(self, now: float, owned: Collection[Part]) -> dict[str, AgencyState]:
         """Every agency (taxonomy ones always present) as it stands at ``now``.
 
@@ -171,15 +148,14 @@ class PartnerRequests:
         """
         work = self.work
         out = {a: AgencyState(dict.fromkeys(STATES, 0)) for a in self.agencies}
-        for part in owned:
-            for requests in self._open.get(part, {}).values():
-                for agency, item in requests:
-                    if work.stale(item, now):
-                        continue
-                    state = out.setdefault(agency, AgencyState(dict.fromkeys(STATES, 0)))
-                    state.states[work.state(item, now)] += 1
-                    age = working_hours(work.calendar, item.start_ts, now)
-                    state.oldest_working_hours = max(state.oldest_working_hours, age)
+        for requests in self.values_of(owned):
+            for agency, item in requests:
+                if work.stale(item, now):
+                    continue
+                state = out.setdefault(agency, AgencyState(dict.fromkeys(STATES, 0)))
+                state.states[work.state(item, now)] += 1
+                age = working_hours(work.calendar, item.start_ts, now)
+                state.oldest_working_hours = max(state.oldest_working_hours, age)
         return out
 
 

@@ -7,7 +7,6 @@ the children table, fed every copy in any order, counts each contact once.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -27,6 +26,7 @@ from stream.worker.processor import CellState, FamilyProcessor
 from stream.worker.rekey import ChildProcessor, Rekey, hop_of
 from tests.conftest import LONDON
 from tests.factories import base, key, received
+from tests.unit.worker.test_agents import _DeadLetters
 
 CONTACTS, HOPS, PARTS = "t.contacts", "t.children", 6
 T0 = datetime(2019, 8, 2, 10, tzinfo=LONDON)
@@ -46,17 +46,6 @@ class _Writer:
         self.hops += hops or []
         pending.clear()
         owners.clear()
-
-
-class _DeadLetters:
-    def __init__(self):
-        self.sent: list[dict] = []
-
-    async def send(self, key, value):
-        self.sent.append(orjson.loads(value))
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
 
 
 def _agent(processor, state_table, rekey=None):
