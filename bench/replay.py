@@ -23,7 +23,7 @@ from bench.dataset import TOPICS, Msg
 from bench.expected import WORKER_FIGURES, Figures, compare, from_worker
 from bench.procs import RssSampler, Worker, quick_max, quick_min, quick_sums, quick_topic
 from bench.producing import produce
-from stream.contract.topics import event_families
+from stream.contract.topics import event_families, repartition_topic
 
 SOURCE_TOPICS = {s.name for s in event_families(TOPICS).values()}
 
@@ -37,10 +37,6 @@ def first_consumed(workers: list[Worker]) -> float:
     firsts = [quick_min(w.pipeline_text(), "cspa_first_consumed_timestamp_seconds")
               for w in workers]
     return min((t for t in firsts if t > 0), default=0.0)
-
-
-#: the worker's own repartition topic (stream/worker/rekey.py)
-REKEY = "cspa.children-rekey.v1"
 
 
 def _poll(workers: list[Worker]) -> tuple[float, float, float]:
@@ -60,7 +56,7 @@ def _poll(workers: list[Worker]) -> tuple[float, float, float]:
         sums = quick_sums(text, "cspa_events_consumed_total", "cspa_consumer_lag",
                           "cspa_hops_sent_total")
         consumed += sums["cspa_events_consumed_total"]
-        hops += quick_topic(text, "cspa_events_consumed_total", REKEY)
+        hops += quick_topic(text, "cspa_events_consumed_total", repartition_topic(w.app_id))
         sent += sums["cspa_hops_sent_total"]
         lag += sums["cspa_consumer_lag"]
         last = max(last, quick_max(text, "cspa_last_processed_timestamp_seconds"))

@@ -22,16 +22,19 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.dataset import TOPICS, Msg
+from bench.dataset import Msg
 from bench.live import SLOW_SCRAPE_S, _snapshot, same_figures
 from bench.procs import Worker, wait_for
 from bench.producing import produce
 from bench.replay import ExactnessError, check_exact, replay
-from stream.contract.topics import folded
+from stream.contract.topics import folded, load_topics
 
-#: every topic a worker folds and owns: the event topics and its repartition topic (a fresh
-#: app id starts each at its end, so no earlier phase's hops are folded again)
-EVENT_TOPICS = {s.name: s.partitions for s in folded(TOPICS).values()}
+
+def folded_topics(app_id: str) -> dict[str, int]:
+    """Every topic a worker of ``app_id`` folds and owns, with its partition count: the
+    event topics and the app id's own repartition topic (a fresh app id starts each at its
+    end, so no earlier run's events or hops are folded again)."""
+    return {s.name: s.partitions for s in folded(load_topics(app_id=app_id)).values()}
 SESSION_TIMEOUT = "60"
 
 
@@ -40,7 +43,7 @@ async def _skip_to_end(bootstrap: str, group: str) -> int:
                                 enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(t, p) for t, n in EVENT_TOPICS.items() for p in range(n)]
+        tps = [TopicPartition(t, p) for t, n in folded_topics(group).items() for p in range(n)]
         consumer.assign(tps)
         end = await consumer.end_offsets(tps)
         await consumer.commit(dict(end))
@@ -56,7 +59,8 @@ def _owned(workers: list[Worker]) -> list[tuple[int, str, int]] | None:
         if not w.ready():
             return None
         owned += [(i, t, p) for t, p in w.get_json("/health")["owned"]]
-    complete = len(owned) == len({o[1:] for o in owned}) == sum(EVENT_TOPICS.values())
+    wanted = sum(folded_topics(workers[0].app_id).values()) if workers else 0
+    complete = len(owned) == len({o[1:] for o in owned}) == wanted
     return owned if complete else None
 
 

@@ -43,13 +43,15 @@ def changelog_topic(settings: Settings, topic: str) -> str:
 
 def changelog_topics(settings: Settings) -> list[str]:
     """The changelogs of every source topic's records table (the repartition topic's too)."""
-    return [changelog_topic(settings, s.name) for s in folded(load_topics()).values()]
+    topics = folded(load_topics(app_id=settings.app_id))
+    return [changelog_topic(settings, s.name) for s in topics.values()]
 
 
 def worker_topics(settings: Settings) -> list[str]:
     """Every topic the worker uses: the contract's (not the quotes' key topic, which it
     never reads), its changelogs and Faust's leader topic."""
-    return ([s.name for f, s in load_topics().items() if f != FEEDBACK_KEYS]
+    return ([s.name for f, s in load_topics(app_id=settings.app_id).items()
+             if f != FEEDBACK_KEYS]
             + changelog_topics(settings)
             + [f"{settings.app_id}-__assignor-__leader"])
 
@@ -86,10 +88,11 @@ def ensure_topics(settings: Settings) -> None:
     """
     isr = ({"min.insync.replicas": str(settings.min_insync_replicas)}
            if settings.min_insync_replicas else {})
-    specs = [(s.name, s.partitions, s.kafka_config() | isr) for s in load_topics().values()]
+    topics = load_topics(app_id=settings.app_id)
+    specs = [(s.name, s.partitions, s.kafka_config() | isr) for s in topics.values()]
     specs += [(changelog_topic(settings, s.name), s.partitions,
                {"cleanup.policy": "compact"} | isr)
-              for s in folded(load_topics()).values()]
+              for s in folded(topics).values()]
     specs += [(f"{settings.app_id}-__assignor-__leader", 1, isr)]  # Faust's own
     kwargs = settings.kafka_client_kwargs()
     asyncio.run(devbroker.wait_ready(settings.broker, 60, **kwargs))
@@ -105,7 +108,8 @@ def replication_refusal(settings: Settings) -> str | None:
     """
     from stream.worker import replication
 
-    names = [s.name for s in folded(load_topics()).values()] + changelog_topics(settings)
+    names = ([s.name for s in folded(load_topics(app_id=settings.app_id)).values()]
+             + changelog_topics(settings))
     topics, default = asyncio.run(replication.describe(
         settings.broker, names, with_configs=True, **settings.kafka_client_kwargs()))
     return replication.refusal(topics, replication.wanted(
@@ -201,13 +205,13 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
     from stream.worker import schedule
 
     changelogs = {s.name: changelog_topic(settings, s.name)
-                  for s in folded(load_topics()).values()}
+                  for s in folded(load_topics(app_id=settings.app_id)).values()}
     return schedule.run(settings, args.older_than, args.apply, changelogs)
 
 
 def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
     ensure_topics(settings)
-    for spec in load_topics().values():
+    for spec in load_topics(app_id=settings.app_id).values():
         print(f"{spec.name}\tpartitions={spec.partitions}\tretention.ms={spec.retention_ms}")
     return 0
 

@@ -24,7 +24,10 @@ from tests import factories as f
 LONDON = ZoneInfo("Europe/London")
 ROOT = Path(__file__).resolve().parent.parent
 TAXONOMY = tomllib.loads((ROOT / "topics" / "taxonomy.toml").read_text())
-TOPICS = {k: v["topic"] for k, v in
+#: the app id the tests' workers run under (the harness's default): the worker's own
+#: repartition topic is named for it, "{app_id}-children-repartition"
+APP_ID = "cspa"
+TOPICS = {k: v["topic"].replace("{app_id}", APP_ID) for k, v in
           tomllib.loads((ROOT / "topics" / "topics.toml").read_text()).items()}
 _BANK = holidays.country_holidays("GB", subdiv="ENG", years=range(2015, 2031))
 

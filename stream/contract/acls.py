@@ -29,13 +29,7 @@ from aiokafka.protocol.admin import (  # type: ignore[import-untyped,unused-igno
     CreateAclsRequest,
 )
 
-from stream.contract.topics import (
-    CHILDREN,
-    DEADLETTER,
-    FEEDBACK_KEYS,
-    TopicSpec,
-    event_families,
-)
+from stream.contract.topics import DEADLETTER, FEEDBACK_KEYS, TopicSpec, event_families
 
 #: the upstream systems and the event family each one writes (the contacts topic carries
 #: the case system's events and the mailbox's ``email.resolved``: docs/security.md)
@@ -77,7 +71,6 @@ def plan(topics: Mapping[str, TopicSpec], app_id: str, principals: Mapping[str, 
     sources = [s.name for s in event_families(topics).values()]
     dead = topics[DEADLETTER].name
     keys = topics[FEEDBACK_KEYS].name
-    rekey = [topics[CHILDREN].name] if CHILDREN in topics else []
     every = [*sources, dead]
     out: list[Acl] = []
 
@@ -85,14 +78,14 @@ def plan(topics: Mapping[str, TopicSpec], app_id: str, principals: Mapping[str, 
         out.append(Acl(role, principals[role], resource, pattern, name, ops))
 
     allow("admin", "cluster", "literal", CLUSTER, "Alter", "Describe")  # manage ACLs
-    for name in [*every, keys, *rekey]:
+    # the app id's own topics (changelogs, the repartition topic "{app_id}-children-
+    # repartition", Faust's leader topic) are granted by prefix, never by name
+    for name in [*every, keys]:
         allow("admin", "topic", "literal", name, "Create", "Describe", "AlterConfigs")
     allow("admin", "topic", "prefixed", f"{app_id}-", "Create", "Describe", "AlterConfigs")
     for name in sources:
         allow("worker", "topic", "literal", name, "Read", "DescribeConfigs")
     allow("worker", "topic", "literal", dead, "Write")
-    for name in rekey:  # its own repartition topic: contacts re-keyed by child
-        allow("worker", "topic", "literal", name, "Read", "Write", "DescribeConfigs")
     allow("worker", "topic", "prefixed", f"{app_id}-", "Read", "Write", "DescribeConfigs")
     allow("worker", "group", "literal", app_id, "Read")
     # default.replication.factor, for the start-time replication check
@@ -107,7 +100,7 @@ def plan(topics: Mapping[str, TopicSpec], app_id: str, principals: Mapping[str, 
     allow("operator", "transactional-id", "literal", f"{app_id}-deadletter-replay", "Write")
     # retention: DeleteRecords on every topic it cuts, its changelogs copied forward and
     # their cleanup policy set, and whether the worker group has members (it refuses then)
-    for name in [*every, *rekey]:  # (the repartition topic: hops up to the markers)
+    for name in every:  # (the repartition topic's folded hops: under the prefix)
         allow("retention", "topic", "literal", name, "Read", "Delete")
     allow("retention", "topic", "prefixed", f"{app_id}-", "Read", "Write", "Delete",
           "AlterConfigs")

@@ -45,15 +45,33 @@ class TopicSpec:
         return config
 
 
-def load_topics(path: Path = DEFAULT_TOPICS) -> Mapping[str, TopicSpec]:
-    """Read the catalogue, keyed by family (``contacts``, ``calls``... ``deadletter``)."""
+def load_topics(path: Path = DEFAULT_TOPICS, app_id: str | None = None
+                ) -> Mapping[str, TopicSpec]:
+    """Read the catalogue, keyed by family (``contacts``, ``calls``... ``deadletter``).
+
+    An internal topic (the worker's repartition topic) belongs to one app id, as its
+    changelogs do: its name is a template on ``{app_id}``. With ``app_id`` it is named for
+    that app id; without, it is left out (the contract's topics only), so no caller can
+    create, grant or check it under another app id's name.
+    """
     with path.open("rb") as fh:
         raw = tomllib.load(fh)
-    return {family: TopicSpec(family, entry["topic"], entry["key"], int(entry["partitions"]),
-                              int(entry["retention_ms"]), tuple(entry["event_types"]),
+    return {family: TopicSpec(family, _name(entry["topic"], app_id), entry["key"],
+                              int(entry["partitions"]), int(entry["retention_ms"]),
+                              tuple(entry["event_types"]),
                               str(entry.get("cleanup_policy", "delete")),
                               bool(entry.get("internal", False)))
-            for family, entry in raw.items()}
+            for family, entry in raw.items()
+            if app_id is not None or not entry.get("internal", False)}
+
+
+def repartition_topic(app_id: str, path: Path = DEFAULT_TOPICS) -> str:
+    """The name of the repartition topic of the workers of ``app_id``."""
+    return load_topics(path, app_id)[CHILDREN].name
+
+
+def _name(template: str, app_id: str | None) -> str:
+    return template.format(app_id=app_id) if "{app_id}" in template else template
 
 
 def event_families(topics: Mapping[str, TopicSpec]) -> dict[str, TopicSpec]:

@@ -91,10 +91,11 @@ def workers_of(args: argparse.Namespace, settings: Settings) -> list[str]:
         raise ValueError(f"CSPA_WORKERS: {exc}") from None
 
 
-def expected_partitions() -> dict[str, int]:
-    """Every source topic and its partition count: what the workers must cover (the
-    repartition topic too: the repeat figures are the children table's partitions)."""
-    return {spec.name: spec.partitions for spec in folded(load_topics()).values()}
+def expected_partitions(app_id: str) -> dict[str, int]:
+    """Every source topic and its partition count: what the workers of ``app_id`` must
+    cover (their repartition topic too: the repeat figures are the children table's
+    partitions)."""
+    return {spec.name: spec.partitions for spec in folded(load_topics(app_id=app_id)).values()}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -171,7 +172,7 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
         print(f"report: {exc}", file=sys.stderr)
         return 2
     try:
-        cells = fetch_cells(urls, expected_partitions(), timeout=args.timeout,
+        cells = fetch_cells(urls, expected_partitions(settings.app_id), timeout=args.timeout,
                             client=WebClient.of(settings))
         as_at = publication.DataAsAt(datetime.now(UTC), cells.offsets)
         defs = (snapshot_definitions(snapshot.definitions, settings) if snapshot else

@@ -132,7 +132,7 @@ def run_due(args: argparse.Namespace, settings: Settings) -> int:
         else:
             answers.remove(answer)
             unreachable.append(f"{answer.url} (unreadable due list)")
-    found = gaps(answers, unreachable, expected_partitions())
+    found = gaps(answers, unreachable, expected_partitions(settings.app_id))
     if found and not args.partial:
         print(refusal(found), file=sys.stderr)
         return 2

@@ -86,6 +86,9 @@ class Gaps:
         if self.fingerprints or self.definitions:
             return ("Give every worker the same rules and settings (CSPA_*), or name only "
                     "the workers of one group")
+        if self.unexpected:  # e.g. another app id's repartition topic "{app_id}-children-..."
+            return ("Run with the workers' CSPA_APP_ID (their repartition topic is named for "
+                    "it), and name only the workers of one app id")
         return ("Name every worker with --workers (or CSPA_WORKERS), or retry once the "
                 "group has settled")
 

@@ -361,7 +361,7 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
     # Faust's own sensors (milliseconds, not promtool-clean) on their own registry and path.
     setup_prometheus_sensors(app, pattern="/metrics/faust", registry=CollectorRegistry(),
                              name_prefix="faust")
-    topics = load_topics()
+    topics = load_topics(app_id=settings.app_id)
     limits = Limits(settings.max_payload_bytes, settings.max_future_skew_seconds)
     dlq = app.topic(topics[DEADLETTER].name, value_serializer="raw", key_serializer="raw",
                     partitions=topics[DEADLETTER].partitions)

@@ -5,7 +5,7 @@ When a batch of the contacts topic folds a ``contact.received`` or a
 ``contact.progressed`` into a contact whose receipt names a ``child_key``, ``Rekey``
 makes a *hop*: the contact's receipt and its referral (``stream.state.children.Hop``),
 keyed by ``child_key``, onto the worker's own repartition topic
-(``cspa.children-rekey.v1``). ``ChildProcessor`` folds the hops into each child's record
+(``{app_id}-children-repartition``). ``ChildProcessor`` folds the hops into each child's record
 there, with its own records table and progress markers, like every source topic.
 
 Why a crash cannot count a contact twice or lose it (docs/architecture.md, "The hop"):

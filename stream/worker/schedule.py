@@ -58,7 +58,8 @@ def run(settings: Settings, older_than: str, apply: bool,
                   "running; stop every worker first (a running worker keeps erased cases "
                   "in memory and would write them back)", file=sys.stderr)
             return 1
-    found = asyncio.run(retention.plan(settings.broker, load_topics(), changelogs, cut, now,
+    topics = load_topics(app_id=settings.app_id)
+    found = asyncio.run(retention.plan(settings.broker, topics, changelogs, cut, now,
                                        fact_context(settings), **kwargs))
     when = datetime.fromtimestamp(cut, ZoneInfo(settings.timezone)).isoformat()
     print(f"cut-off {when}: events before it, and cases with no event since")

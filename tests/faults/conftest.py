@@ -24,14 +24,14 @@ from aiokafka.partitioner import murmur2
 
 from stream.contract.topics import folded, load_topics
 from stream.dev.broker import LocalBroker
-from tests.groundtruth import TOPICS, Dataset, Message, expected
+from tests.groundtruth import APP_ID, TOPICS, Dataset, Message, expected
 from tests.integration.conftest import broker, start_worker, workers  # noqa: F401
 from tests.integration.harness import ROOT, WorkerProcess, total
 
 #: every topic the workers fold and own: the event topics and the repartition topic
-SOURCE_TOPICS = tuple(spec.name for spec in folded(load_topics()).values())
+SOURCE_TOPICS = tuple(spec.name for spec in folded(load_topics(app_id=APP_ID)).values())
 DEADLETTER = TOPICS["deadletter"]
-PARTITIONS = {spec.name: spec.partitions for spec in load_topics().values()}
+PARTITIONS = {spec.name: spec.partitions for spec in load_topics(app_id=APP_ID).values()}
 RESULTS = ROOT / "results"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -221,8 +221,9 @@ def commit_backlog(bootstrap: str, timeout: float = 20, *,
     return {f"{tp.topic}[{tp.partition}]": n for tp, n in left.items()}
 
 
-#: the worker's repartition topic: a child's contacts hop there, keyed by the child
-REKEY = "cspa.children-rekey.v1"
+#: the worker's repartition topic (app id "cspa"): a child's contacts hop there, keyed by
+#: the child
+REKEY = TOPICS["children"]
 #: figures the children table holds: a worker has those of the children whose key falls
 #: in its partitions of ``REKEY``, whichever worker folded their contacts
 CHILD_FIGURES = frozenset({"cspa_child_contacts", "cspa_child_referrals"})

@@ -45,7 +45,7 @@ from tests.faults.conftest import (
     wait_caught_up,
     write_result,
 )
-from tests.groundtruth import expected, generate
+from tests.groundtruth import TOPICS, expected, generate
 from tests.integration.harness import WorkerProcess, produce_sync, total, wait_for
 from tests.integration.test_pipeline import assert_figures_match
 
@@ -58,7 +58,7 @@ KILLS = 5
 #: the broker minutes after they were produced (see the report).
 RECENT = date.today() - timedelta(days=430)
 #: counters carried over killed incarnations (a killed process takes its own along)
-REKEY = "cspa.children-rekey.v1"
+REKEY = TOPICS["children"]
 COUNTERS = {"duplicates": "cspa_events_duplicate_total",
             "rejected": "cspa_events_rejected_total",
             "refetches": "cspa_refetches_total",

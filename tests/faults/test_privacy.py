@@ -46,7 +46,8 @@ pytestmark = pytest.mark.integration
 HEX = re.compile(r"^[0-9a-f]{16,64}$")
 QUOTE_SEALED = "You were so supportive CANARY-sealed-Jw4 thank you"
 QUOTE_IN_CLEAR = "You listened CANARY-clear-Pk8 and helped"
-TOPIC_NAMES = {s.name for s in load_topics().values()}
+#: the catalogue's topics, the repartition topic named for the tests' app id ("cspa")
+TOPIC_NAMES = {s.name for s in load_topics(app_id="cspa").values()}
 RULES = load_rules(Settings().rules_path)
 #: the contract's event types, and a hop folded into a child's record (stream/worker/rekey.py)
 EVENT_TYPES = ({event_type_of(m) for family in FAMILIES for m in family_types(family)}
@@ -76,7 +77,8 @@ LABELS = {
     "direction": {"back", "forward"},
     "repeat": {"yes", "no"}, "re_referral": {"yes", "no"},
     # cspa_partition_owned/expected: partition numbers of the catalogue's topics
-    "partition": {str(p) for s in load_topics().values() for p in range(s.partitions)},
+    "partition": {str(p) for s in load_topics(app_id="cspa").values()
+                  for p in range(s.partitions)},
 }
 NUMERIC = {"le", "service_level_seconds", "short_abandon_seconds"}
 

@@ -103,6 +103,7 @@ class WorkerProcess:
                     # beside the data directory, not in it (stream.worker.localstate)
                     "CSPA_CHECKPOINT_KEY_FILE": str(new_key(workdir / "checkpoint.key")),
                     **(env or {})}
+        self.app_id = self.env["CSPA_APP_ID"]
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -215,15 +216,21 @@ def produce_sync(bootstrap: str, messages: Iterable[Message], **kw: Any) -> int:
     return asyncio.run(produce(bootstrap, messages, **kw))
 
 
-#: the worker's own repartition topic: its records are hops, not events sent by a test
-REKEY_TOPIC = "cspa.children-rekey.v1"
+#: the worker's own repartition topic, named for its app id (the harness's default
+#: "cspa"): its records are hops, not events sent by a test
+REKEY_TOPIC = "cspa-children-repartition"
+
+
+def rekey_topic(app_id: str) -> str:
+    """The repartition topic of the workers of ``app_id`` (topics/topics.toml)."""
+    return f"{app_id}-children-repartition"
 
 
 def consumed(worker: WorkerProcess) -> float:
     """Source events consumed; 0 while hops this incarnation sent are not yet folded (so
     a test waiting for ``consumed >= sent`` also waits for the repeat figures)."""
     samples = worker.samples()
-    hops = total(samples, "cspa_events_consumed_total", topic=REKEY_TOPIC)
+    hops = total(samples, "cspa_events_consumed_total", topic=rekey_topic(worker.app_id))
     if hops < total(samples, "cspa_hops_sent_total"):
         return 0.0
     return total(samples, "cspa_events_consumed_total") - hops

@@ -16,9 +16,9 @@ from tests.integration.harness import ROOT, free_port
 
 pytestmark = pytest.mark.integration
 
-#: the event topics and the worker's own repartition topic, each checked with its
-#: changelog (the key topic is not the worker's)
-TOPICS = ("cspa.audits.v1", "cspa.calls.v1", "cspa.children-rekey.v1", "cspa.contacts.v1",
+#: the event topics and the worker's own repartition topic (named for app id "cspa"), each
+#: checked with its changelog (the key topic is not the worker's)
+TOPICS = ("cspa-children-repartition", "cspa.audits.v1", "cspa.calls.v1", "cspa.contacts.v1",
           "cspa.feedback.v1", "cspa.map-enquiries.v1")
 
 

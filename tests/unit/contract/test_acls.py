@@ -12,12 +12,12 @@ from stream.contract import acls
 from stream.contract.topics import load_topics
 from stream.settings import ROOT
 
-TOPICS = load_topics()
+TOPICS = load_topics(app_id="cspa")  # with the app's own repartition topic
 SOURCES = {"cspa.contacts.v1", "cspa.map-enquiries.v1", "cspa.calls.v1", "cspa.audits.v1",
            "cspa.feedback.v1"}
 DEAD = "cspa.deadletter.v1"
 KEYS = "cspa.feedback-keys.v1"
-REKEY = "cspa.children-rekey.v1"  # the worker's own repartition topic
+REKEY = "cspa-children-repartition"  # the worker's own repartition topic, app id "cspa"
 
 
 def _plan(**kw: bool) -> list[acls.Acl]:
@@ -46,9 +46,11 @@ def test_each_upstream_system_writes_only_its_own_topic_and_reads_nothing():
 def test_the_worker_reads_sources_writes_its_own_topics_and_creates_nothing():
     worker = _rights("worker")
     assert {n for r, _, n, op in worker if r == "topic" and op == "Read"} \
-        == SOURCES | {"cspa-", REKEY}
-    assert {n for r, _, n, op in worker if op == "Write"} == {DEAD, "cspa-", REKEY}
-    assert ("topic", "prefixed", "cspa-", "Write") in worker  # changelogs, leader topic
+        == SOURCES | {"cspa-"}
+    assert {n for r, _, n, op in worker if op == "Write"} == {DEAD, "cspa-"}
+    # changelogs, leader topic and the repartition topic: the app id's, by prefix only
+    assert ("topic", "prefixed", "cspa-", "Write") in worker
+    assert TOPICS["children"].name == REKEY and REKEY.startswith("cspa-")
     assert ("group", "literal", "cspa", "Read") in worker
     assert not {op for *_, op in worker} & {"Create", "Alter", "AlterConfigs"}
     assert not any(r == "transactional-id" for r, *_ in worker)
@@ -72,7 +74,7 @@ def test_only_the_admin_creates_or_manages_acls():
                 and "Alter" in a.operations}
     assert creators == {"admin"}
     assert {a.name for a in plan if a.role == "admin" and "Create" in a.operations} \
-        == SOURCES | {DEAD, KEYS, "cspa-", REKEY}
+        == SOURCES | {DEAD, KEYS, "cspa-"}
 
 
 def test_only_the_feedback_system_writes_quote_keys_and_the_worker_never_reads_them():

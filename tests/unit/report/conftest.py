@@ -17,7 +17,7 @@ from stream.contract.topics import folded, load_topics
 
 #: every (topic, partition) the workers fold (event topics and the repartition topic):
 #: what workers must cover
-ALL_PARTITIONS = [(spec.name, p) for spec in folded(load_topics()).values()
+ALL_PARTITIONS = [(spec.name, p) for spec in folded(load_topics(app_id="cspa")).values()
                   for p in range(spec.partitions)]
 
 

@@ -33,6 +33,7 @@ import argparse
 import json
 import re
 import threading
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -511,6 +512,20 @@ def test_fetch_cells_refuses_duplicates_recovery_and_silence(workers: CannedWork
     assert e.recovering == [workers.url("b")]
     assert len(e.unreachable) == 2 and not e.missing
     assert "t[1]" in str(e)
+
+
+def test_workers_of_another_app_id_are_refused_with_the_app_id_to_use(
+        workers: CannedWorkers) -> None:
+    """The repartition topic is named for the app id: workers of ``cspa-2027`` own
+    ``cspa-2027-children-repartition``, which a report run as ``cspa`` does not expect."""
+    theirs = [(t, p) for t, p in ALL_PARTITIONS if t != "cspa-children-repartition"]
+    workers.cells["a"] = body([*theirs, *(("cspa-2027-children-repartition", p)
+                                          for p in range(6))], 3)
+    with pytest.raises(IncompleteReport) as err:
+        fetch_cells([workers.url("a")], dict(Counter(t for t, _ in ALL_PARTITIONS)))
+    assert err.value.missing == {"cspa-children-repartition": list(range(6))}
+    assert "not in the topic catalogue: cspa-2027-children-repartition[0]" in str(err.value)
+    assert "Run with the workers' CSPA_APP_ID" in str(err.value)
 
 
 def test_fetch_cells_refuses_workers_judged_or_read_differently(workers: CannedWorkers) -> None:
