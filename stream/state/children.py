@@ -62,7 +62,9 @@ class Hop:
     """What one contact tells its child's record (``stream.worker.rekey`` builds it).
 
     ``contact`` and ``referral`` are entries; a referral's rank extends the receipt's,
-    so a corrected receipt (another source group) moves its referral too.
+    so a corrected receipt (another source group) moves its referral too. A *withdrawal*
+    (``withdrawn``) has entries without a source group: a corrected receipt names another
+    child, and this child's record keeps the contact as withdrawn at the correction's rank.
     """
 
     contact_key: str
@@ -75,6 +77,11 @@ class Hop:
             out["r"] = self.referral
         return out
 
+    def withdrawn(self) -> Hop:
+        """The withdrawal of this hop's contact from another child, at the same ranks."""
+        referral = None if self.referral is None else [*self.referral[:2], None]
+        return Hop(self.contact_key, [*self.contact[:2], None], referral)
+
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Hop:
         """The hop of a decoded value; raises (KeyError, TypeError, ValueError) if malformed."""
@@ -83,7 +90,7 @@ class Hop:
             if entry is not None and not (isinstance(entry, list) and len(entry) == 3
                                           and isinstance(entry[0], int | float)
                                           and isinstance(entry[1], list)
-                                          and isinstance(entry[2], str)):
+                                          and isinstance(entry[2], str | None)):
                 raise ValueError("malformed entry")
         if not isinstance(key, str):
             raise TypeError("contact key")
@@ -102,9 +109,16 @@ def cutoff(record: Record, grace_days: float, tz: ZoneInfo) -> float:
     return year_back(record[LATEST], tz) - grace_days * DAY
 
 
+def withdrawn(entry: Entry) -> bool:
+    """A contact no longer this child's (a corrected receipt names another child)."""
+    return entry[2] is None
+
+
 def flags(record: Record, which: str, tz: ZoneInfo) -> list[tuple[str, Entry, str]]:
-    """(contact key, entry, ``yes``/``no``) of one map, in time order: repeat or not."""
-    entries = sorted(record.get(which, {}).items(), key=lambda kv: (at(kv[1]), kv[0]))
+    """(contact key, entry, ``yes``/``no``) of one map's live (not withdrawn) entries, in
+    time order: repeat or not."""
+    entries = sorted(((k, e) for k, e in record.get(which, {}).items() if e[2] is not None),
+                     key=lambda kv: (at(kv[1]), kv[0]))
     previous: float | None = record.get(SETTLED_AT[which])
     out = []
     for key, entry in entries:
@@ -154,10 +168,19 @@ def _copy(record: Record | None, partition: int) -> Record:
 
 def _put(record: Record, which: str, key: str, entry: Entry, grace_days: float,
          tz: ZoneInfo) -> str:
-    """Merge one part: the greater rank wins; a part not held and before the cutoff passed."""
+    """Merge one part: the greater rank wins; a part not held and before the cutoff passed.
+
+    A withdrawal replaces only a part held (a contact never held, or settled, is not
+    this child's to withdraw) and leaves ``LATEST`` as it was: it only grows, so what
+    was settled stays final."""
     held = record[which].get(key)
     if held is not None and rank(held) >= rank(entry):
         return _SAME  # the same version, or an older one
+    if withdrawn(entry):
+        if held is None:
+            return _SAME
+        record[which][key] = entry
+        return _CHANGED
     if held is None and LATEST in record and at(entry) < cutoff(record, grace_days, tz):
         return _PASSED
     record[which][key] = entry
@@ -186,6 +209,8 @@ def settle_before(record: Record, limit: float, ctx: FactContext) -> None:
     """Move entries before ``limit`` (POSIX s) into the tally, in place."""
     tally = {(f, m, g, fl): n for f, m, g, fl, n in record.get(TALLY, ())}
     for which in (CONTACTS, REFERRALS):
+        for key in [k for k, e in record[which].items() if withdrawn(e) and at(e) < limit]:
+            del record[which][key]  # counted nowhere: dropped, not tallied
         for key, entry, flag in flags(record, which, ctx.tz):
             if at(entry) >= limit:
                 break  # in time order: the rest are within the window

@@ -470,6 +470,25 @@ def table_key(kind: str, case_key: str) -> str:
     return f"{kind}:{case_key}"
 
 
+def children_before(receipt: Slot) -> list[str]:
+    """The other children earlier versions of a receipt named, sorted (its seventh field,
+    there only once a correction has changed the child): ``stream.worker.rekey``
+    withdraws the contact from each of them."""
+    return receipt[6] if len(receipt) > 6 else []
+
+
+def _carried(current: Slot, value: Slot) -> Slot:
+    """The receipt ``value`` replacing ``current``, carrying the children ``current`` and
+    its earlier versions named, less the one ``value`` names. ``value`` itself when there
+    are none: a receipt corrected without moving child is stored as before."""
+    named = {*children_before(current), Receipt.child_key(current)}
+    named.discard(None)
+    named.discard(Receipt.child_key(value))
+    if not named:
+        return value
+    return [*value[:5], Receipt.child_key(value), sorted(named)]
+
+
 def fold(record: Record | None, kind: str, slot: str, value: Slot,
          partition: int) -> Record | None:
     """The record with ``value`` merged into ``slot``; None if nothing changed.
@@ -480,8 +499,11 @@ def fold(record: Record | None, kind: str, slot: str, value: Slot,
     if record is None:
         return {"k": kind, "p": partition, slot: value}
     current = record.get(slot)
-    if current is not None and order(current) >= order(value):
-        return None
+    if current is not None:
+        if order(current) >= order(value):
+            return None
+        if slot == Receipt.KEY and kind == Receipt.KIND:  # a corrected receipt
+            value = _carried(current, value)
     updated = dict(record)
     updated[slot] = value
     return updated

@@ -45,12 +45,17 @@ _CONTACT = "contact:"
 Hop = tuple[int, bytes, bytes]
 
 
-def hop_of(record: Record, contact_key: str, ctx: FactContext) -> tuple[str, bytes] | None:
-    """(child key, hop value) of a contact record, or None if it names no child yet."""
+def hops_of(record: Record, contact_key: str, ctx: FactContext) -> list[tuple[str, bytes]]:
+    """(child key, hop value) of each child a contact record tells: the child its receipt
+    names now, and a withdrawal for each other child an earlier version of the receipt
+    named (``Receipt.children_before``: a correction moved the contact). Made from the
+    record alone, so a batch read again after a crash sends the same hops again."""
     rcv = record.get(Receipt.KEY)
-    child = Receipt.child_key(rcv) if rcv else None
-    if child is None or rcv is None:
-        return None
+    if rcv is None:
+        return []
+    child, before = Receipt.child_key(rcv), records.children_before(rcv)
+    if child is None and not before:
+        return []
     group = ctx.taxonomy.group_of(Receipt.source_code(rcv))
     rank = list(records.order(rcv))
     referral = None
@@ -58,7 +63,11 @@ def hop_of(record: Record, contact_key: str, ctx: FactContext) -> tuple[str, byt
     if ref:  # its rank extends the receipt's: a corrected receipt moves its referral
         referral = [Progression.occurred_at(ref), [*records.order(ref), *rank], group]
     hop = children.Hop(contact_key, [Receipt.occurred_at(rcv), rank, group], referral)
-    return child, orjson.dumps(hop.to_json())
+    out = [(child, orjson.dumps(hop.to_json()))] if child is not None else []
+    if before:  # the same versions, no source group: the contact is no longer theirs
+        gone = orjson.dumps(hop.withdrawn().to_json())
+        out += [(other, gone) for other in before]
+    return out
 
 
 class Rekey:
@@ -83,9 +92,9 @@ class Rekey:
             if record is None:
                 raw = table.get(tkey)
                 record = records.loads(raw) if raw is not None else None
-            hop = hop_of(record, tkey[len(_CONTACT):], self.ctx) if record else None
-            if hop is not None:
-                made.append((hop[0].encode(), hop[1]))
+            if record:
+                made += [(child.encode(), value)
+                         for child, value in hops_of(record, tkey[len(_CONTACT):], self.ctx)]
         self.touched.clear()
         where = partitions_of([k for k, _ in made], self.partitions)
         return [(p, k, v) for p, (k, v) in zip(where, made, strict=True) if p is not None]

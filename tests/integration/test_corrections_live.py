@@ -90,3 +90,31 @@ def test_corrections_keep_business_time_in_any_order(broker, workers, tmp_path):
     everything = [a_rcv, a_dec, a_fix, b_rcv, b_dec, b_fix]
     got = send(broker, worker, everything[::-1], 12)  # all of it again, reversed
     assert got == {**both, "duplicates": 7}
+
+
+def child_figures(worker) -> dict[str, float]:
+    s = worker.samples()
+    return {flag: total(s, "cspa_child_contacts", month="2019-09", repeat=flag)
+            for flag in ("yes", "no")}
+
+
+def test_a_correction_naming_another_child_moves_the_contact(broker, workers, tmp_path):
+    """Contact 1 is first sent about child X, then re-recorded as about child Y: X keeps
+    only contact 2 (no longer a repeat), Y gets contact 1, and contact 3 about Y repeats
+    it. Sent again in reverse, nothing moves."""
+    worker = start_worker(broker, tmp_path, workers)
+    x, y = key("child-x"), key("child-y")
+    c1, c2, c3 = key("moved-1"), key("moved-2"), key("moved-3")
+    wrong = received(c1, at(2, 10), child=x)
+    fixed = {**received(c1, at(2, 10), child=y), "recorded_at": at(12, 9)}
+    build = [VALIDATOR.build("contacts", doc) for doc in
+             (wrong, received(c2, at(10, 10), child=x), fixed, received(c3, at(20, 10), child=y))]
+
+    send(broker, worker, build[:2], 2)
+    assert child_figures(worker) == {"yes": 1, "no": 1}  # contact 2 repeats contact 1, for X
+    send(broker, worker, build[2:3], 3)
+    assert child_figures(worker) == {"yes": 0, "no": 2}  # X: contact 2 alone; Y: contact 1
+    send(broker, worker, build[3:], 4)
+    assert child_figures(worker) == {"yes": 1, "no": 2}  # contact 3 repeats contact 1, for Y
+    send(broker, worker, build[::-1], 8)
+    assert child_figures(worker) == {"yes": 1, "no": 2}

@@ -103,6 +103,42 @@ def test_a_corrected_receipt_moves_its_referral_group(ctx: FactContext) -> None:
                                           ("child_referrals", "2019-01", "schools", "no")}
 
 
+def test_a_withdrawal_takes_the_contact_and_its_referral_out_and_moves_later_repeats(
+        ctx: FactContext) -> None:
+    first = _hop("a", T0, "police", referred=T0 + timedelta(days=1))
+    later = _hop("b", T0 + timedelta(days=30), "schools", referred=T0 + timedelta(days=31))
+    both, _ = _fold([first, later], ctx)
+    assert _figures(both, ctx)[("child_contacts", "2019-02", "schools", "yes")] == 1
+    # "a" was corrected to name another child: withdrawn at the correction's rank (v2)
+    gone = _hop("a", T0, "police", referred=T0 + timedelta(days=1), version="v2").withdrawn()
+    record, passed = _fold([first, later, gone], ctx)
+    assert not passed and record is not None
+    assert _figures(record, ctx) == _truth([later], ctx)  # as if "a" had never been this child's
+    assert _figures(record, ctx)[("child_contacts", "2019-02", "schools", "no")] == 1
+    # the withdrawal is final against the version it withdrew, sent again in any order
+    again, _ = _fold([gone, first, later, first, gone], ctx)
+    assert again is not None and _figures(again, ctx) == _figures(record, ctx)
+    # a later correction naming this child again wins over the withdrawal
+    back = _hop("a", T0 + timedelta(days=2), "police", version="v3")
+    record, _ = _fold([first, later, gone, back], ctx)
+    assert _figures(record, ctx) == _truth([back, later], ctx)
+
+
+def test_a_withdrawal_of_a_contact_never_held_changes_nothing(ctx: FactContext) -> None:
+    record, _ = _fold([_hop("b", T0)], ctx)
+    gone = _hop("a", T0 - timedelta(days=900), version="v2").withdrawn()
+    assert ch.merge(record, gone, 0, GRACE, ctx) == (None, False)  # not held: not passed
+    assert ch.merge(None, gone, 0, GRACE, ctx) == (None, False)
+
+
+def test_withdrawn_entries_are_dropped_when_settled_not_tallied(ctx: FactContext) -> None:
+    gone = _hop("a", T0, version="v2").withdrawn()
+    record, _ = _fold([_hop("a", T0), gone, _hop("b", T0 + timedelta(days=700))], ctx)
+    assert record is not None and ch.held_entries(record) == 1  # "a" settled away
+    assert _figures(record, ctx) == _truth([_hop("b", T0 + timedelta(days=700))], ctx)
+    assert ch.TALLY not in record
+
+
 def test_settling_keeps_figures_and_bounds_the_record(ctx: FactContext) -> None:
     hops = [_hop(f"k{i:03d}", T0 + timedelta(days=45 * i),
                  referred=T0 + timedelta(days=45 * i + 1) if i % 3 == 0 else None)
@@ -144,7 +180,9 @@ def test_any_order_within_the_grace_gives_the_truth(ctx: FactContext) -> None:
 def test_hop_json_round_trip_and_refusal() -> None:
     hop = _hop("a", T0, referred=T0 + timedelta(days=1))
     assert ch.Hop.from_json(hop.to_json()) == hop
-    for bad in ({"c": "a"}, {"c": 1, "t": hop.contact}, {"c": "a", "t": [1, "x", "g"]}):
+    assert ch.Hop.from_json(hop.withdrawn().to_json()) == hop.withdrawn()
+    for bad in ({"c": "a"}, {"c": 1, "t": hop.contact}, {"c": "a", "t": [1, "x", "g"]},
+                {"c": "a", "t": [1, [1], 7]}):
         try:
             ch.Hop.from_json(bad)
         except (KeyError, TypeError, ValueError):

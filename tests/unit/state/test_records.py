@@ -29,3 +29,39 @@ def test_a_stored_record_holds_only_its_own_bytes():
         tracemalloc.stop()
     assert len(kept[0]) < 160
     assert per_record < len(kept[0]) + 64, f"{per_record:.0f} B held per {len(kept[0])} B record"
+
+
+def _receipt(child: str | None, recorded: float | None = None, eid: str = "e1") -> list[object]:
+    version: object = eid if recorded is None else [recorded, eid]
+    slot = [1704067218.5, version, "email", "6", "rfs"]
+    return [*slot, child] if child else slot
+
+
+def _folded(*slots: list[object]) -> list[object]:
+    record: dict[str, object] | None = None
+    for slot in slots:
+        record = records.fold(record, "contact", "rcv", slot, 0) or record
+    assert record is not None
+    return record["rcv"]  # type: ignore[return-value]
+
+
+def test_a_corrected_receipt_remembers_the_children_it_no_longer_names():
+    a, b, a2 = _receipt("A"), _receipt("B", 1704100000.0, "e2"), _receipt("A", 1704200000.0, "e3")
+    moved = _folded(a, b)
+    assert records.Receipt.child_key(moved) == "B"
+    assert records.children_before(moved) == ["A"]  # withdrawn from A by the hop
+    # back to A: B is the one left behind, A is named again
+    assert records.children_before(_folded(a, b, a2)) == ["B"]
+    # the correction first: the original never won, was never hopped, has nothing to withdraw
+    assert _folded(b, a) == b
+    # a correction to no child withdraws from the one named before
+    nobody = _folded(a, _receipt(None, 1704100000.0, "e2"))
+    assert records.Receipt.child_key(nobody) is None
+    assert records.children_before(nobody) == ["A"]
+
+
+def test_a_receipt_corrected_without_moving_child_is_stored_as_before():
+    same = _receipt("A", 1704100000.0, "e2")
+    assert _folded(_receipt("A"), same) == same  # no seventh field, byte for byte
+    assert _folded(_receipt(None), _receipt(None, 1704100000.0, "e2")) == _receipt(
+        None, 1704100000.0, "e2")

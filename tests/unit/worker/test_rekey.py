@@ -23,7 +23,7 @@ from stream.worker.agents import TopicAgent
 from stream.worker.batches import Batch
 from stream.worker.metrics import PipelineMetrics
 from stream.worker.processor import CellState, FamilyProcessor
-from stream.worker.rekey import ChildProcessor, Rekey, hop_of
+from stream.worker.rekey import ChildProcessor, Rekey, hops_of
 from tests.conftest import LONDON
 from tests.factories import base, key, received
 from tests.unit.worker.test_agents import _DeadLetters
@@ -129,7 +129,34 @@ async def test_a_hop_older_than_the_childs_window_is_dead_lettered(taxonomy, ctx
 
 def test_a_contact_naming_no_child_makes_no_hop(ctx):
     record = {"k": "contact", "p": 0, "rcv": [T0.timestamp(), "e1", "email", "6", "rfs"]}
-    assert hop_of(record, "a", ctx) is None
+    assert hops_of(record, "a", ctx) == []
     record["rcv"] = [*record["rcv"], "kid"]
-    child, value = hop_of(record, "a", ctx) or ("", b"")
+    [(child, value)] = hops_of(record, "a", ctx)
     assert child == "kid" and orjson.loads(value)["t"][2] == "police"
+
+
+def _corrected(event, recorded):
+    return {**event, "event_id": event["event_id"] + "-c", "recorded_at": recorded.isoformat()}
+
+
+@pytest.mark.asyncio
+async def test_a_correction_naming_another_child_moves_the_contact_even_when_read_again(
+        taxonomy, ctx):
+    state, metrics = CellState(), PipelineMetrics(CollectorRegistry())
+    contacts = _contacts(taxonomy, ctx, metrics, state)
+    first, second, a, b = key("first"), key("second"), key("a"), key("b")
+    wrong = received(a, T0, child=first)
+    await contacts.handle(Batch(TP(CONTACTS, 0), 1, [
+        _msg(0, a, wrong), _msg(1, b, received(b, T0 + timedelta(days=9), child=first))]))
+    fix = Batch(TP(CONTACTS, 0), 1, [
+        _msg(2, a, _corrected({**wrong, "child_key": second}, T0 + timedelta(days=20)))])
+    await contacts.handle(fix)
+    await contacts.handle(fix)  # read again after a crash: the same hop and withdrawal
+    sent = contacts.writer.hops
+    assert [orjson.loads(v)["t"][2] for _, _, v in sent[2:]].count(None) == 2
+
+    child_agent = _agent(ChildProcessor(HOPS, 92.0, ctx, state, metrics, None, PARTS), {})
+    await _fold_hops(child_agent, sent + sent[:2])  # the first hops again, after all
+    # "a" is the second child's only contact; "b" is the first child's only one: no repeat
+    assert _counts(state, "child_contacts") == Counter({("2019-08", "police", "no"): 2})
+    assert child_agent.dlq.sent == []
