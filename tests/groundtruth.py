@@ -144,12 +144,15 @@ def generate(seed: int, start: date, days: int, contacts: int = 300, calls: int 
     # The children (repeat contacts, re-referrals) on a stream of their own: the other
     # draws, and so the other families' events, are as they were before children.
     kids = random.Random(seed * 29 + 1)
+    # Receipts corrected to name another child (or none), on a stream of their own too.
+    moves = random.Random(seed * 41 + 3)
     for i in range(contacts):
         k = f.key(f"{seed}-contact-{i}")
         at = _office_time(rng, start, days)
         child = (f.key(f"{seed}-child-{kids.randrange(max(1, contacts * 2 // 3))}")
                  if kids.random() < 0.9 else None)  # a tenth name no child
-        events = [f.received(k, at, rng.choice(channels), rng.choice(codes), child=child)]
+        receipt = f.received(k, at, rng.choice(channels), rng.choice(codes), child=child)
+        events = [receipt]
         if kids.random() < 0.25:  # a referral: progressed to children's social care, within
             # 3 days (tests generate up to 10 days before now: never a future timestamp,
             # which the broker refuses beyond an hour)
@@ -164,6 +167,7 @@ def generate(seed: int, start: date, days: int, contacts: int = 300, calls: int 
         if rng.random() < 0.2:
             events.reverse()  # completion arrives before the opening
         events += [e for e in events if rng.random() < 0.1]  # re-deliveries
+        events += _moved(moves, receipt, seed, contacts)
         for e in events:
             ds.add("contacts", k, e)
     for i in range(calls):
@@ -258,6 +262,22 @@ def _partners(ds: Dataset, rng: random.Random, seed: int, start: date, days: int
         events += [e for e in events if rng.random() < 0.1]  # re-deliveries
         for e in events:
             ds.add("map_enquiries", k, e)
+
+
+def _moved(moves: random.Random, receipt: dict[str, Any], seed: int,
+           contacts: int) -> list[dict[str, Any]]:
+    """A twentieth of receipts naming a child re-recorded an hour later naming another
+    child (a fifth of those: none), the rest of the receipt unchanged. Its later event id
+    makes it the latest version for ``_latest`` too (same ``occurred_at``)."""
+    if "child_key" not in receipt or moves.random() >= 0.05:
+        return []
+    fixed = {k: v for k, v in receipt.items() if k != "child_key"}
+    fixed["event_id"] = receipt["event_id"] + "-moved"
+    if moves.random() < 0.8:
+        fixed["child_key"] = f.key(f"{seed}-child-{moves.randrange(max(1, contacts * 2 // 3))}")
+    fixed["recorded_at"] = (datetime.fromisoformat(receipt["occurred_at"])
+                            + timedelta(hours=1)).isoformat()
+    return [fixed] * (2 if moves.random() < 0.1 else 1)
 
 
 def _latest(events: list[dict[str, Any]]) -> dict[str, Any]:

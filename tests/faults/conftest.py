@@ -237,9 +237,12 @@ def kafka_partition(key: bytes, partitions: int) -> int:
 def _of_children(sent: Iterable[Message], rekey: set[int]) -> list[Message]:
     """The contacts-topic messages of the contacts whose child hops into ``rekey``."""
     sent = list(sent)
-    child = {m.key: orjson.loads(m.value).get("child_key") for m in sent
-             if m.topic == TOPICS["contacts"]
-             and orjson.loads(m.value)["event_type"] == "contact.received"}
+    receipts = sorted((e["occurred_at"], e["event_id"], m.key, e.get("child_key"))
+                      for m in sent if m.topic == TOPICS["contacts"]
+                      and (e := orjson.loads(m.value))["event_type"] == "contact.received")
+    # the child the latest receipt names (a corrected receipt may name another: the
+    # contact was withdrawn from the first), latest as the ground truth's ``_latest``
+    child = {k: c for _, _, k, c in receipts}
     mine = {k for k, c in child.items()
             if c is not None and kafka_partition(c.encode(), PARTITIONS[REKEY]) in rekey}
     return [m for m in sent if m.topic == TOPICS["contacts"] and m.key in mine]
