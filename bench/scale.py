@@ -27,15 +27,15 @@ from bench.live import SLOW_SCRAPE_S, _snapshot, same_figures
 from bench.procs import Worker, wait_for
 from bench.producing import produce
 from bench.replay import ExactnessError, check_exact, replay
-from stream.contract.topics import folded, load_topics
+from stream.contract.topics import event_families, folded, load_topics
+
+SESSION_TIMEOUT = "60"
 
 
 def folded_topics(app_id: str) -> dict[str, int]:
     """Every topic a worker of ``app_id`` folds and owns, with its partition count: the
-    event topics and the app id's own repartition topic (a fresh app id starts each at its
-    end, so no earlier run's events or hops are folded again)."""
+    event topics and the app id's own repartition topic."""
     return {s.name: s.partitions for s in folded(load_topics(app_id=app_id)).values()}
-SESSION_TIMEOUT = "60"
 
 
 async def _skip_to_end(bootstrap: str, group: str) -> int:
@@ -43,7 +43,10 @@ async def _skip_to_end(bootstrap: str, group: str) -> int:
                                 enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(t, p) for t, n in folded_topics(group).items() for p in range(n)]
+        # a fresh app id starts each event topic at its end, so no earlier phase's events
+        # are folded again; its repartition topic is its own, new and empty (not made yet)
+        tps = [TopicPartition(s.name, p) for s in event_families(load_topics()).values()
+               for p in range(s.partitions)]
         consumer.assign(tps)
         end = await consumer.end_offsets(tps)
         await consumer.commit(dict(end))
