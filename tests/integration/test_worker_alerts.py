@@ -30,11 +30,13 @@ WORKER_ALERTS = ("CspaWorkerDown", "CspaWorkersMissing", "CspaWorkerNotReady",
 
 
 def test_worker_alerts_outlive_the_workers_series(broker, workers, tmp_path):
-    expected = {(spec.name, str(p)) for spec in folded(load_topics()).values()
-                for p in range(spec.partitions)}
     clock = tmp_path / "clock.txt"
     clock.write_text("2026-12-25T10:00:00+00:00\n")  # Christmas Day, a Friday, 10:00 GMT
     worker = start_worker(broker, tmp_path, workers, CSPA_CLOCK_FILE=str(clock))
+    # the event topics and the worker's app id's own repartition topic
+    expected = {(spec.name, str(p))
+                for spec in folded(load_topics(app_id=worker.app_id)).values()
+                for p in range(spec.partitions)}
     prom = PrometheusProcess(tmp_path / "prometheus", [worker.port],
                              rules=quick_rules(tmp_path / "rules", stall_seconds=15))
     ready_owned = "count(cspa_partition_owned and on (job, instance) (cspa_worker_ready == 1))"
