@@ -13,6 +13,7 @@ that saw the first new message, as the whole harness did before.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,11 @@ def first_consumed(workers: list[Worker]) -> float:
     return min((t for t in firsts if t > 0), default=0.0)
 
 
+#: the repartition topic by app id, read from topics.toml once (``_poll`` runs every
+#: few hundred ms beside the workers it times, on the same cores)
+_rekey_topic = functools.cache(repartition_topic)
+
+
 def _poll(workers: list[Worker]) -> tuple[float, float, float]:
     """(messages consumed, latest processing wall time, consumer lag) over the workers.
 
@@ -56,7 +62,7 @@ def _poll(workers: list[Worker]) -> tuple[float, float, float]:
         sums = quick_sums(text, "cspa_events_consumed_total", "cspa_consumer_lag",
                           "cspa_hops_sent_total")
         consumed += sums["cspa_events_consumed_total"]
-        hops += quick_topic(text, "cspa_events_consumed_total", repartition_topic(w.app_id))
+        hops += quick_topic(text, "cspa_events_consumed_total", _rekey_topic(w.app_id))
         sent += sums["cspa_hops_sent_total"]
         lag += sums["cspa_consumer_lag"]
         last = max(last, quick_max(text, "cspa_last_processed_timestamp_seconds"))

@@ -24,9 +24,10 @@ Offsets are then this module's business, not Faust's acknowledgements:
   beyond the cursor is such a gap unless the position moved under a fetch that was
   already in flight (a seek). Then the partition is sought back to the cursor and
   the records dropped: nothing is ever skipped because of a seek.
-* Each partition has an *epoch*, bumped when an assignment moves it to the state's
-  progress marker. A batch carries the epoch it was fetched in; the agent drops a
-  batch from an earlier epoch (its records are fetched again from the marker).
+* Each partition has an *epoch*, bumped when a revocation begins and when an
+  assignment moves it to the state's progress marker. A batch carries the epoch it
+  was fetched in; the agent drops a batch from an earlier epoch (its records are
+  fetched again from the marker).
 * After every assignment each source partition is sought to where the state resumes
   (its marker, else the committed offset), even where Faust's seek to the committed
   offset already put it there: position, cursor and epoch move together. Nothing is
@@ -139,6 +140,19 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     def epoch(self, tp: TP) -> int:
         return self.epochs.get(tp, 0)
+
+    def invalidate(self) -> None:
+        """Make every batch handed out so far stale: a revocation has begun.
+
+        A batch already on an agent's channel, or taken off it and waiting for the
+        agent, would otherwise be folded while the revocation waits for the agents, or
+        after the assignment's recovery has dropped its partition from the store: a
+        record folded onto a dropped partition starts from nothing and, written to the
+        changelog, loses every event of the case before it. The assignment's seek
+        bumps the epochs again before anything new is delivered.
+        """
+        for tp in {*self.epochs, *(tp for tp in self.assignment() if tp.topic in self.sinks)}:
+            self.epochs[tp] = self.epoch(tp) + 1
 
     async def _seek(self, partition: TP, offset: int) -> None:
         self._moved(partition, offset, new_epoch=True)
@@ -425,6 +439,12 @@ class BatchApp(faust.App):
         return BatchTransport(self.conf.broker_consumer, self)
 
     async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        # First, before any await: a batch an agent takes from now on is dropped (the
+        # wait below sees an agent idle between two batches, and the next one must
+        # not be folded into a partition this rebalance may take away).
+        invalidate: Callable[[], None] | None = getattr(consumer, "invalidate", None)
+        if invalidate is not None:
+            invalidate()
         await super()._consumer_wait_empty(consumer, logger)
         if self.wait_idle is not None:
             await self.wait_idle()

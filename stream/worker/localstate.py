@@ -70,6 +70,9 @@ class LocalStore(MemoryStore[str, bytes]):
         #: changelog partition -> the last changelog offset the store reflects
         self.offsets: dict[int, int] = {}
         self.on_change: OnChange | None = None
+        #: partitions dropped since they were last assigned: a write of this worker's
+        #: landing for one of them must not put its offset back (``written``)
+        self.dropped: set[int] = set()
 
     def persisted_offset(self, tp: TP) -> int | None:
         """Where Faust's recovery resumes reading this changelog partition (after it)."""
@@ -77,6 +80,7 @@ class LocalStore(MemoryStore[str, bytes]):
 
     def put(self, partition: int, key: str, value: bytes | None, offset: int) -> None:
         """One changelog record into the store (None: a tombstone deletes the key)."""
+        self.dropped.discard(partition)  # read from its changelog: held again
         data = self.data
         old = data.get(key)
         if value is None:
@@ -99,9 +103,22 @@ class LocalStore(MemoryStore[str, bytes]):
 
     def written(self, partition: int, offset: int) -> None:
         """The changelog holds this partition's records up to ``offset`` (a record
-        restored, or the worker's own write landed there)."""
+        restored, or the worker's own write landed there).
+
+        Not for a partition dropped since it was last assigned: a write landing after
+        the drop would give it an offset with none of the records before it, and the
+        next assignment's recovery would read its changelog only from there.
+        """
+        if partition in self.dropped:
+            return
         if offset > self.offsets.get(partition, -1):
             self.offsets[partition] = offset
+
+    async def on_rebalance(self, assigned: set[TP], revoked: set[TP],
+                           newly_assigned: set[TP], generation_id: int = 0) -> None:
+        """An assignment: the partitions it gives are held again (recovery reads them)."""
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        self.dropped -= {tp.partition for tp in assigned}
 
     async def on_recovery_completed(self, active_tps: Set[TP], standby_tps: Set[TP]) -> None:
         """Keep the records of active and standby partitions; forget the others.
@@ -123,6 +140,7 @@ class LocalStore(MemoryStore[str, bytes]):
             del self._key_partition[key]
         for partition in gone:
             self.offsets.pop(partition, None)
+        self.dropped |= gone
 
     def export(self, copy: bool = True) -> Exported:
         """What a checkpoint keeps of the store. A copy: shallow (the values are

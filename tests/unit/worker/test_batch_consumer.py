@@ -12,6 +12,7 @@ tests/integration/test_batches_live.py and the store modes of test_pipeline.py.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from types import SimpleNamespace
 from typing import Any
@@ -129,6 +130,28 @@ async def test_a_partition_no_longer_fetched_is_left_alone():
     await consumer._deliver({kept: _records(CONTACTS, 0, 1), gone: _records(CONTACTS, 1, 1),
                              buffered: _records(CONTACTS, 2, 1)}, {kept}, {})
     assert [d.tp for d in delivered] == [kept, buffered]
+
+
+@pytest.mark.asyncio
+async def test_a_revocation_makes_every_batch_handed_out_stale_before_it_waits_for_agents():
+    # An agent idle between two batches passes the wait; the batch it takes next was
+    # folded while the revocation went on, and its markers were sent after the
+    # recovery had dropped the partition (the seek-race test's failure of 2026-12-04).
+    worker = _worker()
+    consumer, delivered = _consumer(worker)
+    owned, other = TP(CONTACTS, 0), TP(CALLS, 3)
+    consumer.assignment = lambda: {owned, other}  # type: ignore[method-assign]
+    await consumer._deliver({owned: _records(CONTACTS, 0, 5, 6)}, None, {})
+    worker.app.conf.stream_wait_empty = False  # (Faust's own wait needs a running consumer)
+    seen: list[list[bool]] = []
+
+    async def wait_idle() -> None:
+        seen.append([consumer.epoch(b.tp) != b.epoch for b in delivered])
+
+    worker.app.wait_idle = wait_idle
+    await worker.app._consumer_wait_empty(consumer, logging.getLogger("test"))
+    assert seen == [[True]]  # stale by the time the agents are waited for
+    assert consumer.epochs == {owned: 1, other: 1}
 
 
 @pytest.mark.asyncio

@@ -118,6 +118,25 @@ async def test_recovery_keeps_active_and_standby_partitions_and_forgets_the_rest
     assert store.data == {"k0": b"v", "k2": b"v"} and store.offsets == {0: 10, 2: 12}
 
 
+@pytest.mark.asyncio
+async def test_a_write_landing_after_its_partition_was_dropped_leaves_no_offset():
+    # A marker sent late, after the assignment's recovery dropped its partition, put the
+    # offset back with none of the records before it; the next assignment's recovery
+    # read the changelog only from there, and every case folded later lost its history
+    # (the seek-race test's failure of 2026-12-04).
+    store = _store()
+    store.put(0, "k0", b"v", 10)
+    await store.on_recovery_completed(set(), set())
+    store.written(0, 938)
+    assert store.persisted_offset(TP("c", 0)) is None  # read from the start when back
+    await store.on_rebalance({TP("c", 0)}, set(), {TP("c", 0)})
+    store.written(0, 940)  # assigned again: its writes count
+    assert store.persisted_offset(TP("c", 0)) == 940
+    await store.on_recovery_completed(set(), set())
+    store.put(0, "k0", b"w", 941)  # read from its changelog (a standby): held again
+    assert store.offsets == {0: 941}
+
+
 def test_cells_kept_through_restored_records_equal_a_refold(taxonomy, ctx):
     log = _changelog(taxonomy, ctx)
     half = len(log) // 2
