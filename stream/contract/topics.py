@@ -70,6 +70,20 @@ def repartition_topic(app_id: str, path: Path = DEFAULT_TOPICS) -> str:
     return load_topics(path, app_id)[CHILDREN].name
 
 
+def is_internal(name: str, path: Path = DEFAULT_TOPICS) -> bool:
+    """Whether ``name`` is an internal topic of some app id (a repartition topic): what
+    the workers write there are their own hops, never events an upstream system sent."""
+    with path.open("rb") as fh:
+        raw = tomllib.load(fh)
+    for entry in raw.values():
+        if entry.get("internal", False):
+            prefix, _, suffix = str(entry["topic"]).partition("{app_id}")
+            if (name.startswith(prefix) and name.endswith(suffix)
+                    and len(name) > len(prefix) + len(suffix)):
+                return True
+    return False
+
+
 def _name(template: str, app_id: str | None) -> str:
     return template.format(app_id=app_id) if "{app_id}" in template else template
 

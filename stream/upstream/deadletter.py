@@ -29,7 +29,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import ProducerFenced  # type: ignore[import-untyped,unused-ignore]
 
-from stream.contract.topics import DEADLETTER, load_topics
+from stream.contract.topics import DEADLETTER, is_internal, load_topics
 from stream.settings import Settings
 
 #: Records re-sent per transaction (each with its marker).
@@ -186,7 +186,24 @@ class ReplayResult:
 
     sent: int = 0
     skipped_empty: int = 0
+    #: from a repartition topic (``child_window_passed``): a worker's own hop, judged
+    #: too late for its child's window; sent again it would only be rejected again
+    skipped_internal: int = 0
     fenced: bool = False
+
+
+def sendable(pending: list[DeadLetter], result: ReplayResult) -> list[DeadLetter]:
+    """The letters a replay re-sends: each has a value and came from an event topic.
+    The others are counted in ``result`` and left as they are."""
+    out = []
+    for d in pending:
+        if d.value is None:
+            result.skipped_empty += 1
+        elif is_internal(d.source_topic):
+            result.skipped_internal += 1
+        else:
+            out.append(d)
+    return out
 
 
 def _chunks(letters: list[DeadLetter], size: int) -> Iterable[list[DeadLetter]]:
@@ -205,8 +222,7 @@ async def replay(settings: Settings, wanted: Filter) -> ReplayResult:
     result = ReplayResult()
     try:
         pending = (await read_all(settings, topic)).pending(wanted)
-        result.skipped_empty = sum(1 for d in pending if d.value is None)
-        for chunk in _chunks([d for d in pending if d.value is not None], BATCH):
+        for chunk in _chunks(sendable(pending, result), BATCH):
             async with producer.transaction():
                 for d in chunk:
                     await producer.send(d.source_topic, d.value, key=d.key,

@@ -65,7 +65,10 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     result = asyncio.run(deadletter.replay(settings, _filter(args)))
     print(f"replayed {result.sent} dead letter(s)"
           + (f"; {result.skipped_empty} without a value left as they are"
-             if result.skipped_empty else ""))
+             if result.skipped_empty else "")
+          + (f"; {result.skipped_internal} from the workers' repartition topic left as they"
+             " are (hops too late for their child's window: not events, see docs/contract.md)"
+             if result.skipped_internal else ""))
     if result.fenced:
         print("stopped: another replay started and took over; it replays the rest "
               "(nothing is sent twice)", file=sys.stderr)

@@ -21,14 +21,19 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from stream.cli import ensure_topics
+from stream.contract.decoder import Rejection
+from stream.contract.topics import load_topics
 from stream.settings import Settings
 from stream.upstream import deadletter
+from stream.worker.processor import deadletter_message
 from tests.groundtruth import Message
 from tests.integration.conftest import start_worker
 from tests.integration.harness import (
     ROOT,
     WorkerProcess,
     produce_sync,
+    rekey_topic,
     total,
     wait_for,
 )
@@ -147,3 +152,40 @@ def test_new_field_is_dead_lettered_then_replayed_exactly_once(broker, workers, 
     assert len(contents.pending(deadletter.Filter())) == 1
     again, _ = run_cli(broker.bootstrap, "deadletter", "replay", "--reason", "unexpected_field")
     assert again.strip() == "replayed 0 dead letter(s)"
+
+
+async def _written(bootstrap: str, topic: str) -> int:
+    """The end offsets of ``topic`` summed: 0 when nothing was ever written to it (a
+    transaction's commit marker takes an offset too)."""
+    spec = next(s for s in load_topics(app_id="cspa").values() if s.name == topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in range(spec.partitions)]
+        return sum((await consumer.end_offsets(parts)).values())
+    finally:
+        await consumer.stop()
+
+
+def test_a_hop_too_late_for_its_childs_window_is_left_where_it_is(broker):
+    # The worker dead-letters a hop of its own repartition topic as child_window_passed
+    # (written here as the worker writes it): replayed, it would only come back again.
+    ensure_topics(Settings(broker=broker.bootstrap))
+    hop_topic = rekey_topic("cspa")
+    letters = [
+        deadletter_message(hop_topic, 2, 9, None, b"ab" * 16, b'{"hop": 1}',
+                           Rejection("child_window_passed", "too late")),
+        deadletter_message(TOPIC, 1, 4, None, received(1).key, received(1).value,
+                           Rejection("unexpected_field", "(extra field)")),
+    ]
+    produce_sync(broker.bootstrap, [Message("cspa.deadletter.v1", b"ab" * 16, v, None)
+                                    for v in letters])
+    out, err = run_cli(broker.bootstrap, "deadletter", "replay")
+    assert out.strip() == ("replayed 1 dead letter(s); 1 from the workers' repartition topic "
+                           "left as they are (hops too late for their child's window: not "
+                           "events, see docs/contract.md)"), out + err
+    assert asyncio.run(_written(broker.bootstrap, hop_topic)) == 0
+    assert asyncio.run(committed_values(broker.bootstrap)) == [received(1).value]
+    pending = asyncio.run(deadletter.read_all(Settings(broker=broker.bootstrap))).pending(
+        deadletter.Filter())
+    assert [d.reason for d in pending] == ["child_window_passed"]

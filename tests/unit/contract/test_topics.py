@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stream.contract.topics import CHILDREN, folded, load_topics, repartition_topic
+from stream.contract.topics import CHILDREN, folded, is_internal, load_topics, repartition_topic
 
 
 def test_the_repartition_topic_is_named_for_the_app_id_like_a_changelog():
@@ -33,3 +33,11 @@ def test_a_template_names_only_internal_topics_and_others_keep_their_names(tmp_p
     named = load_topics(catalogue, "x")
     assert {s.name for s in named.values()} == {"cspa.contacts.v1", "x-children-repartition"}
     assert set(load_topics(catalogue)) == {"contacts"}
+
+
+def test_a_repartition_topic_of_any_app_id_is_internal_and_no_event_topic_is():
+    assert is_internal("cspa-children-repartition")
+    assert is_internal("cspa-rebuild-2027-children-repartition")  # a side-by-side app id
+    assert not is_internal("-children-repartition")  # no app id
+    for spec in load_topics().values():
+        assert not is_internal(spec.name), spec.name

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import orjson
 
 from stream.contract.decoder import Rejection
@@ -52,3 +54,17 @@ def test_the_listing_shows_where_and_why_never_the_key_or_value():
         ("cspa.contacts.v1", "3", "41", "unexpected_field", "yes")]
     shown = deadletter.showing(letter(0))
     assert KEY.decode() in shown and orjson.loads(VALUE)["secret_field"] in shown
+
+
+def test_a_replay_resends_event_letters_only():
+    # A hop the worker judged too late for its child's window (``child_window_passed``)
+    # came from its own repartition topic: sent again it would only be rejected again.
+    hop = deadletter.parse(0, 5, deadletter_message(
+        "cspa-children-repartition", 2, 9, None, KEY, b"{}",
+        Rejection("child_window_passed", "received 400 days before the child's latest")))
+    assert isinstance(hop, deadletter.DeadLetter)
+    empty = dataclasses.replace(letter(6), value=None)
+    result = deadletter.ReplayResult()
+    sent = deadletter.sendable([letter(4), hop, empty, letter(7)], result)
+    assert [d.offset for d in sent] == [4, 7]
+    assert (result.skipped_internal, result.skipped_empty, result.sent) == (1, 1, 0)
