@@ -2,14 +2,17 @@
 
 A referral is a contact progressed to children's social care (any timeliness); MAP
 enquiries are those completed; per month: count x 10,000 / children; annualised: the
-months' counts summed x 10,000 / children x 12 / months. England's column is N/A: the
-shipped config/national_rates.toml holds no published rate.
+months' counts summed x 10,000 / children x 12 / months. England's column: the rate the
+shipped config/national_rates.toml publishes for the figure (read here with tomllib), else
+N/A.
 """
 
 from __future__ import annotations
 
+import tomllib
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 from tests.reportgen.expected import Fig, Key
 from tests.reportgen.facts import Facts
@@ -31,5 +34,15 @@ def expected_rates(f: Facts, months: Sequence[str], children: int) -> dict[Key, 
         total = sum(per_month[m] for m in months)
         out[("rates", row, "annualised")] = Fig(total * 10_000 / children * 12 / len(months),
                                                 "number")
-        out[("rates", row, "england")] = Fig("N/A")
+        england = _published().get(name)
+        out[("rates", row, "england")] = Fig("N/A") if england is None else Fig(england,
+                                                                                 "number")
     return out
+
+
+def _published() -> dict[str, float]:
+    """figure -> England's rate, as config/national_rates.toml states it."""
+    path = Path(__file__).resolve().parents[2] / "config" / "national_rates.toml"
+    with path.open("rb") as fh:
+        doc = tomllib.load(fh)
+    return {k: float(v["rate"]) for k, v in doc.items() if "rate" in v}

@@ -83,8 +83,9 @@ def test_rates_per_month_and_annualised() -> None:
     assert rows["contacts_rate"][:3] == pytest.approx([20.0, 10.0, 180.0])
     assert rows["referrals_rate"][:3] == pytest.approx([2.0, 0.0, 12.0])
     assert rows["map_enquiries_rate"][:3] == pytest.approx([0.0, 5.0, 30.0])
-    # the shipped national rates: none of the three is in the reference data (N/A)
-    assert {k: v[3] for k, v in rows.items()} == dict.fromkeys(rows, "N/A")
+    # the shipped national rates: England publishes a referrals rate only (N/A the others)
+    assert {k: v[3] for k, v in rows.items()} == {**dict.fromkeys(rows, "N/A"),
+                                                  "referrals_rate": 552.5}
 
 
 def test_every_rate_prints_its_population_year_and_source_and_england() -> None:
@@ -121,7 +122,8 @@ def test_csv_rows() -> None:
     base = {r["figure"]: r["value"] for r in rows if r["section"] == "definitions"}
     assert (base["child_population"], base["child_population_year"],
             base["child_population_source"]) == ("270000", "2019", "a test figure")
-    assert got[("referrals_rate", "england")] == "N/A"
+    assert got[("referrals_rate", "england")] == "552.5"
+    assert got[("map_enquiries_rate", "england")] == "N/A"
 
 
 def test_a_published_rate_prints_beside_ours_with_its_year_and_source() -> None:
@@ -151,8 +153,10 @@ def test_publish_hides_a_rate_made_of_1_to_5() -> None:
 
 def test_national_rates_file(tmp_path: Path) -> None:
     shipped = load_national()
-    assert set(shipped) == {"contacts", "referrals", "map_enquiries"}
-    assert all(n.rate is None for n in shipped.values())  # no invented figure
+    assert set(shipped) == {"contacts", "referrals", "map_enquiries", "re_referrals"}
+    # only the referrals rate is published (with its year and source); no invented figure
+    assert {k: n.rate for k, n in shipped.items() if n.rate is not None} == {"referrals": 552.5}
+    assert shipped["referrals"].year and "Shropshire" in shipped["referrals"].source
     path = tmp_path / "n.toml"
     path.write_text('[referrals]\nrate = 500.0\nyear = "2024"\n')
     with pytest.raises(ValueError, match="without its year and source"):
