@@ -195,11 +195,13 @@ class ReplayResult:
 def sendable(pending: list[DeadLetter], result: ReplayResult) -> list[DeadLetter]:
     """The letters a replay re-sends: each has a value and came from an event topic.
     The others are counted in ``result`` and left as they are."""
+    # the catalogue read once per source topic, not once per letter
+    internal = {t: is_internal(t) for t in {d.source_topic for d in pending}}
     out = []
     for d in pending:
         if d.value is None:
             result.skipped_empty += 1
-        elif is_internal(d.source_topic):
+        elif internal[d.source_topic]:
             result.skipped_internal += 1
         else:
             out.append(d)
