@@ -98,21 +98,31 @@ def _base(event_id: str, event_type: str, at: datetime, source: str) -> dict[str
             "occurred_at": at.isoformat(), "source_system": source}
 
 
-def live(count: int, seed: int = 5, taxonomy: Taxonomy | None = None) -> Iterator[Msg]:
-    """``count`` contract-valid events stamped with the time each is generated (now)."""
+#: live contacts per child when they name children: about one in five repeats
+CONTACTS_PER_CHILD = 1.25
+
+
+def live(count: int, seed: int = 5, taxonomy: Taxonomy | None = None,
+         children: bool = False) -> Iterator[Msg]:
+    """``count`` contract-valid events stamped with the time each is generated (now);
+    ``children``: each contact names one of a pool of children (so each one hops)."""
     tax = taxonomy or load_taxonomy()
     rng, codes = random.Random(seed), sorted(tax.source_groups)
     month0 = datetime.now(LONDON).date().replace(day=1)
     outcomes = [o for o in tax.ordered("contact_outcome") if tax.exists_in(
         "contact_outcome", o, month0)]
+    pool = max(1, int(0.3 * count / CONTACTS_PER_CHILD))  # 3 contacts in 10 events
     for i in range(count):
         now, pick = datetime.now(UTC), i % 10
         ev = _base(f"bench-live-{seed}-{i:08d}", "", now, "lcs")
         if pick < 3:
             k = _key("live-contact", seed, i // 10, pick)
-            yield _msg("contacts", k, ev | {
-                "event_type": "contact.received", "contact_key": k, "channel": "phone",
-                "team": "rfs", "source_code": rng.choice(codes)})
+            received = ev | {"event_type": "contact.received", "contact_key": k,
+                             "channel": "phone", "team": "rfs",
+                             "source_code": rng.choice(codes)}
+            if children:
+                received["child_key"] = _key("live-child", seed, rng.randrange(pool))
+            yield _msg("contacts", k, received)
             yield _msg("contacts", k, ev | {
                 "event_id": ev["event_id"] + "d", "event_type": "contact.decided",
                 "contact_key": k, "outcome": rng.choice(outcomes)})

@@ -27,7 +27,8 @@ LOOP_LAG = "cspa_event_loop_lag_seconds_bucket"
 RECOVERED = ("cspa_contacts_received", "cspa_contacts_decided",
              "cspa_contact_completion_workdays_count", "cspa_contact_completion_workdays_sum",
              "cspa_emails_resolved", "cspa_calls_offered", "cspa_calls_answered_within_target",
-             "cspa_map_enquiries_completed", "cspa_audits")
+             "cspa_map_enquiries_completed", "cspa_audits", "cspa_child_contacts",
+             "cspa_child_referrals")
 
 
 def _buckets(samples: Samples, histogram: str = LATENCY) -> dict[float, float]:
@@ -104,16 +105,17 @@ class _MaxSampler(threading.Thread):
 
 
 def latency(worker: Worker, bootstrap: str, consumed: int, rate: float, seconds: float,
-            timeout: float) -> tuple[dict[str, Any], list[Msg]]:
+            timeout: float, children: bool = False) -> tuple[dict[str, Any], list[Msg]]:
     """Steady ``rate`` events/s of current events for ``seconds``, ``/metrics`` scraped
-    every 15 s: the latency's quantiles, and the event loop's lateness meanwhile."""
+    every 15 s: the latency's quantiles, and the event loop's lateness meanwhile.
+    ``children``: the contacts name children (each one hops)."""
     before = worker.pipeline_samples()
     checkpoints = _checkpoints(worker)
     sampler, scraper = _MaxSampler(worker), _Scraper(worker)
     sampler.start()
     scraper.start()
     try:
-        sent = produce_paced(bootstrap, rate, seconds)
+        sent = produce_paced(bootstrap, rate, seconds, children=children)
         replay([worker], consumed + len(sent), timeout, fresh=False)
     finally:
         for thread in (sampler, scraper):

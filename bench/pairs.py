@@ -28,10 +28,11 @@ def spread(values: Sequence[float]) -> dict[str, float]:
 
 
 def worker_run(bootstrap: str, tmp: Path, i: int, total: int, want: Figures,
-               timeout: float, periodic: float) -> dict[str, Any]:
-    """The ``i``-th worker replay (its own app id and data directory), then stopped."""
+               timeout: float, periodic: float, app: str = "bench-tp") -> dict[str, Any]:
+    """The ``i``-th worker replay (its own app id ``<app>-<i>`` and data directory), then
+    stopped."""
     worker, sampler, tp = replay.throughput(
-        bootstrap, tmp, f"bench-tp-{i}", total, want, timeout,
+        bootstrap, tmp, f"{app}-{i}", total, want, timeout,
         env={"CSPA_CHECKPOINT_SECONDS": f"{periodic:g}"})
     sampler.stop()
     tp["peak_rss_bytes"] = max(tp["peak_rss_bytes"], sampler.peak())

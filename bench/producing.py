@@ -77,12 +77,15 @@ async def paced(messages: Iterator[Msg], rate: float, seconds: float) -> AsyncIt
         await asyncio.sleep(0.01)
 
 
-def produce_paced(bootstrap: str, rate: float, seconds: float, seed: int = 5) -> list[Msg]:
-    """Send live events at a steady rate; return what was sent."""
+def produce_paced(bootstrap: str, rate: float, seconds: float, seed: int = 5,
+                  children: bool = False) -> list[Msg]:
+    """Send live events at a steady rate (``children``: contacts name children); return
+    what was sent."""
     sent: list[Msg] = []
 
     async def source() -> AsyncIterator[Msg]:
-        async for m in paced(live(int(rate * seconds) + 10, seed), rate, seconds):
+        async for m in paced(live(int(rate * seconds) + 10, seed, children=children), rate,
+                                seconds):
             sent.append(m)
             yield m
 

@@ -103,6 +103,24 @@ FIGURES: dict[str, tuple[str, str, str, Check, bool]] = {
                                    False),
     "failover_seconds": ("Failover: 2 workers with standbys, one SIGKILLed, to the "
                          "survivor's exact figures", "s", "<= 30", _at_most(30, " s"), False),
+    "hop_with_events_per_s": ("Hop A/B: worker throughput with the hop (every contact names "
+                              "a child; median of the interleaved pairs)", "events/s",
+                              ">= 25,000", _at_least(25_000, " events/s"), True),
+    "hop_without_events_per_s": ("Hop A/B: the same backlog without child keys (no hop, no "
+                                 "children table)", "events/s", "-", None, True),
+    "hop_throughput_ratio": ("Hop A/B: throughput with / without (median of the pairs)", "x",
+                             "-", None, False),
+    "hop_latency_p99_with_ms": ("Hop A/B: latency p99, live contacts naming children", "ms",
+                                "<= 100", _at_most(100, " ms"), False),
+    "hop_latency_p99_without_ms": ("Hop A/B: latency p99, live contacts without child keys",
+                                   "ms", "-", None, False),
+    "hop_recovery_with_s": ("Hop A/B: restart after SIGKILL with the backlog's children "
+                            "table", "s", "<= 30", _at_most(30, " s"), False),
+    "hop_recovery_without_s": ("Hop A/B: restart after SIGKILL without it", "s", "-", None,
+                               False),
+    "hop_cold_rebuild_with_s": ("Hop A/B: cold rebuild with the children table", "s", "-",
+                                None, False),
+    "hop_cold_rebuild_without_s": ("Hop A/B: cold rebuild without it", "s", "-", None, False),
     "peak_rss_mib": ("Worker peak RSS: the replay, the national load, the restart (VmHWM)",
                      "MiB", "-", None, False),
     "rss_growth_steady_mib": ("RSS growth replaying duplicates (state fixed)", "MiB",
@@ -150,6 +168,12 @@ NOTES = [
     "is produced afresh and replayed, one worker is SIGKILLed; seconds until the survivor "
     "owns every partition, is ready and its figures equal the independent ones (the 10 s "
     "session timeout is included).",
+    "Hop A/B (bench/hop.py): the backlog, and the backlog with child_key taken out of every "
+    "contact.received, are each produced to a fresh broker of their own; interleaved pairs "
+    "of fresh workers (with the hop, without, ...; the pairs' checkpoint interval), each "
+    "exact against its own backlog's independent figures; then per side one more replay, "
+    "latency at the latency phase's rate (live contacts naming children on the with side "
+    "only) and a SIGKILL restart, warm then cold, at the backlog's size.",
     "Recovery: SIGKILL of the worker holding all state, restart with the same app id; "
     "seconds from the kill until the restarted worker's figures equal those before it. "
     "This includes the wait for the broker to drop the killed member from the group "
@@ -242,6 +266,7 @@ def markdown(r: dict[str, Any]) -> str:
     if r.get("errors"):
         lines += ["", "## Errors", "", *[f"- {e}" for e in r["errors"]]]
     lines += pairs_markdown(r)
+    lines += hop_markdown(r)
     prof = r.get("phases", {}).get("profile")
     if prof and prof.get("top"):
         lines += ["", f"## Worker profile (py-spy, {prof['seconds']:.0f} s, self time)", "",
@@ -268,4 +293,26 @@ def pairs_markdown(r: dict[str, Any]) -> list[str]:
               f"{_fmt(q['max'])} | {x['min']:.2f}x-{x['max']:.2f}x |", "",
               f"Worker ahead in {tp['won']} of {len(tp['pairs'])} pairs: "
               + ("ahead." if tp["won"] == len(tp["pairs"]) else "not ahead.")]
+    return lines
+
+
+def hop_markdown(r: dict[str, Any]) -> list[str]:
+    """The hop's A/B: every pair's rates, and each side's latency and restarts."""
+    hop = r.get("phases", {}).get("hop")
+    if not hop:
+        return []
+    lines = ["", "## The hop's cost: the same backlog with and without child keys", "",
+             "| pair | with the hop, events/s | without, events/s | with / without |",
+             "|---|---|---|---|"]
+    runs, ratios = hop["runs"], hop["throughput_ratio"]["each"]
+    lines += [f"| {i} | {_fmt(w['events_per_s'])} | {_fmt(o['events_per_s'])} | {x:.2f}x |"
+              for i, (w, o, x) in enumerate(zip(runs["with"], runs["without"], ratios,
+                                                strict=True), 1)]
+    lines += ["", "| side | hops sent | latency p50 / p99 ms | restart s | cold rebuild s |",
+              "|---|---|---|---|---|"]
+    for side in ("with", "without"):
+        s, lat = hop[side], hop[side]["latency"]
+        lines.append(f"| {side} | {_fmt(s['hops_sent'])} | {lat['p50_s'] * 1e3:.1f} / "
+                     f"{lat['p99_s'] * 1e3:.1f} | {s['recovery']['seconds']:.1f} | "
+                     f"{s['recovery']['cold_seconds']:.1f} |")
     return lines

@@ -17,6 +17,7 @@ from bench import (
     ROOT,
     dataset,
     expected,
+    hop,
     live,
     pairs,
     peer_quix,
@@ -59,6 +60,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                          "scrape; quick 5; 0 skips it)")
     ap.add_argument("--duplicates", type=int, help="re-sent events for the steady-RSS check")
     ap.add_argument("--no-peer", action="store_true", help="skip the Quix Streams peer")
+    ap.add_argument("--no-hop", action="store_true",
+                    help="skip the hop's A/B phase (bench/hop.py: a second broker, the "
+                         "backlog without child keys)")
     ap.add_argument("--periodic-seconds", type=float,
                     help="the throughput runs' worker checkpoint and Quix commit interval, "
                          "short enough to fall inside each replay (default 5; quick 0.5)")
@@ -231,6 +235,8 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
                         extra_events=2 * a.failover_contacts)
     phases["failover"], fig["failover_seconds"] = fo, fo["seconds"]
     log(f"failover {fo['seconds']:.1f}s (2 workers, standby replicas 1)")
+    if not a.no_hop:
+        _hop(a, tmp, msgs, want, timeout, quiet, phases, fig)
     if a.profile:
         phases["profile"] = _profile(bootstrap, tmp, a.profile_seconds, a.output, alive)
         if "error" in phases["profile"]:
@@ -256,6 +262,21 @@ def _loaded_latency(a: argparse.Namespace, worker: Worker, bootstrap: str, timeo
         f"{fig['loaded_latency_p99_ms']:.0f} ms, max {fig['loaded_latency_max_ms']:.0f} ms, "
         f"loop lag p99 {fig['loaded_loop_lag_p99_ms']:.0f} ms, slowest scrape "
         f"{fig['loaded_scrape_max_ms']:.0f} ms, {lat['checkpoints']:g} checkpoints")
+
+
+def _hop(a: argparse.Namespace, tmp: Path, msgs: list[dataset.Msg],
+         want: expected.Figures, timeout: float, quiet: Any, phases: dict[str, Any],
+         fig: dict[str, Any]) -> None:
+    """The hop's cost: the same replay, latency and restart with and without child keys."""
+    checkpoint_s = a.periodic_seconds if a.quick else None  # quick: no 60 s wait to restart
+    result = hop.run(tmp, msgs, want, timeout, a.periodic_seconds,
+                     (a.latency_rate, a.latency_seconds, checkpoint_s), quiet)
+    phases["hop"] = result
+    fig.update(hop.figures(result))
+    log(f"hop: {fig['hop_with_events_per_s']:,.0f}/s with, {fig['hop_without_events_per_s']:,.0f}"
+        f"/s without ({fig['hop_throughput_ratio']:.2f}x); latency p99 "
+        f"{fig['hop_latency_p99_with_ms']:.0f} / {fig['hop_latency_p99_without_ms']:.0f} ms; "
+        f"restart {fig['hop_recovery_with_s']:.1f} / {fig['hop_recovery_without_s']:.1f} s")
 
 
 def _throughput_figures(tput: dict[str, Any], fig: dict[str, Any], errors: list[str]) -> None:

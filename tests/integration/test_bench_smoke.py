@@ -42,6 +42,9 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     restart = results["phases"]["recovery"]  # read from the restarted worker's log
     assert restart["checkpoint_records"] > 0  # the warm restart: from the checkpoint
     assert restart["cold"]["restore_s"] is not None and restart["cold"]["records_rebuilt"] > 0
+    hop = results["phases"]["hop"]  # the A/B differs by the hop alone
+    assert hop["stripped_events"] > 0 and hop["with"]["hops_sent"] >= hop["stripped_events"]
+    assert hop["without"]["hops_sent"] == 0
     for fact in ("nproc", "cpu", "memory_gib", "python", "kafka", "aiokafka",
                  "faust-streaming"):
         assert results["machine"][fact]
