@@ -182,7 +182,7 @@ NOTES = [
     "waits for one after the load) and the changelogs after it; then the worker is "
     "SIGKILLed again and restarted with its data directory emptied: the cold rebuild, "
     "from the changelogs alone. Figures equal: counts exactly, sums of working days to "
-    "the 4 decimals exposed (a float sum's last bits depend on the order of its terms). "
+    "the 4 decimals exposed (cells keep sums in whole 1e-4 units, so they match exactly). "
     "Each restart's parts (checkpoint_load_s, restore_s, "
     "refold_s, records_rebuilt) come from the restarted worker's log.",
 ]

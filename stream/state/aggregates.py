@@ -19,6 +19,10 @@ from stream.state.facts import Fact
 #: Values are kept to 1e-4 (days: ~9 s; seconds: 0.1 ms): exact for the
 #: integer seconds telephony sends and far below the report's 0.1-day rounding.
 VALUE_DECIMALS = 4
+#: a cell's sum is kept as an integer count of these (1e4 per unit): integer addition,
+#: so any order of adds and withdrawals gives the same sum, and the sum of values all
+#: withdrawn is exactly 0 (a float sum kept its last bits: -5.6e-17 days)
+SCALE: int = 10_000  # 10 ** VALUE_DECIMALS
 
 CellKey = tuple[str, tuple[str, ...]]
 
@@ -28,14 +32,20 @@ class Cell:
     """Count, sum and value multiset of one figure/label combination."""
 
     count: int = 0
-    total: float = 0.0
+    #: the sum of the values, in 1/``SCALE`` units
+    units: int = 0
     values: Counter[float] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> float:
+        """The sum of the values (to ``VALUE_DECIMALS``)."""
+        return self.units / SCALE
 
     def add(self, value: float | None, sign: int) -> None:
         self.count += sign
         if value is not None:
             rounded = round(value, VALUE_DECIMALS)
-            self.total += sign * rounded
+            self.units += sign * round(rounded * SCALE)
             self.values[rounded] += sign
             if self.values[rounded] <= 0:
                 del self.values[rounded]
@@ -46,16 +56,23 @@ class Cell:
 
     def merge(self, other: Cell) -> None:
         self.count += other.count
-        self.total += other.total
+        self.units += other.units
         self.values.update(other.values)
 
     def to_json(self) -> list[Any]:
-        return [self.count, round(self.total, VALUE_DECIMALS),
-                [[v, n] for v, n in sorted(self.values.items())]]
+        return [self.count, self.total, [[v, n] for v, n in sorted(self.values.items())]]
 
     @classmethod
     def from_json(cls, raw: list[Any]) -> Cell:
-        return cls(int(raw[0]), float(raw[1]), Counter({float(v): int(n) for v, n in raw[2]}))
+        return cls(int(raw[0]), round(float(raw[1]) * SCALE),
+                   Counter({float(v): int(n) for v, n in raw[2]}))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A cell pickled before sums were kept in units (a checkpoint of 0.2) reads as one."""
+        state = dict(state)
+        if "total" in state:
+            state["units"] = round(state.pop("total") * SCALE)
+        self.__dict__.update(state)
 
 
 class Aggregates:

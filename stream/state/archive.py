@@ -52,7 +52,7 @@ def apply(agg: Aggregates, raw: bytes | None, sign: int) -> None:
         if mine is None:
             mine = agg.cells[key] = Cell()
         mine.count += sign * cell.count
-        mine.total += sign * cell.total
+        mine.units += sign * cell.units
         for value, n in cell.values.items():
             mine.values[value] += sign * n
             if mine.values[value] <= 0:

@@ -70,11 +70,16 @@ class Hop:
     contact_key: str
     contact: Entry
     referral: Entry | None = None
+    #: the earliest time an earlier version of the receipt gave this child, when before
+    #: the contact's (``records.first_at``): that version may be settled here
+    first: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"c": self.contact_key, "t": self.contact}
         if self.referral is not None:
             out["r"] = self.referral
+        if self.first is not None:
+            out["f"] = self.first
         return out
 
     def withdrawn(self) -> Hop:
@@ -85,7 +90,7 @@ class Hop:
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Hop:
         """The hop of a decoded value; raises (KeyError, TypeError, ValueError) if malformed."""
-        key, contact, referral = raw["c"], raw["t"], raw.get("r")
+        key, contact, referral, first = raw["c"], raw["t"], raw.get("r"), raw.get("f")
         for entry in (contact, referral):
             if entry is not None and not (isinstance(entry, list) and len(entry) == 3
                                           and isinstance(entry[0], int | float)
@@ -94,7 +99,9 @@ class Hop:
                 raise ValueError("malformed entry")
         if not isinstance(key, str):
             raise TypeError("contact key")
-        return cls(key, contact, referral)
+        if first is not None and not isinstance(first, int | float):
+            raise TypeError("first time")
+        return cls(key, contact, referral, first)
 
 
 def year_back(ts: float, tz: ZoneInfo) -> float:
@@ -146,7 +153,8 @@ def merge(record: Record | None, hop: Hop, partition: int, grace_days: float,
     """(the record with ``hop`` merged and settled, or None if unchanged; whether a part
     of the hop passed the window). Commutative and idempotent over hops within it."""
     new = _copy(record, partition)
-    results = [_put(new, which, hop.contact_key, entry, grace_days, ctx.tz)
+    results = [_put(new, which, hop.contact_key, entry, grace_days, ctx.tz,
+                    hop.first if which == CONTACTS else None)
                for which, entry in ((CONTACTS, hop.contact), (REFERRALS, hop.referral))
                if entry is not None]
     if _CHANGED not in results:
@@ -167,12 +175,15 @@ def _copy(record: Record | None, partition: int) -> Record:
 
 
 def _put(record: Record, which: str, key: str, entry: Entry, grace_days: float,
-         tz: ZoneInfo) -> str:
+         tz: ZoneInfo, first: float | None = None) -> str:
     """Merge one part: the greater rank wins; a part not held and before the cutoff passed.
 
     A withdrawal replaces only a part held (a contact never held, or settled, is not
     this child's to withdraw) and leaves ``LATEST`` as it was: it only grows, so what
-    was settled stays final."""
+    was settled stays final. A contact not held whose earlier version for this child was
+    before the cutoff (``first``) was settled into the tally, or passed the window
+    itself: either way its correction passes too, so it is never counted twice (the
+    tally keeps the old version's month)."""
     held = record[which].get(key)
     if held is not None and rank(held) >= rank(entry):
         return _SAME  # the same version, or an older one
@@ -181,7 +192,8 @@ def _put(record: Record, which: str, key: str, entry: Entry, grace_days: float,
             return _SAME
         record[which][key] = entry
         return _CHANGED
-    if held is None and LATEST in record and at(entry) < cutoff(record, grace_days, tz):
+    if held is None and LATEST in record and min(at(entry), first or at(entry)) < cutoff(
+            record, grace_days, tz):
         return _PASSED
     record[which][key] = entry
     record[LATEST] = max(record.get(LATEST, at(entry)), at(entry))

@@ -472,21 +472,37 @@ def table_key(kind: str, case_key: str) -> str:
 
 def children_before(receipt: Slot) -> list[str]:
     """The other children earlier versions of a receipt named, sorted (its seventh field,
-    there only once a correction has changed the child): ``stream.worker.rekey``
-    withdraws the contact from each of them."""
+    there once a correction has changed the child): ``stream.worker.rekey`` withdraws the
+    contact from each of them."""
     return receipt[6] if len(receipt) > 6 else []
+
+
+def first_at(receipt: Slot) -> float:
+    """The earliest time (POSIX s) any version of the receipt gave while it named the
+    child it names now: its eighth field, there once a correction moved the contact's
+    time but not its child; else its own time. The child may have settled that version
+    (``stream.state.children``), so a later one must not be counted again."""
+    first: float = receipt[7] if len(receipt) > 7 else Receipt.occurred_at(receipt)
+    return first
 
 
 def _carried(current: Slot, value: Slot) -> Slot:
     """The receipt ``value`` replacing ``current``, carrying the children ``current`` and
-    its earlier versions named, less the one ``value`` names. ``value`` itself when there
-    are none: a receipt corrected without moving child is stored as before."""
+    its earlier versions named, less the one ``value`` names, and the earliest time a
+    version naming ``value``'s child gave. ``value`` itself when there are none: a receipt
+    corrected with the same child and no earlier time is stored as before."""
+    child = Receipt.child_key(value)
     named = {*children_before(current), Receipt.child_key(current)}
     named.discard(None)
-    named.discard(Receipt.child_key(value))
+    named.discard(child)
+    first = Receipt.occurred_at(value)
+    if child is not None and Receipt.child_key(current) == child:
+        first = min(first, first_at(current))
+    if first < Receipt.occurred_at(value):
+        return [*value[:5], child, sorted(named), first]
     if not named:
         return value
-    return [*value[:5], Receipt.child_key(value), sorted(named)]
+    return [*value[:5], child, sorted(named)]
 
 
 def fold(record: Record | None, kind: str, slot: str, value: Slot,

@@ -62,7 +62,9 @@ def hops_of(record: Record, contact_key: str, ctx: FactContext) -> list[tuple[st
     ref = record.get(_REFERRAL_KEY)
     if ref:  # its rank extends the receipt's: a corrected receipt moves its referral
         referral = [Progression.occurred_at(ref), [*records.order(ref), *rank], group]
-    hop = children.Hop(contact_key, [Receipt.occurred_at(rcv), rank, group], referral)
+    at, first = Receipt.occurred_at(rcv), records.first_at(rcv)
+    hop = children.Hop(contact_key, [at, rank, group], referral,
+                       first if first < at else None)
     out = [(child, orjson.dumps(hop.to_json()))] if child is not None else []
     if before:  # the same versions, no source group: the contact is no longer theirs
         gone = orjson.dumps(hop.withdrawn().to_json())

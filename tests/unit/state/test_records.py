@@ -65,3 +65,24 @@ def test_a_receipt_corrected_without_moving_child_is_stored_as_before():
     assert _folded(_receipt("A"), same) == same  # no seventh field, byte for byte
     assert _folded(_receipt(None), _receipt(None, 1704100000.0, "e2")) == _receipt(
         None, 1704100000.0, "e2")
+
+
+def _at(slot: list[object], when: float) -> list[object]:
+    return [when, *slot[1:]]
+
+
+def test_a_receipt_remembers_the_earliest_time_it_gave_its_child():
+    a = _receipt("A")  # at 1704067218.5
+    later = _at(_receipt("A", 1704100000.0, "e2"), 1704200000.0)
+    later_still = _at(_receipt("A", 1704300000.0, "e3"), 1704400000.0)
+    kept = _folded(a, later, later_still)
+    assert records.first_at(kept) == 1704067218.5  # the version the child may have settled
+    assert records.Receipt.occurred_at(kept) == 1704400000.0
+    assert records.children_before(kept) == []
+    # moved earlier: its own time is the earliest, stored as before
+    earlier = _at(_receipt("A", 1704100000.0, "e2"), 1704000000.0)
+    assert _folded(a, earlier) == earlier
+    # moved to another child: that child never had the earlier time
+    other = _at(_receipt("B", 1704300000.0, "e3"), 1704400000.0)
+    moved = _folded(a, later, other)
+    assert records.first_at(moved) == 1704400000.0 and records.children_before(moved) == ["A"]

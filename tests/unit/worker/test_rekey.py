@@ -160,3 +160,26 @@ async def test_a_correction_naming_another_child_moves_the_contact_even_when_rea
     # "a" is the second child's only contact; "b" is the first child's only one: no repeat
     assert _counts(state, "child_contacts") == Counter({("2019-08", "police", "no"): 2})
     assert child_agent.dlq.sent == []
+
+
+@pytest.mark.asyncio
+async def test_a_settled_contact_corrected_into_the_window_is_not_counted_again(taxonomy, ctx):
+    state, metrics = CellState(), PipelineMetrics(CollectorRegistry())
+    contacts = _contacts(taxonomy, ctx, metrics, state)
+    child, old, new = key("child"), key("old"), key("new")
+    first = received(old, T0, child=child)
+    await contacts.handle(Batch(TP(CONTACTS, 0), 1, [
+        _msg(0, old, first), _msg(1, new, received(new, T0 + timedelta(days=800), child=child))]))
+    child_agent = _agent(ChildProcessor(HOPS, 92.0, ctx, state, metrics, None, PARTS), {})
+    await _fold_hops(child_agent, contacts.writer.hops)  # "old" settles into the tally
+    assert sum(_counts(state, "child_contacts").values()) == 2
+    # the case system corrects the old contact's date to inside the child's window
+    moved = {**_corrected(first, T0 + timedelta(days=801)),
+             "occurred_at": (T0 + timedelta(days=700)).isoformat()}
+    await contacts.handle(Batch(TP(CONTACTS, 0), 1, [_msg(2, old, moved)]))
+    [hop] = contacts.writer.hops[2:]
+    assert orjson.loads(hop[2])["f"] == T0.timestamp()  # the version the child settled
+    await _fold_hops(child_agent, [hop])
+    assert sum(_counts(state, "child_contacts").values()) == 2  # not 3: once, as settled
+    [letter] = child_agent.dlq.sent
+    assert letter["reason"] == "child_window_passed"
