@@ -63,15 +63,16 @@ def side_broker(tmp: Path, side: str) -> LocalBroker:
 def measure(bootstraps: dict[str, str], tmp: Path, total: int,
             wants: dict[str, expected.Figures], timeout: float, periodic: float,
             live_traffic: tuple[float, float, float | None],
-            quiet: Callable[[str], None]) -> dict[str, Any]:
-    """Both sides' throughput pairs, then each side's latency and recovery."""
+            quiet: Callable[[str], None], rounds: int = PAIRS) -> dict[str, Any]:
+    """Both sides' throughput pairs (``rounds`` of them), then each side's latency and
+    recovery."""
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
-    for i in range(1, PAIRS + 1):
+    for i in range(1, rounds + 1):
         for side in SIDES:
             quiet(f"hop_{side}_{i}")
             runs[side].append(pairs.worker_run(bootstraps[side], tmp, i, total, wants[side],
                                                timeout, periodic, app=f"bench-hop-{side}"))
-    out: dict[str, Any] = {"pairs": PAIRS, "periodic_seconds": periodic, "runs": runs}
+    out: dict[str, Any] = {"pairs": rounds, "periodic_seconds": periodic, "runs": runs}
     for side in SIDES:
         out[side] = {"throughput": pairs.spread([r["events_per_s"] for r in runs[side]]),
                      **_latency_and_recovery(side, bootstraps[side], tmp, total, wants[side],
@@ -131,7 +132,7 @@ def figures(hop: dict[str, Any]) -> dict[str, float]:
 
 def run(tmp: Path, msgs: list[Msg], want: expected.Figures, timeout: float,
         periodic: float, live_traffic: tuple[float, float, float | None],
-        quiet: Callable[[str], None]) -> dict[str, Any]:
+        quiet: Callable[[str], None], rounds: int = PAIRS) -> dict[str, Any]:
     """The whole phase, each side's broker started and stopped inside it (``measure``)."""
     stripped = without_child_keys(msgs)
     backlogs = {"with": msgs, "without": stripped}
@@ -143,7 +144,7 @@ def run(tmp: Path, msgs: list[Msg], want: expected.Figures, timeout: float,
             ensure_topics(Settings(broker=broker.bootstrap))
             producing.produce(broker.bootstrap, backlogs[side])
         hop = measure({side: b.bootstrap for side, b in brokers.items()}, tmp, len(msgs),
-                      wants, timeout, periodic, live_traffic, quiet)
+                      wants, timeout, periodic, live_traffic, quiet, rounds)
     finally:
         for broker in brokers.values():
             broker.stop()

@@ -270,7 +270,8 @@ def _hop(a: argparse.Namespace, tmp: Path, msgs: list[dataset.Msg],
     """The hop's cost: the same replay, latency and restart with and without child keys."""
     checkpoint_s = a.periodic_seconds if a.quick else None  # quick: no 60 s wait to restart
     result = hop.run(tmp, msgs, want, timeout, a.periodic_seconds,
-                     (a.latency_rate, a.latency_seconds, checkpoint_s), quiet)
+                     (a.latency_rate, a.latency_seconds, checkpoint_s), quiet,
+                     rounds=1 if a.quick else hop.PAIRS)
     phases["hop"] = result
     fig.update(hop.figures(result))
     log(f"hop: {fig['hop_with_events_per_s']:,.0f}/s with, {fig['hop_without_events_per_s']:,.0f}"

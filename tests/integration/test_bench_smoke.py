@@ -27,7 +27,7 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     require("py-spy")  # `make install` puts it in the venv: the profile phase always runs
     res = subprocess.run([sys.executable, "-m", "bench", "--quick", "--profile",
                           "--output", str(out)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=1200, check=False)
+                         timeout=1800, check=False)
     assert res.returncode == 0, f"bench failed:\n{res.stderr[-5000:]}"
     results = json.loads((out / "results.json").read_text())
     markdown = (out / "results.md").read_text()
