@@ -27,7 +27,10 @@ from stream.state.rules import Versions, load_rules
 #: judged, the working-day arithmetic): every checkpoint's derived state is refolded.
 #: 2: partner requests and responses (issue 29.2) add facts to MAP records and one item
 #: per agency asked to open work; receipts keep the contact's ``child_key`` (issue 29.1).
-FOLD_VERSION = 2
+#: 3: cells keep their sums in whole 1e-4 units (``Cell.units``): a worker of fold 2
+#: would read such a cell's sum as its class default, 0, so the versions must not share
+#: derived state (each refolds the other's from the records).
+FOLD_VERSION = 3
 
 
 def rules_input(rules: Mapping[str, Versions]) -> dict[str, list[dict[str, Any]]]:

@@ -196,7 +196,7 @@ def test_the_fingerprint_follows_fold_inputs_only(tmp_path) -> None:
                    {"timezone": "Europe/Dublin"}, {"child_window_grace_days": 30.0}):
         assert fp(base.model_copy(update=change)) != now, change
     assert fingerprint(fold_inputs(base), 3) != now  # the state format
-    assert fold_inputs(base)["fold"] == 2  # receipts keep child_key (issue 29.1)
+    assert fold_inputs(base)["fold"] == 3  # cells keep sums in 1e-4 units
     rules.write_text(rules.read_text().replace("timescale = 1", "timescale = 3", 1))
     assert fp(base) != now
     rules.write_text(rules.read_text() + RULE.format(v=2, t=3, extra="").replace(

@@ -136,7 +136,7 @@ async def test_a_scrape_while_recovering_waits_for_the_recovery_render_not_mergi
     from collections import Counter
 
     from stream.settings import Settings
-    from stream.state.aggregates import Cell
+    from stream.state.aggregates import SCALE, Cell
     from stream.worker import app as worker_app
     from stream.worker.metrics import DISTRIBUTIONS
 
@@ -146,12 +146,12 @@ async def test_a_scrape_while_recovering_waits_for_the_recovery_render_not_mergi
     worker.owned = lambda: owned  # type: ignore[method-assign]  # (no assignment: not started)
     d = DISTRIBUTIONS[0]
     labels = ("2026-10", *("x" for _ in d.labels[1:]))
-    worker.state.part(t, 0).cells[(d.figure, labels)] = Cell(1, 2.0, Counter({2.0: 1}))
+    worker.state.part(t, 0).cells[(d.figure, labels)] = Cell(1, 2 * SCALE, Counter({2.0: 1}))
     assert not worker.ready()
     await asyncio.wait_for(worker.metrics_text(), 5)  # a small merge: served at once
     assert worker.state.merged_cells == 1
     n = worker_app.MERGE_WAIT_VALUES
-    big = Cell(n + 1, float(sum(range(n + 1))), Counter({float(v): 1 for v in range(n + 1)}))
+    big = Cell(n + 1, sum(range(n + 1)) * SCALE, Counter({float(v): 1 for v in range(n + 1)}))
     worker.state.part(t, 1).cells[(d.figure, labels)] = big  # partition 1 gained
     scrape = asyncio.create_task(worker.metrics_text())
     await asyncio.sleep(0.3)

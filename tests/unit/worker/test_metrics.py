@@ -197,7 +197,7 @@ def test_histogram_buckets_count_each_value_scaled_at_or_below_the_bound():
     rng = random.Random(7)
     values = Counter({round(rng.expovariate(0.5), 4): rng.randint(1, 3) for _ in range(2000)})
     values.update({b: 2 for b in DAY_BUCKETS} | {0.0: 1, 1 / 3: 1, 0.7: 1})
-    cell = Cell(sum(values.values()), 0.0, values)
+    cell = Cell(sum(values.values()), 0, values)  # (the sum is not what is tested)
     for buckets, scale in ((DAY_BUCKETS, 1.0), (SECOND_BUCKETS, DAY)):
         got = _cumulative(cell, buckets, scale)
         want = [(repr(float(b)), float(sum(n for v, n in values.items() if v * scale <= b)))

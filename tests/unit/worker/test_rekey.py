@@ -171,7 +171,8 @@ async def test_a_settled_contact_corrected_into_the_window_is_not_counted_again(
     await contacts.handle(Batch(TP(CONTACTS, 0), 1, [
         _msg(0, old, first), _msg(1, new, received(new, T0 + timedelta(days=800), child=child))]))
     child_agent = _agent(ChildProcessor(HOPS, 92.0, ctx, state, metrics, None, PARTS), {})
-    await _fold_hops(child_agent, contacts.writer.hops)  # "old" settles into the tally
+    in_time = sorted(contacts.writer.hops, key=lambda h: orjson.loads(h[2])["t"][0])
+    await _fold_hops(child_agent, in_time)  # "old" counted, then settled into the tally
     assert sum(_counts(state, "child_contacts").values()) == 2
     # the case system corrects the old contact's date to inside the child's window
     moved = {**_corrected(first, T0 + timedelta(days=801)),
