@@ -67,13 +67,6 @@ class Cell:
         return cls(int(raw[0]), round(float(raw[1]) * SCALE),
                    Counter({float(v): int(n) for v, n in raw[2]}))
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """A cell pickled before sums were kept in units (a checkpoint of 0.2) reads as one."""
-        state = dict(state)
-        if "total" in state:
-            state["units"] = round(state.pop("total") * SCALE)
-        self.__dict__.update(state)
-
 
 class Aggregates:
     """The cells of one partition (or a merge of several)."""

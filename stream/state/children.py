@@ -192,8 +192,8 @@ def _put(record: Record, which: str, key: str, entry: Entry, grace_days: float,
             return _SAME
         record[which][key] = entry
         return _CHANGED
-    if held is None and LATEST in record and min(at(entry), first or at(entry)) < cutoff(
-            record, grace_days, tz):
+    earliest = at(entry) if first is None else min(at(entry), first)
+    if held is None and LATEST in record and earliest < cutoff(record, grace_days, tz):
         return _PASSED
     record[which][key] = entry
     record[LATEST] = max(record.get(LATEST, at(entry)), at(entry))
