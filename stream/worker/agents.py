@@ -58,7 +58,11 @@ class TopicAgent:
 
     def __post_init__(self) -> None:
         self.idle.set()
-        self.records = record_reader(self.table)
+
+    @property
+    def records(self) -> MutableMapping[str, bytes]:
+        """The store's records dict, looked up per batch: a restore replaces it."""
+        return record_reader(self.table)
 
     @property
     def topic(self) -> str:

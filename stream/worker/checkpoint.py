@@ -187,23 +187,29 @@ class Checkpointer:
             "derived": pickle.dumps(derived, protocol=pickle.HIGHEST_PROTOCOL),
         }
 
-    def restore(self, cp: Mapping[str, Any], derived_too: bool = True) -> int | None:
+    def restore(self, cp: dict[str, Any], derived_too: bool = True) -> int | None:
         """Take a checkpoint (before the app starts); the records it held.
 
         None, and nothing taken, if its derived state cannot be read back (a class it
         names has moved): the worker then restores from the changelogs alone. Without
         ``derived_too`` only the records are taken (they are what the changelogs hold,
         whatever judged them): recovery then refolds every partition from them.
+
+        ``cp`` is consumed, so a restart holds each part once (BENCHMARKS.md, Memory):
+        the derived state's pickled bytes go as soon as they are unpickled, and each
+        table's dicts become its store's.
         """
-        derived = None
+        derived, pickled = None, cp.pop("derived", None)
         if derived_too:
             try:
-                derived = pickle.loads(cp["derived"])  # the worker's own file, never input
+                derived = pickle.loads(pickled)  # the worker's own file, never input
             except Exception as exc:  # noqa: BLE001 - an unusable checkpoint: a full restore
                 log.warning("checkpoint not used reason=derived error=%s", type(exc).__name__)
                 return None
-        records = 0
-        for topic, table in cp["tables"].items():
+        del pickled
+        records, tables = 0, cp.pop("tables")
+        while tables:
+            topic, table = tables.popitem()
             self.stores[topic].restore(table)
             records += len(table[0])
         if derived is None:

@@ -18,9 +18,11 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from stream.contract.decoder import Decoder
+from stream.state import progress
 from stream.state.calls_waiting import CallsWaiting
 from stream.state.timeliness import OpenWork
 from stream.worker import localstate
+from stream.worker.agents import TopicAgent
 from stream.worker.checkpoint import BrokerView, Checkpointer, usable
 from stream.worker.localstate import LocalStore
 from stream.worker.metrics import PipelineMetrics
@@ -178,6 +180,32 @@ def test_a_checkpoint_and_the_tail_after_it_equal_a_refold(taxonomy, ctx, tmp_pa
     state2.rebuild(TOPIC, [], {0, 1}, ctx, work2)  # kept: nothing refolded
     assert set(state2.parts) == kept == {(TOPIC, 0), (TOPIC, 1)}
     _same((state2, work2), _refold(again, ctx))
+
+
+def test_a_restore_takes_the_checkpoints_dicts_and_the_agents_read_them(taxonomy, ctx,
+                                                                         tmp_path):
+    """A restart holds each record once: the store takes the checkpoint's dicts (a copy
+    held a national year's dicts twice at the peak), and an agent made before the
+    restore reads what it restored."""
+    store = _store()
+    for offset, (p, k, v) in enumerate(_changelog(taxonomy, ctx)):
+        store.put(p, k, v, offset)
+    state, work = _refold(store, ctx)
+    metrics = PipelineMetrics(CollectorRegistry())
+    cp = pickle.loads(pickle.dumps(Checkpointer(
+        tmp_path / "cp", "app", "cluster", {TOPIC: store}, {}, {}, state, work, metrics,
+        lambda: True, lambda: ()).content()))
+    records, partitions, _ = cp["tables"][TOPIC]
+    again, (state2, work2) = _store(), _derived(ctx)
+    agent = TopicAgent(FamilyProcessor(TOPIC, Decoder("contacts", taxonomy), ctx, state2,
+                                       metrics), SimpleNamespace(data=again),
+                       progress.Frontier(), None, None, metrics, epoch_of=lambda tp: 1)
+    taken = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: again}, {}, {}, state2,
+                         work2, metrics, lambda: True, lambda: ()).restore(cp)
+    assert taken == len(store.data) > 0
+    assert again.data is records and again._key_partition is partitions
+    assert "tables" not in cp and "derived" not in cp  # nothing held twice
+    assert agent.records is records and agent.records == store.data
 
 
 def test_a_checkpoint_is_used_only_with_the_broker_it_was_taken_against():
