@@ -419,7 +419,10 @@ def _add_checkpoints(worker: Worker, broker: BrokerView | None) -> None:
 
 def _resume(worker: Worker, checkpointer: Checkpointer, broker: BrokerView) -> None:
     """Take the data directory's checkpoint if it is one of this broker's."""
-    cp = load_checkpoint(checkpointer.path, checkpointer.key)
+    started = time.monotonic()  # the load's seconds: reading, checking, unpickling, taking
+    # its derived state is read only if the same rules and settings judged it
+    cp = load_checkpoint(checkpointer.path, checkpointer.key,
+                         wants=lambda head: head.get("fingerprint") == worker.fingerprint)
     if cp is None:
         return
     changelogs = {t: table.changelog_topic.get_topic_name() for t, table in worker.tables.items()}
@@ -427,7 +430,6 @@ def _resume(worker: Worker, checkpointer: Checkpointer, broker: BrokerView) -> N
     if why is not None:
         log.warning("checkpoint not used reason=%s", why)
         return
-    started = time.monotonic()
     was = cp.get("fingerprint") or "none"
     if was != worker.fingerprint:
         # Judged by other rules or fold-time settings: its records stand (they are the

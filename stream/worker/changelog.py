@@ -14,6 +14,7 @@ from faust.stores.memory import Store as MemoryStore
 
 from stream.state import progress
 from stream.state.records import Record, dumps
+from stream.worker.localstate import LocalStore
 
 
 def record_reader(table: Any) -> MutableMapping[str, bytes]:
@@ -161,16 +162,22 @@ class ChangelogWriter:
             return
         producer = self.app.producer._producer  # type: ignore[attr-defined]
         store = self.table.data
-        data, key_partition = store.data, store._key_partition
+        data = store.data
+        # a local store reads a record's partition from the record; Faust's keeps a dict
+        local = isinstance(store, LocalStore)
+        key_partition = None if local else store._key_partition
         batches: dict[int, Any] = {}
         counts: dict[int, int] = {}
         futures, sizes = [], []
         for partition, key, value in (*due, *records):
             data[key] = value
-            key_partition[key] = partition
+            if key_partition is not None:
+                key_partition[key] = partition
             raw_key = encode_key(key)
             batch = batches.get(partition)
             if batch is None:
+                if local:  # before the first await: a drop meanwhile must see it
+                    store.held.add(partition)
                 batch = batches[partition] = producer.create_batch()
                 counts[partition] = 0
             if batch.append(key=raw_key, value=value, timestamp=None) is None:  # full

@@ -27,6 +27,9 @@ from stream.worker.processor import CellState
 
 log = logging.getLogger("cspa.worker")
 
+#: the checkpoint's derived state (cells, open work): the file's tail
+DERIVED = "derived"
+
 
 @dataclass(frozen=True)
 class BrokerView:
@@ -169,22 +172,24 @@ class Checkpointer:
 
     def _write(self) -> int:
         """The checkpoint file, in the forked child: the state needs no copy there."""
-        return localstate.write(self.path, self.content(copy=False), self.key)
+        head = self.content(copy=False)
+        return localstate.write(self.path, head, self.key, tail=(DERIVED, head.pop(DERIVED)))
 
     def content(self, copy: bool = True) -> dict[str, Any]:
         """Everything a restart needs, as one picklable value, taken at once (no await).
 
         The records are copies (``LocalStore.export``) unless ``copy`` is False, for a
-        process whose memory nobody changes meanwhile (the snapshot's child); the
-        derived state, a web of small mutable objects, is pickled here and now.
+        process whose memory nobody changes meanwhile (the snapshot's child). The
+        derived state, a web of small mutable objects, is taken as it stands: pickled
+        at once, or, in the file, as its tail (``localstate.write``), read only when its
+        fingerprint is the worker's.
         """
-        derived = {"cells": self.state.export(),
-                   "work": {tp: self.work.export(tp) for tp in self.state.parts}}
         return {
             "format": localstate.FORMAT, "app_id": self.app_id, "cluster": self.cluster,
             "fingerprint": self.fingerprint,
             "tables": {topic: store.export(copy) for topic, store in self.stores.items()},
-            "derived": pickle.dumps(derived, protocol=pickle.HIGHEST_PROTOCOL),
+            DERIVED: {"cells": self.state.export(),
+                      "work": {tp: self.work.export(tp) for tp in self.state.parts}},
         }
 
     def restore(self, cp: dict[str, Any], derived_too: bool = True) -> int | None:
@@ -196,17 +201,19 @@ class Checkpointer:
         whatever judged them): recovery then refolds every partition from them.
 
         ``cp`` is consumed, so a restart holds each part once (BENCHMARKS.md, Memory):
-        the derived state's pickled bytes go as soon as they are unpickled, and each
-        table's dicts become its store's.
+        each table's dicts become its store's. The derived state is ``load``'s tail,
+        or, in a file written before tails, pickled bytes, dropped once unpickled.
         """
-        derived, pickled = None, cp.pop("derived", None)
-        if derived_too:
+        derived = cp.pop(DERIVED, None) if derived_too else None
+        if derived_too and derived is None:  # its tail could not be read (``load`` logged)
+            log.warning("checkpoint not used reason=derived error=unread")
+            return None
+        if isinstance(derived, bytes):  # an older writer pickled it inside
             try:
-                derived = pickle.loads(pickled)  # the worker's own file, never input
+                derived = pickle.loads(derived)  # the worker's own file, never input
             except Exception as exc:  # noqa: BLE001 - an unusable checkpoint: a full restore
                 log.warning("checkpoint not used reason=derived error=%s", type(exc).__name__)
                 return None
-        del pickled
         records, tables = 0, cp.pop("tables")
         while tables:
             topic, table = tables.popitem()

@@ -39,9 +39,10 @@ import hmac
 import logging
 import os
 import pickle
+import re
 import secrets
 import stat
-from collections.abc import Callable, Iterable, MutableMapping, Set
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Set
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +50,16 @@ from faust.stores import STORES
 from faust.stores.memory import Store as MemoryStore
 from faust.types import TP
 
+from stream.state import progress
+
 log = logging.getLogger("cspa.worker")
 
 #: (changelog partition, table key, value before, value after); None: absent
 OnChange = Callable[[int, str, bytes | None, bytes | None], None]
 
-#: a store's part of a checkpoint: records, key -> partition, partition -> offset
-Exported = tuple[MutableMapping[str, bytes], MutableMapping[str, int], dict[int, int]]
+#: a store's part of a checkpoint: records, the partitions held (a checkpoint written
+#: before 2026-12-05 has each key's partition instead), partition -> offset
+Exported = tuple[MutableMapping[str, bytes], set[int] | Mapping[str, int], dict[int, int]]
 
 #: bumped whenever what a checkpoint holds changes shape, or a class it pickles moves
 #: (2: the modules moved into packages): an older file is ignored
@@ -73,6 +77,11 @@ class LocalStore(MemoryStore[str, bytes]):
         #: partitions dropped since they were last assigned: a write of this worker's
         #: landing for one of them must not put its offset back (``written``)
         self.dropped: set[int] = set()
+        #: the partitions that may have records here. Faust's memory store keeps each
+        #: key's partition (``_key_partition``), a dict as big as the records' own (about
+        #: 170 MB at a national year); this store reads it from the record (``partition``)
+        #: on the rare drop instead, and leaves Faust's dict empty.
+        self.held: set[int] = set()
 
     def persisted_offset(self, tp: TP) -> int | None:
         """Where Faust's recovery resumes reading this changelog partition (after it)."""
@@ -85,10 +94,9 @@ class LocalStore(MemoryStore[str, bytes]):
         old = data.get(key)
         if value is None:
             data.pop(key, None)
-            self._key_partition.pop(key, None)
         else:
             data[key] = value
-            self._key_partition[key] = partition
+            self.held.add(partition)
         self.written(partition, offset)
         if self.on_change is not None and old != value:
             self.on_change(partition, key, old, value)
@@ -127,19 +135,24 @@ class LocalStore(MemoryStore[str, bytes]):
         standby reader goes on from where it stood: the copy would have a hole.)
         """
         kept = {tp.partition for tp in (*active_tps, *standby_tps)}
-        self.drop(p for p in set(self._key_partition.values()) | set(self.offsets)
-                  if p not in kept)
+        self.drop(p for p in self.held | set(self.offsets) if p not in kept)
 
     def drop(self, partitions: Iterable[int]) -> None:
-        """Forget every record and the offset of these partitions."""
+        """Forget every record and the offset of these partitions.
+
+        Records are found by reading each one's partition (``partition``): a pass over
+        them all, only when a rebalance takes partitions away (about 2 s at a national
+        year) rather than a key -> partition dict kept all the time."""
         gone = set(partitions)
         if not gone:
             return
-        for key in [k for k, p in self._key_partition.items() if p in gone]:
-            self.data.pop(key, None)
-            del self._key_partition[key]
-        for partition in gone:
-            self.offsets.pop(partition, None)
+        if gone & self.held:
+            data = self.data
+            for key in [k for k, v in data.items() if partition(k, v) in gone]:
+                del data[key]
+            self.held -= gone
+        for partition_ in gone:
+            self.offsets.pop(partition_, None)
         self.dropped |= gone
 
     def export(self, copy: bool = True) -> Exported:
@@ -148,25 +161,42 @@ class LocalStore(MemoryStore[str, bytes]):
         records copy in about a tenth of a second); the store's own dicts with
         ``copy`` False, for a process whose store nobody changes meanwhile."""
         if not copy:
-            return self.data, self._key_partition, self.offsets
-        return dict(self.data), dict(self._key_partition), dict(self.offsets)
+            return self.data, set(self.held), self.offsets
+        return dict(self.data), set(self.held), dict(self.offsets)
 
     def restore(self, state: Exported) -> None:
         """Take a checkpoint's records and offsets (before Faust's recovery starts).
 
-        The checkpoint's dicts become the store's own, not copied: a national year's
-        records and key -> partition dicts are about 170 MB each, and a copy held
-        them twice at the restart's peak. The caller gives them up; everything
-        else reads the store's dicts through the store, never keeps them
-        (``changelog.record_reader`` is called per batch).
+        The checkpoint's records dict becomes the store's own, not copied: a national
+        year's is about 170 MB, and a copy held it twice at the restart's peak. The
+        caller gives it up; everything else reads the store's dict through the store,
+        never keeps it (``changelog.record_reader`` is called per batch). The second
+        part names the partitions held (as keys: an older checkpoint's key -> partition
+        dict gives them as values).
         """
-        data, key_partition, offsets = state
+        data, partitions, offsets = state
         self.data = data
-        self._key_partition = key_partition
+        self.held = set(partitions if isinstance(partitions, set) else partitions.values())
         self.offsets.clear()
         self.offsets.update(offsets)
 
 
+_PARTITION = re.compile(rb'"p":(\d+)')
+
+
+def partition(key: str, value: bytes) -> int:
+    """The partition of a stored record or marker: a record keeps it (``"p"``, its second
+    field, after its alphabetic kind) and a marker's key names it."""
+    if progress.is_marker(key):
+        return int(key[len(progress.PREFIX):])
+    found = _PARTITION.search(value)
+    if found is None:
+        raise ValueError("a stored value without a partition")
+    return int(found[1])
+
+
+#: the key of a head naming the tail that follows it (``write``)
+TAIL = "tail"
 #: a signed checkpoint starts with these bytes, then the HMAC-SHA-256 of the pickle after
 MAGIC = b"CSPACKP1"
 _MAC = hashlib.sha256().digest_size
@@ -224,14 +254,23 @@ def private_dir(path: Path) -> None:
         log.warning("data directory was open to others (mode %o): now 0700", mode)
 
 
-def write(path: Path, state: Any, key: bytes) -> int:
+def write(path: Path, state: dict[str, Any], key: bytes,
+          tail: tuple[str, Any] | None = None) -> int:
     """Pickle ``state`` to ``path``, signed with ``key``, whole or not at all whatever the
     moment of a crash (the previous file stays until then); its size in bytes.
 
     Streamed to the file, with no copy of it in memory (a national year's checkpoint
     is most of a gigabyte); the worker runs it in a forked child, off its event loop
     (``stream.worker.snapshot``). The signature goes in the header once the pickle is
-    written.
+    written. A ``tail`` (name, value) is a second pickle after the first, which ``load``
+    reads into ``state[name]`` only if its caller wants it: a part that may not unpickle
+    (its classes moved) or may not be used, read without ever holding its bytes.
+
+    ``state`` is pickled without a memo (``Pickler.fast``): it must hold no object twice
+    and no cycle (records are str -> bytes). A memo keeps a reference to every object
+    pickled, and its reader one to every object read: with a national year's 3.2 million
+    records that was about 400 MB in the writing child and 64 MB at the restart's peak
+    (BENCHMARKS.md, step 43). The tail keeps its memo (shared and cyclic objects).
     """
     private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
@@ -240,7 +279,13 @@ def write(path: Path, state: Any, key: bytes) -> int:
         os.fchmod(fd, 0o600)  # an older .tmp may have had another mode
         f.write(MAGIC + bytes(_MAC))
         mac = hmac.new(key, digestmod=hashlib.sha256)
-        pickle.dump(state, _Signing(f, mac), protocol=pickle.HIGHEST_PROTOCOL)
+        signing = _Signing(f, mac)
+        head = state if tail is None else {**state, TAIL: tail[0]}
+        flat = pickle.Pickler(signing, protocol=pickle.HIGHEST_PROTOCOL)
+        flat.fast = True  # no memo: see the docstring
+        flat.dump(head)
+        if tail is not None:
+            pickle.dump(tail[1], signing, protocol=pickle.HIGHEST_PROTOCOL)
         size = f.tell()
         f.seek(len(MAGIC))
         f.write(mac.digest())
@@ -277,13 +322,16 @@ def _signed(f: Any, key: bytes) -> bool:
     return hmac.compare_digest(mac.digest(), header[len(MAGIC):])
 
 
-def load(path: Path, key: bytes) -> dict[str, Any] | None:
+def load(path: Path, key: bytes,
+         wants: Callable[[dict[str, Any]], bool] = lambda head: True) -> dict[str, Any] | None:
     """A checkpoint written by ``write`` with ``key``; None if there is none, or it is
     not signed with ``key``, or it cannot be used.
 
     The signature is checked over the whole file before anything is unpickled. The
     pickle is then read from the same open file: a file swapped in meanwhile is not
     read (an attacker would have to write this file in place, as the worker's user).
+    Its tail, if it has one, is read only if ``wants(head)``; one that cannot be read is
+    left out (logged), the head still returned.
     """
     try:
         with path.open("rb") as f:
@@ -293,15 +341,27 @@ def load(path: Path, key: bytes) -> dict[str, Any] | None:
                 return None
             f.seek(_HEADER)
             state = pickle.load(f)  # signed by this worker's key: the worker's own file
+            if not isinstance(state, dict) or state.get("format") != FORMAT:
+                log.warning("checkpoint ignored path=%s error=format", path)
+                return None
+            _read_tail(f, state, wants)
     except FileNotFoundError:
         return None
     except Exception as exc:  # noqa: BLE001 - an unusable file means a full restore
         log.warning("checkpoint ignored path=%s error=%s", path, type(exc).__name__)
         return None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        log.warning("checkpoint ignored path=%s error=format", path)
-        return None
     return state
+
+
+def _read_tail(f: Any, head: dict[str, Any], wants: Callable[[dict[str, Any]], bool]) -> None:
+    """The tail's value into ``head`` under its name, if it has one and it is wanted."""
+    name = head.pop(TAIL, None)
+    if name is None or not wants(head):
+        return
+    try:
+        head[name] = pickle.load(f)
+    except Exception as exc:  # noqa: BLE001 - the head stands without it
+        log.warning("checkpoint part not read part=%s error=%s", name, type(exc).__name__)
 
 
 #: ``local://`` names this store in Faust's store URLs (``Settings.store``)

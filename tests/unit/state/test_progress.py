@@ -232,6 +232,25 @@ async def test_a_refused_write_stops_the_writer_before_any_marker_vouches_for_it
     assert [k for k, _, _ in producer.sent] == ["contact:aa"]
 
 
+@pytest.mark.asyncio
+async def test_a_local_stores_written_records_are_dropped_with_their_partition():
+    # The local store keeps no key -> partition dict: a record the writer put in it is
+    # found by its own "p" when a rebalance takes its partition away, even while the
+    # write is in flight, and a kept partition's records stay.
+    from stream.worker.localstate import LocalStore
+
+    producer = _Producer()
+    store = LocalStore("local://", SimpleNamespace(), SimpleNamespace(name="records"))
+    table = SimpleNamespace(changelog_topic=_Topic(), data=store, key_serializer="json")
+    writer = ChangelogWriter(SimpleNamespace(producer=SimpleNamespace(_producer=producer)),
+                             table)
+    pending = {"contact:aa": {"k": "contact", "p": 0}, "contact:bb": {"k": "contact", "p": 3}}
+    await writer.write(pending, {"contact:aa": 0, "contact:bb": 3}, _frontier({0: 1, 3: 1}))
+    assert store.held == {0, 3} and not store._key_partition
+    store.drop([3])
+    assert list(store.data) == ["contact:aa"] and store.held == {0}
+
+
 def test_held_back_markers_are_forgotten_after_an_assignment():
     writer, _, _ = _writer()
     writer.due = [(0, progress.marker_key(0), b"5")]

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import pickle
+import pickletools
 import stat
 import time
 from datetime import datetime, timedelta
@@ -103,7 +104,7 @@ def test_offsets_tombstones_and_the_listener():
     store.put(0, "a", b"1", 5)  # the same value again: no change to tell
     store.put(1, "b", b"2", 2)
     store.put(0, "a", None, 3)  # an older offset does not move the partition's back
-    assert store.data == {"b": b"2"} and store._key_partition == {"b": 1}
+    assert store.data == {"b": b"2"} and store.held == {0, 1} and not store._key_partition
     assert store.persisted_offset(TP("c", 0)) == 5 and store.persisted_offset(TP("c", 1)) == 2
     assert store.persisted_offset(TP("c", 7)) is None
     assert seen == [(0, "a", None, b"1"), (1, "b", None, b"2"), (0, "a", b"1", None)]
@@ -113,11 +114,16 @@ def test_offsets_tombstones_and_the_listener():
 
 @pytest.mark.asyncio
 async def test_recovery_keeps_active_and_standby_partitions_and_forgets_the_rest():
-    store = _store()
+    # Each record says its partition ("p"), a marker's key does: no key -> partition dict.
+    store, value = _store(), lambda p: b'{"k":"c","p":%d,"x":[1,"p",{"p":9}]}' % p
     for p in range(3):
-        store.put(p, f"k{p}", b"v", 10 + p)
+        store.put(p, f"c:{p}", value(p), 10 + p)
+        store.put(p, progress.marker_key(p), b"%d" % (10 + p), 20 + p)
     await store.on_recovery_completed({TP("c", 0)}, {TP("c", 2)})
-    assert store.data == {"k0": b"v", "k2": b"v"} and store.offsets == {0: 10, 2: 12}
+    assert store.data == {"c:0": value(0), "c:2": value(2), progress.marker_key(0): b"10",
+                          progress.marker_key(2): b"12"}
+    assert store.offsets == {0: 20, 2: 22} and store.held == {0, 2}
+    assert not store._key_partition  # Faust's own dict stays empty
 
 
 @pytest.mark.asyncio
@@ -127,7 +133,7 @@ async def test_a_write_landing_after_its_partition_was_dropped_leaves_no_offset(
     # read the changelog only from there, and every case folded later lost its history
     # (the seek-race test's failure of 2026-12-04).
     store = _store()
-    store.put(0, "k0", b"v", 10)
+    store.put(0, "k0", b'{"k":"c","p":0}', 10)
     await store.on_recovery_completed(set(), set())
     store.written(0, 938)
     assert store.persisted_offset(TP("c", 0)) is None  # read from the start when back
@@ -135,7 +141,7 @@ async def test_a_write_landing_after_its_partition_was_dropped_leaves_no_offset(
     store.written(0, 940)  # assigned again: its writes count
     assert store.persisted_offset(TP("c", 0)) == 940
     await store.on_recovery_completed(set(), set())
-    store.put(0, "k0", b"w", 941)  # read from its changelog (a standby): held again
+    store.put(0, "k0", b'{"k":"c","p":0,"w":1}', 941)  # from its changelog (a standby)
     assert store.offsets == {0: 941}
 
 
@@ -203,7 +209,7 @@ def test_a_restore_takes_the_checkpoints_dicts_and_the_agents_read_them(taxonomy
     taken = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: again}, {}, {}, state2,
                          work2, metrics, lambda: True, lambda: ()).restore(cp)
     assert taken == len(store.data) > 0
-    assert again.data is records and again._key_partition is partitions
+    assert again.data is records and again.held == partitions == {0, 1}
     assert "tables" not in cp and "derived" not in cp  # nothing held twice
     assert agent.records is records and agent.records == store.data
 
@@ -411,6 +417,78 @@ def test_a_checkpoint_naming_a_class_that_moved_is_not_taken(taxonomy, ctx, tmp_
                          work2, PipelineMetrics(CollectorRegistry()), lambda: True, lambda: ())
     assert taker.restore(cp) is None
     assert again.data == {} and state2.parts == {}
+
+
+def _unpickling_fails() -> None:
+    raise ValueError("a class that moved")
+
+
+class _Moved:
+    """Pickles, but cannot be unpickled: a derived state whose class has moved."""
+
+    def __reduce__(self):
+        return (_unpickling_fails, ())
+
+
+def test_the_derived_state_is_the_files_tail_read_only_when_wanted(taxonomy, ctx, tmp_path,
+                                                                  caplog):
+    """A restart never holds the derived state's pickled bytes beside what they unpickle
+    to: it is a second pickle after the records, unpickled from the file, and only when
+    its fingerprint is the worker's. A file of the older layout (the derived state pickled
+    inside) still restores whole; a tail that cannot be read leaves the records."""
+    log = _changelog(taxonomy, ctx)
+    store = _store()
+    for offset, (p, k, v) in enumerate(log):
+        store.put(p, k, v, offset)
+    state, work = _refold(store, ctx)
+    metrics = PipelineMetrics(CollectorRegistry())
+    taker = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: store}, {}, {}, state,
+                         work, metrics, lambda: True, lambda: (), "fp", key=KEY)
+    taker._write()
+    with taker.path.open("rb") as f:
+        f.seek(localstate._HEADER)
+        # the records' head has no memo (its reader would hold every record once more)
+        assert not {op.name for op, _, _ in pickletools.genops(f)} & {
+            "MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"}
+        f.seek(localstate._HEADER)
+        head = pickle.load(f)
+        assert "derived" not in head and head[localstate.TAIL] == "derived"
+        assert head["tables"][TOPIC][0] == store.data
+        assert set(pickle.load(f)) == {"cells", "work"}  # the tail, an object, not bytes
+
+    def restored(cp, derived_too=True):
+        again, (state2, work2) = _store(), _derived(ctx)
+        taken = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: again}, {}, {},
+                             state2, work2, metrics, lambda: True, lambda: (),
+                             "fp").restore(cp, derived_too)
+        return taken, again, (state2, work2)
+
+    asked = []
+    skipped = localstate.load(taker.path, KEY, wants=lambda h: asked.append(h) or False)
+    assert asked and skipped is not None and asked[0] is skipped
+    assert "derived" not in skipped and localstate.TAIL not in skipped
+    taken, again, (state2, _) = restored(skipped, derived_too=False)
+    assert taken == len(store.data) and again.data == store.data and not state2.parts
+    taken, again, derived = restored(localstate.load(taker.path, KEY))
+    assert taken == len(store.data) and again.data == store.data
+    _same(derived, _refold(store, ctx))
+    older = taker.content()  # the layout before tails: bytes inside the one pickle
+    older["derived"] = pickle.dumps(older["derived"])
+    localstate.write(taker.path, older, KEY)
+    taken, again, derived = restored(localstate.load(taker.path, KEY))
+    assert taken == len(store.data)
+    _same(derived, _refold(store, ctx))
+    head = taker.content()
+    head.pop("derived")
+    localstate.write(taker.path, head, KEY, tail=("derived", _Moved()))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "cspa.worker"):
+        cp = localstate.load(taker.path, KEY)
+        assert cp is not None and "derived" not in cp and cp["tables"]
+        assert restored(cp)[0] is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "checkpoint part not read part=derived error=ValueError",
+        "checkpoint not used reason=derived error=unread"]
 
 
 def test_a_checkpoint_judged_by_other_rules_gives_its_records_only(taxonomy, ctx, tmp_path):
