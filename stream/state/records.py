@@ -486,11 +486,38 @@ def first_at(receipt: Slot) -> float:
     return first
 
 
+#: a correction moves its contact to another child only while every version that named
+#: the old child is younger than this before the correction was recorded (52 weeks:
+#: less than any calendar year back, whatever the leap day or the clock change)
+MOVE_WITHIN_S = 364 * 86_400.0
+
+
+def moves_child(current: Slot, value: Slot) -> bool:
+    """Whether the receipt ``value`` may take the contact from the child ``current`` names
+    (``current`` naming none, or the same child: nothing to move).
+
+    The old child settles a contact (``stream.state.children``) once its latest event is a
+    year and the grace past it; the withdrawal could then find nothing to take back, and
+    the new child would count the contact a second time. A child's latest event, when the
+    withdrawal reaches it, is before the correction's recorded time plus the grace (events
+    are at most minutes in the future; a backlog or rebuild lags by less than the grace),
+    so a contact whose versions for the old child are all within 52 weeks of the
+    correction is still held there. An older one stays the old child's: the rest of the
+    correction applies, and its hops go to the old child."""
+    was = Receipt.child_key(current)
+    if was is None or Receipt.child_key(value) == was:
+        return True
+    return first_at(current) >= order(value)[0] - MOVE_WITHIN_S
+
+
 def _carried(current: Slot, value: Slot) -> Slot:
     """The receipt ``value`` replacing ``current``, carrying the children ``current`` and
     its earlier versions named, less the one ``value`` names, and the earliest time a
     version naming ``value``'s child gave. ``value`` itself when there are none: a receipt
-    corrected with the same child and no earlier time is stored as before."""
+    corrected with the same child and no earlier time is stored as before. A correction
+    that may not move the contact (``moves_child``) keeps ``current``'s child."""
+    if not moves_child(current, value):
+        value = [*value[:5], Receipt.child_key(current)]
     child = Receipt.child_key(value)
     named = {*children_before(current), Receipt.child_key(current)}
     named.discard(None)

@@ -86,3 +86,21 @@ def test_a_receipt_remembers_the_earliest_time_it_gave_its_child():
     other = _at(_receipt("B", 1704300000.0, "e3"), 1704400000.0)
     moved = _folded(a, later, other)
     assert records.first_at(moved) == 1704400000.0 and records.children_before(moved) == ["A"]
+
+
+def test_a_correction_moves_its_contact_to_another_child_only_within_52_weeks():
+    t = 1_600_000_000.0
+    old = [t, "e1", "email", "6", "rfs", "A"]
+
+    def fix(days: float, child: str | None) -> list:
+        tail = [] if child is None else [child]
+        return [t, [t + days * 86_400, "e2"], "email", "6", "rfs", *tail]
+
+    assert records.moves_child(old, fix(364, "B"))
+    assert not records.moves_child(old, fix(364 + 1 / 86_400, "B"))
+    assert not records.moves_child(old, fix(400, None))  # to no child: a move too
+    assert records.moves_child(old, fix(400, "A"))  # the same child: nothing moves
+    assert records.moves_child(old[:5], fix(400, "B"))  # it named no child: nothing to take
+    kept = records.fold({"k": "contact", "p": 0, "rcv": old}, "contact", "rcv", fix(400, "B"), 0)
+    assert kept is not None and records.Receipt.child_key(kept["rcv"]) == "A"
+    assert records.children_before(kept["rcv"]) == [] and records.first_at(kept["rcv"]) == t

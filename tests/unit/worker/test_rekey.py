@@ -184,3 +184,35 @@ async def test_a_settled_contact_corrected_into_the_window_is_not_counted_again(
     assert sum(_counts(state, "child_contacts").values()) == 2  # not 3: once, as settled
     [letter] = child_agent.dlq.sent
     assert letter["reason"] == "child_window_passed"
+
+
+@pytest.mark.asyncio
+async def test_a_settled_contact_corrected_to_another_child_stays_counted_once(taxonomy, ctx):
+    # The old child has settled the contact into its tally: a correction recorded more
+    # than 52 weeks after it may not move it, or the new child would count it again
+    # while the old child's tally keeps it (the withdrawal finds nothing to take back).
+    state, metrics = CellState(), PipelineMetrics(CollectorRegistry())
+    contacts = _contacts(taxonomy, ctx, metrics, state)
+    child, other, old, new = key("child"), key("other"), key("old"), key("new")
+    first = received(old, T0, child=child)
+    await contacts.handle(Batch(TP(CONTACTS, 0), 1, [
+        _msg(0, old, first), _msg(1, new, received(new, T0 + timedelta(days=800), child=child))]))
+    child_agent = _agent(ChildProcessor(HOPS, 92.0, ctx, state, metrics, None, PARTS), {})
+    await _fold_hops(child_agent, sorted(contacts.writer.hops,
+                                         key=lambda h: orjson.loads(h[2])["t"][0]))
+    assert sum(_counts(state, "child_contacts").values()) == 2  # "old" settled
+    renamed = _corrected({**first, "child_key": other}, T0 + timedelta(days=801))
+    await contacts.handle(Batch(TP(CONTACTS, 0), 1, [_msg(2, old, renamed)]))
+    [hop] = contacts.writer.hops[2:]  # to the old child only, and no withdrawal
+    assert hop[1] == child.encode() and orjson.loads(hop[2])["t"][2] is not None
+    await _fold_hops(child_agent, [hop])
+    assert sum(_counts(state, "child_contacts").values()) == 2  # not 3
+    [letter] = child_agent.dlq.sent
+    assert letter["reason"] == "child_window_passed"
+    # within 52 weeks of the version it corrects, a correction still moves its contact
+    recent = received(key("recent"), T0 + timedelta(days=500), child=child)
+    await contacts.handle(Batch(TP(CONTACTS, 0), 1, [
+        _msg(3, recent["contact_key"], recent),
+        _msg(4, recent["contact_key"],
+             _corrected({**recent, "child_key": other}, T0 + timedelta(days=500 + 363)))]))
+    assert {k for _, k, _ in contacts.writer.hops[3:]} == {child.encode(), other.encode()}
