@@ -50,7 +50,7 @@ from faust.stores import STORES
 from faust.stores.memory import Store as MemoryStore
 from faust.types import TP
 
-from stream.state import progress
+from stream.state import archive, progress
 
 log = logging.getLogger("cspa.worker")
 
@@ -181,15 +181,17 @@ class LocalStore(MemoryStore[str, bytes]):
         self.offsets.update(offsets)
 
 
-_PARTITION = re.compile(rb'"p":(\d+)')
+#: a record's JSON starts with its kind and its partition (``records.fold``)
+_PARTITION = re.compile(rb'\{"k":"[^"]*","p":(\d+)[,}]')
 
 
 def partition(key: str, value: bytes) -> int:
-    """The partition of a stored record or marker: a record keeps it (``"p"``, its second
-    field, after its alphabetic kind) and a marker's key names it."""
-    if progress.is_marker(key):
-        return int(key[len(progress.PREFIX):])
-    found = _PARTITION.search(value)
+    """The partition of a stored record, progress marker or archive: a record keeps it
+    (``"p"``, its second field, after its kind) and the others' keys name it."""
+    for prefix in (progress.PREFIX, archive.PREFIX):
+        if key.startswith(prefix):
+            return int(key[len(prefix):])
+    found = _PARTITION.match(value)
     if found is None:
         raise ValueError("a stored value without a partition")
     return int(found[1])

@@ -19,7 +19,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from stream.contract.decoder import Decoder
-from stream.state import progress
+from stream.state import archive, progress
 from stream.state.calls_waiting import CallsWaiting
 from stream.state.timeliness import OpenWork
 from stream.worker import localstate
@@ -115,14 +115,18 @@ def test_offsets_tombstones_and_the_listener():
 @pytest.mark.asyncio
 async def test_recovery_keeps_active_and_standby_partitions_and_forgets_the_rest():
     # Each record says its partition ("p"), a marker's key does: no key -> partition dict.
+    # An erased cases' archive (retention) is placed by its key too, whatever its cells hold.
     store, value = _store(), lambda p: b'{"k":"c","p":%d,"x":[1,"p",{"p":9}]}' % p
+    cells = b'{"through":5,"cells":[{"p":0,"k":"x"}]}'
     for p in range(3):
         store.put(p, f"c:{p}", value(p), 10 + p)
         store.put(p, progress.marker_key(p), b"%d" % (10 + p), 20 + p)
+        store.put(p, archive.archive_key(p), cells, 30 + p)
     await store.on_recovery_completed({TP("c", 0)}, {TP("c", 2)})
     assert store.data == {"c:0": value(0), "c:2": value(2), progress.marker_key(0): b"10",
-                          progress.marker_key(2): b"12"}
-    assert store.offsets == {0: 20, 2: 22} and store.held == {0, 2}
+                          progress.marker_key(2): b"12", archive.archive_key(0): cells,
+                          archive.archive_key(2): cells}
+    assert store.offsets == {0: 30, 2: 32} and store.held == {0, 2}
     assert not store._key_partition  # Faust's own dict stays empty
 
 
