@@ -280,6 +280,10 @@ class OpenWork:
         self._open: dict[Part, dict[str, tuple[Item, ...]]] = {}
         self._late: dict[Part, dict[str, tuple[BreachKey, ...]]] = {}
         self._late_counts: dict[Part, Counter[BreachKey]] = {}
+        #: each distinct ``_late`` value once: a national year holds about a million late
+        #: records and a few hundred distinct values (rule, version, month), so one shared
+        #: tuple for each saved about 110 MB (BENCHMARKS.md, step 44)
+        self._lates: dict[tuple[BreachKey, ...], tuple[BreachKey, ...]] = {}
         self.listeners: list[RecordListener] = []
         #: the open items again, by rule and deadline day: what a scrape counts from
         self._index = DeadlineIndex(self._breach)
@@ -323,7 +327,7 @@ class OpenWork:
         if before:
             counts.subtract(before)
         if late:
-            late_part[key] = late
+            late_part[key] = self._lates.setdefault(late, late)
             counts.update(late)
         for k in before:  # only a key just subtracted can have fallen to zero
             if counts.get(k, 1) <= 0:
@@ -363,6 +367,9 @@ class OpenWork:
         """Take one partition's state from a checkpoint (``export``'s value)."""
         open_part, late_part, counts, theirs = state
         if open_part is not None:
+            lates = self._lates
+            for key, late in late_part.items():  # (an older checkpoint's are not shared)
+                late_part[key] = lates.setdefault(late, late)
             self._open[partition], self._late[partition] = open_part, late_part
             self._late_counts[partition] = counts
             self._index.drop(partition)

@@ -18,7 +18,11 @@ container objects before it is scanned.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
+import time
+from collections.abc import Callable
 
 #: (young allocations before a young collection, young collections before a
 #: middle one, middle collections before a full one may run). CPython's default is
@@ -35,3 +39,30 @@ def tune() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to give back this way
+        return None
+    return trim
+
+
+_TRIM = _malloc_trim()
+
+
+def give_back() -> float:
+    """Hand the C allocator's free pages back to the kernel; the seconds it took.
+
+    After the bulk work of a start (a checkpoint read, the first merge of every cell)
+    glibc keeps the pages of what was freed on the way (tables outgrown, arrays
+    replaced) mapped: resident, copied by every checkpoint's fork and counted in the
+    worker's RSS, though no object lives there. ``malloc_trim(0)`` releases them.
+    A no-op where the C library is not glibc.
+    """
+    started = time.monotonic()
+    if _TRIM is not None:
+        _TRIM(0)
+    return time.monotonic() - started

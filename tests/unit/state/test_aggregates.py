@@ -1,11 +1,16 @@
-"""Aggregates.replace: swapping a record's facts equals recounting from scratch."""
+"""Aggregates.replace: swapping a record's facts equals recounting from scratch; a cell's
+compact forms (pickled, frozen) read as the cell."""
 
 from __future__ import annotations
 
+import pickle
+from collections import Counter
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.state.aggregates import Aggregates
+from stream.state.aggregates import Aggregates, Cell, SortedValues, frozen
 
 fact = st.tuples(st.sampled_from(["received", "decided", "completed"]),
                  st.sampled_from([("2024-01", "police"), ("2024-02", "school")]),
@@ -55,3 +60,57 @@ def test_a_sum_is_exact_in_any_order_and_nothing_left_is_zero() -> None:
     agg.apply([("d", ("m",), 0.1), ("d", ("m",), 0.2), ("d", ("m",), 0.3)], +1)
     agg.apply([("d", ("m",), 0.1), ("d", ("m",), 0.2)], -1)
     assert cell.total == 0.3  # a float sum gave 0.3000000000000001
+
+
+# -- the compact forms: a checkpoint's cells and a scrape's merged ones ---------------------
+
+values_st = st.lists(st.tuples(st.floats(0, 400, allow_nan=False), st.integers(1, 3)),
+                     max_size=40)
+
+
+def _cell(pairs: list[tuple[float, int]]) -> Cell:
+    cell = Cell()
+    for value, n in pairs:
+        for _ in range(n):
+            cell.add(value, +1)
+    return cell
+
+
+@settings(max_examples=200, deadline=None)
+@given(pairs=values_st)
+def test_a_pickled_cell_reads_back_equal_without_a_counter_in_its_pickle(pairs: list) -> None:
+    cell = _cell(pairs)
+    data = pickle.dumps(cell, protocol=pickle.HIGHEST_PROTOCOL)
+    back = pickle.loads(data)
+    assert (back.count, back.units, dict(back.values)) == (cell.count, cell.units,
+                                                           dict(cell.values))
+    assert type(back.values) is Counter and back.to_json() == cell.to_json()
+    # the multiset travels as two arrays: no Counter (nor a dict made for it) is pickled
+    assert b"Counter" not in data
+    back.add(1.5, +1)  # and the one read back is a live cell's
+    assert back.values[1.5] == cell.values.get(1.5, 0) + 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(pairs=values_st, threshold=st.floats(0, 400, allow_nan=False))
+def test_a_frozen_cell_reads_as_its_counter_did(pairs: list, threshold: float) -> None:
+    cell = _cell(pairs)
+    want = (cell.to_json(), cell.at_most(threshold), dict(cell.values), len(cell.values))
+    frozen_ = frozen(_cell(pairs))
+    assert (frozen_.to_json(), frozen_.at_most(threshold), dict(frozen_.values),
+            len(frozen_.values)) == want
+    assert list(frozen_.values) == sorted(cell.values)  # ascending
+    for value, n in cell.values.items():
+        assert frozen_.values[value] == n and value in frozen_.values
+    assert 401.0 not in frozen_.values and frozen_.values.get(-1.0) is None
+
+
+def test_a_frozen_cell_is_never_changed() -> None:
+    cell = frozen(_cell([(0.5, 2), (1.25, 1)]))
+    assert isinstance(cell.values, SortedValues)
+    with pytest.raises(TypeError):
+        cell.add(0.5, +1)
+    with pytest.raises((TypeError, AttributeError)):
+        cell.merge(_cell([(3.0, 1)]))
+    assert dict(cell.values) == {0.5: 2, 1.25: 1}
+    assert frozen(Cell()).values == Counter()  # (an empty one stays a Counter)

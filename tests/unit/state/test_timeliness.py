@@ -5,6 +5,7 @@ Office hours 09:00-17:00 Europe/London, warn_working_hours 4 unless said otherwi
 
 from __future__ import annotations
 
+import pickle
 import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -633,3 +634,26 @@ def test_breach_month_memo_equals_the_local_month(day, seconds: int, micros: int
         late = Item("r", 1, "rfs", "contact", deadline - 86_400, deadline, deadline, None)
         assert work._breach(late)[2] == want
         assert work._breach(late)[2] == want  # from the memo
+
+
+def test_late_records_share_one_value_each_also_after_a_checkpoint() -> None:
+    """A national year holds about a million late records and a few hundred distinct
+    (rule, version, month) values: each is kept once, not once a record."""
+    work = OpenWork(RULES, CAL)
+    start = lon(2026, 3, 6, 14)  # deadline Mon 9 Mar 14:00: decided late at 16:00
+    keys = [f"{i:032x}" for i in range(5)]
+    for key in keys:
+        work.update(P, key, contact(rcv=rcv(start), dec=dec(lon(2026, 3, 9, 16))))
+    late = work.export(P)[1]
+    assert late[keys[0]] == (("contact_decision", 1, "2026-03"),)
+    assert all(late[k] is late[keys[0]] for k in keys)
+    # restored from a checkpoint whose values are not shared (written before): shared again,
+    # and with what later updates make
+    copied = pickle.loads(pickle.dumps(work.export(P)))
+    copied = (copied[0], {k: tuple(list(v)) for k, v in copied[1].items()}, *copied[2:])
+    again = OpenWork(RULES, CAL)
+    again.restore(P, copied)
+    again.update(P, "f" * 32, contact(rcv=rcv(start), dec=dec(lon(2026, 3, 9, 16))))
+    restored = again.export(P)[1]
+    assert all(restored[k] is restored["f" * 32] for k in keys)
+    assert again.breaches(lon(2026, 3, 10), [P]) == {("contact_decision", 1, "2026-03"): 6}
