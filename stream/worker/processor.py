@@ -127,30 +127,21 @@ class CellState:
         seconds with a national year whenever a partition was first written to).
         """
         parts = {tp: agg for tp, agg in self.parts.items() if tp in owned}
-        if not self._served_from and parts:  # (nothing kept: a first merge, all at once)
-            for agg in parts.values():
-                agg.changed.clear()
-            # cell by cell, each frozen at once: a merged Counter of every cell at a time
-            # was 170 MB more at a national year's restart peak
-            served = self._served = Aggregates()
-            for key in set().union(*(agg.cells for agg in parts.values())):
-                cell = merged_cell(parts.values(), key)
-                if cell is not None:
-                    served.cells[key] = frozen(cell)
-            self._served_from = parts
-            self.merged_cells += sum(len(agg.cells) for agg in parts.values())
-            return served
         keys: set[CellKey] = set()
-        for side in self._moved(parts):  # each cell it had
+        for side in self._moved(parts):  # each cell it had (before a first merge: all)
             keys.update(side.cells)
             keys |= side.changed
-        self._served_from = parts
         for agg in parts.values():
             keys |= agg.changed
             agg.changed.clear()
-        cells = self._served.cells
+        if not self._served_from and parts:  # a first merge: nothing kept
+            self._served = Aggregates()
+        self._served_from = parts
         self.merged_cells += len(keys)
+        cells = self._served.cells
         for key in keys:
+            # cell by cell, each frozen at once: a merged Counter of every cell at a time
+            # was 170 MB more at a national year's restart peak
             cell = merged_cell(parts.values(), key)
             if cell is None:
                 cells.pop(key, None)
