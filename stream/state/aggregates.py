@@ -9,14 +9,16 @@ old contribution can be withdrawn exactly when it changes.
 
 from __future__ import annotations
 
-from array import array
-from bisect import bisect_left
-from collections import Counter
-from collections.abc import ItemsView, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
+from stream.state import multiset
 from stream.state.facts import Fact
+from stream.state.multiset import Multiset, SortedValues, Values
+
+__all__ = ["SCALE", "VALUE_DECIMALS", "Aggregates", "Cell", "CellKey", "Multiset",
+           "SortedValues", "Values", "frozen", "merged", "merged_cell"]
 
 #: Values are kept to 1e-4 (days: ~9 s; seconds: 0.1 ms): exact for the
 #: integer seconds telephony sends and far below the report's 0.1-day rounding.
@@ -36,7 +38,18 @@ class Cell:
     count: int = 0
     #: the sum of the values, in 1/``SCALE`` units
     units: int = 0
-    values: Counter[float] = field(default_factory=Counter)
+    #: value -> how many times it was seen: ``Values`` (changed by ``add`` and ``merge``),
+    #: or ``SortedValues`` once ``frozen``. Any mapping given is taken as ``Values``.
+    values: Multiset = field(default_factory=Values)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.values, Multiset):
+            self.values = Values(self.values)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a checkpoint written before step 44 pickled the multiset as a Counter
+        self.__dict__.update(state)
+        self.__post_init__()
 
     @property
     def total(self) -> float:
@@ -48,9 +61,7 @@ class Cell:
         if value is not None:
             rounded = round(value, VALUE_DECIMALS)
             self.units += sign * round(rounded * SCALE)
-            self.values[rounded] += sign
-            if self.values[rounded] <= 0:
-                del self.values[rounded]
+            self.values.add(rounded, sign)
 
     def at_most(self, threshold: float) -> int:
         """How many values are ``<= threshold`` (values are kept to ``VALUE_DECIMALS``)."""
@@ -59,7 +70,7 @@ class Cell:
     def merge(self, other: Cell) -> None:
         self.count += other.count
         self.units += other.units
-        self.values.update(other.values)
+        self.values.merge(other.values)
 
     def to_json(self) -> list[Any]:
         return [self.count, self.total, [[v, n] for v, n in sorted(self.values.items())]]
@@ -67,30 +78,24 @@ class Cell:
     @classmethod
     def from_json(cls, raw: list[Any]) -> Cell:
         return cls(int(raw[0]), round(float(raw[1]) * SCALE),
-                   Counter({float(v): int(n) for v, n in raw[2]}))
+                   Values({float(v): int(n) for v, n in raw[2]}))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickled (a checkpoint's tail) with its multiset as two machine arrays.
-
-        A pickled ``Counter`` is rebuilt from a dict made for the purpose and then
-        dropped: with a national year's 5.4 million values those dicts left about
-        260 MB of freed heap behind the restart (BENCHMARKS.md, step 44). Arrays are
-        read straight into the one ``Counter`` kept. Native byte order: a checkpoint is
-        read back by the worker that wrote it, on its own data directory.
+        """Pickled (a checkpoint's tail) with its multiset as its two machine arrays,
+        read straight back into a ``Values`` (no dict is made for it either way).
+        Native byte order: a checkpoint is read back by the worker that wrote it, on its
+        own data directory.
         """
-        values = self.values
-        return (_cell, (self.count, self.units, array("d", values).tobytes(),
-                        array("q", values.values()).tobytes()))
+        keys, counts = self.values.arrays()
+        return (_cell, (self.count, self.units, keys.tobytes(), counts.tobytes()))
 
 
 def _cell(count: int, units: int, values: bytes, counts: bytes) -> Cell:
-    """A ``Cell`` from ``Cell.__reduce__``'s arrays (values and their counts, in step)."""
-    keys, ns = array("d"), array("q")
-    keys.frombytes(values)
-    ns.frombytes(counts)
-    multiset: Counter[float] = Counter()
-    dict.update(multiset, zip(keys.tolist(), ns.tolist(), strict=True))
-    return Cell(count, units, multiset)
+    """A ``Cell`` from ``Cell.__reduce__``'s arrays (values and their counts, in step).
+
+    Its name is in every checkpoint's tail since step 44: it stays here.
+    """
+    return Cell(count, units, multiset.from_bytes(values, counts))
 
 
 class Aggregates:
@@ -161,59 +166,11 @@ class Aggregates:
         return agg
 
 
-class SortedValues(Mapping[float, int]):
-    """A read-only value multiset held as two machine arrays: the distinct values in
-    ascending order and their counts, 16 bytes a value where a ``Counter`` entry takes
-    about 33 (besides the float it shares).
-
-    What a merged cell that is only read keeps (``frozen``): a national year's merged
-    cells hold 5.4 million values, and a ``Counter`` of each took 170 MB beside the
-    partitions' own (BENCHMARKS.md, step 44). Any attempt to change it raises.
-    """
-
-    __slots__ = ("counts", "keys_sorted")
-
-    def __init__(self, values: Mapping[float, int]) -> None:
-        ordered = sorted(v for v, n in values.items() if n)
-        #: the distinct values, ascending
-        self.keys_sorted = array("d", ordered)
-        #: each value's count, in step with ``keys_sorted``
-        self.counts = array("q", map(values.__getitem__, ordered))
-
-    def __getitem__(self, value: float) -> int:
-        keys = self.keys_sorted
-        i = bisect_left(keys, value)
-        if i == len(keys) or keys[i] != value:
-            raise KeyError(value)
-        return self.counts[i]
-
-    def __iter__(self) -> Iterator[float]:
-        return iter(self.keys_sorted)
-
-    def __len__(self) -> int:
-        return len(self.keys_sorted)
-
-    def items(self) -> ItemsView[float, int]:
-        """(value, count) pairs in ascending order of value, read off the arrays."""
-        return _SortedItems(self)
-
-    def __repr__(self) -> str:
-        return f"SortedValues({dict(self.items())!r})"
-
-
-class _SortedItems(ItemsView[float, int]):
-    _mapping: SortedValues
-
-    def __iter__(self) -> Iterator[tuple[float, int]]:
-        values = self._mapping
-        return zip(values.keys_sorted, values.counts, strict=True)
-
-
 def frozen(cell: Cell) -> Cell:
     """``cell`` with its multiset as ``SortedValues``: for a merged cell that is only
     read (``Cell.add`` and ``Cell.merge`` on it raise, as they should)."""
-    if cell.values:
-        cell.values = cast("Counter[float]", SortedValues(cell.values))
+    if type(cell.values) is not SortedValues:
+        cell.values = SortedValues(cell.values)
     return cell
 
 
@@ -226,15 +183,15 @@ def merged(parts: Iterable[Aggregates]) -> Aggregates:
 
 
 def merged_cell(parts: Iterable[Aggregates], key: CellKey) -> Cell | None:
-    """The sum of one cell over several partitions (None: no partition has it).
-
-    Merges in the order given, as ``merged`` does, so both give equal totals.
-    """
-    total: Cell | None = None
-    for part in parts:
-        cell = part.cells.get(key)
-        if cell is not None:
-            if total is None:
-                total = Cell()
-            total.merge(cell)
-    return total
+    """The sum of one cell over several partitions (None: no partition has it), frozen:
+    what ``merged`` gives for it, read-only (the scrape's merge, cell by cell)."""
+    cells = [cell for part in parts if (cell := part.cells.get(key)) is not None]
+    if not cells:
+        return None
+    counted: dict[float, int] = {}
+    get = counted.get
+    for cell in cells:  # each partition's entries as they stand: no look-ups, no sorting
+        for value, n in cell.values.entries():
+            counted[value] = get(value, 0) + n
+    return Cell(sum(c.count for c in cells), sum(c.units for c in cells),
+                SortedValues(counted))

@@ -54,9 +54,7 @@ def apply(agg: Aggregates, raw: bytes | None, sign: int) -> None:
         mine.count += sign * cell.count
         mine.units += sign * cell.units
         for value, n in cell.values.items():
-            mine.values[value] += sign * n
-            if mine.values[value] <= 0:
-                del mine.values[value]
+            mine.values.add(value, sign * n)
         agg.changed.add(key)
         if mine.count == 0:
             del agg.cells[key]

@@ -36,7 +36,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from stream.contract.decoder import REASONS
-from stream.state.aggregates import Aggregates, Cell, SortedValues
+from stream.state.aggregates import Aggregates, Cell
 from stream.state.calls import OUTCOMES, PARTS, WAIT_BUCKETS, CallDefinitions, call_parts
 from stream.state.facts import Count, Distribution, Recent, window_hours
 from stream.state.families import FAMILIES
@@ -190,16 +190,11 @@ _Buckets = list[tuple[str, float]]
 
 def _cumulative(cell: Cell, buckets: Sequence[float],
                 scale: float = 1.0) -> list[tuple[str, float]]:
-    # Sorting the bare floats and summing with accumulate stay in C: a national
-    # year's cells hold millions of distinct values. A positive scale keeps the
-    # order, and each value is compared scaled, as the metric exposes it.
-    values = cell.values
-    if isinstance(values, SortedValues):  # a merged cell's: sorted already
-        ordered: Sequence[float] = values.keys_sorted
-        running = [0, *accumulate(values.counts)]
-    else:
-        ordered = sorted(values)
-        running = [0, *accumulate(map(values.__getitem__, ordered))]
+    # A cell keeps its values sorted, and summing with accumulate stays in C: a
+    # national year's cells hold millions of distinct values. A positive scale keeps
+    # the order, and each value is compared scaled, as the metric exposes it.
+    ordered, counts = cell.values.arrays()  # sorted already, counts in step
+    running = [0, *accumulate(counts)]
     scaled = ordered if scale == 1.0 else [v * scale for v in ordered]
     out = [(repr(float(bound)), float(running[bisect_right(scaled, bound)]))
            for bound in buckets]

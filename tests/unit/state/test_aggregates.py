@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.state.aggregates import Aggregates, Cell, SortedValues, frozen
+from stream.state.aggregates import Aggregates, Cell, SortedValues, Values, frozen
 
 fact = st.tuples(st.sampled_from(["received", "decided", "completed"]),
                  st.sampled_from([("2024-01", "police"), ("2024-02", "school")]),
@@ -84,7 +84,7 @@ def test_a_pickled_cell_reads_back_equal_without_a_counter_in_its_pickle(pairs: 
     back = pickle.loads(data)
     assert (back.count, back.units, dict(back.values)) == (cell.count, cell.units,
                                                            dict(cell.values))
-    assert type(back.values) is Counter and back.to_json() == cell.to_json()
+    assert type(back.values) is Values and back.to_json() == cell.to_json()
     # the multiset travels as two arrays: no Counter (nor a dict made for it) is pickled
     assert b"Counter" not in data
     back.add(1.5, +1)  # and the one read back is a live cell's
@@ -113,4 +113,35 @@ def test_a_frozen_cell_is_never_changed() -> None:
     with pytest.raises((TypeError, AttributeError)):
         cell.merge(_cell([(3.0, 1)]))
     assert dict(cell.values) == {0.5: 2, 1.25: 1}
-    assert frozen(Cell()).values == Counter()  # (an empty one stays a Counter)
+    assert frozen(Cell()).values == Counter()  # (an empty one reads empty)
+
+
+# -- a live cell's values: sorted arrays and a few changes (step 45) ------------------------
+
+def test_a_cell_from_before_step_44_reads_back_live() -> None:
+    # such a checkpoint pickled a Cell's fields with its multiset as a Counter
+    old = Cell.__new__(Cell)
+    old.__setstate__({"count": 3, "units": 5000, "values": Counter({0.25: 2, 0.0: 1})})
+    assert type(old.values) is Values and dict(old.values) == {0.0: 1, 0.25: 2}
+    old.add(0.25, -1)
+    assert old.to_json() == [2, 0.25, [[0.0, 1], [0.25, 1]]]
+
+
+def test_a_live_cell_holds_its_values_in_under_40_bytes_each() -> None:
+    # A national year's cells hold 5.4 million values; as a Counter each took about 60
+    # bytes (the entry and its float), more than the worker's whole fork budget allowed.
+    import random
+    import tracemalloc
+
+    rng = random.Random(7)
+    values = [round(rng.uniform(0, 30), 4) for _ in range(20_000)]
+    tracemalloc.start()
+    try:
+        cell = Cell()
+        for v in values:  # one at a time, as the fold adds them
+            cell.add(v, +1)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert cell.count == 20_000 and sum(cell.values.values()) == 20_000
+    assert held / len(set(values)) < 40
