@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import ItemsView, Iterator, Mapping
+from collections.abc import ItemsView, Iterable, Iterator, Mapping
 from typing import Any
 
 
@@ -29,6 +29,10 @@ class Multiset(Mapping[float, int]):
         """Every (value, count) kept, a value perhaps more than once, counts to be summed:
         what a merge reads (no sorting, no look-ups)."""
         return zip(*self.arrays(), strict=True)
+
+    def entry_count(self) -> int:
+        """How many entries ``entries`` gives (at least the distinct values): no tidy."""
+        return len(self.arrays()[0])
 
     def add(self, value: float, n: int) -> None:
         """Refused: a frozen multiset never changes."""
@@ -124,7 +128,7 @@ class Values(Multiset):
     def add(self, value: float, n: int) -> None:
         """``n`` more of ``value`` (fewer, for a negative ``n``)."""
         if n < 0:
-            n = max(n, -self._held(value))
+            n = max(n, -max(self._held(value), 0))
             if not n:
                 return
         self._keys.append(value)
@@ -134,7 +138,10 @@ class Values(Multiset):
 
     def merge(self, other: Mapping[float, int]) -> None:
         """Add every value of ``other``, each as often as it holds it."""
-        pairs = other.entries() if isinstance(other, Multiset) else other.items()
+        pairs: Iterable[tuple[float, int]] = (
+            other.entries() if isinstance(other, Multiset) else other.items())
+        if other is self:  # (its own entries, read before any is appended)
+            pairs = list(pairs)
         for value, n in pairs:
             self._keys.append(value)
             self._counts.append(n)
@@ -143,6 +150,9 @@ class Values(Multiset):
 
     def entries(self) -> Iterator[tuple[float, int]]:
         return zip(self._keys, self._counts, strict=True)
+
+    def entry_count(self) -> int:
+        return len(self._keys)
 
     def arrays(self) -> tuple[array[float], array[int]]:
         if len(self._keys) != self._tidy:

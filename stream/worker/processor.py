@@ -163,9 +163,10 @@ class CellState:
     def backlog(self, owned: set[TP]) -> int:
         """Values the next ``current(owned)`` merges at the least: every value of each
         cell of a partition gained, lost or rebuilt (of every owned one, before a first
-        merge). Merging costs about 0.4-0.9 us a value; this only counts them."""
+        merge). Merging costs about 0.4-0.9 us a value; this only counts them (the
+        entries a merge reads: a live cell's changes not yet summed count each)."""
         parts = {tp: agg for tp, agg in self.parts.items() if tp in owned}
-        return sum(len(cell.values) for side in self._moved(parts)
+        return sum(cell.values.entry_count() for side in self._moved(parts)
                    for cell in side.cells.values())
 
 

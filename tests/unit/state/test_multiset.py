@@ -76,3 +76,9 @@ def test_repeated_values_are_summed_as_they_come_not_kept_one_entry_each() -> No
         tracemalloc.stop()
     assert dict(live) == {float(d): 667 if d < 20 else 666 for d in range(30)}
     assert held < 4_000  # 20,000 entries kept would be 320,000 bytes
+
+
+def test_a_multiset_merged_into_itself_doubles() -> None:
+    live = Values({0.5: 2, 1.0: 1})
+    live.merge(live)
+    assert dict(live) == {0.5: 4, 1.0: 2}
