@@ -25,14 +25,18 @@ class Multiset(Mapping[float, int]):
         """(the distinct values ascending, their counts): read them, never change them."""
         raise NotImplementedError
 
+    def entry_arrays(self) -> tuple[array[float], array[int]]:
+        """(values, counts) as kept, a value perhaps more than once, counts to be summed
+        (a withdrawal negative): what a merge reads, no tidy. Never change them."""
+        return self.arrays()
+
     def entries(self) -> Iterator[tuple[float, int]]:
-        """Every (value, count) kept, a value perhaps more than once, counts to be summed:
-        what a merge reads (no sorting, no look-ups)."""
-        return zip(*self.arrays(), strict=True)
+        """The pairs of ``entry_arrays``: no sorting, no look-ups."""
+        return zip(*self.entry_arrays(), strict=True)
 
     def entry_count(self) -> int:
         """How many entries ``entries`` gives (at least the distinct values): no tidy."""
-        return len(self.arrays()[0])
+        return len(self.entry_arrays()[0])
 
     def add(self, value: float, n: int) -> None:
         """Refused: a frozen multiset never changes."""
@@ -80,10 +84,14 @@ class SortedValues(Multiset):
             #: each value's count, in step with ``keys_sorted``
             self.counts = array("q", counts)
             return
-        values = values or {}
-        ordered = sorted(v for v, n in values.items() if n > 0)
-        self.keys_sorted = array("d", ordered)
-        self.counts = array("q", map(values.__getitem__, ordered))
+        self.keys_sorted, self.counts = summed((values or {}).items())
+
+    @classmethod
+    def of_entries(cls, pairs: Iterable[tuple[float, int]]) -> SortedValues:
+        """The (value, count) pairs summed per value (a value perhaps more than once)."""
+        made = cls.__new__(cls)
+        made.keys_sorted, made.counts = summed(pairs)
+        return made
 
     def arrays(self) -> tuple[array[float], array[int]]:
         return self.keys_sorted, self.counts
@@ -138,21 +146,18 @@ class Values(Multiset):
 
     def merge(self, other: Mapping[float, int]) -> None:
         """Add every value of ``other``, each as often as it holds it."""
-        pairs: Iterable[tuple[float, int]] = (
-            other.entries() if isinstance(other, Multiset) else other.items())
-        if other is self:  # (its own entries, read before any is appended)
-            pairs = list(pairs)
-        for value, n in pairs:
-            self._keys.append(value)
-            self._counts.append(n)
+        if isinstance(other, Multiset):
+            keys, counts = other.entry_arrays()  # (its own, if other is self: read first)
+            self._keys.extend(array("d", keys))
+            self._counts.extend(array("q", counts))
+        else:
+            self._keys.extend(other.keys())
+            self._counts.extend(other.values())
         if len(self._keys) > self._limit:
             self._tidy_up()
 
-    def entries(self) -> Iterator[tuple[float, int]]:
-        return zip(self._keys, self._counts, strict=True)
-
-    def entry_count(self) -> int:
-        return len(self._keys)
+    def entry_arrays(self) -> tuple[array[float], array[int]]:
+        return self._keys, self._counts
 
     def arrays(self) -> tuple[array[float], array[int]]:
         if len(self._keys) != self._tidy:
@@ -176,15 +181,9 @@ class Values(Multiset):
             total += counts[at]
 
     def _tidy_up(self) -> None:
-        counted: dict[float, int] = {}
-        get = counted.get
-        for value, n in zip(self._keys, self._counts, strict=True):
-            counted[value] = get(value, 0) + n
-        ordered = sorted(v for v, n in counted.items() if n > 0)
-        self._keys = array("d", ordered)
-        self._counts = array("q", map(counted.__getitem__, ordered))
-        self._tidy = len(ordered)
-        self._limit = 2 * len(ordered) + _SLACK
+        self._keys, self._counts = summed(zip(self._keys, self._counts, strict=True))
+        self._tidy = len(self._keys)
+        self._limit = 2 * self._tidy + _SLACK
 
     def __reduce__(self) -> tuple[Any, ...]:
         keys, counts = self.arrays()
@@ -196,6 +195,17 @@ class _SortedItems(ItemsView[float, int]):
 
     def __iter__(self) -> Iterator[tuple[float, int]]:
         return zip(*self._mapping.arrays(), strict=True)
+
+
+def summed(pairs: Iterable[tuple[float, int]]) -> tuple[array[float], array[int]]:
+    """(value, count) pairs summed per value: (the values held more than zero times,
+    ascending; their counts). A tidy and the scrape's merge of a cell's partitions."""
+    counted: dict[float, int] = {}
+    get = counted.get
+    for value, n in pairs:
+        counted[value] = get(value, 0) + n
+    ordered = sorted(v for v, n in counted.items() if n > 0)
+    return array("d", ordered), array("q", map(counted.__getitem__, ordered))
 
 
 def from_bytes(values: bytes, counts: bytes) -> Values:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 from collections import Counter
+from itertools import chain
 
 import pytest
 from hypothesis import given, settings
@@ -28,9 +29,10 @@ def test_live_values_read_as_a_counter_through_every_fold_of_their_changes(
 
 
 def _check_against_a_counter(changes: list) -> None:
-    live, model = Values(), Counter[float]()
+    live, twin, model = Values(), Values(), Counter[float]()
     for value, n, read in changes:
         live.add(value, n)
+        twin.add(value, n)  # never read: its entries stand as appended
         model[value] += n  # what Cell.add did to its Counter
         if model[value] <= 0:
             del model[value]
@@ -47,6 +49,13 @@ def _check_against_a_counter(changes: list) -> None:
     merged.merge(live)
     merged.merge(Counter(want))
     assert dict(merged) == {v: 2 * c for v, c in want.items()}
+    # a merge reads the entries as they stand (withdrawals too), untidied
+    pending = twin.entry_count()
+    copied = Values()
+    copied.merge(twin)
+    assert twin.entry_count() == pending and dict(copied) == want
+    summed = SortedValues.of_entries(chain(twin.entries(), live.entries()))
+    assert list(summed.items()) == sorted((v, 2 * c) for v, c in want.items())
 
 
 def test_a_frozen_multiset_refuses_every_change() -> None:
