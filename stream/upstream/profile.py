@@ -139,7 +139,8 @@ AGENCY_WEIGHTS: Mapping[str, float] = {
 }
 # Partner agencies' responses (issue 29.2; report section 9, rule partner_response: 4
 # working hours). ASSUMED, not calibrated: the seed report has no partner response times
-# and we found no published source for them. A share of enquiries come from a case system
+# and we found no published measured source (searched 2026-12-05 again, about 40 queries;
+# docs/contract.md lists the nearest figures). A share of enquiries come from a case system
 # that sends the partner events; each agency consulted is asked within minutes of the
 # opening and answers after a log-normal number of office hours (median 1.5, sigma 1.0:
 # about 16% past the 4 hours), scaled per agency so that a slow partner shows; a few

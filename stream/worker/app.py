@@ -125,18 +125,21 @@ class Worker:
         The first scrape after a restart or an assignment merged every owned cell and
         formatted every series on the event loop: seconds with a national year, over
         issue 28's 1 s. Recovery blocks the loop for its rebuild anyway, and /ready says
-        503 meanwhile.
+        503 meanwhile. The state the recovery loaded is then frozen for the cyclic
+        collector (``collector.settle``), so no later collection scans it on the loop.
         """
         started, cpu, merged = time.monotonic(), time.process_time(), self.state.merged_cells
         try:
             self.page.render()
         except Exception as exc:  # noqa: BLE001 - the scrape will say it; recovery goes on
             log.warning("metrics page not warmed error=%s", type(exc).__name__)
+            memory.settle()
             return
+        settled = memory.settle()  # (the state just loaded: never scanned again)
         trimmed = memory.give_back()  # (the merge's transient tables)
         log.info("metrics page warmed merged_cells=%d seconds=%.2f cpu_seconds=%.2f "
-                 "trim_seconds=%.3f", self.state.merged_cells - merged,
-                 time.monotonic() - started, time.process_time() - cpu, trimmed)
+                 "gc_seconds=%.3f trim_seconds=%.3f", self.state.merged_cells - merged,
+                 time.monotonic() - started, time.process_time() - cpu, settled, trimmed)
 
     async def metrics_text(self) -> bytes:
         """``/metrics``' text. Recovering, with a large merge ahead (a restart's restored

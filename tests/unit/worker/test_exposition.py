@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import random
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -15,6 +17,13 @@ from stream.worker.exposition import Page
 from stream.worker.metrics import FiguresCollector
 from stream.worker.processor import CellState
 from tests.conftest import LONDON
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen() -> Iterator[None]:
+    """``Worker.warm`` freezes what is alive for the collector: not the next test's."""
+    yield
+    gc.unfreeze()
 
 DEFS = CallDefinitions(20.0, ServiceLevelVariant.OFFERED, 5.0, PeriodCombination.RATIO_OF_SUMS)
 #: 23:30 on the last day of a month: the steps below cross an hour, midnight and a month
@@ -108,6 +117,28 @@ def test_every_table_recovery_renders_the_worker_page_before_ready():
     for table in worker.tables.values():
         (recovery,) = table._recover_callbacks
         assert recovery.warm == worker.warm
+
+
+def test_the_recovery_warm_up_freezes_the_state_it_loaded(caplog):
+    # Step 46: a later middle or full collection must not scan a national year on the loop
+    from collections import Counter
+
+    from stream.settings import Settings
+    from stream.state.aggregates import SCALE, Cell
+    from stream.worker.app import create_app
+    from stream.worker.metrics import DISTRIBUTIONS
+
+    worker = create_app(Settings())
+    t = next(iter(worker.processors.values())).topic
+    d = DISTRIBUTIONS[0]
+    loaded = Cell(1, 2 * SCALE, Counter({2.0: 1}))
+    worker.state.part(t, 0).cells[(d.figure, ("2026-10", *("x" for _ in d.labels[1:])))] = loaded
+    gc.unfreeze()
+    assert any(obj is loaded for obj in gc.get_objects())
+    with caplog.at_level("INFO", logger="cspa.worker"):
+        worker.warm()
+    assert not any(obj is loaded for obj in gc.get_objects())  # frozen: never scanned
+    assert "metrics page warmed" in caplog.text and "gc_seconds=" in caplog.text
 
 
 def test_a_page_that_fails_to_render_leaves_recovery_going(caplog):
