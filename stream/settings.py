@@ -93,6 +93,10 @@ class Settings(BaseSettings):
                        "or memory:// (Faust's: the whole changelog at every start)")
     checkpoint_seconds: float = Field(60.0, gt=0, description="how often a local:// worker "
                                       "checkpoints its state, if it changed")
+    huge_pages: bool = Field(True, description="before each checkpoint, ask Linux to map "
+                             "the worker's heap in 2 MiB pages, so the checkpoint's fork "
+                             "holds the event loop for milliseconds, not tens of them "
+                             "(stream.worker.hugepages); off: 4 KiB pages, as before")
     data_dir: Path = ROOT / ".cache" / "worker"
     batch_size: int = Field(5000, description="records fetched per poll, at most (a batch "
                             "is a poll's records of one partition)")

@@ -416,7 +416,7 @@ def _add_checkpoints(worker: Worker, broker: BrokerView | None) -> None:
     checkpointer = Checkpointer(
         path, settings.app_id, broker.cluster if broker else None, stores, worker.agents,
         worker.writers, worker.state, worker.work, worker.metrics, worker.ready,
-        worker.owned, worker.fingerprint, key)
+        worker.owned, worker.fingerprint, key, settings.huge_pages)
     if broker is not None:
         _resume(worker, checkpointer, broker)
     worker.app.timer(settings.checkpoint_seconds, name="checkpoint")(checkpointer.take)

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from stream.state.timeliness import OpenWork
-from stream.worker import localstate, snapshot
+from stream.worker import hugepages, localstate, snapshot
 from stream.worker.agents import TopicAgent
 from stream.worker.changelog import ChangelogWriter
 from stream.worker.localstate import LocalStore
@@ -119,6 +119,8 @@ class Checkpointer:
     fingerprint: str = ""
     #: the HMAC key signing the file (``localstate.read_key``); never shown in a repr
     key: bytes = field(default=b"", repr=False)
+    #: collapse the heap into 2 MiB pages before each fork (``stream.worker.hugepages``)
+    huge_pages: bool = False
     _last: Any = field(default=None, init=False)
     _owned: frozenset[Any] | None = field(default=None, init=False)
 
@@ -143,6 +145,9 @@ class Checkpointer:
             # than add its pause (the drain, the fork) and its second core's work to that.
             # Not after a start: a restarted worker checkpoints as soon as it can.
             return False
+        # Before the pause, in a thread: the fork then copies one page-table entry per
+        # 2 MiB, not per 4 KiB (37-65 ms with a national year, 3 ms collapsed).
+        huge = await asyncio.to_thread(hugepages.collapse) if self.huge_pages else None
         started = time.monotonic()
         async with AsyncExitStack() as stack:
             for agent in self.agents.values():
@@ -166,8 +171,10 @@ class Checkpointer:
         self.metrics.checkpoints.inc()
         self.metrics.checkpoint_pause.set(paused)
         self.metrics.checkpoint_bytes.set(size)
-        log.info("checkpoint written bytes=%d paused=%.3f forked=%.3f seconds=%.2f", size,
-                 paused, forked, time.monotonic() - started)
+        log.info("checkpoint written bytes=%d paused=%.3f forked=%.3f seconds=%.2f "
+                 "huge_mib=%d huge_refused=%d huge_seconds=%.2f", size, paused, forked,
+                 time.monotonic() - started, huge.bytes >> 20 if huge else 0,
+                 huge.refused if huge else 0, huge.seconds if huge else 0.0)
         return True
 
     def _write(self) -> int:
