@@ -41,7 +41,7 @@ from stream.state.rules import load_rules
 from stream.state.timeliness import OpenWork
 from stream.state.working_days import OfficeHours, WorkingCalendar
 from stream.worker import collector as memory
-from stream.worker import localstate, webauth
+from stream.worker import hugepages, localstate, webauth
 from stream.worker.agents import TopicAgent
 from stream.worker.batches import BatchApp, batch_consumer
 from stream.worker.changelog import ChangelogWriter
@@ -108,6 +108,8 @@ class Worker:
     taxonomy_text: str = ""
     #: /metrics: ``registry``'s exposition, unchanged figure families' text kept
     page: Page = field(default_factory=lambda: Page([]))
+    #: its checkpoints fork from 2 MiB pages (``_add_checkpoints``, CSPA_HUGE_PAGES)
+    huge_pages: bool = False
 
     def ready(self) -> bool:
         """Serving the figures of its partitions: recovered once, not rebalancing now.
@@ -126,7 +128,11 @@ class Worker:
         formatted every series on the event loop: seconds with a national year, over
         issue 28's 1 s. Recovery blocks the loop for its rebuild anyway, and /ready says
         503 meanwhile. The state the recovery loaded is then frozen for the cyclic
-        collector (``collector.settle``), so no later collection scans it on the loop.
+        collector (``collector.settle``), so no later collection scans it on the loop,
+        and, with checkpoints in huge pages, mapped in 2 MiB pages
+        (``stream.worker.hugepages``): the first collapse of a national year takes about
+        4 s and, run beside a serving loop, held it up to 370 ms (BENCHMARKS.md, step
+        47); each checkpoint's collapse then joins only what its fork's copies split.
         """
         started, cpu, merged = time.monotonic(), time.process_time(), self.state.merged_cells
         try:
@@ -137,9 +143,11 @@ class Worker:
             return
         settled = memory.settle()  # (the state just loaded: never scanned again)
         trimmed = memory.give_back()  # (the merge's transient tables)
+        huge = hugepages.collapse() if self.huge_pages else hugepages.Collapse(0, 0, 0.0)
         log.info("metrics page warmed merged_cells=%d seconds=%.2f cpu_seconds=%.2f "
-                 "gc_seconds=%.3f trim_seconds=%.3f", self.state.merged_cells - merged,
-                 time.monotonic() - started, time.process_time() - cpu, settled, trimmed)
+                 "gc_seconds=%.3f trim_seconds=%.3f huge_mib=%d huge_seconds=%.2f",
+                 self.state.merged_cells - merged, time.monotonic() - started,
+                 time.process_time() - cpu, settled, trimmed, huge.bytes >> 20, huge.seconds)
 
     async def metrics_text(self) -> bytes:
         """``/metrics``' text. Recovering, with a large merge ahead (a restart's restored
@@ -417,6 +425,7 @@ def _add_checkpoints(worker: Worker, broker: BrokerView | None) -> None:
         path, settings.app_id, broker.cluster if broker else None, stores, worker.agents,
         worker.writers, worker.state, worker.work, worker.metrics, worker.ready,
         worker.owned, worker.fingerprint, key, settings.huge_pages)
+    worker.huge_pages = settings.huge_pages
     if broker is not None:
         _resume(worker, checkpointer, broker)
     worker.app.timer(settings.checkpoint_seconds, name="checkpoint")(checkpointer.take)

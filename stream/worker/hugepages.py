@@ -9,7 +9,8 @@ pages and in 2.5-3.6 ms once they were collapsed into 2 MiB ones (BENCHMARKS.md,
 
 Python's allocator takes its memory in 1 MiB arenas and glibc in mappings of its own:
 neither asks for huge pages, and with the kernel's usual setting
-(``transparent_hugepage/enabled`` = ``madvise``) none are given. ``collapse`` marks the
+(``transparent_hugepage/enabled`` = ``madvise``) none are given. ``MADV_COLLAPSE`` does
+not depend on that setting (only memory marked not to be huge refuses it). ``collapse`` marks the
 heap's resident, private, writable mappings ``MADV_HUGEPAGE`` (so the kernel's
 background ``khugepaged`` keeps them huge too) and collapses them at once
 (``MADV_COLLAPSE``, Linux 6.1 and later). Each checkpoint runs it first, in a thread:
@@ -23,8 +24,9 @@ What it costs:
   into 4 KiB ones in the writer (the kernel then copies 4 KiB, as before); the next
   checkpoint's ``collapse`` joins them again, on the second core.
 
-Where the kernel refuses (older than 6.1, or huge pages disabled), nothing changes:
-the fork copies 4 KiB entries as before; the refusals are counted.
+Where the kernel refuses (older than 6.1, or huge pages disabled, or a page in use
+elsewhere), nothing changes: the fork copies those 4 KiB entries as before; the spans
+refused are counted in the checkpoint's log line.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 #: the size of a huge page (x86-64, arm64 with 4 KiB base pages), bytes
 HUGE = 2 << 20
@@ -48,19 +51,30 @@ RESIDENT_SHARE = 0.5
 
 _HEADER = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ (\d+)[ \t]*(\S*)$", re.MULTILINE)
 _RSS = re.compile(r"^Rss:\s+(\d+) kB", re.MULTILINE)
+_HUGE = re.compile(r"^AnonHugePages:\s+(\d+) kB", re.MULTILINE)
+
+
+class Span(NamedTuple):
+    """A mapping's whole 2 MiB pages, [low, high), and how much of it is huge already."""
+
+    low: int
+    high: int
+    huge: int  # bytes of the mapping in 2 MiB pages (smaps' AnonHugePages)
 
 
 @dataclass(frozen=True)
 class Collapse:
-    """What one ``collapse`` did: bytes asked to be huge, spans refused, seconds."""
+    """What one ``collapse`` did: the bytes of heap it covers (huge already or made so),
+    seconds, and the 2 MiB pages the kernel left small (EINVAL: a page in use elsewhere,
+    as by a child still exiting, or not present; EAGAIN: no huge page free)."""
 
     bytes: int
     refused: int
     seconds: float
 
 
-def spans(smaps: str) -> list[tuple[int, int]]:
-    """The 2 MiB-aligned [start, end) spans ``collapse`` asks for, from ``/proc/<pid>/smaps``.
+def spans(smaps: str) -> list[Span]:
+    """The 2 MiB-aligned spans ``collapse`` covers, from ``/proc/<pid>/smaps``' text.
 
     Only private, writable, anonymous mappings (no file; the ``[heap]`` of ``brk``
     counts) at least ``RESIDENT_SHARE`` resident, and in each only the whole 2 MiB
@@ -79,7 +93,8 @@ def spans(smaps: str) -> list[tuple[int, int]]:
             continue
         low, high = -(-start // HUGE) * HUGE, end // HUGE * HUGE
         if high > low:
-            found.append((low, high))
+            huge = _HUGE.search(body)
+            found.append(Span(low, high, int(huge[1]) * 1024 if huge else 0))
     return found
 
 
@@ -100,16 +115,23 @@ _MADVISE = _madvise()
 def collapse(smaps: Path = Path("/proc/self/smaps")) -> Collapse:
     """Ask for the process's heap in 2 MiB pages now, and from now on (see the module).
 
-    Blocking for up to seconds (about 2 s per GiB not yet huge): call it in a thread.
-    Returns what it asked for, never raises for a refusal (a kernel without it).
+    Blocking for up to seconds (about 2.5 s per GiB not yet huge, milliseconds for a
+    heap huge already). Each 2 MiB page is its own call: the kernel holds the
+    process's memory map while it copies one, and a collapse of a whole mapping in one
+    call held a serving event loop up to 370 ms, one page at a time up to 66 ms, in a
+    thread beside it (BENCHMARKS.md, step 47). Mappings wholly huge are skipped.
+    Never raises for a refusal (a kernel without it): it is counted.
     """
     started = time.monotonic()
     if _MADVISE is None:
         return Collapse(0, 0, 0.0)
-    asked = refused = 0
-    for low, high in spans(smaps.read_text()):
-        asked += high - low
+    covered = refused = 0
+    for low, high, huge in spans(smaps.read_text()):
+        covered += high - low
+        if huge >= high - low:
+            continue
         # a mapping unmapped meanwhile (by another thread) refuses: nothing is lost
         _MADVISE(low, high - low, MADV_HUGEPAGE)
-        refused += _MADVISE(low, high - low, MADV_COLLAPSE) != 0
-    return Collapse(asked, refused, time.monotonic() - started)
+        for page in range(low, high, HUGE):
+            refused += _MADVISE(page, HUGE, MADV_COLLAPSE) != 0
+    return Collapse(covered, refused, time.monotonic() - started)

@@ -7,6 +7,7 @@ import logging
 import os
 import pickle
 import pickletools
+import re
 import stat
 import time
 from datetime import datetime, timedelta
@@ -336,11 +337,14 @@ async def test_a_checkpoint_waits_one_interval_after_partitions_move(taxonomy, c
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("huge_pages", [False, True])
 async def test_a_checkpoint_holds_the_state_at_its_fork_while_processing_goes_on(
-        taxonomy, ctx, tmp_path):
+        taxonomy, ctx, tmp_path, caplog, huge_pages):
     # Processing resumes as soon as the writer is forked: the records and cells that
     # change while the child writes are not in this checkpoint (a restart reads them
     # from the changelog after its offsets), and nothing written is half of each.
+    # The same with the heap in 2 MiB pages (stream.worker.hugepages), which a write
+    # from either side splits back into small ones: copy-on-write still holds.
     log = _changelog(taxonomy, ctx)
     cut = len(log) // 2
     store = _store()
@@ -352,7 +356,7 @@ async def test_a_checkpoint_holds_the_state_at_its_fork_while_processing_goes_on
     forked, go = tmp_path / "forked", tmp_path / "go"
     checkpointer = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: store}, {}, {},
                                 state, work, PipelineMetrics(CollectorRegistry()),
-                                lambda: True, lambda: (), key=KEY)
+                                lambda: True, lambda: (), key=KEY, huge_pages=huge_pages)
     write = checkpointer._write
 
     def held_back() -> int:  # in the child: it writes only once the parent has moved on
@@ -368,7 +372,10 @@ async def test_a_checkpoint_holds_the_state_at_its_fork_while_processing_goes_on
     for offset, (p, k, v) in enumerate(log[cut:], start=cut):  # processing goes on
         store.put(p, k, v, offset)
     go.touch()
-    assert await taking
+    with caplog.at_level(logging.INFO, "cspa.worker"):
+        assert await taking
+    huge = re.search(r"huge_mib=(\d+) ", caplog.records[-1].getMessage())
+    assert huge is not None and (int(huge[1]) > 0) == huge_pages
     cp = localstate.load(checkpointer.path, KEY)
     assert cp is not None and cp["tables"][TOPIC][0] == at_fork[0] != store.data
     again, (state2, work2) = _store(), _derived(ctx)
