@@ -147,9 +147,10 @@ class Values(Multiset):
     def merge(self, other: Mapping[float, int]) -> None:
         """Add every value of ``other``, each as often as it holds it."""
         if isinstance(other, Multiset):
-            keys, counts = other.entry_arrays()  # (its own, if other is self: read first)
-            self._keys.extend(array("d", keys))
-            self._counts.extend(array("q", counts))
+            # (arrays of the same types: one copy in C; self-safe, the sizes read first)
+            keys, counts = other.entry_arrays()
+            self._keys.extend(keys)
+            self._counts.extend(counts)
         else:
             self._keys.extend(other.keys())
             self._counts.extend(other.values())
