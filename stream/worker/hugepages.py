@@ -4,8 +4,9 @@ A checkpoint forks the worker (``stream.worker.snapshot``), and the fork holds t
 loop while the kernel copies the parent's page tables: one entry per 4 KiB page, about
 400,000 of them with a national year in state (1.6 GiB), which took 37-65 ms
 (BENCHMARKS.md, step 46). Mapped as 2 MiB pages, the same heap needs one entry per
-2 MiB: a probe holding 1.9 GiB of small Python objects forked in 43-53 ms with 4 KiB
-pages and in 2.5-3.6 ms once they were collapsed into 2 MiB ones (BENCHMARKS.md, step 47).
+2 MiB: a probe holding 1.6 GiB of small Python objects and arrays forked in 36-43 ms
+with 4 KiB pages and in 7 ms once they were collapsed into 2 MiB ones, and a national
+year's checkpoints forked in 2-15 ms (BENCHMARKS.md, step 47).
 
 Python's allocator takes its memory in 1 MiB arenas and glibc in mappings of its own:
 neither asks for huge pages, and with the kernel's usual setting
