@@ -26,8 +26,8 @@ What it costs:
   checkpoint's ``collapse`` joins them again, on the second core.
 
 Where the kernel refuses (older than 6.1, or huge pages disabled, or a page in use
-elsewhere), nothing changes: the fork copies those 4 KiB entries as before; the spans
-refused are counted in the checkpoint's log line.
+elsewhere), nothing changes: the fork copies those 4 KiB entries as before; the 2 MiB
+pages refused are counted in the checkpoint's log line (``huge_refused``).
 """
 
 from __future__ import annotations
