@@ -1,5 +1,5 @@
-"""stream.worker.hugepages: which mappings are asked for in 2 MiB pages, and that the
-kernel then holds them so (fewer page-table pages: what a checkpoint's fork copies)."""
+"""stream.worker.hugepages: which mappings are asked for in 2 MiB pages, the calls made,
+and that this kernel then maps them so (smaps' AnonHugePages), copy-on-write intact."""
 
 from __future__ import annotations
 
