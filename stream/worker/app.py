@@ -143,7 +143,7 @@ class Worker:
             return
         settled = memory.settle()  # (the state just loaded: never scanned again)
         trimmed = memory.give_back()  # (the merge's transient tables)
-        huge = hugepages.collapse() if self.huge_pages else hugepages.Collapse(0, 0, 0.0)
+        huge = hugepages.collapse() if self.huge_pages else hugepages.NOTHING
         log.info("metrics page warmed merged_cells=%d seconds=%.2f cpu_seconds=%.2f "
                  "gc_seconds=%.3f trim_seconds=%.3f huge_mib=%d huge_seconds=%.2f",
                  self.state.merged_cells - merged, time.monotonic() - started,

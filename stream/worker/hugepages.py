@@ -10,12 +10,13 @@ year's checkpoints forked in 2-15 ms (BENCHMARKS.md, step 47).
 
 Python's allocator takes its memory in 1 MiB arenas and glibc in mappings of its own:
 neither asks for huge pages, and with the kernel's usual setting
-(``transparent_hugepage/enabled`` = ``madvise``) none are given. ``MADV_COLLAPSE`` does
-not depend on that setting (only memory marked not to be huge refuses it). ``collapse`` marks the
+(``transparent_hugepage/enabled`` = ``madvise``) none are given. ``collapse`` marks the
 heap's resident, private, writable mappings ``MADV_HUGEPAGE`` (so the kernel's
 background ``khugepaged`` keeps them huge too) and collapses them at once
-(``MADV_COLLAPSE``, Linux 6.1 and later). Each checkpoint runs it first, in a thread:
-the system call holds no interpreter lock, and the loop goes on.
+(``MADV_COLLAPSE``, Linux 6.1 and later; it does not depend on that setting, only
+memory marked not to be huge refuses it). Each recovery's warm-up runs it, where the
+loop is held anyway, and each checkpoint runs it first, in a thread: the system call
+holds no interpreter lock, and the loop goes on.
 
 What it costs:
 - memory: a 2 MiB page is resident whole, so the holes of a mapping at least half
@@ -74,6 +75,10 @@ class Collapse:
     seconds: float
 
 
+#: what a worker that does not ask for huge pages logs
+NOTHING = Collapse(0, 0, 0.0)
+
+
 def spans(smaps: str) -> list[Span]:
     """The 2 MiB-aligned spans ``collapse`` covers, from ``/proc/<pid>/smaps``' text.
 
@@ -125,7 +130,7 @@ def collapse(smaps: Path = Path("/proc/self/smaps")) -> Collapse:
     """
     started = time.monotonic()
     if _MADVISE is None:
-        return Collapse(0, 0, 0.0)
+        return NOTHING
     covered = refused = 0
     for low, high, huge in spans(smaps.read_text()):
         covered += high - low
