@@ -111,6 +111,7 @@ def latency(worker: Worker, bootstrap: str, consumed: int, rate: float, seconds:
     ``children``: the contacts name children (each one hops)."""
     before = worker.pipeline_samples()
     checkpoints = _checkpoints(worker)
+    log_from = worker.log_path.stat().st_size if worker.log_path.exists() else 0
     sampler, scraper = _MaxSampler(worker), _Scraper(worker)
     sampler.start()
     scraper.start()
@@ -135,7 +136,27 @@ def latency(worker: Worker, bootstrap: str, consumed: int, rate: float, seconds:
             "loop_lag_p99_s": quantile(lag, 0.99), "loop_lag_max_bucket_bound_s": _highest(lag),
             "loop_lag_observations": max(lag.values(), default=0.0),
             "checkpoints": (_checkpoints(worker) or 0.0) - (checkpoints or 0.0),
+            "stalls_logged": stalls_logged(_log_since(worker, log_from)),
             "buckets": {str(k): v for k, v in delta.items()}}, sent
+
+
+_STALLED = re.compile(r"event loop stalled stalls=(\d+) longest_ms=(\d+) samples=(\d+) "
+                      r"where=(.*?)\s*$")
+
+
+def stalls_logged(log: str) -> list[dict[str, Any]]:
+    """The worker's ``event loop stalled`` lines (stream/worker/stallwatch.py): each one's
+    count of stalls over 50 ms, the longest (ms) and the code it held the loop in."""
+    return [{"stalls": int(m[1]), "longest_ms": int(m[2]), "samples": int(m[3]), "where": m[4]}
+            for line in log.splitlines() if (m := _STALLED.search(line)) is not None]
+
+
+def _log_since(worker: Worker, offset: int) -> str:
+    if not worker.log_path.exists():
+        return ""
+    with worker.log_path.open("rb") as log:
+        log.seek(offset)
+        return log.read().decode("utf-8", "replace")
 
 
 def _delta(before: dict[float, float], after: dict[float, float]) -> dict[float, float]:

@@ -262,6 +262,9 @@ def _loaded_latency(a: argparse.Namespace, worker: Worker, bootstrap: str, timeo
         f"{fig['loaded_latency_p99_ms']:.0f} ms, max {fig['loaded_latency_max_ms']:.0f} ms, "
         f"loop lag p99 {fig['loaded_loop_lag_p99_ms']:.0f} ms, slowest scrape "
         f"{fig['loaded_scrape_max_ms']:.0f} ms, {lat['checkpoints']:g} checkpoints")
+    for line in lat["stalls_logged"]:  # where the loop was held (stream/worker/stallwatch.py)
+        log(f"  loop stalled {line['stalls']}x, longest {line['longest_ms']} ms at "
+            f"{line['where']}")
 
 
 def _hop(a: argparse.Namespace, tmp: Path, msgs: list[dataset.Msg],

@@ -66,6 +66,7 @@ from stream.worker.processor import TP, CellState, FamilyProcessor
 from stream.worker.recovery import TableRecovery
 from stream.worker.rekey import ChildProcessor, Rekey
 from stream.worker.roster import Roster, keep_following
+from stream.worker.stallwatch import StallWatch
 from stream.worker.watch import WatchCollector
 
 log = logging.getLogger("cspa.worker")
@@ -399,7 +400,8 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
     app.on_stale_batch = lambda tp: metrics.stale_batches.labels(tp.topic).inc()
     app.wait_idle = worker.wait_idle
     app.timer(settings.commit_seconds, name="commit-progress")(worker.commit_progress)
-    app.task(LoopLag(metrics.loop_lag.observe).run)  # cspa_event_loop_lag_seconds
+    # cspa_event_loop_lag_seconds, and the log line naming where a stall held the loop
+    app.task(LoopLag(metrics.loop_lag.observe, watch=StallWatch()).run)
     _add_roster(worker, roster, topics["audits"].name, topics["audits"].partitions)
     _add_checkpoints(worker, broker)
     _add_views(worker)

@@ -1,0 +1,146 @@
+"""Where the event loop was while it stalled: code locations for on-call.
+
+``cspa_event_loop_lag_seconds`` says the loop ran late; this says where. A daemon thread
+wakes every ``INTERVAL_SECONDS`` and, while the loop's timer (``LoopLag``) is more than
+``THRESHOLD_SECONDS`` overdue, records the loop thread's innermost frames. When the
+timer finally runs, the stall's most frequent record is its ``where``.
+
+The log line, ``event loop stalled stalls=... longest_ms=... samples=... where=...``,
+comes at the first stall, then at most once per ``REPORT_SECONDS`` (a backlog replay
+folds batches of 50-150 ms back to back: a line each would flood the log): ``stalls``
+counts those since the last line, and the rest describe the longest of them. A stall
+of a second or more (what ``WorkerLoopStalled`` counts) is logged at once.
+
+Reading ``where``:
+- a worker function (``stream/worker/...``): that call held the loop;
+- the loop idle in ``selectors.py`` (``select``): nothing on the loop held it; the
+  process was starved (another thread holding the interpreter lock, or no free CPU:
+  the broker, a checkpoint's child pickling, a co-tenant);
+- ``-`` (no sample): the stall was inside one C call that kept the interpreter lock
+  (a fork, a full garbage collection), so the watcher could not look until it ended.
+
+Privacy: only file paths relative to their package root, line numbers and function
+names, never a value (a frame's locals are not read).
+
+Cost: one wake per interval, a few microseconds of the interpreter lock each; frames
+are only walked while the loop is overdue.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections import Counter
+from types import FrameType
+
+#: how far past its due time the loop's timer must be before frames are sampled, and a
+#: stall is logged (seconds): the issue's bound for a stall
+THRESHOLD_SECONDS = 0.05
+#: how often the watcher looks (seconds): a stall of the threshold gets ~5 samples
+INTERVAL_SECONDS = 0.01
+#: at most one log line per this many seconds, but for a stall of ``ALWAYS_SECONDS``
+REPORT_SECONDS = 60.0
+ALWAYS_SECONDS = 1.0
+#: frames kept per sample, innermost first
+DEPTH = 4
+#: logged as ``where`` when no sample was taken
+UNSEEN = "-"
+
+log = logging.getLogger("cspa.worker")
+
+
+#: path prefixes dropped up to their end: installed packages, the standard library
+_LIBRARIES = ("/site-packages/", "/dist-packages/", "/lib/python3")
+#: the project's own packages, kept from their name on
+_PACKAGES = ("/stream/", "/bench/", "/tests/")
+
+
+def location(frame: FrameType) -> str:
+    """``path:line(function)``, the path from its package root (no home, no venv)."""
+    return f"{_short(frame.f_code.co_filename)}:{frame.f_lineno}({frame.f_code.co_name})"
+
+
+def _short(path: str) -> str:
+    for root in _PACKAGES:
+        if root in path:
+            return path[path.rindex(root) + 1:]
+    for root in _LIBRARIES:
+        if root in path:
+            rest = path[path.rindex(root) + len(root):]
+            return rest.split("/", 1)[1] if root == "/lib/python3" and "/" in rest else rest
+    return path.rsplit("/", 1)[-1]
+
+
+def stack(frame: FrameType | None, depth: int = DEPTH) -> str:
+    """The innermost ``depth`` frames from ``frame`` outwards, ``" < "``-joined."""
+    found: list[str] = []
+    while frame is not None and len(found) < depth:
+        found.append(location(frame))
+        frame = frame.f_back
+    return " < ".join(found) or UNSEEN
+
+
+class StallWatch:
+    """Samples the loop thread's stack while its timer is overdue."""
+
+    def __init__(self, threshold: float = THRESHOLD_SECONDS,
+                 interval: float = INTERVAL_SECONDS) -> None:
+        self.threshold = threshold
+        self.interval = interval
+        self._due = float("inf")  # monotonic time the loop's timer should next run
+        self._thread_id: int | None = None
+        self._samples: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._stalls = 0  # since the last log line
+        self._longest: tuple[float, str, int] = (0.0, UNSEEN, 0)  # lag, where, samples
+        self._next_line = 0.0  # monotonic time a line may next be logged
+
+    def expect(self, due: float) -> None:
+        """On the loop: its timer is due at monotonic ``due``; starts the watcher once."""
+        self._due = due
+        if self._thread_id is None:
+            self._thread_id = threading.get_ident()
+            threading.Thread(target=self._watch, name="cspa-stall-watch",
+                             daemon=True).start()
+
+    def woke(self, lag: float, now: float) -> None:
+        """On the loop: its timer woke ``lag`` seconds late, at monotonic ``now``."""
+        where, samples = self.take()
+        if lag > self.threshold:
+            self._stalls += 1
+            if lag > self._longest[0]:
+                self._longest = (lag, where, samples)
+        if self._stalls and (now >= self._next_line or lag >= ALWAYS_SECONDS):
+            longest, where, samples = self._longest
+            log.warning("event loop stalled stalls=%d longest_ms=%.0f samples=%d where=%s",
+                        self._stalls, longest * 1e3, samples, where)
+            self._stalls, self._longest = 0, (0.0, UNSEEN, 0)
+            self._next_line = now + REPORT_SECONDS
+
+    def take(self) -> tuple[str, int]:
+        """(most frequent sampled stack, samples) since the last take; clears them."""
+        with self._lock:
+            taken, self._samples = self._samples, Counter()
+        if not taken:
+            return UNSEEN, 0
+        return taken.most_common(1)[0][0], sum(taken.values())
+
+    def stop(self) -> None:
+        """Ends the watcher thread (tests; the worker's is a daemon)."""
+        self._stopped.set()
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(self.interval):
+            if time.monotonic() - self._due > self.threshold:
+                self._sample()
+
+    def _sample(self) -> None:
+        frame = sys._current_frames().get(self._thread_id or 0)
+        if frame is None:
+            return
+        where = stack(frame)
+        with self._lock:
+            self._samples[where] += 1

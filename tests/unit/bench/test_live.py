@@ -1,0 +1,34 @@
+"""The bench reads the worker's stall lines as the worker writes them."""
+
+from __future__ import annotations
+
+import logging
+
+from bench.live import stalls_logged
+from stream.worker.stallwatch import StallWatch
+
+#: the worker's log format (faust's: time, pid, level, message)
+FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s "
+
+
+def test_the_worker_s_stall_lines_round_trip(caplog):
+    caplog.set_level(logging.WARNING, logger="cspa.worker")
+    watch = StallWatch()
+    watch.woke(0.25, 100.0)  # the first stall: logged at once
+    watch.woke(0.07, 101.0)
+    watch.woke(0.9, 102.0)
+    watch.woke(0.0, 200.0)  # the window is over: the two held back, the longest 900 ms
+    formatter = logging.Formatter(FORMAT)
+    text = "\n".join(["[2026-12-05 21:30:36,255] [6111] [INFO] Worker ready"]
+                     + [formatter.format(r) for r in caplog.records])
+    assert stalls_logged(text) == [
+        {"stalls": 1, "longest_ms": 250, "samples": 0, "where": "-"},
+        {"stalls": 2, "longest_ms": 900, "samples": 0, "where": "-"}]
+
+
+def test_where_keeps_every_frame():
+    line = ("[2026-12-05 21:35:57,004] [6403] [WARNING] event loop stalled stalls=3 "
+            "longest_ms=131 samples=5 where=stream/worker/rekey.py:68(hops_of) < "
+            "stream/worker/agents.py:74(run) ")
+    assert stalls_logged(line)[0]["where"] == (
+        "stream/worker/rekey.py:68(hops_of) < stream/worker/agents.py:74(run)")

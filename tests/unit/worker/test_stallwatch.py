@@ -1,0 +1,111 @@
+"""The stall watch names the code that held a real event loop, and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sys
+import time
+
+import pytest
+
+from stream.worker.looplag import PERIOD_SECONDS, LoopLag
+from stream.worker.stallwatch import (
+    ALWAYS_SECONDS,
+    REPORT_SECONDS,
+    UNSEEN,
+    StallWatch,
+    location,
+    stack,
+)
+
+HOLD = 0.3  # seconds the injected call holds the loop
+#: one frame as logged: a relative path, a line, a function name; no value of any kind
+FRAME = r"[\w./-]+\.py:\d+\([\w<>]+\)"
+
+
+def _hold_the_loop(child_reference: str) -> None:
+    """Busy, in Python, so the interpreter lock passes to the watcher between bytecodes."""
+    ends = time.monotonic() + HOLD
+    while time.monotonic() < ends:
+        len(child_reference)
+
+
+async def _run(lag: LoopLag, hold: bool) -> None:
+    task = asyncio.create_task(lag.run())
+    await asyncio.sleep(4 * PERIOD_SECONDS)  # a few idle ticks first
+    if hold:
+        asyncio.get_running_loop().call_soon(_hold_the_loop, "CHILD-REF-0042")
+    await asyncio.sleep(4 * PERIOD_SECONDS)
+    task.cancel()
+
+
+def stalls(caplog: pytest.LogCaptureFixture, hold: bool) -> list[str]:
+    watch = StallWatch()
+    caplog.set_level(logging.WARNING, logger="cspa.worker")
+    try:
+        asyncio.run(_run(LoopLag(lambda _: None, watch=watch), hold))
+    finally:
+        watch.stop()
+    return [r.getMessage() for r in caplog.records if "event loop stalled" in r.getMessage()]
+
+
+def test_a_stall_is_logged_with_the_function_that_held_the_loop(caplog):
+    found = stalls(caplog, hold=True)
+    assert len(found) == 1
+    stalls_, lag_ms, samples, where = re.fullmatch(
+        r"event loop stalled stalls=(\d+) longest_ms=(\d+) samples=(\d+) where=(.*)",
+        found[0]).groups()
+    assert stalls_ == "1"
+    assert int(lag_ms) >= (HOLD - PERIOD_SECONDS) * 1e3
+    assert int(samples) >= 5  # every 10 ms while over 50 ms late: about 20
+    first = where.split(" < ")[0]
+    assert first.startswith("tests/unit/worker/test_stallwatch.py:")
+    assert first.endswith("(_hold_the_loop)")
+    assert re.fullmatch(f"{FRAME}( < {FRAME})*", where)
+    assert "CHILD-REF" not in where  # the argument the function held is not read
+
+
+def test_an_idle_loop_logs_nothing(caplog):
+    assert stalls(caplog, hold=False) == []
+
+
+def test_without_a_watch_nothing_is_logged(caplog):
+    caplog.set_level(logging.WARNING, logger="cspa.worker")
+    asyncio.run(_run(LoopLag(lambda _: None), hold=True))
+    assert not [r for r in caplog.records if "event loop stalled" in r.getMessage()]
+
+
+def test_a_location_is_relative_and_names_line_and_function():
+    here = sys._getframe()
+    line, found = here.f_lineno, location(here)
+    assert found == (f"tests/unit/worker/test_stallwatch.py:{line}"
+                     "(test_a_location_is_relative_and_names_line_and_function)")
+    assert stack(None) == UNSEEN
+    assert len(stack(here, depth=2).split(" < ")) == 2
+
+
+def test_nothing_sampled_takes_the_unseen_marker():
+    assert StallWatch().take() == (UNSEEN, 0)
+
+
+def test_stalls_are_logged_at_most_once_a_window_but_a_long_one_at_once(caplog):
+    caplog.set_level(logging.WARNING, logger="cspa.worker")
+    watch = StallWatch()  # no expect(): no thread, nothing sampled
+
+    def lines(*wakes: tuple[float, float]) -> list[str]:
+        caplog.clear()
+        for lag, now in wakes:
+            watch.woke(lag, now)
+        return [r.getMessage().split(" samples=")[0] for r in caplog.records]
+
+    t = 1_000.0
+    assert lines((0.08, t)) == ["event loop stalled stalls=1 longest_ms=80"]  # the first
+    assert lines((0.09, t + 1), (0.01, t + 2), (0.12, t + 3), (0.07, t + 4)) == []
+    assert lines((0.0, t + REPORT_SECONDS)) == [
+        "event loop stalled stalls=3 longest_ms=120"]  # the window's count and longest
+    assert lines((0.06, t + REPORT_SECONDS + 1),
+                 (ALWAYS_SECONDS + 0.2, t + REPORT_SECONDS + 2)) == [
+        "event loop stalled stalls=2 longest_ms=1200"]  # over a second: not held back
+    assert lines((0.01, t + 3 * REPORT_SECONDS)) == []  # nothing pending, nothing said
