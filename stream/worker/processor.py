@@ -31,6 +31,9 @@ from stream.worker.metrics import PipelineMetrics, observe_many
 TP = tuple[str, int]
 log = logging.getLogger("cspa.worker")
 
+#: ``merge_some`` reads the clock once per this many cells (a cell merges in 0.05-0.2 ms)
+CLOCK_EVERY = 16
+
 
 class CellState:
     """Cells per (topic, partition) of the partitions being served: the cell state."""
@@ -40,6 +43,8 @@ class CellState:
         #: the last merge ``current`` returned, and the partitions it was made of
         self._served = Aggregates()
         self._served_from: dict[TP, Aggregates] = {}
+        #: changed cells gathered but not merged yet (``merge_some`` ran out of time)
+        self._unmerged: set[CellKey] = set()
         #: cells ``current`` has merged since the start (a first merge: every owned
         #: partition's cells): what scrapes spent merging, counted rather than timed
         self.merged_cells = 0
@@ -122,13 +127,46 @@ class CellState:
         changed is a new ``Cell`` object, an unchanged one the same object, so
         readers may cache what they derive from it by identity. Its cells' value
         multisets are ``SortedValues`` (``aggregates.frozen``): sorted, compact, and
-        never changed. A partition gained,
-        lost or rebuilt has each cell it held merged again (merging all afresh took
-        seconds with a national year whenever a partition was first written to).
+        never changed. A partition gained, lost or rebuilt has each cell it held merged
+        again (merging all afresh took seconds with a national year whenever a partition
+        was first written to). What ``merge_some`` left unmerged is merged first.
         """
+        self.merge_some(owned, float("inf"))
+        return self._served
+
+    def merge_some(self, owned: set[TP], seconds: float) -> bool:
+        """Merge cells changed since the last merge for about ``seconds`` (CPU on the
+        caller's thread); True when none is left unmerged.
+
+        The event loop's caller (``Worker.merge``) yields between calls: a national
+        year's cells all changed (the first scrape after a replay) took 2-3 s in one
+        go. Between two calls, partitions may move and cells change: each call first
+        gathers what changed since the last one, so the merge ends the same.
+        """
+        parts = self._gather(owned)
+        ends = time.monotonic() + seconds
+        cells, unmerged, merged = self._served.cells, self._unmerged, 0
+        while unmerged:
+            key = unmerged.pop()
+            # cell by cell, each frozen at once: a merged Counter of every cell at a time
+            # was 170 MB more at a national year's restart peak
+            cell = merged_cell(parts.values(), key)
+            if cell is None:
+                cells.pop(key, None)
+            else:
+                cells[key] = frozen(cell)
+            merged += 1
+            if merged % CLOCK_EVERY == 0 and time.monotonic() >= ends:
+                break
+        self.merged_cells += merged
+        return not unmerged
+
+    def _gather(self, owned: set[TP]) -> dict[TP, Aggregates]:
+        """The owned partitions' cells; what changed since the last merge (each cell of
+        a partition gained, lost or rebuilt: before a first merge, all) to unmerged."""
         parts = {tp: agg for tp, agg in self.parts.items() if tp in owned}
-        keys: set[CellKey] = set()
-        for side in self._moved(parts):  # each cell it had (before a first merge: all)
+        keys = self._unmerged
+        for side in self._moved(parts):
             keys.update(side.cells)
             keys |= side.changed
         for agg in parts.values():
@@ -137,17 +175,7 @@ class CellState:
         if not self._served_from and parts:  # a first merge: nothing kept
             self._served = Aggregates()
         self._served_from = parts
-        self.merged_cells += len(keys)
-        cells = self._served.cells
-        for key in keys:
-            # cell by cell, each frozen at once: a merged Counter of every cell at a time
-            # was 170 MB more at a national year's restart peak
-            cell = merged_cell(parts.values(), key)
-            if cell is None:
-                cells.pop(key, None)
-            else:
-                cells[key] = frozen(cell)
-        return self._served
+        return parts
 
     def _moved(self, parts: dict[TP, Aggregates]) -> Iterator[Aggregates]:
         """Partitions gained, lost or rebuilt since the last merge, old and new objects.

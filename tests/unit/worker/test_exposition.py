@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from stream.settings import PeriodCombination, ServiceLevelVariant
+from stream.state.aggregates import Aggregates
 from stream.state.calls import OUTCOMES, CallDefinitions
 from stream.state.families import FAMILIES
 from stream.worker.exposition import Page
@@ -57,10 +58,14 @@ def _afresh(collector: FiguresCollector) -> bytes:
 
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("months", [0, 13])
-def test_kept_text_equals_a_fresh_exposition(seed: int, months: int) -> None:
+@pytest.mark.parametrize("sliced", [False, True])
+def test_kept_text_equals_a_fresh_exposition(seed: int, months: int, sliced: bool,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     # Cells change, partitions move, the clock crosses hours, midnight and a month
     # (and drops months at the edge of the 13 kept): after every step the page's text
-    # equals generate_latest over a collector that keeps nothing.
+    # equals generate_latest over a collector that keeps nothing. Sliced: merges left
+    # half done (a cell per slice), cells changing and partitions moving between slices.
+    monkeypatch.setattr("stream.worker.processor.CLOCK_EVERY", 1)
     rng = random.Random(seed)
     state, owned, clock = CellState(), set(TPS), [START]
     kept = FiguresCollector(lambda: (state.current(owned), {"t": len(owned)}), DEFS, months,
@@ -82,9 +87,17 @@ def test_kept_text_equals_a_fresh_exposition(seed: int, months: int) -> None:
             owned.update(tp for tp in TPS if rng.random() < 0.7)
         if rng.random() < 0.4:
             clock[0] += timedelta(minutes=rng.choice([1, 20, 45]))
+        if sliced and rng.random() < 0.6:
+            state.merge_some(set(owned), 0.0)  # one cell merged, the rest left for later
+            continue  # more changes (and moves) before the page is read
         fresh = FiguresCollector(lambda: (state.current(owned), {"t": len(owned)}), DEFS,
                                  months, lambda: clock[0])
         assert page.render() == _afresh(fresh)
+        # and the merge itself: the owned partitions' facts summed afresh
+        whole = Aggregates()
+        for tp in owned:
+            whole.apply(facts.get(tp, []), +1)
+        assert state.current(owned).to_json() == whole.to_json()
 
 
 def _steady(text: bytes) -> list[bytes]:
@@ -223,3 +236,55 @@ async def test_a_scrape_while_recovering_waits_for_the_recovery_render_not_mergi
     assert worker.state.merged_cells == warmed  # the scrape merged nothing itself
     assert _steady(text) == _steady(generate_latest(worker.registry))
     assert f'{d.metric}_count{{'.encode() in text
+
+
+@pytest.mark.asyncio
+async def test_a_scrape_with_much_to_merge_yields_the_loop_and_holds_the_batches(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 28.2: the first scrape after a replay merged every changed cell and rendered
+    # every changed series in one go (2-3 s of the loop with a national year). Both go
+    # in slices now, the loop running between them, every agent's batches held until
+    # the page is done. Slices of no time: 50 cells merged, or one series rendered.
+    import asyncio
+    from collections import Counter
+
+    from stream.settings import Settings
+    from stream.state.aggregates import SCALE, Cell
+    from stream.worker import app as worker_app
+    from stream.worker.metrics import DISTRIBUTIONS
+
+    monkeypatch.setattr(worker_app, "MERGE_SLICE_SECONDS", 0.0)
+    monkeypatch.setattr("stream.worker.processor.CLOCK_EVERY", 50)
+    worker = worker_app.create_app(Settings())
+    t = next(iter(worker.processors.values())).topic
+    owned = {(t, 0), (t, 1)}
+    worker.owned = lambda: owned  # type: ignore[method-assign]  # (no assignment: not started)
+    worker.ready = lambda: True  # type: ignore[method-assign]
+    d, n = DISTRIBUTIONS[0], 300
+    for i in range(n):
+        labels = ("2026-10", *(f"v{i}" for _ in d.labels[1:]))
+        worker.state.part(t, i % 2).cells[(d.figure, labels)] = Cell(
+            1, 2 * SCALE, Counter({2.0: 1}))
+    agents = list(worker.agents.values())
+    ticks: list[tuple[bool, bool]] = []  # per loop turn: (batches held, cells unmerged)
+
+    async def tick() -> None:
+        while True:
+            ticks.append((all(a.busy.locked() for a in agents),
+                          bool(worker.state._unmerged)))
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0)
+    ticks.clear()
+    text = await asyncio.wait_for(worker.metrics_text(), 20)
+    ticker.cancel()
+    assert worker.state.merged_cells == n
+    merging = [held for held, unmerged in ticks if unmerged]
+    rendering = sum(held for held, unmerged in ticks if not unmerged)
+    assert len(merging) >= n // 50 - 2 and all(merging)  # the loop ran between slices,
+    assert rendering >= n - 2  # merging then rendering, the batches held meanwhile ...
+    assert not any(a.busy.locked() for a in agents)  # ... and they go on after
+    assert _steady(text) == _steady(generate_latest(worker.registry))
+    again = await asyncio.wait_for(worker.metrics_text(), 5)  # nothing changed: one go
+    assert _steady(again) == _steady(text)
