@@ -171,22 +171,20 @@ class Worker:
             while not self.ready() and time.monotonic() < until:
                 await asyncio.sleep(0.1)
         await self.merge()
-        page = self._render_slice()
-        if page is not None:
-            return page  # the usual scrape: done in one slice
+        try:
+            with exposition.budget(MERGE_SLICE_SECONDS):
+                return self.page.render()  # the usual scrape: done in one slice
+        except exposition.OutOfTime:
+            pass
         async with self._batches_held():
             while True:
                 await asyncio.sleep(0)
-                if (page := self._render_slice()) is not None:
-                    return page
-
-    def _render_slice(self) -> bytes | None:
-        """The page, or None after ``MERGE_SLICE_SECONDS`` (what it rendered is kept)."""
-        try:
-            with exposition.deadline(MERGE_SLICE_SECONDS):
-                return self.page.render()
-        except exposition.OutOfTime:
-            return None
+                try:
+                    with exposition.budget(MERGE_SLICE_SECONDS):
+                        self.page.catch_up()  # (the kept parts only: the rest once, below)
+                    return self.page.render()
+                except exposition.OutOfTime:
+                    continue
 
     async def merge(self) -> None:
         """Merge the cells changed since the last scrape, a slice of

@@ -13,10 +13,11 @@ The page's text equals ``generate_latest`` over the same collectors in the same 
 (``generate_latest`` formats each family on its own and concatenates them):
 tests/unit/worker/test_exposition.py checks it on random states.
 
-A render may be given a ``deadline``: past it, ``SeriesCache`` keeps the series it has
-rendered and raises ``OutOfTime``, and the next render goes on from there. The worker
-renders a page with thousands of changed series (the first scrape after a replay:
-0.7 s for 15,000) in slices that way, the event loop free between them.
+A render may be given a ``budget``: once the series it renders afresh have taken that
+long, ``SeriesCache`` keeps what it has rendered and raises ``OutOfTime``, and the next
+render goes on from there. The worker renders a page with thousands of changed series
+(the first scrape after a replay: 0.7 s for 15,000) in slices that way, the event loop
+free between them, and only the parts that keep their text again (``Page.catch_up``).
 """
 
 from __future__ import annotations
@@ -34,22 +35,31 @@ from prometheus_client.registry import Collector
 
 from stream.state.aggregates import Cell
 
-#: the monotonic time the render in this context must stop by (``deadline``)
-_ENDS: ContextVar[float] = ContextVar("cspa_render_ends", default=float("inf"))
+
+@dataclass
+class _Budget:
+    seconds: float  # of series rendering, from the first series rendered afresh
+    ends: float = float("inf")  # (monotonic) set at that first series
+
+
+#: the budget of the renders in this context (``budget``); None: unbounded
+_BUDGET: ContextVar[_Budget | None] = ContextVar("cspa_render_budget", default=None)
 
 
 class OutOfTime(Exception):
-    """A render passed its deadline. What it rendered is kept: render again to go on."""
+    """A render spent its budget. What it rendered is kept: render again to go on."""
 
 
 @contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Renders within the block stop with ``OutOfTime`` after about ``seconds``."""
-    token = _ENDS.set(time.monotonic() + seconds)
+def budget(seconds: float) -> Iterator[None]:
+    """Renders within the block stop with ``OutOfTime`` once the series they render
+    afresh have taken about ``seconds`` (at least one series per family each time, so
+    every render gets further)."""
+    token = _BUDGET.set(_Budget(seconds))
     try:
         yield
     finally:
-        _ENDS.reset(token)
+        _BUDGET.reset(token)
 
 
 @dataclass(frozen=True)
@@ -122,12 +132,11 @@ class SeriesCache:
         header = text([empty])
         before = self._kept.get(empty.name, {})
         now: dict[Hashable, tuple[Cell, bytes]] = {}
-        ends, rendered = _ENDS.get(), 0
+        limit, rendered = _BUDGET.get(), 0
         for labels, cell in series:
             hit = before.get(labels)
             if hit is None or hit[0] is not cell:
-                # (one series at least per call: a render always gets further)
-                if rendered and ends != float("inf") and time.monotonic() > ends:
+                if limit is not None and _spent(limit, rendered):
                     self._kept[empty.name] = {**before, **now}  # the next render goes on
                     raise OutOfTime(empty.name)
                 hit = (cell, text([one(labels, cell)])[len(header):])
@@ -135,6 +144,15 @@ class SeriesCache:
             now[labels] = hit
         self._kept[empty.name] = now  # only the series still there
         return header + b"".join(body for _, body in now.values())
+
+
+def _spent(limit: _Budget, rendered: int) -> bool:
+    """Whether the budget is spent (started at the render's first series afresh); never
+    before this family's first series (a render always gets further)."""
+    if limit.ends == float("inf"):
+        limit.ends = time.monotonic() + limit.seconds
+        return False
+    return rendered > 0 and time.monotonic() > limit.ends
 
 
 class Exposing(Protocol):
@@ -151,6 +169,15 @@ class Page:
 
     def render(self) -> bytes:
         return b"".join(_text_of(part) for part in self._parts)
+
+    def catch_up(self) -> None:
+        """Render the parts that keep their text (``Exposing``), not the rest: within a
+        ``budget``, what one call rendered the next goes on from, and the ``render``
+        after the last finds it kept."""
+        for part in self._parts:
+            exposition = getattr(part, "exposition", None)
+            if exposition is not None:
+                exposition()
 
 
 def _text_of(part: Collector | Exposing) -> bytes:

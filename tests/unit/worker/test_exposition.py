@@ -288,3 +288,50 @@ async def test_a_scrape_with_much_to_merge_yields_the_loop_and_holds_the_batches
     assert _steady(text) == _steady(generate_latest(worker.registry))
     again = await asyncio.wait_for(worker.metrics_text(), 5)  # nothing changed: one go
     assert _steady(again) == _steady(text)
+
+
+def test_a_budget_counts_series_rendering_only_and_catch_up_skips_the_other_parts() -> None:
+    # The budget starts at the first series rendered afresh: a slow part before the
+    # figures (the pipeline's histograms) does not spend it. catch_up renders only the
+    # parts that keep their text; the render after it serves them as kept.
+    import time
+
+    from prometheus_client.core import GaugeMetricFamily
+
+    from stream.worker.exposition import OutOfTime, budget
+    from stream.worker.metrics import DISTRIBUTIONS
+
+    class Slow:
+        collected = 0
+
+        def collect(self) -> Iterator[GaugeMetricFamily]:
+            Slow.collected += 1
+            time.sleep(0.05)
+            yield GaugeMetricFamily("slow_part", "a part rendered afresh each time", 1.0)
+
+    state, owned = CellState(), {("t", 0)}
+    d = DISTRIBUTIONS[0]
+    for i in range(300):
+        labels = ("2026-10", *(f"v{i}" for _ in d.labels[1:]))
+        state.part("t", 0).apply([(d.figure, labels, 2.0)], +1)
+    figures = FiguresCollector(lambda: (state.current(owned), {"t": 1}), DEFS, 0,
+                               lambda: START)
+    page = Page([Slow(), figures])
+    with pytest.raises(OutOfTime), budget(0.005):
+        page.render()
+    kept = sum(len(series) for series in figures._series._kept.values())
+    assert kept > 5  # more than the one a family gets in any case
+    Slow.collected = 0
+    for _ in range(1_000):
+        try:
+            with budget(0.005):
+                page.catch_up()
+            break
+        except OutOfTime:
+            continue
+    assert Slow.collected == 0
+    registry = CollectorRegistry()
+    registry.register(Slow())
+    registry.register(FiguresCollector(lambda: (state.current(owned), {"t": 1}), DEFS, 0,
+                                       lambda: START))
+    assert page.render() == generate_latest(registry)  # every series, as kept
