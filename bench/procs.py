@@ -133,6 +133,8 @@ class Worker:
                     "CSPA_LIVE_PORT": str(free_port()),
                     "CSPA_DATA_DIR": str(workdir / "data"), "CSPA_APP_ID": app_id,
                     "CSPA_METRICS_MONTHS": "0", "PYTHONPATH": str(ROOT),
+                    # every stall over 50 ms in the log: where each phase's stalls were
+                    "CSPA_STALL_LOG_SECONDS": "0",
                     "CSPA_CHECKPOINT_KEY_FILE": str(new_key(workdir / "checkpoint.key")),
                     **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None

@@ -97,6 +97,11 @@ class Settings(BaseSettings):
                              "the worker's heap in 2 MiB pages, so the checkpoint's fork "
                              "holds the event loop for milliseconds, not tens of them "
                              "(stream.worker.hugepages); off: 4 KiB pages, as before")
+    stall_log_seconds: float = Field(60.0, ge=0, description="at most one 'event loop "
+                                     "stalled' log line per this many seconds, with the "
+                                     "count and the longest stall over 50 ms since the "
+                                     "last (one of a second or more at once); 0: a line "
+                                     "per stall (stream.worker.stallwatch)")
     data_dir: Path = ROOT / ".cache" / "worker"
     batch_size: int = Field(5000, description="records fetched per poll, at most (a batch "
                             "is a poll's records of one partition)")

@@ -28,6 +28,7 @@ the listener; labels are agencies, states and months only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
@@ -126,6 +127,36 @@ class PartnerRequests(RecordIndex[Requests]):
         self.work = work
         self.agencies = tuple(agencies)
         self.versions: Versions | None = work.rules.get(RULE)
+        #: partition -> the keys not found wholly stale by the last ``evaluate`` (or
+        #: changed since). A stale request stays stale as the clock moves on (its
+        #: deadline only falls further behind) until its record changes; with a national
+        #: year most unanswered requests are stale, and judging each at every scrape
+        #: held the event loop over 50 ms (BENCHMARKS.md, step 48).
+        self._live: dict[Part, dict[str, Requests]] = {}
+        self._cutoff = -math.inf  # the stale cutoff of the last evaluate
+
+    def update(self, partition: Part, key: str, record: Record | None) -> None:
+        super().update(partition, key, record)
+        if record is not None and record.get("k") != self.KIND:
+            return
+        value = self._by_part.get(partition, {}).get(key)
+        if value:
+            self._live.setdefault(partition, {})[key] = value
+        elif partition in self._live:
+            self._live[partition].pop(key, None)
+
+    def drop_partition(self, partition: Part) -> None:
+        super().drop_partition(partition)
+        self._live.pop(partition, None)
+
+    def drop_topic(self, topic: str, keep: Collection[Part] = ()) -> None:
+        super().drop_topic(topic, keep)
+        self._live = {p: v for p, v in self._live.items() if p in self._by_part}
+
+    def restore(self, partition: Part, state: dict[str, Requests] | None) -> None:
+        super().restore(partition, state)
+        if state is not None:
+            self._live[partition] = dict(state)  # each judged again at the next evaluate
 
     def value_of(self, record: Record | None) -> Requests:
         """(agency, item) of each request of the record still unanswered."""
@@ -146,17 +177,33 @@ class PartnerRequests(RecordIndex[Requests]):
         States are open work's (``OpenWork.state``); stale requests (past the open-work
         horizon) are left out, as ``cspa_open_items`` leaves them out.
         """
-        work = self.work
+        cutoff = self.work.stale_cutoff(now)
+        if cutoff < self._cutoff:  # the clock went back: judge every request again
+            self._live = {p: dict(v) for p, v in self._by_part.items()}
+        self._cutoff = cutoff
         out = {a: AgencyState(dict.fromkeys(STATES, 0)) for a in self.agencies}
-        for requests in self.values_of(owned):
-            for agency, item in requests:
-                if work.stale(item, now):
-                    continue
-                state = out.setdefault(agency, AgencyState(dict.fromkeys(STATES, 0)))
-                state.states[work.state(item, now)] += 1
-                age = working_hours(work.calendar, item.start_ts, now)
-                state.oldest_working_hours = max(state.oldest_working_hours, age)
+        for part in owned:
+            live = self._live.get(part)
+            if not live:
+                continue
+            for key in [k for k, requests in live.items()
+                        if not self._count(requests, cutoff, now, out)]:
+                del live[key]  # wholly stale: not judged again until its record changes
         return out
+
+    def _count(self, requests: Requests, cutoff: float, now: float,
+               out: dict[str, AgencyState]) -> bool:
+        """Count the requests not stale into ``out``; whether there was one."""
+        work, counted = self.work, False
+        for agency, item in requests:
+            if item.deadline_ts <= cutoff:  # (OpenWork.stale)
+                continue
+            counted = True
+            state = out.setdefault(agency, AgencyState(dict.fromkeys(STATES, 0)))
+            state.states[work.state(item, now)] += 1
+            age = working_hours(work.calendar, item.start_ts, now)
+            state.oldest_working_hours = max(state.oldest_working_hours, age)
+        return counted
 
 
 def listen(work: OpenWork, agencies: Iterable[str]) -> PartnerRequests:

@@ -451,7 +451,8 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
     app.wait_idle = worker.wait_idle
     app.timer(settings.commit_seconds, name="commit-progress")(worker.commit_progress)
     # cspa_event_loop_lag_seconds, and the log line naming where a stall held the loop
-    app.task(LoopLag(metrics.loop_lag.observe, watch=StallWatch()).run)
+    app.task(LoopLag(metrics.loop_lag.observe,
+                     watch=StallWatch(report_seconds=settings.stall_log_seconds)).run)
     _add_roster(worker, roster, topics["audits"].name, topics["audits"].partitions)
     _add_checkpoints(worker, broker)
     _add_views(worker)

@@ -6,8 +6,9 @@ wakes every ``INTERVAL_SECONDS`` and, while the loop's timer (``LoopLag``) is mo
 timer finally runs, the stall's most frequent record is its ``where``.
 
 The log line, ``event loop stalled stalls=... longest_ms=... samples=... where=...``,
-comes at the first stall, then at most once per ``REPORT_SECONDS`` (a backlog replay
-folds batches of 50-150 ms back to back: a line each would flood the log): ``stalls``
+comes at the first stall, then at most once per ``report_seconds`` (60 by default,
+setting ``CSPA_STALL_LOG_SECONDS``; a backlog replay folds batches of 50-600 ms back to
+back: a line each would flood the log): ``stalls``
 counts those since the last line, and the rest describe the longest of them. A stall
 of a second or more (what ``WorkerLoopStalled`` counts) is logged at once.
 
@@ -40,7 +41,8 @@ from types import FrameType
 THRESHOLD_SECONDS = 0.05
 #: how often the watcher looks (seconds): a stall of the threshold gets ~5 samples
 INTERVAL_SECONDS = 0.01
-#: at most one log line per this many seconds, but for a stall of ``ALWAYS_SECONDS``
+#: at most one log line per this many seconds (by default), but for a stall of
+#: ``ALWAYS_SECONDS`` or more
 REPORT_SECONDS = 60.0
 ALWAYS_SECONDS = 1.0
 #: frames kept per sample, innermost first
@@ -86,9 +88,11 @@ class StallWatch:
     """Samples the loop thread's stack while its timer is overdue."""
 
     def __init__(self, threshold: float = THRESHOLD_SECONDS,
-                 interval: float = INTERVAL_SECONDS) -> None:
+                 interval: float = INTERVAL_SECONDS,
+                 report_seconds: float = REPORT_SECONDS) -> None:
         self.threshold = threshold
         self.interval = interval
+        self.report_seconds = report_seconds
         self._due = float("inf")  # monotonic time the loop's timer should next run
         self._thread_id: int | None = None
         self._samples: Counter[str] = Counter()
@@ -118,7 +122,7 @@ class StallWatch:
             log.warning("event loop stalled stalls=%d longest_ms=%.0f samples=%d where=%s",
                         self._stalls, longest * 1e3, samples, where)
             self._stalls, self._longest = 0, (0.0, UNSEEN, 0)
-            self._next_line = now + REPORT_SECONDS
+            self._next_line = now + self.report_seconds
 
     def take(self) -> tuple[str, int]:
         """(most frequent sampled stack, samples) since the last take; clears them."""

@@ -72,3 +72,12 @@ def test_a_missing_env_file_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setenv("CSPA_ENV_FILE", str(tmp_path / "absent.env"))
     with pytest.raises(ValueError, match="CSPA_ENV_FILE"):
         Settings()
+
+
+def test_every_setting_has_its_row_in_the_operations_guide():
+    # docs/operations.md is where on-call looks a setting up: none may be missing
+    from pathlib import Path
+
+    guide = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    missing = [name for name in Settings.model_fields if f"CSPA_{name.upper()}" not in guide]
+    assert missing == []

@@ -230,3 +230,51 @@ def test_open_requests_follow_open_work_through_checkpoints_and_rebalances() -> 
     assert overdue(restored) == {}
     work.drop_partition(P)
     assert overdue(requests) == {}
+
+
+def test_stale_requests_are_skipped_yet_every_count_equals_judging_each_request() -> None:
+    # Step 48: a request found stale is not judged again until its record changes. With
+    # records changing between scrapes, the clock moving on (and once back), every
+    # agency's counts and oldest age equal judging every request afresh (OpenWork's own
+    # stale and state), as evaluate did before.
+    import random
+
+    rng = random.Random(48)
+    agencies = TAXONOMY.ordered("agency")
+    work = OpenWork(RULES, CAL, horizon=5.0)
+    requests = listen(work, agencies)
+
+    def fold(i: int) -> None:
+        asked = datetime(2026, rng.randint(10, 12), rng.randint(1, 28), rng.randint(8, 17),
+                         tzinfo=LONDON)
+        asked_of = [(asked, rng.choice(agencies)) for _ in range(rng.randint(1, 3))]
+        docs = [f.partner_requested(K, at, agency) for at, agency in asked_of]
+        if rng.random() < 0.3:
+            docs.append(f.partner_responded(K, asked_of[0][0], asked_of[0][1]))
+        work.update(P, records.table_key("map", f"e{i}"), record(*docs))
+
+    def afresh(now: float) -> dict[str, tuple[dict[str, int], float]]:
+        out = {a: (dict.fromkeys(STATES, 0), 0.0) for a in agencies}
+        for reqs in requests.values_of([P]):
+            for agency, item in reqs:
+                if not work.stale(item, now):
+                    states, oldest = out[agency]
+                    states[work.state(item, now)] += 1
+                    age = CAL.working_hours_between_ts(item.start_ts, max(now, item.start_ts))
+                    out[agency] = (states, max(oldest, age))
+        return out
+
+    for i in range(120):
+        fold(i)
+    stale_seen = 0
+    for day in (2, 9, 16, 30, 9, 30):  # the clock moves on, then back once
+        now = datetime(2026, 12, day, 12, tzinfo=LONDON).timestamp()
+        for i in rng.sample(range(160), 15):  # records change (some new) between scrapes
+            fold(i)
+        got, want = requests.evaluate(now, [P]), afresh(now)
+        assert {a: s.states for a, s in got.items()} == {a: w[0] for a, w in want.items()}
+        assert {a: s.oldest_working_hours for a, s in got.items()} == pytest.approx(
+            {a: w[1] for a, w in want.items()})
+        stale_seen += sum(len(v) for v in requests.values_of([P])) - \
+            sum(len(v) for v in requests._live.get(P, {}).values())
+    assert stale_seen > 0  # requests were set aside as stale

@@ -109,3 +109,22 @@ def test_stalls_are_logged_at_most_once_a_window_but_a_long_one_at_once(caplog):
                  (ALWAYS_SECONDS + 0.2, t + REPORT_SECONDS + 2)) == [
         "event loop stalled stalls=2 longest_ms=1200"]  # over a second: not held back
     assert lines((0.01, t + 3 * REPORT_SECONDS)) == []  # nothing pending, nothing said
+
+
+def test_with_no_window_every_stall_has_its_line(caplog):
+    # CSPA_STALL_LOG_SECONDS=0 (the bench's): a line per stall, none held back
+    caplog.set_level(logging.WARNING, logger="cspa.worker")
+    watch = StallWatch(report_seconds=0.0)
+    for lag, now in ((0.08, 1.0), (0.06, 1.1), (0.01, 1.2), (0.3, 1.3)):
+        watch.woke(lag, now)
+    assert [r.getMessage().split(" samples=")[0] for r in caplog.records] == [
+        "event loop stalled stalls=1 longest_ms=80", "event loop stalled stalls=1 longest_ms=60",
+        "event loop stalled stalls=1 longest_ms=300"]
+
+
+def test_the_setting_is_read_from_the_environment(monkeypatch):
+    from stream.settings import Settings
+
+    assert Settings().stall_log_seconds == REPORT_SECONDS
+    monkeypatch.setenv("CSPA_STALL_LOG_SECONDS", "0")
+    assert Settings().stall_log_seconds == 0.0
