@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime, time, timedelta
 from functools import lru_cache
@@ -441,6 +441,12 @@ class OpenWork:
             return "at_risk"
         start, end = today or self._today(now_ts)
         return "due_today" if start < item.deadline_ts <= end else "on_time"
+
+    def prepare(self, now_ts: float, owned: Collection[Part],
+                spent: Callable[[], bool]) -> bool:
+        """Do the heavy part of judging open work at about ``now_ts`` until ``spent`` says
+        stop (``DeadlineIndex.prepare``); True when nothing is left for ``judged``."""
+        return self._index.prepare(now_ts, self.stale_cutoff(now_ts), owned, spent)
 
     def judged(self, now_ts: float, owned: Collection[Part]) -> Judged:
         """Open work of the owned partitions at ``now_ts`` (``stream.state.deadlines``).

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +33,7 @@ from stream.contract.decoder import Decoder, Limits
 from stream.contract.taxonomy import load_taxonomy
 from stream.contract.topics import CHILDREN, DEADLETTER, event_families, folded, load_topics
 from stream.settings import Settings
-from stream.state import partner_responses, progress
+from stream.state import day_blocks, partner_responses, progress
 from stream.state.calls import CallDefinitions
 from stream.state.calls_waiting import listen
 from stream.state.clock import Clock, make_clock
@@ -171,6 +171,7 @@ class Worker:
             while not self.ready() and time.monotonic() < until:
                 await asyncio.sleep(0.1)
         await self.merge()
+        await self.judge_open_work()
         try:
             with exposition.budget(MERGE_SLICE_SECONDS):
                 return self.page.render()  # the usual scrape: done in one slice
@@ -188,19 +189,33 @@ class Worker:
 
     async def merge(self) -> None:
         """Merge the cells changed since the last scrape, a slice of
-        ``MERGE_SLICE_SECONDS`` at a time, the loop free between slices; the scrape's
-        render then finds them merged.
-
-        Past one slice every agent's batches are held (as a checkpoint holds them):
-        folding meanwhile would change more cells than a replay's merge could catch up
-        with. The first scrape after a national year's replay merged every cell in one
-        go, 2-3 s of the loop held (BENCHMARKS.md, step 48).
+        ``MERGE_SLICE_SECONDS`` at a time (``_in_slices``); the scrape's render then finds
+        them merged. The first scrape after a national year's replay merged every cell
+        in one go, 2-3 s of the loop held (BENCHMARKS.md, step 48).
         """
-        if self.state.merge_some(self.owned(), MERGE_SLICE_SECONDS):
-            return  # the usual scrape: one slice merged what changed
+        await self._in_slices(lambda: self.state.merge_some(self.owned(), MERGE_SLICE_SECONDS))
+
+    async def judge_open_work(self) -> None:
+        """Do open work's heavy part for the scrape's clock (``OpenWork.prepare``: the runs
+        of stale and overdue days moved, changed days summed again) in slices; the
+        gauges then find it done. After a bulk load, every day's summary was made again
+        in the scrape that rendered them: 166 ms of the loop with a national year
+        (BENCHMARKS.md, step 49)."""
+        now = self.clock.time()
+        await self._in_slices(lambda: self.work.prepare(
+            now, self.owned(), day_blocks.Budget(MERGE_SLICE_SECONDS)))
+
+    async def _in_slices(self, step: Callable[[], bool]) -> None:
+        """Call ``step`` (True: done) until done, the loop free between calls.
+
+        Past one call every agent's batches are held (as a checkpoint holds them):
+        folding meanwhile would change more than the slices could catch up with.
+        """
+        if step():
+            return  # the usual scrape: done in one slice
         async with self._batches_held():
             await asyncio.sleep(0)
-            while not self.state.merge_some(self.owned(), MERGE_SLICE_SECONDS):
+            while not step():
                 await asyncio.sleep(0)
 
     @asynccontextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -86,16 +87,34 @@ def judged(work: OpenWork, now: float, owned: set) -> tuple[dict, dict, dict, di
             work.stale_counts(now, owned), work.breaches(now, owned))
 
 
+def _spent_after(calls: int) -> Callable[[], bool]:
+    """A budget spent at its ``calls``-th question: a prepare stopped part way."""
+    asked = iter(range(calls, -1, -1))
+    return lambda: next(asked, 0) == 0
+
+
+#: the clock's steps (s): mostly on, sometimes back (a clock file set back, a test)
+FORWARD = [60, 1800, 3600, 4 * 3600, 86_400, 3 * 86_400]
+BOTH_WAYS = FORWARD + [-3600, -86_400, -5 * 86_400, 40 * 86_400]
+
+
 @pytest.mark.parametrize("seed", range(10))
 @pytest.mark.parametrize("horizon", [2.0, 20.0])
-def test_counted_by_day_equals_the_walk(seed: int, horizon: float) -> None:
+@pytest.mark.parametrize("prepared", [False, True])
+def test_counted_by_day_equals_the_walk(seed: int, horizon: float, prepared: bool) -> None:
     # Records added, changed and removed, partitions dropped, rebuilt, restored from
     # a checkpoint and moved, and the clock moved across warn times, deadlines,
     # midnight and the stale cutoff: after every step the gauges equal the walk's.
+    # Prepared: the clock also goes back, and before each judgement the runs are moved
+    # part way (a budget spent after a few days) at a clock near it, with changes
+    # between: what a sliced scrape does.
     rng = random.Random(seed)
     work, now, owned = OpenWork(RULES, CAL, horizon), START, set(PARTS)
     records: dict[tuple, dict[str, Record]] = {}
     for step in range(40):
+        if prepared and rng.random() < 0.7:
+            near = now + rng.choice([0, 0, 60, -3600, 86_400])
+            work.prepare(near, owned, _spent_after(rng.randrange(6)))
         for _ in range(rng.randrange(12)):
             part, key = rng.choice(PARTS), f"contact:{rng.randrange(30):02d}"
             record = _record(rng, now) if rng.random() < 0.85 else None
@@ -119,5 +138,7 @@ def test_counted_by_day_equals_the_walk(seed: int, horizon: float) -> None:
         if rng.random() < 0.2:  # a rebalance
             owned = {p for p in PARTS if rng.random() < 0.7}
         if step and rng.random() < 0.6:
-            now += rng.choice([60, 1800, 3600, 4 * 3600, 86_400, 3 * 86_400])
+            now += rng.choice(BOTH_WAYS if prepared else FORWARD)
+        if prepared and rng.random() < 0.5:
+            work.prepare(now, owned, _spent_after(rng.randrange(4)))
         assert judged(work, now, owned) == walked(work, records, now, owned), step

@@ -6,6 +6,7 @@ import gc
 import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -335,3 +336,63 @@ def test_a_budget_counts_series_rendering_only_and_catch_up_skips_the_other_part
     registry.register(FiguresCollector(lambda: (state.current(owned), {"t": 1}), DEFS, 0,
                                        lambda: START))
     assert page.render() == generate_latest(registry)  # every series, as kept
+
+
+@pytest.mark.asyncio
+async def test_a_scrape_with_open_work_to_sum_does_it_in_slices_and_holds_the_batches(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Issue 28.2: after a bulk load, the first scrape made every deadline day's summary
+    # again and summed them (166 ms of the loop with a national year). The runs of stale
+    # and overdue days are now moved before the render, in slices (at least one day
+    # each), the loop free between them and the batches held. Then the page's open-work
+    # gauges equal a fresh OpenWork's over the same records at the same clock.
+    import asyncio
+    from datetime import datetime, timedelta
+
+    from stream.settings import Settings
+    from stream.state.timeliness import OpenWork
+    from stream.worker import app as worker_app
+    from stream.worker.live_gauges import TimelinessCollector
+
+    clock = tmp_path / "clock"
+    now = datetime.fromisoformat("2026-11-20T11:00:00+00:00")
+    clock.write_text(now.isoformat())
+    monkeypatch.setattr(worker_app, "MERGE_SLICE_SECONDS", 0.0)
+    worker = worker_app.create_app(Settings(clock_file=clock))
+    t = next(iter(worker.processors.values())).topic
+    owned = {(t, 0), (t, 1)}
+    worker.owned = lambda: owned  # type: ignore[method-assign]  # (no assignment: not started)
+    worker.ready = lambda: True  # type: ignore[method-assign]
+    for part in worker.page._parts:  # (the gauges hold the bound method they were given)
+        if isinstance(part, TimelinessCollector):
+            part._owned = worker.owned
+    fresh = OpenWork(worker.work.rules, worker.work.calendar, worker.work.horizon)
+    for i in range(300):  # a contact a day, undecided: one deadline day each, mostly past
+        received = (now - timedelta(days=i, hours=i % 7)).timestamp()
+        record = {"k": "contact", "p": i % 2, "rcv": [received, "e1", "phone", "6", "rfs"]}
+        for work in (worker.work, fresh):
+            work.update((t, i % 2), f"contact:c{i}", record)
+    agents = list(worker.agents.values())
+    prepared: list[tuple[bool, bool]] = []  # per call: (batches held, all done)
+    prepare = worker.work.prepare
+
+    def watched(*args: object) -> bool:
+        done = prepare(*args)  # type: ignore[arg-type]
+        prepared.append((all(a.busy.locked() for a in agents), done))
+        return done
+
+    monkeypatch.setattr(worker.work, "prepare", watched)
+    text = (await asyncio.wait_for(worker.metrics_text(), 20)).decode()
+    assert len(prepared) >= 200  # a day a slice: ~215 working days' deadlines
+    assert all(held for held, _ in prepared[1:]) and prepared[-1][1]
+    assert not any(done for _, done in prepared[:-1])
+    assert not any(a.busy.locked() for a in agents)
+    at = now.timestamp()
+    stale = fresh.stale_counts(at, owned)
+    items = fresh.states(at, owned)
+    assert sum(stale.values()) > 100 and items[("contact_decision", "rfs", "overdue")] > 0
+    for rule, n in stale.items():
+        assert f'cspa_open_items_stale{{rule="{rule}"}} {float(n)}' in text
+    for (rule, team, state), n in items.items():
+        assert f'cspa_open_items{{rule="{rule}",state="{state}",team="{team}"}} {float(n)}' \
+            in text
