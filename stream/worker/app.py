@@ -42,8 +42,8 @@ from stream.state.fingerprint import fingerprint, fold_inputs
 from stream.state.rules import load_rules
 from stream.state.timeliness import OpenWork
 from stream.state.working_days import OfficeHours, WorkingCalendar
+from stream.worker import cell_dump, exposition, hugepages, localstate, webauth
 from stream.worker import collector as memory
-from stream.worker import exposition, hugepages, localstate, webauth
 from stream.worker.agents import TopicAgent
 from stream.worker.batches import BatchApp, batch_consumer
 from stream.worker.changelog import ChangelogWriter
@@ -624,7 +624,7 @@ def _add_views(worker: Worker) -> None:
             await worker.merge()  # (no await after it: the cells and offsets agree)
             agg, _ = worker.current()
             owned = worker.owned()
-            return self.json({
+            head = {
                 "owned": [[t, p] for t, p in sorted(owned)],
                 # read with the cells, no await between: the offsets the figures reflect
                 "offsets": worker.offsets(owned),
@@ -632,8 +632,10 @@ def _add_views(worker: Worker) -> None:
                 "fingerprint": worker.fingerprint,
                 "definitions": worker.definitions,
                 "taxonomy": worker.taxonomy_text,
-                "cells": agg.to_json(),
-            })
+            }
+            # merged cells are replaced, never changed: this list is the instant's view
+            body = await cell_dump.dumped(head, list(agg.cells.items()), MERGE_SLICE_SECONDS)
+            return self.bytes(body, content_type="application/json")
 
     @app.page("/due")
     class DueView(View):
