@@ -167,6 +167,35 @@ class Aggregates:
         return agg
 
 
+class Merged(Aggregates):
+    """A merge kept between reads (``CellState.current``), with its cells also filed by
+    figure as they are put and dropped.
+
+    The scrape groups cells by figure at every render: a Python pass over every cell,
+    up to 127 ms of the loop on a slow machine with the bench's state (BENCHMARKS.md,
+    step 52). Kept filed, each figure's list is one C-level copy of its dict. Each
+    figure's cells are in the order ``Aggregates.figure`` gives them: both dicts see
+    the same puts and drops.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_figure: dict[str, dict[tuple[str, ...], Cell]] = {}
+
+    def put(self, key: CellKey, cell: Cell) -> None:
+        self.cells[key] = cell
+        figure, labels = key
+        filed = self.by_figure.get(figure)
+        if filed is None:
+            filed = self.by_figure[figure] = {}
+        filed[labels] = cell
+
+    def drop(self, key: CellKey) -> None:
+        if self.cells.pop(key, None) is not None:
+            figure, labels = key
+            del self.by_figure[figure][labels]
+
+
 def frozen(cell: Cell) -> Cell:
     """``cell`` with its multiset as ``SortedValues``: for a merged cell that is only
     read (``Cell.add`` and ``Cell.merge`` on it raise, as they should)."""

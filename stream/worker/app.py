@@ -432,7 +432,8 @@ def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:
         worker.clock.time, worker.owned)
     roster = Roster(ctx)  # the audits table over every partition: exact with several workers
     advisors = AdvisorAuditsCollector(roster.current, ctx.calendar,
-                                      ctx.taxonomy.ordered("team"), worker.clock.now)
+                                      ctx.taxonomy.ordered("team"), worker.clock.now,
+                                      lambda: roster.changes)
     for collector in (figures, timeliness, calls_waiting, partners, advisors):
         registry.register(collector)
     # /metrics: the registry's text, each unchanged figure family's kept from the last scrape

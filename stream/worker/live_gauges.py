@@ -152,8 +152,15 @@ class AdvisorAuditsCollector(Collector):
 
     def __init__(self, current: Callable[[], Aggregates | None],
                  calendar: WorkingCalendar, teams: Collection[str],
-                 now: Callable[[], datetime]) -> None:
+                 now: Callable[[], datetime],
+                 changes: Callable[[], int] | None = None) -> None:
         self._current, self._calendar, self._teams, self._now = current, calendar, teams, now
+        #: how many changes the cells have seen (``Roster.changes``): the count is worked
+        #: out again only when it or the month moves. Walking every advisor's joins and
+        #: leaves held the loop 70 ms at a scrape on a slow machine (BENCHMARKS.md, step
+        #: 52), and a council grades a few hundred audits a month.
+        self._changes = changes
+        self._kept: tuple[tuple[int, str], Mapping[str, int]] | None = None
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(self._families())  # names only: registering evaluates nothing
@@ -172,13 +179,24 @@ class AdvisorAuditsCollector(Collector):
             "(min() across workers).")
         if evaluate:
             now = self._now()
-            agg = self._current()
-            if agg is not None:
-                for team, n in sorted(unaudited(agg, now.strftime("%Y-%m"),
-                                                self._teams).items()):
+            counts = self._unaudited(now.strftime("%Y-%m"))
+            if counts is not None:
+                for team, n in sorted(counts.items()):
                     behind.add_metric([team], n)
             left.add_metric([], working_days_left(self._calendar, now.date()))
         return behind, left
+
+
+    def _unaudited(self, month: str) -> Mapping[str, int] | None:
+        agg = self._current()
+        if agg is None:
+            return None
+        if self._changes is None:
+            return unaudited(agg, month, self._teams)
+        key = (self._changes(), month)
+        if self._kept is None or self._kept[0] != key:
+            self._kept = (key, unaudited(agg, month, self._teams))
+        return self._kept[1]
 
 
 def asa_family(agg: Aggregates, windows: Mapping[str, set[str]]) -> SummaryMetricFamily:

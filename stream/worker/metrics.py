@@ -21,7 +21,7 @@ gauges judged against the clock (open work, calls waiting) are in
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from itertools import accumulate
@@ -36,7 +36,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from stream.contract.decoder import REASONS
-from stream.state.aggregates import Aggregates, Cell
+from stream.state.aggregates import Aggregates, Cell, Merged
 from stream.state.calls import OUTCOMES, PARTS, WAIT_BUCKETS, CallDefinitions, call_parts
 from stream.state.facts import Count, Distribution, Recent, window_hours
 from stream.state.families import FAMILIES
@@ -188,18 +188,47 @@ class LagCollector(Collector):
 _Buckets = list[tuple[str, float]]
 
 
+#: distinct values below which a cell's buckets are counted from its running counts
+#: (fewer Python calls); from this many on, bound by bound (no list as long as the cell)
+_MANY = 256
+
+
 def _cumulative(cell: Cell, buckets: Sequence[float],
                 scale: float = 1.0) -> list[tuple[str, float]]:
-    # A cell keeps its values sorted, and summing with accumulate stays in C: a
-    # national year's cells hold millions of distinct values. A positive scale keeps
-    # the order, and each value is compared scaled, as the metric exposes it.
+    # A cell keeps its values sorted, so each bound is found by bisection. A large cell's
+    # counts between two bounds are summed in C: building its running counts (and,
+    # scaled, its scaled values) as lists took 65 ms of the loop for one series of a
+    # national year (BENCHMARKS.md, step 51). A positive scale keeps the order, and each
+    # value is compared scaled, as the metric exposes it.
     ordered, counts = cell.values.arrays()  # sorted already, counts in step
-    running = [0, *accumulate(counts)]
-    scaled = ordered if scale == 1.0 else [v * scale for v in ordered]
-    out = [(repr(float(bound)), float(running[bisect_right(scaled, bound)]))
-           for bound in buckets]
+    if len(ordered) < _MANY:
+        running = [0, *accumulate(counts)]
+        scaled = ordered if scale == 1.0 else [v * scale for v in ordered]
+        out = [(repr(float(bound)), float(running[bisect_right(scaled, bound)]))
+               for bound in buckets]
+    else:
+        keys: Sequence[float] = ordered if scale == 1.0 else _Scaled(ordered, scale)
+        out, below, at = [], 0, 0
+        for bound in buckets:
+            i = bisect_right(keys, bound)
+            below = below + sum(counts[at:i]) if i >= at else sum(counts[:i])
+            at = i
+            out.append((repr(float(bound)), float(below)))
     out.append(("+Inf", float(cell.count)))
     return out
+
+
+class _Scaled(Sequence[float]):
+    """Sorted values read scaled, for bisection: only the values probed are scaled."""
+
+    def __init__(self, values: Sequence[float], scale: float) -> None:
+        self._values, self._scale = values, scale
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getitem__(self, i: Any) -> Any:  # (an index only: bisect never slices)
+        return self._values[i] * self._scale
 
 
 def _windows_family(pairs: list[tuple[str, str, str]]) -> list[Metric]:
@@ -274,7 +303,7 @@ class FiguresCollector(Collector):
         yield from self._recent_units(cells, self._now())
         yield self._windows_unit(cells, keep)
 
-    def _windows_unit(self, cells: dict[str, list[tuple[tuple[str, ...], Cell]]],
+    def _windows_unit(self, cells: Filed,
                       keep: Callable[[str], bool]) -> Unit:
         """``cspa_expected_range_window``: each banded month's 12 previous months, for the
         exported months whose whole window is exported too (PromQL joins the months'
@@ -339,7 +368,7 @@ class FiguresCollector(Collector):
                 wait.add_metric([*labels, outcome], cumulative, cell.total)
         return [*families.values(), wait]
 
-    def _recent_units(self, cells: dict[str, list[tuple[tuple[str, ...], Cell]]],
+    def _recent_units(self, cells: Filed,
                       now: datetime) -> Iterator[Unit]:
         """Live-window gauges: counts over this hour, the last 24 clock hours and today.
 
@@ -358,12 +387,19 @@ class FiguresCollector(Collector):
                    partial(_recent_calls, view, self._calls, windows))
 
 
-def by_figure(agg: Aggregates) -> dict[str, list[tuple[tuple[str, ...], Cell]]]:
+#: figure -> its cells' (labels, cell) pairs (``by_figure``)
+Filed = Mapping[str, Collection[tuple[tuple[str, ...], Cell]]]
+
+
+def by_figure(agg: Aggregates) -> Filed:
     """figure -> its (labels, cell), in the order ``Aggregates.figure`` gives them.
 
     One pass over the cells rather than one per figure: a year's hourly cells made
-    each of those passes long.
+    each of those passes long. A kept merge (``Merged``) has them filed already: each
+    figure's are its filed dict's items, nothing made per cell.
     """
+    if isinstance(agg, Merged):
+        return {figure: filed.items() for figure, filed in agg.by_figure.items() if filed}
     out: dict[str, list[tuple[tuple[str, ...], Cell]]] = {}
     for (figure, labels), cell in agg.cells.items():
         row = out.get(figure)

@@ -21,7 +21,7 @@ import orjson
 from stream.contract.decoder import Decoder, Rejection
 from stream.contract.partitioner import partitions_of, wrong_partition_detail
 from stream.state import archive, records
-from stream.state.aggregates import Aggregates, CellKey, frozen, merged_cell
+from stream.state.aggregates import Aggregates, CellKey, Merged, frozen, merged_cell
 from stream.state.facts import FactContext
 from stream.state.families import facts_of
 from stream.state.progress import is_marker
@@ -41,7 +41,7 @@ class CellState:
     def __init__(self) -> None:
         self.parts: dict[TP, Aggregates] = {}
         #: the last merge ``current`` returned, and the partitions it was made of
-        self._served = Aggregates()
+        self._served = Merged()
         self._served_from: dict[TP, Aggregates] = {}
         #: changed cells gathered but not merged yet (``merge_some`` ran out of time)
         self._unmerged: set[CellKey] = set()
@@ -145,16 +145,16 @@ class CellState:
         """
         parts = self._gather(owned)
         ends = time.monotonic() + seconds
-        cells, unmerged, merged = self._served.cells, self._unmerged, 0
+        served, unmerged, merged = self._served, self._unmerged, 0
         while unmerged:
             key = unmerged.pop()
             # cell by cell, each frozen at once: a merged Counter of every cell at a time
             # was 170 MB more at a national year's restart peak
             cell = merged_cell(parts.values(), key)
             if cell is None:
-                cells.pop(key, None)
+                served.drop(key)
             else:
-                cells[key] = frozen(cell)
+                served.put(key, frozen(cell))
             merged += 1
             if merged % CLOCK_EVERY == 0 and time.monotonic() >= ends:
                 break
@@ -173,7 +173,7 @@ class CellState:
             keys |= agg.changed
             agg.changed.clear()
         if not self._served_from and parts:  # a first merge: nothing kept
-            self._served = Aggregates()
+            self._served = Merged()
         self._served_from = parts
         return parts
 

@@ -51,17 +51,21 @@ class Roster:
         self.cells = Aggregates()
         #: True once the changelog was read up to the end offsets found at start
         self.ready = False
+        #: records applied and resets so far: the cells are unchanged while it is
+        self.changes = 0
 
     def reset(self) -> None:
         """Forget everything: the changelog is to be read again from its start."""
         self._stored.clear()
         self.cells = Aggregates()
         self.ready = False
+        self.changes += 1
 
     def apply(self, key: str, value: bytes | None) -> None:
         """One changelog record: the table's ``key`` now stores ``value``."""
         if is_marker(key):
             return
+        self.changes += 1
         old = self._stored.pop(key, None)
         if value is not None:
             self._stored[key] = value

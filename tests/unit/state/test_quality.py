@@ -156,6 +156,31 @@ def test_the_worker_exposes_unaudited_advisors_and_no_advisor(taxonomy, ctx) -> 
         assert secret not in text
 
 
+def test_the_unaudited_count_is_worked_out_again_only_when_the_cells_or_month_change(
+        taxonomy, ctx) -> None:
+    # Step 52: the count is kept while the roster's change count and the month hold (a
+    # scrape walked every advisor's joins and leaves: 70 ms on a slow machine).
+    agg = _agg([f.advisor(A, at(7, 1)), f.advisor(B, at(7, 1))], taxonomy, ctx)
+    changes, clock = [1], [at(9, 24, 12)]
+    registry = CollectorRegistry()
+    registry.register(AdvisorAuditsCollector(lambda: agg, ctx.calendar, ("rfs",),
+                                             lambda: clock[0], lambda: changes[0]))
+
+    def behind() -> str:
+        text = generate_latest(registry).decode()
+        return next(line for line in text.splitlines()
+                    if line.startswith('cspa_advisors_unaudited{team="rfs"}'))
+
+    assert behind().endswith(" 2.0")
+    audited = _agg([f.audit(f.key("x1"), at(9, 5), team="rfs", advisor=A)], taxonomy, ctx)
+    agg.merge(audited)  # the cells change, their change count not yet
+    assert behind().endswith(" 2.0")  # kept
+    changes[0] += 1
+    assert behind().endswith(" 1.0")  # worked out again
+    clock[0] = at(10, 1, 12)  # a new month, no audit in it
+    assert behind().endswith(" 2.0")
+
+
 def test_no_unaudited_advisors_until_the_audits_are_read(ctx) -> None:
     """Before its roster has read the audits (``current`` None), a worker exports no
     count at all: a half-read changelog would show every advisor unaudited."""

@@ -12,11 +12,11 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from stream.settings import PeriodCombination, ServiceLevelVariant
-from stream.state.aggregates import Aggregates
+from stream.state.aggregates import Aggregates, Merged
 from stream.state.calls import OUTCOMES, CallDefinitions
 from stream.state.families import FAMILIES
 from stream.worker.exposition import Page
-from stream.worker.metrics import FiguresCollector
+from stream.worker.metrics import FiguresCollector, by_figure
 from stream.worker.processor import CellState
 from tests.conftest import LONDON
 
@@ -99,6 +99,12 @@ def test_kept_text_equals_a_fresh_exposition(seed: int, months: int, sliced: boo
         for tp in owned:
             whole.apply(facts.get(tp, []), +1)
         assert state.current(owned).to_json() == whole.to_json()
+        # and its cells filed by figure as they were put: as one pass over them files them
+        served, plain = state.current(owned), Aggregates()
+        plain.cells = dict(served.cells)
+        assert isinstance(served, Merged)
+        assert {f: list(pairs) for f, pairs in by_figure(served).items()} == \
+            {f: list(pairs) for f, pairs in by_figure(plain).items()}
 
 
 def _steady(text: bytes) -> list[bytes]:

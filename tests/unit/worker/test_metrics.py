@@ -190,12 +190,14 @@ def test_observe_many_equals_observe_one_by_one(amounts: list[float]) -> None:
         assert got[name] == pytest.approx(value, rel=1e-12), name
 
 
-def test_histogram_buckets_count_each_value_scaled_at_or_below_the_bound():
+@pytest.mark.parametrize("distinct", [40, 2000])  # running counts / bound by bound
+def test_histogram_buckets_count_each_value_scaled_at_or_below_the_bound(distinct: int):
     # The bucketing sorts bare floats and looks bounds up by bisection; counted here
     # one value at a time instead, including values exactly on a bound and a scale
     # (days exposed as seconds) under which a value lands on the bound only scaled.
     rng = random.Random(7)
-    values = Counter({round(rng.expovariate(0.5), 4): rng.randint(1, 3) for _ in range(2000)})
+    values = Counter({round(rng.expovariate(0.5), 4): rng.randint(1, 3)
+                      for _ in range(distinct)})
     values.update({b: 2 for b in DAY_BUCKETS} | {0.0: 1, 1 / 3: 1, 0.7: 1})
     cell = Cell(sum(values.values()), 0, values)  # (the sum is not what is tested)
     for buckets, scale in ((DAY_BUCKETS, 1.0), (SECOND_BUCKETS, DAY)):

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from stream.contract.decoder import Decoder
 from stream.contract.partitioner import partition_of
@@ -126,3 +126,31 @@ def test_progress_markers_are_not_records_and_nothing_shows_until_read(
     assert cells is not None and unaudited(cells, "2019-09", TEAMS)["rfs"] == 1
     roster.reset()
     assert roster.current() is None and not list(roster.cells.figure("advisors_joined"))
+
+
+def test_the_worker_gauge_kept_between_scrapes_follows_each_record_applied(
+        events, taxonomy, ctx) -> None:
+    # Step 52: the gauge keeps its count while the roster's change count holds, so every
+    # record applied (a tombstone too) and a reset must move it.
+    from stream.worker.live_gauges import AdvisorAuditsCollector
+
+    x1 = events[5]["audit_key"]
+    table = folded([*events, f.audit(x1, at(5), team="rfs")], taxonomy, ctx)
+    roster = roster_of(table.writes, ctx)
+    registry = CollectorRegistry()
+    registry.register(AdvisorAuditsCollector(
+        roster.current, ctx.calendar, TEAMS, lambda: datetime(2019, 9, 24, 12, tzinfo=LONDON),
+        lambda: roster.changes))
+
+    def rfs() -> str | None:
+        return next((line for line in generate_latest(registry).decode().splitlines()
+                     if line.startswith('cspa_advisors_unaudited{team="rfs"}')), None)
+
+    assert rfs() == 'cspa_advisors_unaudited{team="rfs"} 2.0'
+    a3 = next(k for k in table if table[k] and events[2]["advisor_key"] in k)
+    roster.apply(a3, None)
+    assert rfs() == 'cspa_advisors_unaudited{team="rfs"} 1.0'
+    roster.reset()
+    assert rfs() is None
+    roster.ready = True  # read again, and the changelog found empty
+    assert rfs() == 'cspa_advisors_unaudited{team="rfs"} 0.0'
