@@ -68,6 +68,7 @@ from stream.worker.processor import TP, CellState, FamilyProcessor
 from stream.worker.recovery import TableRecovery
 from stream.worker.rekey import ChildProcessor, Rekey
 from stream.worker.roster import Roster, keep_following
+from stream.worker.scrape_rhythm import ScrapeRhythm
 from stream.worker.stallwatch import StallWatch
 from stream.worker.watch import WatchCollector
 
@@ -118,6 +119,8 @@ class Worker:
     page: Page = field(default_factory=lambda: Page([]))
     #: its checkpoints fork from 2 MiB pages (``_add_checkpoints``, CSPA_HUGE_PAGES)
     huge_pages: bool = False
+    #: when scrapes end: a checkpoint forks just after one (``stream.worker.scrape_rhythm``)
+    rhythm: ScrapeRhythm = field(default_factory=ScrapeRhythm)
 
     def ready(self) -> bool:
         """Serving the figures of its partitions: recovered once, not rebalancing now.
@@ -165,7 +168,12 @@ class Worker:
 
         Otherwise it merges (``merge``) and renders in slices of ``MERGE_SLICE_SECONDS``,
         the loop free between them and the batches held past the first slice: 15,000
-        changed series took 0.7 s to render in one go."""
+        changed series took 0.7 s to render in one go. Its end is noted in ``rhythm``."""
+        text = await self._rendered()
+        self.rhythm.scraped()
+        return text
+
+    async def _rendered(self) -> bytes:
         if not self.ready() and self.state.backlog(self.owned()) > MERGE_WAIT_VALUES:
             until = time.monotonic() + MERGE_WAIT_SECONDS
             while not self.ready() and time.monotonic() < until:
@@ -493,7 +501,7 @@ def _add_checkpoints(worker: Worker, broker: BrokerView | None) -> None:
     checkpointer = Checkpointer(
         path, settings.app_id, broker.cluster if broker else None, stores, worker.agents,
         worker.writers, worker.state, worker.work, worker.metrics, worker.ready,
-        worker.owned, worker.fingerprint, key, settings.huge_pages)
+        worker.owned, worker.fingerprint, key, settings.huge_pages, worker.rhythm.after_scrape)
     worker.huge_pages = settings.huge_pages
     if broker is not None:
         _resume(worker, checkpointer, broker)

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import pickle
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +121,9 @@ class Checkpointer:
     key: bytes = field(default=b"", repr=False)
     #: collapse the heap into 2 MiB pages before each fork (``stream.worker.hugepages``)
     huge_pages: bool = False
+    #: waits for the next scrape to end, the seconds waited (``ScrapeRhythm.after_scrape``):
+    #: the child then writes between two scrapes, not during one
+    after_scrape: Callable[[], Awaitable[float]] | None = None
     _last: Any = field(default=None, init=False)
     _owned: frozenset[Any] | None = field(default=None, init=False)
 
@@ -134,6 +137,8 @@ class Checkpointer:
         Processing holds only while the writes in flight land and the child that
         writes the file is forked (``stream.worker.snapshot``): the child pickles the
         state as it was at the fork, off the event loop and off its interpreter lock.
+        With ``after_scrape``, the fork waits for the next scrape to end (at most about
+        one scrape interval), so that the child writes between two scrapes.
         """
         if self.cluster is None or not self.ready() or self._signature() == self._last:
             return False
@@ -149,6 +154,7 @@ class Checkpointer:
         # 2 MiB, not per 4 KiB (37-65 ms with a national year, 2-15 ms collapsed).
         huge = (await asyncio.to_thread(hugepages.collapse) if self.huge_pages
                 else hugepages.NOTHING)
+        waited = await self.after_scrape() if self.after_scrape is not None else 0.0
         started = time.monotonic()
         async with AsyncExitStack() as stack:
             for agent in self.agents.values():
@@ -173,9 +179,9 @@ class Checkpointer:
         self.metrics.checkpoint_pause.set(paused)
         self.metrics.checkpoint_bytes.set(size)
         log.info("checkpoint written bytes=%d paused=%.3f forked=%.3f seconds=%.2f "
-                 "huge_mib=%d huge_refused=%d huge_seconds=%.2f", size, paused, forked,
-                 time.monotonic() - started, huge.bytes >> 20 if huge else 0,
-                 huge.refused if huge else 0, huge.seconds if huge else 0.0)
+                 "huge_mib=%d huge_refused=%d huge_seconds=%.2f scrape_wait=%.2f", size,
+                 paused, forked, time.monotonic() - started, huge.bytes >> 20 if huge else 0,
+                 huge.refused if huge else 0, huge.seconds if huge else 0.0, waited)
         return True
 
     def _write(self) -> int:

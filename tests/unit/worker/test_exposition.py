@@ -295,6 +295,8 @@ async def test_a_scrape_with_much_to_merge_yields_the_loop_and_holds_the_batches
     assert _steady(text) == _steady(generate_latest(worker.registry))
     again = await asyncio.wait_for(worker.metrics_text(), 5)  # nothing changed: one go
     assert _steady(again) == _steady(text)
+    # Both scrapes' ends were noted: a checkpoint forks after the next (scrape_rhythm).
+    assert worker.rhythm.interval() is not None
 
 
 def test_a_budget_counts_series_rendering_only_and_catch_up_skips_the_other_parts() -> None:

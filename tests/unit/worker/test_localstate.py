@@ -543,3 +543,27 @@ def test_a_checkpoint_below_a_changelog_start_moved_by_retention_is_refused():
     assert usable(cp, "app", {TOPIC: name}, view) == (
         f"erased changelog={name} partition=0 at=41 start=42")
     assert usable(cp, "app", {TOPIC: name}, BrokerView("c1", ends, {(name, 0): 41})) is None
+
+
+@pytest.mark.asyncio
+async def test_a_checkpoint_forks_once_the_next_scrape_has_ended(taxonomy, ctx, tmp_path,
+                                                                 caplog):
+    # The child must hold the state as it is after the wait for the scrape, not before
+    # it: what changed while the checkpoint waited is in the file (stream.worker.scrape_rhythm).
+    log = _changelog(taxonomy, ctx, cases=4)
+    store = _store()
+    state, work = _derived(ctx)
+
+    async def after_scrape() -> float:
+        store.put(*log[1], 1)  # folded while the checkpoint waited
+        return 0.25
+
+    checkpointer = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: store}, {}, {},
+                                state, work, PipelineMetrics(CollectorRegistry()),
+                                lambda: True, lambda: (), key=KEY, after_scrape=after_scrape)
+    store.put(*log[0], 0)
+    with caplog.at_level(logging.INFO, "cspa.worker"):
+        assert await checkpointer.take()
+    (_, _, offsets), = localstate.load(checkpointer.path, KEY)["tables"].values()
+    assert max(offsets.values()) == 1
+    assert "scrape_wait=0.25" in caplog.records[-1].getMessage()
