@@ -141,14 +141,20 @@ def latency(worker: Worker, bootstrap: str, consumed: int, rate: float, seconds:
 
 
 _STALLED = re.compile(r"event loop stalled stalls=(\d+) longest_ms=(\d+) samples=(\d+) "
-                      r"where=(.*?)\s*$")
+                      r"ran_ms=(\d+|-) cpu_wait_ms=(\d+|-) where=(.*?)\s*$")
 
 
 def stalls_logged(log: str) -> list[dict[str, Any]]:
     """The worker's ``event loop stalled`` lines (stream/worker/stallwatch.py): each one's
-    count of stalls over 50 ms, the longest (ms) and the code it held the loop in."""
-    return [{"stalls": int(m[1]), "longest_ms": int(m[2]), "samples": int(m[3]), "where": m[4]}
+    count of stalls over 50 ms, the longest (ms), the milliseconds the loop's thread ran
+    and waited for a CPU in it (None: unknown) and the code it held the loop in."""
+    return [{"stalls": int(m[1]), "longest_ms": int(m[2]), "samples": int(m[3]),
+             "ran_ms": _ms(m[4]), "cpu_wait_ms": _ms(m[5]), "where": m[6]}
             for line in log.splitlines() if (m := _STALLED.search(line)) is not None]
+
+
+def _ms(field: str) -> int | None:
+    return None if field == "-" else int(field)
 
 
 def _log_since(worker: Worker, offset: int) -> str:

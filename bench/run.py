@@ -263,8 +263,13 @@ def _loaded_latency(a: argparse.Namespace, worker: Worker, bootstrap: str, timeo
         f"loop lag p99 {fig['loaded_loop_lag_p99_ms']:.0f} ms, slowest scrape "
         f"{fig['loaded_scrape_max_ms']:.0f} ms, {lat['checkpoints']:g} checkpoints")
     for line in lat["stalls_logged"]:  # where the loop was held (stream/worker/stallwatch.py)
-        log(f"  loop stalled {line['stalls']}x, longest {line['longest_ms']} ms at "
-            f"{line['where']}")
+        log(f"  loop stalled {line['stalls']}x, longest {line['longest_ms']} ms (ran "
+            f"{_or_dash(line['ran_ms'])} ms, waited for a CPU {_or_dash(line['cpu_wait_ms'])} ms)"
+            f" at {line['where']}")
+
+
+def _or_dash(ms: int | None) -> str:
+    return "-" if ms is None else str(ms)
 
 
 def _hop(a: argparse.Namespace, tmp: Path, msgs: list[dataset.Msg],

@@ -5,12 +5,21 @@ wakes every ``INTERVAL_SECONDS`` and, while the loop's timer (``LoopLag``) is mo
 ``THRESHOLD_SECONDS`` overdue, records the loop thread's innermost frames. When the
 timer finally runs, the stall's most frequent record is its ``where``.
 
-The log line, ``event loop stalled stalls=... longest_ms=... samples=... where=...``,
+The log line, ``event loop stalled stalls=... longest_ms=... samples=... ran_ms=...
+cpu_wait_ms=... where=...``,
 comes at the first stall, then at most once per ``report_seconds`` (60 by default,
 setting ``CSPA_STALL_LOG_SECONDS``; a backlog replay folds batches of 50-600 ms back to
 back: a line each would flood the log): ``stalls``
 counts those since the last line, and the rest describe the longest of them. A stall
 of a second or more (what ``WorkerLoopStalled`` counts) is logged at once.
+
+``ran_ms`` and ``cpu_wait_ms`` split the longest stall's time, from the timer's sleep
+to its late wake (``PERIOD`` plus the lag), by the loop thread's own scheduler counters
+(``/proc/thread-self/schedstat``): the milliseconds it ran on a CPU (its Python, and the
+kernel's work for it, page faults included) and those it was ready but waited for a
+CPU. The rest it was blocked: idle in ``select``, or waiting for the interpreter lock.
+A stall mostly ``cpu_wait_ms`` is the machine's, not the worker's code: ``where`` is
+then only where the thread happened to be. ``-`` where the counters cannot be read.
 
 Reading ``where``:
 - a worker function (``stream/worker/...``): that call held the loop;
@@ -30,11 +39,13 @@ are only walked while the loop is overdue.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
 from collections import Counter
 from types import FrameType
+from typing import NamedTuple
 
 #: how far past its due time the loop's timer must be before frames are sampled, and a
 #: stall is logged (seconds): the issue's bound for a stall
@@ -51,6 +62,23 @@ DEPTH = 4
 UNSEEN = "-"
 
 log = logging.getLogger("cspa.worker")
+#: the calling thread's scheduler counters: ns on a CPU, ns waiting for one, slices
+_SCHEDSTAT = "/proc/thread-self/schedstat"
+
+
+class _Stall(NamedTuple):
+    lag: float  # seconds
+    where: str
+    samples: int
+    ran: float | None  # seconds the loop thread ran in the stall's window (None: unknown)
+    waited: float | None  # seconds it was ready and waited for a CPU
+
+
+_NONE = _Stall(0.0, UNSEEN, 0, None, None)
+
+
+def _ms(seconds: float | None) -> str:
+    return UNSEEN if seconds is None else f"{seconds * 1e3:.0f}"
 
 
 #: path prefixes dropped up to their end: installed packages, the standard library
@@ -99,30 +127,48 @@ class StallWatch:
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._stalls = 0  # since the last log line
-        self._longest: tuple[float, str, int] = (0.0, UNSEEN, 0)  # lag, where, samples
+        self._longest = _NONE
         self._next_line = 0.0  # monotonic time a line may next be logged
+        self._stat: int | None = None  # the loop thread's schedstat, opened on it
+        self._counted: tuple[float, float] | None = None  # its counters at ``expect``
 
     def expect(self, due: float) -> None:
         """On the loop: its timer is due at monotonic ``due``; starts the watcher once."""
         self._due = due
         if self._thread_id is None:
             self._thread_id = threading.get_ident()
+            self._stat = _open_stat()
             threading.Thread(target=self._watch, name="cspa-stall-watch",
                              daemon=True).start()
+        self._counted = self._counters()
 
     def woke(self, lag: float, now: float) -> None:
         """On the loop: its timer woke ``lag`` seconds late, at monotonic ``now``."""
         where, samples = self.take()
+        before, after = self._counted, self._counters()
         if lag > self.threshold:
             self._stalls += 1
-            if lag > self._longest[0]:
-                self._longest = (lag, where, samples)
+            if lag > self._longest.lag:
+                ran, waited = ((after[0] - before[0], after[1] - before[1])
+                               if before and after else (None, None))
+                self._longest = _Stall(lag, where, samples, ran, waited)
         if self._stalls and (now >= self._next_line or lag >= ALWAYS_SECONDS):
-            longest, where, samples = self._longest
-            log.warning("event loop stalled stalls=%d longest_ms=%.0f samples=%d where=%s",
-                        self._stalls, longest * 1e3, samples, where)
-            self._stalls, self._longest = 0, (0.0, UNSEEN, 0)
+            s = self._longest
+            log.warning("event loop stalled stalls=%d longest_ms=%.0f samples=%d ran_ms=%s "
+                        "cpu_wait_ms=%s where=%s", self._stalls, s.lag * 1e3, s.samples,
+                        _ms(s.ran), _ms(s.waited), s.where)
+            self._stalls, self._longest = 0, _NONE
             self._next_line = now + self.report_seconds
+
+    def _counters(self) -> tuple[float, float] | None:
+        """The loop thread's (seconds run, seconds waited for a CPU) so far, or None."""
+        if self._stat is None:
+            return None
+        try:
+            ran, waited, _ = os.pread(self._stat, 96, 0).split()
+        except (OSError, ValueError):
+            return None
+        return int(ran) / 1e9, int(waited) / 1e9
 
     def take(self) -> tuple[str, int]:
         """(most frequent sampled stack, samples) since the last take; clears them."""
@@ -135,6 +181,9 @@ class StallWatch:
     def stop(self) -> None:
         """Ends the watcher thread (tests; the worker's is a daemon)."""
         self._stopped.set()
+        if self._stat is not None:
+            os.close(self._stat)
+            self._stat = None
 
     def _watch(self) -> None:
         while not self._stopped.wait(self.interval):
@@ -148,3 +197,12 @@ class StallWatch:
         where = stack(frame)
         with self._lock:
             self._samples[where] += 1
+
+
+def _open_stat() -> int | None:
+    """The calling thread's schedstat, kept open (it names the thread that opened it);
+    None where there is none (not Linux, or the kernel keeps no such counters)."""
+    try:
+        return os.open(_SCHEDSTAT, os.O_RDONLY)
+    except OSError:
+        return None

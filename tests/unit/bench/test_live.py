@@ -22,13 +22,30 @@ def test_the_worker_s_stall_lines_round_trip(caplog):
     text = "\n".join(["[2026-12-05 21:30:36,255] [6111] [INFO] Worker ready"]
                      + [formatter.format(r) for r in caplog.records])
     assert stalls_logged(text) == [
-        {"stalls": 1, "longest_ms": 250, "samples": 0, "where": "-"},
-        {"stalls": 2, "longest_ms": 900, "samples": 0, "where": "-"}]
+        {"stalls": 1, "longest_ms": 250, "samples": 0, "ran_ms": None, "cpu_wait_ms": None,
+         "where": "-"},
+        {"stalls": 2, "longest_ms": 900, "samples": 0, "ran_ms": None, "cpu_wait_ms": None,
+         "where": "-"}]
+
+
+def test_a_stall_line_with_the_thread_s_counters_round_trips(caplog):
+    caplog.set_level(logging.WARNING, logger="cspa.worker")
+    watch = StallWatch()
+    try:
+        watch.expect(float("inf"))  # on this thread: its counters are read from here on
+        sum(range(3_000_000))  # (some CPU between the two reads)
+        watch.woke(0.25, 100.0)
+    finally:
+        watch.stop()
+    (line,) = stalls_logged(logging.Formatter(FORMAT).format(caplog.records[0]))
+    assert line["longest_ms"] == 250 and line["where"] == "-"
+    assert line["ran_ms"] > 0 and line["cpu_wait_ms"] is not None
 
 
 def test_where_keeps_every_frame():
     line = ("[2026-12-05 21:35:57,004] [6403] [WARNING] event loop stalled stalls=3 "
-            "longest_ms=131 samples=5 where=stream/worker/rekey.py:68(hops_of) < "
+            "longest_ms=131 samples=5 ran_ms=120 cpu_wait_ms=4 "
+            "where=stream/worker/rekey.py:68(hops_of) < "
             "stream/worker/agents.py:74(run) ")
     assert stalls_logged(line)[0]["where"] == (
         "stream/worker/rekey.py:68(hops_of) < stream/worker/agents.py:74(run)")

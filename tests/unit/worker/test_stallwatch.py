@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -54,9 +57,9 @@ def stalls(caplog: pytest.LogCaptureFixture, hold: bool) -> list[str]:
 def test_a_stall_is_logged_with_the_function_that_held_the_loop(caplog):
     found = stalls(caplog, hold=True)
     assert len(found) == 1
-    stalls_, lag_ms, samples, where = re.fullmatch(
-        r"event loop stalled stalls=(\d+) longest_ms=(\d+) samples=(\d+) where=(.*)",
-        found[0]).groups()
+    stalls_, lag_ms, samples, ran_ms, _, where = re.fullmatch(
+        r"event loop stalled stalls=(\d+) longest_ms=(\d+) samples=(\d+) ran_ms=(\d+) "
+        r"cpu_wait_ms=(\d+) where=(.*)", found[0]).groups()
     assert stalls_ == "1"
     assert int(lag_ms) >= (HOLD - PERIOD_SECONDS) * 1e3
     assert int(samples) >= 5  # every 10 ms while over 50 ms late: about 20
@@ -65,6 +68,66 @@ def test_a_stall_is_logged_with_the_function_that_held_the_loop(caplog):
     assert first.endswith("(_hold_the_loop)")
     assert re.fullmatch(f"{FRAME}( < {FRAME})*", where)
     assert "CHILD-REF" not in where  # the argument the function held is not read
+
+
+def _split(line: str) -> tuple[int, int, int]:
+    """(longest_ms, ran_ms, cpu_wait_ms) of a stall line."""
+    found = re.search(r"longest_ms=(\d+) .*ran_ms=(\d+) cpu_wait_ms=(\d+) ", line)
+    assert found, line
+    lag, ran, waited = (int(g) for g in found.groups())
+    return lag, ran, waited
+
+
+def _stall_of(caplog: pytest.LogCaptureFixture, hold: Callable[[], None]) -> tuple[int, int, int]:
+    watch = StallWatch()
+    caplog.set_level(logging.WARNING, logger="cspa.worker")
+
+    async def run() -> None:
+        task = asyncio.create_task(LoopLag(lambda _: None, watch=watch).run())
+        await asyncio.sleep(4 * PERIOD_SECONDS)
+        asyncio.get_running_loop().call_soon(hold)
+        await asyncio.sleep(4 * PERIOD_SECONDS)
+        task.cancel()
+
+    try:
+        asyncio.run(run())
+    finally:
+        watch.stop()
+    lines = [r.getMessage() for r in caplog.records if "event loop stalled" in r.getMessage()]
+    assert len(lines) == 1, lines
+    return _split(lines[0])
+
+
+def test_a_stall_in_the_code_is_time_the_loop_thread_ran(caplog):
+    # Busy in Python: the thread was on a CPU for most of the stall's window.
+    lag, ran, waited = _stall_of(caplog, lambda: _hold_the_loop("x"))
+    assert ran >= 0.6 * lag and waited <= 0.3 * lag
+
+
+def test_a_loop_blocked_off_the_cpu_neither_ran_nor_waited_for_one(caplog):
+    # Blocked (here a sleep, as on a lock or a disk): neither on a CPU nor queued for one.
+    lag, ran, waited = _stall_of(caplog, lambda: time.sleep(HOLD))
+    assert lag >= (HOLD - PERIOD_SECONDS) * 1e3
+    assert ran <= 0.2 * lag and waited <= 0.2 * lag
+
+
+def test_a_loop_starved_of_cpu_shows_the_wait(caplog):
+    # The loop's thread and a spinning process share one CPU: the thread is ready but
+    # gets about half of it, so a good share of the stall is waiting for the CPU,
+    # whatever ``where`` says: the machine's stall, not the code's.
+    cpu = min(os.sched_getaffinity(0))
+    spinner = subprocess.Popen([sys.executable, "-c",
+                                f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"])
+    allowed = os.sched_getaffinity(0)
+    try:
+        time.sleep(0.3)  # spinning
+        os.sched_setaffinity(0, {cpu})  # this thread (and the watcher it starts)
+        lag, ran, waited = _stall_of(caplog, lambda: _hold_the_loop("x"))
+    finally:
+        os.sched_setaffinity(0, allowed)
+        spinner.kill()
+        spinner.wait()
+    assert waited >= 0.25 * lag
 
 
 def test_an_idle_loop_logs_nothing(caplog):
