@@ -74,7 +74,9 @@ class Cell:
         self.values.merge(other.values)
 
     def to_json(self) -> list[Any]:
-        return [self.count, self.total, [[v, n] for v, n in sorted(self.values.items())]]
+        """``[count, total, [[value, count], ...]]``, values ascending."""
+        keys, counts = self.values.arrays()
+        return [self.count, self.total, list(map(list, zip(keys, counts, strict=True)))]
 
     @classmethod
     def from_json(cls, raw: list[Any]) -> Cell:

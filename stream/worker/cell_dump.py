@@ -31,12 +31,9 @@ CLOCK_EVERY = 16
 
 
 def cell_json(key: CellKey, cell: Cell) -> list[Any]:
-    """``[figure, labels, [count, total, [[value, count], ...]]]``, values ascending:
-    one entry of ``Aggregates.to_json``."""
-    keys, counts = cell.values.arrays()
+    """``[figure, labels, Cell.to_json]``: one entry of ``Aggregates.to_json``."""
     figure, labels = key
-    return [figure, list(labels), [cell.count, cell.total, list(map(list, zip(keys, counts,
-                                                                              strict=True)))]]
+    return [figure, list(labels), cell.to_json()]
 
 
 async def dumped(head: Mapping[str, Any], cells: Sequence[tuple[CellKey, Cell]],

@@ -14,12 +14,13 @@ counts those since the last line, and the rest describe the longest of them. A s
 of a second or more (what ``WorkerLoopStalled`` counts) is logged at once.
 
 ``ran_ms`` and ``cpu_wait_ms`` split the longest stall's time, from the timer's sleep
-to its late wake (``PERIOD`` plus the lag), by the loop thread's own scheduler counters
-(``/proc/thread-self/schedstat``): the milliseconds it ran on a CPU (its Python, and the
-kernel's work for it, page faults included) and those it was ready but waited for a
-CPU. The rest it was blocked: idle in ``select``, or waiting for the interpreter lock.
-A stall mostly ``cpu_wait_ms`` is the machine's, not the worker's code: ``where`` is
-then only where the thread happened to be. ``-`` where the counters cannot be read.
+to its late wake (``looplag.PERIOD_SECONDS`` plus the lag), by the loop thread's own
+scheduler counters (``/proc/thread-self/schedstat``, read once a tick): the milliseconds
+it ran on a CPU (its Python, and the kernel's work for it, page faults included) and
+those it was ready but waited for a CPU. The rest it was blocked: idle in ``select``, or
+waiting for the interpreter lock. A stall mostly ``cpu_wait_ms`` is the machine's, not
+the worker's code: ``where`` is then only where the thread happened to be. ``-`` where
+the counters cannot be read.
 
 Reading ``where``:
 - a worker function (``stream/worker/...``): that call held the loop;
@@ -140,7 +141,8 @@ class StallWatch:
             self._stat = _open_stat()
             threading.Thread(target=self._watch, name="cspa-stall-watch",
                              daemon=True).start()
-        self._counted = self._counters()
+        if self._counted is None:  # else ``woke`` has just read them (one read a tick)
+            self._counted = self._counters()
 
     def woke(self, lag: float, now: float) -> None:
         """On the loop: its timer woke ``lag`` seconds late, at monotonic ``now``."""
@@ -159,6 +161,7 @@ class StallWatch:
                         _ms(s.ran), _ms(s.waited), s.where)
             self._stalls, self._longest = 0, _NONE
             self._next_line = now + self.report_seconds
+        self._counted = after  # the next window starts now (the timer sleeps again next)
 
     def _counters(self) -> tuple[float, float] | None:
         """The loop thread's (seconds run, seconds waited for a CPU) so far, or None."""

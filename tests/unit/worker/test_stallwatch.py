@@ -78,13 +78,20 @@ def _split(line: str) -> tuple[int, int, int]:
     return lag, ran, waited
 
 
-def _stall_of(caplog: pytest.LogCaptureFixture, hold: Callable[[], None]) -> tuple[int, int, int]:
+def _stall_of(caplog: pytest.LogCaptureFixture, hold: Callable[[], None],
+              busy_before: float = 0.0) -> tuple[int, int, int]:
+    """The one stall line of ``hold`` run on a watched loop, after ``busy_before`` seconds
+    of 10 ms calls 10 ms apart (each far short of a stall)."""
     watch = StallWatch()
     caplog.set_level(logging.WARNING, logger="cspa.worker")
 
     async def run() -> None:
         task = asyncio.create_task(LoopLag(lambda _: None, watch=watch).run())
         await asyncio.sleep(4 * PERIOD_SECONDS)
+        ends = time.monotonic() + busy_before
+        while time.monotonic() < ends:
+            _spin(0.01)
+            await asyncio.sleep(0.01)
         asyncio.get_running_loop().call_soon(hold)
         await asyncio.sleep(4 * PERIOD_SECONDS)
         task.cancel()
@@ -109,6 +116,20 @@ def test_a_loop_blocked_off_the_cpu_neither_ran_nor_waited_for_one(caplog):
     lag, ran, waited = _stall_of(caplog, lambda: time.sleep(HOLD))
     assert lag >= (HOLD - PERIOD_SECONDS) * 1e3
     assert ran <= 0.2 * lag and waited <= 0.2 * lag
+
+
+def _spin(seconds: float) -> None:
+    ends = time.monotonic() + seconds
+    while time.monotonic() < ends:
+        pass
+
+
+def test_only_the_stall_s_own_window_is_counted(caplog):
+    # Half a second of work before a blocked stall is not the stall's: its window starts
+    # when the timer last slept.
+    lag, ran, waited = _stall_of(caplog, lambda: time.sleep(HOLD), busy_before=0.5)
+    assert lag >= (HOLD - PERIOD_SECONDS) * 1e3
+    assert ran <= 0.2 * lag
 
 
 def test_a_loop_starved_of_cpu_shows_the_wait(caplog):
