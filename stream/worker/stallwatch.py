@@ -131,7 +131,7 @@ class StallWatch:
         self._longest = _NONE
         self._next_line = 0.0  # monotonic time a line may next be logged
         self._stat: int | None = None  # the loop thread's schedstat, opened on it
-        self._counted: tuple[float, float] | None = None  # its counters at ``expect``
+        self._counted: tuple[float, float] | None = None  # at the window's start
 
     def expect(self, due: float) -> None:
         """On the loop: its timer is due at monotonic ``due``; starts the watcher once."""

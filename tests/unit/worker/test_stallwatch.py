@@ -28,34 +28,47 @@ HOLD = 0.3  # seconds the injected call holds the loop
 FRAME = r"[\w./-]+\.py:\d+\([\w<>]+\)"
 
 
-def _hold_the_loop(child_reference: str) -> None:
+def _hold_the_loop(child_reference: str, seconds: float = HOLD) -> None:
     """Busy, in Python, so the interpreter lock passes to the watcher between bytecodes."""
-    ends = time.monotonic() + HOLD
+    ends = time.monotonic() + seconds
     while time.monotonic() < ends:
         len(child_reference)
 
 
-async def _run(lag: LoopLag, hold: bool) -> None:
+def _holding() -> None:
+    _hold_the_loop("CHILD-REF-0042")
+
+
+async def _run(lag: LoopLag, hold: Callable[[], None] | None,
+               busy_before: float = 0.0) -> None:
+    """A few idle ticks, then ``busy_before`` seconds of 10 ms calls 10 ms apart (each
+    far short of a stall), then ``hold`` on the loop, then a few ticks more."""
     task = asyncio.create_task(lag.run())
-    await asyncio.sleep(4 * PERIOD_SECONDS)  # a few idle ticks first
-    if hold:
-        asyncio.get_running_loop().call_soon(_hold_the_loop, "CHILD-REF-0042")
+    await asyncio.sleep(4 * PERIOD_SECONDS)
+    ends = time.monotonic() + busy_before
+    while time.monotonic() < ends:
+        _hold_the_loop("x", 0.01)
+        await asyncio.sleep(0.01)
+    if hold is not None:
+        asyncio.get_running_loop().call_soon(hold)
     await asyncio.sleep(4 * PERIOD_SECONDS)
     task.cancel()
 
 
-def stalls(caplog: pytest.LogCaptureFixture, hold: bool) -> list[str]:
+def stalls(caplog: pytest.LogCaptureFixture, hold: Callable[[], None] | None,
+           busy_before: float = 0.0) -> list[str]:
+    """The stall lines of ``_run`` on a watched loop."""
     watch = StallWatch()
     caplog.set_level(logging.WARNING, logger="cspa.worker")
     try:
-        asyncio.run(_run(LoopLag(lambda _: None, watch=watch), hold))
+        asyncio.run(_run(LoopLag(lambda _: None, watch=watch), hold, busy_before))
     finally:
         watch.stop()
     return [r.getMessage() for r in caplog.records if "event loop stalled" in r.getMessage()]
 
 
 def test_a_stall_is_logged_with_the_function_that_held_the_loop(caplog):
-    found = stalls(caplog, hold=True)
+    found = stalls(caplog, _holding)
     assert len(found) == 1
     stalls_, lag_ms, samples, ran_ms, _, where = re.fullmatch(
         r"event loop stalled stalls=(\d+) longest_ms=(\d+) samples=(\d+) ran_ms=(\d+) "
@@ -80,34 +93,15 @@ def _split(line: str) -> tuple[int, int, int]:
 
 def _stall_of(caplog: pytest.LogCaptureFixture, hold: Callable[[], None],
               busy_before: float = 0.0) -> tuple[int, int, int]:
-    """The one stall line of ``hold`` run on a watched loop, after ``busy_before`` seconds
-    of 10 ms calls 10 ms apart (each far short of a stall)."""
-    watch = StallWatch()
-    caplog.set_level(logging.WARNING, logger="cspa.worker")
-
-    async def run() -> None:
-        task = asyncio.create_task(LoopLag(lambda _: None, watch=watch).run())
-        await asyncio.sleep(4 * PERIOD_SECONDS)
-        ends = time.monotonic() + busy_before
-        while time.monotonic() < ends:
-            _spin(0.01)
-            await asyncio.sleep(0.01)
-        asyncio.get_running_loop().call_soon(hold)
-        await asyncio.sleep(4 * PERIOD_SECONDS)
-        task.cancel()
-
-    try:
-        asyncio.run(run())
-    finally:
-        watch.stop()
-    lines = [r.getMessage() for r in caplog.records if "event loop stalled" in r.getMessage()]
+    """(longest_ms, ran_ms, cpu_wait_ms) of the one stall line of ``stalls``."""
+    lines = stalls(caplog, hold, busy_before)
     assert len(lines) == 1, lines
     return _split(lines[0])
 
 
 def test_a_stall_in_the_code_is_time_the_loop_thread_ran(caplog):
     # Busy in Python: the thread was on a CPU for most of the stall's window.
-    lag, ran, waited = _stall_of(caplog, lambda: _hold_the_loop("x"))
+    lag, ran, waited = _stall_of(caplog, _holding)
     assert ran >= 0.6 * lag and waited <= 0.3 * lag
 
 
@@ -116,12 +110,6 @@ def test_a_loop_blocked_off_the_cpu_neither_ran_nor_waited_for_one(caplog):
     lag, ran, waited = _stall_of(caplog, lambda: time.sleep(HOLD))
     assert lag >= (HOLD - PERIOD_SECONDS) * 1e3
     assert ran <= 0.2 * lag and waited <= 0.2 * lag
-
-
-def _spin(seconds: float) -> None:
-    ends = time.monotonic() + seconds
-    while time.monotonic() < ends:
-        pass
 
 
 def test_only_the_stall_s_own_window_is_counted(caplog):
@@ -143,7 +131,7 @@ def test_a_loop_starved_of_cpu_shows_the_wait(caplog):
     try:
         time.sleep(0.3)  # spinning
         os.sched_setaffinity(0, {cpu})  # this thread (and the watcher it starts)
-        lag, ran, waited = _stall_of(caplog, lambda: _hold_the_loop("x"))
+        lag, ran, waited = _stall_of(caplog, _holding)
     finally:
         os.sched_setaffinity(0, allowed)
         spinner.kill()
@@ -152,12 +140,12 @@ def test_a_loop_starved_of_cpu_shows_the_wait(caplog):
 
 
 def test_an_idle_loop_logs_nothing(caplog):
-    assert stalls(caplog, hold=False) == []
+    assert stalls(caplog, None) == []
 
 
 def test_without_a_watch_nothing_is_logged(caplog):
     caplog.set_level(logging.WARNING, logger="cspa.worker")
-    asyncio.run(_run(LoopLag(lambda _: None), hold=True))
+    asyncio.run(_run(LoopLag(lambda _: None), _holding))
     assert not [r for r in caplog.records if "event loop stalled" in r.getMessage()]
 
 
