@@ -65,19 +65,29 @@ def scrape_seconds(worker: Worker) -> float:
     return time.monotonic() - t0
 
 
+def due_seconds(worker: Worker) -> float:
+    """How long the manager's list (``/due``, 200 items) takes to come back."""
+    t0 = time.monotonic()
+    worker.get("/due?limit=200")
+    return time.monotonic() - t0
+
+
 class _Scraper(threading.Thread):
-    """Scrapes /metrics like Prometheus (every ``interval`` s); records how long each took."""
+    """Scrapes /metrics like Prometheus (every ``interval`` s), then reads ``/due`` as a
+    manager's dashboard would; records how long each took."""
 
     def __init__(self, worker: Worker, interval: float = 15.0) -> None:
         super().__init__(daemon=True)
         self.worker, self.interval = worker, interval
         self.seconds: list[float] = []
+        self.due: list[float] = []
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(self.interval):
             try:
                 self.seconds.append(scrape_seconds(self.worker))
+                self.due.append(due_seconds(self.worker))
             except OSError:
                 continue
 
@@ -107,7 +117,8 @@ class _MaxSampler(threading.Thread):
 def latency(worker: Worker, bootstrap: str, consumed: int, rate: float, seconds: float,
             timeout: float, children: bool = False) -> tuple[dict[str, Any], list[Msg]]:
     """Steady ``rate`` events/s of current events for ``seconds``, ``/metrics`` scraped
-    every 15 s: the latency's quantiles, and the event loop's lateness meanwhile.
+    every 15 s and ``/due`` after it: the latency's quantiles, and the event loop's
+    lateness meanwhile.
     ``children``: the contacts name children (each one hops)."""
     before = worker.pipeline_samples()
     checkpoints = _checkpoints(worker)
@@ -133,6 +144,7 @@ def latency(worker: Worker, bootstrap: str, consumed: int, rate: float, seconds:
             "max_bucket_bound_s": highest,
             "max_beyond_buckets": max(delta.values(), default=0.0) > delta.get(highest, 0),
             "scrapes": len(scraper.seconds), "scrape_max_s": max(scraper.seconds, default=0.0),
+            "due_reads": len(scraper.due), "due_max_s": max(scraper.due, default=0.0),
             "loop_lag_p99_s": quantile(lag, 0.99), "loop_lag_max_bucket_bound_s": _highest(lag),
             "loop_lag_observations": max(lag.values(), default=0.0),
             "checkpoints": (_checkpoints(worker) or 0.0) - (checkpoints or 0.0),

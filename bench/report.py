@@ -86,6 +86,8 @@ FIGURES: dict[str, tuple[str, str, str, Check, bool]] = {
                                "ms", "<= 50 (no stall)", _at_most(50, " ms"), False),
     "loaded_scrape_max_ms": ("Slowest full /metrics scrape in that phase", "ms", "<= 1,000",
                              _at_most(1000, " ms"), False),
+    "loaded_due_max_ms": ("Slowest manager's list (/due, 200 items) in that phase", "ms",
+                          "<= 1,000", _at_most(1000, " ms"), False),
     "loaded_contacts": ("Loaded latency: contacts in state", "contacts",
                         "3,000,000 (a national year)", None, False),
     "scaleout_1_events_per_s": ("Scale-out: 1 worker", "events/s", "-", None, True),

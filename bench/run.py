@@ -256,12 +256,14 @@ def _loaded_latency(a: argparse.Namespace, worker: Worker, bootstrap: str, timeo
     fig["loaded_loop_lag_p99_ms"] = lat["loop_lag_p99_s"] * 1e3
     fig["loaded_loop_lag_max_ms"] = lat["loop_lag_max_bucket_bound_s"] * 1e3
     fig["loaded_scrape_max_ms"] = lat["scrape_max_s"] * 1e3
+    fig["loaded_due_max_ms"] = lat["due_max_s"] * 1e3
     fig["loaded_contacts"] = lat["contacts_in_state"]
     fig["peak_rss_mib"] = max(fig["peak_rss_mib"] or 0.0, lat["peak_rss_bytes"] / report.MIB)
     log(f"loaded latency ({lat['contacts_in_state']:,.0f} contacts): p99 "
         f"{fig['loaded_latency_p99_ms']:.0f} ms, max {fig['loaded_latency_max_ms']:.0f} ms, "
         f"loop lag p99 {fig['loaded_loop_lag_p99_ms']:.0f} ms, slowest scrape "
-        f"{fig['loaded_scrape_max_ms']:.0f} ms, {lat['checkpoints']:g} checkpoints")
+        f"{fig['loaded_scrape_max_ms']:.0f} ms, slowest /due {fig['loaded_due_max_ms']:.0f} ms, "
+        f"{lat['checkpoints']:g} checkpoints")
     for line in lat["stalls_logged"]:  # where the loop was held (stream/worker/stallwatch.py)
         log(f"  loop stalled {line['stalls']}x, longest {line['longest_ms']} ms (ran "
             f"{_or_dash(line['ran_ms'])} ms, waited for a CPU {_or_dash(line['cpu_wait_ms'])} ms)"

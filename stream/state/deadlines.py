@@ -21,6 +21,8 @@ tests/unit/state/test_deadlines.py compares them on random states and clocks.
 ``prepare`` does a judgement's heavy part (the runs' moves, the summaries made again)
 within a time budget and keeps what it did: the worker calls it in slices before a
 scrape renders, so the first scrape after a bulk load does not hold the loop for it.
+The due list (``soonest``) reads the days from the earliest on, only until it holds
+enough items: tests/unit/state/test_deadlines.py compares it with a sorted walk too.
 """
 
 from __future__ import annotations
@@ -135,6 +137,16 @@ def _day(ts: float) -> int:
     return n
 
 
+def _listed(cutoff: float, stale: bool) -> tuple[float, float, Callable[[Item], bool]]:
+    """(first day, last day, test of an item) of the live or the stale open items."""
+    if cutoff == -math.inf:
+        return LOW - 1, math.inf, lambda item: True
+    edge = _day(cutoff)
+    if stale:
+        return LOW - 1, edge, lambda item: item.deadline_ts <= cutoff
+    return edge, math.inf, lambda item: item.deadline_ts > cutoff
+
+
 def _edges(now: float, cutoff: float) -> tuple[int, int]:
     """(the day holding the stale cutoff, the day holding now). The days before the first
     are wholly stale; those after it and before the second wholly overdue (a deadline in
@@ -203,6 +215,32 @@ class DeadlineIndex:
                 for number, day in run.days.items():  # the rest, one by one
                     if number >= stale_day and not stale_day < number < now_day:
                         self._one_by_one(out, day, now, cutoff, state)
+        return out
+
+    def soonest(self, owned: Collection[Part], limit: int, cutoff: float,
+                stale: bool) -> list[tuple[str, Item]]:
+        """``(record key, item)`` of open items the due list picks its ``limit`` from: live
+        ones (deadline after the stale ``cutoff``) or, with ``stale``, stale ones.
+
+        Taken day by day from the earliest deadline day until ``limit`` are held: a day's
+        items all come before a later day's, so the ``limit`` earliest are among them. The
+        list costs the days it looks at, not every open item of the year (with a national
+        year, the walk held the event loop).
+        """
+        if stale and cutoff == -math.inf:  # no horizon: nothing is stale
+            return []
+        first, last, keep = _listed(cutoff, stale)
+        runs = [run for part in owned for run in self._parts.get(part, {}).values()]
+        numbers = sorted({n for run in runs for n in run.days if first <= n <= last})
+        out: list[tuple[str, Item]] = []
+        for number in numbers:
+            if len(out) >= limit:
+                break
+            for run in runs:
+                day = run.days.get(number)
+                if day is not None:
+                    out.extend((filed.partition("#")[0], item)
+                               for filed, item in day.items.items() if keep(item))
         return out
 
     def _one_by_one(self, out: Judged, day: _Day, now: float, cutoff: float,

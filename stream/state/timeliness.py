@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, time, timedelta
 from functools import lru_cache
@@ -385,12 +385,6 @@ class OpenWork:
         for key, record in items:
             self.update(partition, key, record)
 
-    def _items(self, owned: Collection[Part]) -> Iterator[tuple[str, Item]]:
-        for part in owned:
-            for key, items in self._open.get(part, {}).items():
-                for item in items:
-                    yield key, item
-
     def stale(self, item: Item, now_ts: float) -> bool:
         """Open past its deadline by more than the horizon (working days), at ``now_ts``."""
         return item.deadline_ts <= self.stale_cutoff(now_ts)
@@ -419,14 +413,6 @@ class OpenWork:
         while (mid := stale + (fresh - stale) / 2) not in (stale, fresh):
             stale, fresh = (mid, fresh) if late(mid) else (stale, mid)
         return stale
-
-    def _live(self, now_ts: float, owned: Collection[Part]) -> Iterator[tuple[str, Item]]:
-        cutoff = self.stale_cutoff(now_ts)
-        return ((k, i) for k, i in self._items(owned) if i.deadline_ts > cutoff)
-
-    def _stale(self, now_ts: float, owned: Collection[Part]) -> Iterator[tuple[str, Item]]:
-        cutoff = self.stale_cutoff(now_ts)
-        return ((k, i) for k, i in self._items(owned) if i.deadline_ts <= cutoff)
 
     def _today(self, now_ts: float) -> tuple[float, float]:
         today = datetime.fromtimestamp(now_ts, self._zone).date()
@@ -506,7 +492,7 @@ class OpenWork:
         cal, zone, today = self.calendar, self._zone, self._today(now_ts)
         now = datetime.fromtimestamp(now_ts, zone)
         out: list[dict[str, Any]] = []
-        chosen = (self._stale if stale else self._live)(now_ts, owned)
+        chosen = self._index.soonest(owned, limit, self.stale_cutoff(now_ts), stale)
         for key, item in nsmallest(limit, chosen,
                                    key=lambda ki: (ki[1].deadline_ts, ki[1].rule, ki[0])):
             deadline = datetime.fromtimestamp(item.deadline_ts, zone)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -82,6 +83,29 @@ def walked(work: OpenWork, records: dict[tuple, dict[str, Record]], now: float,
     return dict(states), ages[0], ages[1], dict(stale), dict(breaches)
 
 
+def walked_due(work: OpenWork, records: dict[tuple, dict[str, Record]], now: float,
+               owned: set, limit: int, stale: bool) -> list[tuple]:
+    """The due list by a walk: every open item, live or stale, sorted, the first ``limit``."""
+    cutoff = work.stale_cutoff(now)
+    every = [(item.deadline_ts, item.rule, key, item)
+             for part in owned for key, record in records.get(part, {}).items()
+             for item in items_of(record, work.rules, CAL)
+             if item.closed_ts is None and (item.deadline_ts <= cutoff) == stale]
+    every.sort(key=lambda row: row[:3])  # stable: one record's items stay in their order
+    return [_due_row(item.rule, key.rpartition(":")[2], item.start_ts, item.deadline_ts,
+                     item.what) for _, _, key, item in every[:max(limit, 0)]]
+
+
+def _due_row(rule: str, key: str, start: float, deadline: float, agency: str) -> tuple:
+    return rule, key, datetime.fromtimestamp(start, LONDON).isoformat(), \
+        datetime.fromtimestamp(deadline, LONDON).isoformat(), agency
+
+
+def listed(work: OpenWork, now: float, owned: set, limit: int, stale: bool) -> list[tuple]:
+    return [(row["rule"], row["key"], row["start"], row["deadline"], row.get("agency", ""))
+            for row in work.due_list(now, owned, limit, stale)]
+
+
 def judged(work: OpenWork, now: float, owned: set) -> tuple[dict, dict, dict, dict, dict]:
     return (work.states(now, owned), work.oldest(now, owned), work.oldest(now, owned, True),
             work.stale_counts(now, owned), work.breaches(now, owned))
@@ -99,7 +123,7 @@ BOTH_WAYS = FORWARD + [-3600, -86_400, -5 * 86_400, 40 * 86_400]
 
 
 @pytest.mark.parametrize("seed", range(10))
-@pytest.mark.parametrize("horizon", [2.0, 20.0])
+@pytest.mark.parametrize("horizon", [2.0, 20.0, math.inf])
 @pytest.mark.parametrize("prepared", [False, True])
 def test_counted_by_day_equals_the_walk(seed: int, horizon: float, prepared: bool) -> None:
     # Records added, changed and removed, partitions dropped, rebuilt, restored from
@@ -142,3 +166,6 @@ def test_counted_by_day_equals_the_walk(seed: int, horizon: float, prepared: boo
         if prepared and rng.random() < 0.5:
             work.prepare(now, owned, _spent_after(rng.randrange(4)))
         assert judged(work, now, owned) == walked(work, records, now, owned), step
+        limit, stale = rng.choice([0, 1, 3, 10, 500]), rng.random() < 0.3
+        assert listed(work, now, owned, limit, stale) == walked_due(
+            work, records, now, owned, limit, stale), (step, limit, stale)
