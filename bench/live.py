@@ -76,14 +76,16 @@ class _Scraper(threading.Thread):
     """Scrapes /metrics like Prometheus (every ``interval`` s), then reads ``/due`` as a
     manager's dashboard would; records how long each took."""
 
-    def __init__(self, worker: Worker, interval: float = 15.0) -> None:
+    def __init__(self, worker: Worker, interval: float = 15.0, offset: float = 0.0) -> None:
         super().__init__(daemon=True)
-        self.worker, self.interval = worker, interval
+        self.worker, self.interval, self.offset = worker, interval, offset
         self.seconds: list[float] = []
         self.due: list[float] = []
         self.done = threading.Event()
 
     def run(self) -> None:
+        if self.done.wait(self.offset):  # the second server's rhythm, out of step
+            return
         while not self.done.wait(self.interval):
             try:
                 self.seconds.append(scrape_seconds(self.worker))
@@ -115,24 +117,29 @@ class _MaxSampler(threading.Thread):
 
 
 def latency(worker: Worker, bootstrap: str, consumed: int, rate: float, seconds: float,
-            timeout: float, children: bool = False) -> tuple[dict[str, Any], list[Msg]]:
+            timeout: float, children: bool = False,
+            scrapers: int = 1) -> tuple[dict[str, Any], list[Msg]]:
     """Steady ``rate`` events/s of current events for ``seconds``, ``/metrics`` scraped
     every 15 s and ``/due`` after it: the latency's quantiles, and the event loop's
-    lateness meanwhile.
-    ``children``: the contacts name children (each one hops)."""
+    lateness meanwhile. ``children``: the contacts name children (each one hops).
+    ``scrapers``: Prometheus servers scraping (each every 15 s, out of step evenly)."""
     before = worker.pipeline_samples()
     checkpoints = _checkpoints(worker)
     log_from = worker.log_path.stat().st_size if worker.log_path.exists() else 0
-    sampler, scraper = _MaxSampler(worker), _Scraper(worker)
-    sampler.start()
-    scraper.start()
+    sampler = _MaxSampler(worker)
+    servers = [_Scraper(worker, offset=15.0 * n / scrapers) for n in range(scrapers)]
+    threads: list[_Scraper | _MaxSampler] = [sampler, *servers]
+    for thread in threads:
+        thread.start()
     try:
         sent = produce_paced(bootstrap, rate, seconds, children=children)
         replay([worker], consumed + len(sent), timeout, fresh=False)
     finally:
-        for thread in (sampler, scraper):
+        for thread in threads:
             thread.done.set()
             thread.join(5)
+    scrape_s = [s for server in servers for s in server.seconds]
+    due_s = [s for server in servers for s in server.due]
     after = worker.pipeline_samples()
     delta = _delta(_buckets(before), _buckets(after))
     highest = _highest(delta)
@@ -143,8 +150,9 @@ def latency(worker: Worker, bootstrap: str, consumed: int, rate: float, seconds:
             "max_sampled_s": sampler.max, "max_samples": sampler.samples,
             "max_bucket_bound_s": highest,
             "max_beyond_buckets": max(delta.values(), default=0.0) > delta.get(highest, 0),
-            "scrapes": len(scraper.seconds), "scrape_max_s": max(scraper.seconds, default=0.0),
-            "due_reads": len(scraper.due), "due_max_s": max(scraper.due, default=0.0),
+            "scrapers": scrapers, "scrapes": len(scrape_s),
+            "scrape_max_s": max(scrape_s, default=0.0),
+            "due_reads": len(due_s), "due_max_s": max(due_s, default=0.0),
             "loop_lag_p99_s": quantile(lag, 0.99), "loop_lag_max_bucket_bound_s": _highest(lag),
             "loop_lag_observations": max(lag.values(), default=0.0),
             "checkpoints": (_checkpoints(worker) or 0.0) - (checkpoints or 0.0),
@@ -193,11 +201,11 @@ def _highest(delta: dict[float, float]) -> float:
 
 
 def loaded_latency(worker: Worker, bootstrap: str, rate: float, seconds: float,
-                   timeout: float) -> tuple[dict[str, Any], list[Msg]]:
+                   timeout: float, scrapers: int = 1) -> tuple[dict[str, Any], list[Msg]]:
     """``latency`` on a worker just restarted with a large state (the recovery phase's):
     its own consumed count is the base; its state and peak memory are recorded too."""
     base = int(worker.consumed())
-    lat, sent = latency(worker, bootstrap, base, rate, seconds, timeout)
+    lat, sent = latency(worker, bootstrap, base, rate, seconds, timeout, scrapers=scrapers)
     samples = worker.samples(timeout=SLOW_SCRAPE_S)
     lat["contacts_in_state"] = sum(v for (n, _), v in samples.items()
                                    if n == "cspa_contacts_received")

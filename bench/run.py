@@ -58,6 +58,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     help="the loaded latency phase, on the worker restarted with the recovery "
                          "phase's state (default 195: three 60 s checkpoint intervals and a "
                          "scrape; quick 5; 0 skips it)")
+    ap.add_argument("--scrapers", type=int, default=1,
+                    help="Prometheus servers scraping in the loaded latency phase, each every "
+                         "15 s, out of step evenly (default 1; 2: a pair of servers, as a "
+                         "council running Prometheus in high availability has)")
     ap.add_argument("--duplicates", type=int, help="re-sent events for the steady-RSS check")
     ap.add_argument("--no-peer", action="store_true", help="skip the Quix Streams peer")
     ap.add_argument("--no-hop", action="store_true",
@@ -249,7 +253,7 @@ def _loaded_latency(a: argparse.Namespace, worker: Worker, bootstrap: str, timeo
     """Latency, loop lag and scrapes at the latency rate with the recovery phase's state
     in the worker (a national year in the national run), checkpoints and scrapes inside."""
     lat, _ = live.loaded_latency(worker, bootstrap, a.latency_rate, a.loaded_latency_seconds,
-                                 timeout)
+                                 timeout, a.scrapers)
     phases["loaded_latency"] = lat
     fig["loaded_latency_p99_ms"] = lat["p99_s"] * 1e3
     fig["loaded_latency_max_ms"] = max(lat["max_bucket_bound_s"], lat["max_sampled_s"]) * 1e3
@@ -263,7 +267,7 @@ def _loaded_latency(a: argparse.Namespace, worker: Worker, bootstrap: str, timeo
         f"{fig['loaded_latency_p99_ms']:.0f} ms, max {fig['loaded_latency_max_ms']:.0f} ms, "
         f"loop lag p99 {fig['loaded_loop_lag_p99_ms']:.0f} ms, slowest scrape "
         f"{fig['loaded_scrape_max_ms']:.0f} ms, slowest /due {fig['loaded_due_max_ms']:.0f} ms, "
-        f"{lat['checkpoints']:g} checkpoints")
+        f"{lat['checkpoints']:g} checkpoints, {lat['scrapers']} scraping")
     for line in lat["stalls_logged"]:  # where the loop was held (stream/worker/stallwatch.py)
         log(f"  loop stalled {line['stalls']}x, longest {line['longest_ms']} ms (ran "
             f"{_or_dash(line['ran_ms'])} ms, waited for a CPU {_or_dash(line['cpu_wait_ms'])} ms)"
