@@ -111,6 +111,24 @@ def year_back(ts: float, tz: ZoneInfo) -> float:
     return local.replace(year=local.year - 1, day=day).timestamp()
 
 
+#: one calendar year back is 365 or 366 days of local time, and the zone's offsets on the
+#: two dates differ by an hour or so (a summer-time change; Samoa once skipped a whole
+#: day): so a time this close before ``ts`` is surely within the year, and one this far
+#: surely beyond it, with days to spare either way
+_SURELY_WITHIN, _SURELY_BEYOND = 363 * DAY, 368 * DAY
+
+
+def within_year(previous: float | None, ts: float, tz: ZoneInfo) -> bool:
+    """Whether an earlier time ``previous`` is at or after ``year_back(ts)``: a repeat.
+
+    ``year_back`` (about 2 us) runs only in the few days either side of a year, where
+    the bounds cannot tell; elsewhere the answer is the same without it.
+    """
+    if previous is None or previous < ts - _SURELY_BEYOND:
+        return False
+    return previous >= ts - _SURELY_WITHIN or previous >= year_back(ts, tz)
+
+
 def cutoff(record: Record, grace_days: float, tz: ZoneInfo) -> float:
     """Entries before this time are settled, hops before it have passed the window."""
     return year_back(record[LATEST], tz) - grace_days * DAY
@@ -130,8 +148,7 @@ def flags(record: Record, which: str, tz: ZoneInfo) -> list[tuple[str, Entry, st
     out = []
     for key, entry in entries:
         ts = at(entry)
-        out.append((key, entry, YES if previous is not None and previous >= year_back(ts, tz)
-                    else NO))
+        out.append((key, entry, YES if within_year(previous, ts, tz) else NO))
         previous = ts
     return out
 

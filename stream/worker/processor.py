@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -198,8 +198,13 @@ class CellState:
                    for cell in side.cells.values())
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
+class Applied(NamedTuple):
+    """One message folded: its event type, whether its record changed, the record's key.
+
+    A named tuple, not a frozen dataclass: one is made per event, and a frozen
+    dataclass sets each field through ``object.__setattr__`` (1.4 % of the loop).
+    """
+
     event_type: str
     changed: bool
     table_key: str

@@ -200,3 +200,27 @@ def test_retention_settles_entries_before_its_cut_off_with_the_same_facts(
     assert kept is not None and "old" not in str(kept)  # no contact key before the cut-off
     assert _figures(kept, ctx) == _figures(record, ctx) == _truth(hops, ctx)
     assert ch.erased(kept, (T0 + timedelta(days=100)).timestamp(), ctx) is None
+
+
+def test_within_a_year_by_bounds_agrees_with_year_back_in_any_zone() -> None:
+    # The bounds answer without year_back away from the year's edge: near it, on it,
+    # either side of 29 February, summer-time changes and Samoa's skipped day
+    # (Pacific/Apia, 30 December 2011), the answer is exactly the comparison's.
+    from zoneinfo import ZoneInfo
+
+    rng = random.Random(7)
+    zones = [ZoneInfo(z) for z in ("Europe/London", "Pacific/Apia", "Australia/Lord_Howe",
+                                   "America/St_Johns", "UTC")]
+    edges = [datetime(2012, 12, 30, 12), datetime(2024, 2, 29, 9), datetime(2025, 3, 1, 0, 30),
+             datetime(2026, 3, 29, 1, 30), datetime(2026, 10, 25, 1, 30)]
+    for tz in zones:
+        times = [e.replace(tzinfo=tz).timestamp() for e in edges]
+        times += [rng.uniform(946_684_800, 2_208_988_800) for _ in range(400)]
+        for ts in times:
+            back = ch.year_back(ts, tz)
+            for delta in (0.0, -1e-6, 1e-6, -1.0, 1.0, -3600.0, 3600.0, -ch.DAY, ch.DAY,
+                          -3 * ch.DAY, 3 * ch.DAY, rng.uniform(-6, 6) * ch.DAY,
+                          -400 * ch.DAY, 400 * ch.DAY):
+                previous = back + delta
+                assert ch.within_year(previous, ts, tz) == (previous >= back), (tz, ts, delta)
+    assert ch.within_year(None, T0.timestamp(), LONDON) is False
