@@ -28,6 +28,7 @@ that is not already held can no longer be judged: ``merge`` says it passed the w
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -134,6 +135,15 @@ def cutoff(record: Record, grace_days: float, tz: ZoneInfo) -> float:
     return year_back(record[LATEST], tz) - grace_days * DAY
 
 
+def before_cutoff(record: Record, ts: float, grace_days: float, tz: ZoneInfo) -> bool:
+    """Whether ``ts`` is before the record's ``cutoff`` (the record has a ``LATEST``);
+    ``year_back`` runs only within days of it, as in ``within_year``."""
+    latest, grace = record[LATEST], grace_days * DAY
+    if ts >= latest - _SURELY_WITHIN - grace:
+        return False
+    return ts < latest - _SURELY_BEYOND - grace or ts < cutoff(record, grace_days, tz)
+
+
 def withdrawn(entry: Entry) -> bool:
     """A contact no longer this child's (a corrected receipt names another child)."""
     return entry[2] is None
@@ -210,7 +220,7 @@ def _put(record: Record, which: str, key: str, entry: Entry, grace_days: float,
         record[which][key] = entry
         return _CHANGED
     earliest = at(entry) if first is None else min(at(entry), first)
-    if held is None and LATEST in record and earliest < cutoff(record, grace_days, tz):
+    if held is None and LATEST in record and before_cutoff(record, earliest, grace_days, tz):
         return _PASSED
     record[which][key] = entry
     record[LATEST] = max(record.get(LATEST, at(entry)), at(entry))
@@ -218,7 +228,14 @@ def _put(record: Record, which: str, key: str, entry: Entry, grace_days: float,
 
 
 def settle(record: Record, grace_days: float, ctx: FactContext) -> None:
-    """Move entries before the cutoff into the tally (in place): same facts, less state."""
+    """Move entries before the cutoff into the tally (in place): same facts, less state.
+
+    Nothing moves while the oldest entry is not before the cutoff: the common case, told
+    without ``cutoff``'s ``year_back`` nor ``settle_before``'s sort of every entry."""
+    oldest = min((at(e) for which in (CONTACTS, REFERRALS) for e in record[which].values()),
+                 default=math.inf)
+    if LATEST in record and not before_cutoff(record, oldest, grace_days, ctx.tz):
+        return
     settle_before(record, cutoff(record, grace_days, ctx.tz), ctx)
 
 

@@ -224,3 +224,15 @@ def test_within_a_year_by_bounds_agrees_with_year_back_in_any_zone() -> None:
                 previous = back + delta
                 assert ch.within_year(previous, ts, tz) == (previous >= back), (tz, ts, delta)
     assert ch.within_year(None, T0.timestamp(), LONDON) is False
+
+
+def test_before_the_cutoff_by_bounds_agrees_with_the_cutoff() -> None:
+    rng = random.Random(8)
+    for grace in (0.0, GRACE):
+        for _ in range(300):
+            record = {ch.LATEST: rng.uniform(946_684_800, 2_208_988_800)}
+            cut = ch.cutoff(record, grace, LONDON)
+            for delta in (0.0, -1e-6, 1e-6, -3600.0, 3600.0, -2 * ch.DAY, 2 * ch.DAY,
+                          rng.uniform(-8, 8) * ch.DAY, -30 * ch.DAY, 30 * ch.DAY):
+                ts = cut + delta
+                assert ch.before_cutoff(record, ts, grace, LONDON) == (ts < cut), delta
