@@ -413,10 +413,20 @@ _SLOTTERS: dict[type[Event], Callable[[Any, float, Any], tuple[str, str, Slot]]]
 
 def slot_of(event: Event) -> tuple[str, str, Slot]:
     """(record kind, slot key, slot value) of an event; fields in the slot class's order."""
-    slotter = _SLOTTERS.get(type(event))
-    if slotter is None:
-        raise TypeError(f"no record slot for {type(event).__name__}")
+    slotter = _SLOTTERS.get(type(event)) or _inherited(type(event))
     return slotter(event, event.timestamp, _version(event))
+
+
+def _inherited(kind: type[Event]) -> Callable[[Any, float, Any], tuple[str, str, Slot]]:
+    """The slot maker of an event type's nearest known base, kept for the type: a model
+    extended with an optional field (an additive change, docs/contract.md) slots as the
+    type it extends."""
+    for base in kind.__mro__:
+        slotter = _SLOTTERS.get(base)
+        if slotter is not None:
+            _SLOTTERS[kind] = slotter
+            return slotter
+    raise TypeError(f"no record slot for {kind.__name__}")
 
 
 #: where a rule's clock starts or stops: (record kind, slot key, the field a code narrows,

@@ -150,3 +150,13 @@ def test_a_type_without_a_slot_is_refused(taxonomy) -> None:
     first = _decoded(taxonomy)[0]
     with pytest.raises(TypeError, match="no record slot for Unheard"):
         records.slot_of(Unheard.model_construct(**dict(first)))
+
+
+def test_a_type_extending_a_known_one_slots_as_it(taxonomy) -> None:
+    # A later release's model with one more optional field (an additive change, as
+    # tests/integration/newfield_worker.py builds) folds into the same slot as the type
+    # it extends, field for field.
+    for event in _decoded(taxonomy):
+        extended = type(f"Later{type(event).__name__}", (type(event),), {})
+        later = extended.model_construct(**dict(event))
+        assert records.slot_of(later) == records.slot_of(event), type(event).__name__
