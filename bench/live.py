@@ -177,6 +177,16 @@ def _ms(field: str) -> int | None:
     return None if field == "-" else int(field)
 
 
+def stall_summary(worker: Worker) -> dict[str, int]:
+    """The stalls over 50 ms in the worker's whole log, as the bench's workers log each
+    one on a line of its own (``CSPA_STALL_LOG_SECONDS=0``): how many, the longest and
+    their sum (ms)."""
+    lines = stalls_logged(_log_since(worker, 0))
+    return {"count": sum(s["stalls"] for s in lines),
+            "longest_ms": max((s["longest_ms"] for s in lines), default=0),
+            "held_ms": sum(s["longest_ms"] for s in lines)}
+
+
 def _log_since(worker: Worker, offset: int) -> str:
     if not worker.log_path.exists():
         return ""

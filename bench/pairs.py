@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import expected, peer_quix, replay
+from bench import expected, live, peer_quix, replay
 from bench.expected import Figures
 
 #: pairs run (the verdict is "ahead" only when the worker wins every one)
@@ -37,6 +37,7 @@ def worker_run(bootstrap: str, tmp: Path, i: int, total: int, want: Figures,
     sampler.stop()
     tp["peak_rss_bytes"] = max(tp["peak_rss_bytes"], sampler.peak())
     worker.stop()
+    tp["stalls"] = live.stall_summary(worker)  # the fold's batches holding the loop
     return tp
 
 

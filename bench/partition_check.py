@@ -109,7 +109,7 @@ def replay(work: list[Run]) -> dict[str, float]:
         t0 = clock()
         wrong = processor.misplaced([r.key for r in batch.records], partition)
         t1 = clock()
-        agent.apply(batch)
+        agent.apply_now(batch)
         t2 = clock()
         bad = python_misplaced([r.key for r in batch.records], processor.partitions, partition)
         t3 = clock()

@@ -295,6 +295,12 @@ def pairs_markdown(r: dict[str, Any]) -> list[str]:
               f"{_fmt(q['max'])} | {x['min']:.2f}x-{x['max']:.2f}x |", "",
               f"Worker ahead in {tp['won']} of {len(tp['pairs'])} pairs: "
               + ("ahead." if tp["won"] == len(tp["pairs"]) else "not ahead.")]
+    stalls = [w["stalls"] for w in tp.get("worker_runs", []) if "stalls" in w]
+    if stalls:
+        lines += ["", "The worker's event loop held over 50 ms while it replayed (each run: "
+                  "stalls, the longest, their sum): " + "; ".join(
+                      f"{s['count']}, {s['longest_ms']} ms, {s['held_ms'] / 1000:.1f} s"
+                      for s in stalls) + "."]
     return lines
 
 

@@ -88,7 +88,7 @@ class Folder:
 
     def _apply(self, tp: tuple[str, int], run: list[Any]) -> None:
         agent = self.agents[tp[0]]
-        agent.apply(Batch(TP(*tp), 1, run))
+        agent.apply_now(Batch(TP(*tp), 1, run))
         table = self.tables[tp[0]]
         for key, record in agent.pending.items():  # what the changelog writer would store
             table[key] = records.dumps(record)

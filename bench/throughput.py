@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 120 + a.events / 500)
         sampler.stop()
         worker.stop()
+        tp["stalls"] = live.stall_summary(worker)
         if a.profile is not None:  # a second fresh worker, profiled while it replays
             prof = Worker(broker.bootstrap, tmp / "prof", "prof").start()
             while prof.alive() and _consumed(prof) == 0:
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         broker.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     peak_mib = round(max(sampler.peak(), tp["peak_rss_bytes"]) / report.MIB)
-    print(json.dumps({**{k: tp[k] for k in ("events", "seconds", "events_per_s")},
+    print(json.dumps({**{k: tp[k] for k in ("events", "seconds", "events_per_s", "stalls")},
                       "peak_rss_mib": peak_mib}))
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
@@ -31,6 +32,55 @@ log = logging.getLogger("cspa.worker")
 
 #: (partition, offset, timestamp ms, key, value, why)
 Rejected = tuple[int, int, float, bytes | None, bytes | None, Rejection]
+
+#: Seconds of batch work in one turn of the event loop, all agents together (as a
+#: scrape's slices): then the loop is let go, for scrapes, ``/due`` and its timers
+SLICE_SECONDS = 0.01
+#: Records folded (or cases recounted) between two looks at the clock: 2-4 ms of work
+#: with a national year; a look costs a fraction of a microsecond
+CHUNK = 64
+
+
+class Turn:
+    """The time left for batch work in the loop's current turn, shared by every agent.
+
+    Each agent's ``tick`` lets the loop go once the turn's time is spent. The first to
+    find it spent has the turn renewed at the start of the loop's next turn (a
+    callback queued ahead of it); until then every other agent lets go too, after
+    one chunk. So a turn holds one slice of batch work, however many agents are
+    catching up (a budget each held the loop for one slice per agent).
+
+    Another agent's batch, a scrape or ``/due`` may run between two slices: each sees
+    every case either before a batch touched it or as the batch left it (a case is
+    recounted whole, and ``pending`` reaches the table only with the batch's write). A
+    checkpoint or a rebalance still waits for the whole batch (``busy``, ``idle``).
+    """
+
+    def __init__(self, seconds: float | None = None) -> None:
+        #: None: ``SLICE_SECONDS`` as it is when the turn is renewed
+        self.seconds = seconds
+        self.until = time.perf_counter() + self._slice()
+        self.renewing = False
+
+    def _slice(self) -> float:
+        return SLICE_SECONDS if self.seconds is None else self.seconds
+
+    def renew(self) -> None:
+        """A new turn of the loop: a new slice of time."""
+        self.until = time.perf_counter() + self._slice()
+        self.renewing = False
+
+    async def tick(self) -> None:
+        """Let the loop go if the turn's time is spent."""
+        if time.perf_counter() > self.until:
+            if not self.renewing:
+                self.renewing = True
+                asyncio.get_running_loop().call_soon(self.renew)
+            await asyncio.sleep(0)
+
+
+#: A turn that is never spent: ``TopicAgent.apply_now``'s, outside any loop
+_WHOLE = Turn(math.inf)
 
 
 @dataclass
@@ -55,6 +105,8 @@ class TopicAgent:
     started: bool = False
     #: the contacts topic's: hops to the children table, in the batch's flight
     rekey: Rekey | None = None
+    #: the loop's time for batch work, shared with the worker's other agents
+    turn: Turn = field(default_factory=Turn)
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -81,7 +133,7 @@ class TopicAgent:
                 return
             self.idle.clear()
             try:
-                rejected = self.apply(batch)
+                rejected = await self.apply(batch)
                 if rejected:
                     await self.dead_letter(rejected)
                 if self.rekey is None:
@@ -93,20 +145,60 @@ class TopicAgent:
             finally:
                 self.idle.set()
 
-    def apply(self, batch: Batch) -> list[Rejected]:
-        """Fold every record of the batch into ``pending``; return the rejected ones."""
+    async def apply(self, batch: Batch, turn: Turn | None = None) -> list[Rejected]:
+        """Fold every record of the batch into ``pending`` and recount the changed cases;
+        return the rejected ones.
+
+        The loop is let go between slices of the work (``Turn``, the agent's own unless
+        given): a batch of a catch-up holds thousands of records, and with a national
+        year in state folding one took the loop for 50-600 ms, in which no scrape,
+        ``/due`` or timer was served.
+        """
+        turn = self.turn if turn is None else turn
         partition = batch.tp.partition
-        fold, table, pending, before = (self.processor.fold, self.records, self.pending,
-                                        self.before)
-        owners: dict[str, int] = self.owners
-        rejected: list[Rejected] = []
         now = time.time()
         if not self.started:  # the clock of a replay starts here (bench/replay.py)
             self.started = True
             self.metrics.first_consumed.labels(self.topic).set(now)
         misplaced = self.processor.misplaced([r.key for r in batch.records], partition)
+        rejected: list[Rejected] = []
+        size = len(batch.records)
+        for start in range(0, size, CHUNK):
+            self._fold(batch, start, min(start + CHUNK, size), now, misplaced, rejected)
+            await turn.tick()
+        changed = list(self.before.items())  # (table key, its record before the batch)
+        self.before.clear()
+        for start in range(0, len(changed), CHUNK):
+            self.processor.recount(partition, self.pending, changed[start:start + CHUNK])
+            await turn.tick()
+        self.processor.batch_done(batch.records)
+        self.frontier.advance(partition, batch.records[-1].offset)
+        self.owners[progress.marker_key(partition)] = partition
+        return rejected
+
+    def apply_now(self, batch: Batch) -> list[Rejected]:
+        """``apply`` run to its end at once, outside any loop (the bench's in-process
+        tools). A turn that is never spent: nothing is awaited, and anything awaited
+        there would raise here."""
+        steps = self.apply(batch, _WHOLE)
+        try:
+            while True:
+                steps.send(None)
+        except StopIteration as done:
+            rejected: list[Rejected] = done.value
+            return rejected
+
+    def _fold(self, batch: Batch, start: int, stop: int, now: float,
+              misplaced: dict[int, Rejection], rejected: list[Rejected]) -> None:
+        """Fold the batch's records ``[start, stop)`` into ``pending``."""
+        partition = batch.tp.partition
+        fold, table, pending, before = (self.processor.fold, self.records, self.pending,
+                                        self.before)
+        owners: dict[str, int] = self.owners
         note = self.rekey.note if self.rekey is not None else None
-        for i, r in enumerate(batch.records):
+        records = batch.records
+        for i in range(start, stop):
+            r = records[i]
             try:
                 result = (misplaced[i] if misplaced and i in misplaced
                           else fold(r.key, r.value, partition, table, now, pending, before))
@@ -121,11 +213,6 @@ class TopicAgent:
                     owners[result.table_key] = partition
                 if note is not None:
                     note(result)
-        self.processor.settle(partition, pending, before)
-        self.processor.batch_done(batch.records)
-        self.frontier.advance(partition, batch.records[-1].offset)
-        owners[progress.marker_key(partition)] = partition
-        return rejected
 
     async def dead_letter(self, rejected: list[Rejected]) -> None:
         """Send each rejected message with its reason; return once Kafka has them all.

@@ -44,7 +44,7 @@ from stream.state.timeliness import OpenWork
 from stream.state.working_days import OfficeHours, WorkingCalendar
 from stream.worker import cell_dump, exposition, hugepages, localstate, webauth
 from stream.worker import collector as memory
-from stream.worker.agents import TopicAgent
+from stream.worker.agents import TopicAgent, Turn
 from stream.worker.batches import BatchApp, batch_consumer
 from stream.worker.changelog import ChangelogWriter
 from stream.worker.checkpoint import BrokerView, Checkpointer, usable
@@ -105,6 +105,8 @@ class Worker:
     frontiers: dict[str, progress.Frontier] = field(default_factory=dict)  # per source topic
     writers: dict[str, ChangelogWriter] = field(default_factory=dict)  # per source topic
     agents: dict[str, TopicAgent] = field(default_factory=dict)  # per source topic
+    #: the loop's time for batch work in each of its turns, shared by the agents
+    turn: Turn = field(default_factory=Turn)
     #: (topic, partition) -> where recovery says to resume (progress.start_offset)
     starts: dict[TP, int | None] = field(default_factory=dict)
     #: set once a first assignment's recovery has completed and the figures are rebuilt
@@ -582,7 +584,7 @@ def _add_agent(worker: Worker, processor: FamilyProcessor, partitions: int,
     writer = worker.writers[name] = ChangelogWriter(app, table)
     agent = worker.agents[name] = TopicAgent(
         processor, table, frontier, writer, dlq, worker.metrics,
-        epoch_of=lambda tp: batch_consumer(app).epoch(tp))
+        epoch_of=lambda tp: batch_consumer(app).epoch(tp), turn=worker.turn)
     channel = app.channel(maxsize=worker.settings.batches_buffered)
     app.batch_sinks[name] = channel.put  # type: ignore[assignment]  # takes any item
 

@@ -272,14 +272,20 @@ class FamilyProcessor:
     def settle(self, partition: int, pending: dict[str, records.Record],
                before: dict[str, records.Record | None]) -> None:
         """Count a batch's changed cases: figures and open work, once per case."""
-        for tkey, old in before.items():
+        self.recount(partition, pending, before.items())
+        before.clear()
+
+    def recount(self, partition: int, pending: dict[str, records.Record],
+                changed: Iterable[tuple[str, records.Record | None]]) -> None:
+        """Count some of a batch's changed cases: (table key, its record before the batch)
+        pairs, each taken to its record in ``pending`` (``settle`` in slices)."""
+        for tkey, old in changed:
             try:
                 self._recount(partition, tkey, old, pending[tkey])
             except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream
                 log.error("figures not recounted topic=%s partition=%d error=%s",
                           self.topic, partition, type(exc).__name__)  # never the key
                 self.metrics.rejected.labels(self.topic, "internal_error").inc()
-        before.clear()
 
     def _recount(self, partition: int, tkey: str, old: records.Record | None,
                  new: records.Record) -> None:

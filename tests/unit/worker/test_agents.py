@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
@@ -143,3 +144,108 @@ async def test_the_first_batch_sets_the_first_consumed_time_once(taxonomy, ctx):
     assert first._value.get() == stamped  # not moved by later batches
     last = metrics.last_processed.labels(TOPIC)._value.get()
     assert last >= stamped  # the replay's window: first consumed to last processed
+
+
+def _big_batch(cases: int) -> Batch:
+    """Each case received then decided, with a malformed message after every 50th."""
+    recs, offset = [], 0
+    for i in range(cases):
+        k = key(f"big-{i}")
+        for event in (received(k, T0), decided(k, T0 + timedelta(hours=2 + i % 30), "ola")):
+            recs.append(_record(offset, k, event))
+            offset += 1
+        if i % 50 == 0:
+            recs.append(_record(offset, k, b"{not json"))
+            offset += 1
+    return Batch(TP(TOPIC, 1), 1, recs)
+
+
+def _figure(state, name):
+    cells = state.parts[(TOPIC, 1)].cells if (TOPIC, 1) in state.parts else {}
+    return sum(c.count for (f, _), c in cells.items() if f == name)
+
+
+async def _handled_in_slices(taxonomy, ctx, monkeypatch, batch, seconds):
+    """Handle the batch with slices of ``seconds``; what it gave, and what a task
+    running beside it saw each time it had the loop."""
+    from stream.worker import agents
+
+    monkeypatch.setattr(agents, "SLICE_SECONDS", seconds)
+    agent, state, _ = _agent(taxonomy, ctx)
+    seen: list[tuple[int, int]] = []  # (received, decided) at each turn of the loop
+    done = False
+
+    async def beside():
+        while not done:
+            seen.append((_figure(state, "contacts_received"), _figure(state, "contacts_decided")))
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(beside())
+    await asyncio.sleep(0)
+    seen.clear()  # from here on: only the turns the batch let it have
+    await agent.handle(batch)
+    done = True
+    await task
+    return agent, state, seen
+
+
+@pytest.mark.asyncio
+async def test_a_long_batch_lets_the_loop_go_between_slices_and_counts_as_one(
+        taxonomy, ctx, monkeypatch):
+    from stream.worker import agents
+
+    batch = _big_batch(330)
+    whole, whole_state, held = await _handled_in_slices(taxonomy, ctx, monkeypatch, batch,
+                                                        math.inf)
+    sliced, sliced_state, turns = await _handled_in_slices(taxonomy, ctx, monkeypatch, batch,
+                                                           0.0)
+    assert held == []  # one slice: nothing else ran while the batch was folded
+    # 667 records folded and 330 cases recounted, 64 at a time: 11 + 6 chunks
+    assert len(turns) >= 17, turns
+    # Whatever ran between slices saw each case whole: received and decided together.
+    assert all(r == d for r, d in turns)
+    assert turns[0] == (0, 0) and turns[-1][0] > 0  # before the recount, and part way
+    # The same write, dead letters and figures as the batch folded in one go.
+    assert sliced.writer.writes == whole.writer.writes
+    def letters(agent):  # (the time each was rejected differs)
+        return [{k: v for k, v in d.items() if k != "rejected_at"} for d in agent.dlq.sent]
+    assert letters(sliced) == letters(whole) and len(sliced.dlq.sent) == 7
+    assert (sliced_state.parts[(TOPIC, 1)].to_json() == whole_state.parts[(TOPIC, 1)].to_json())
+    assert _figure(sliced_state, "contacts_decided") == 330
+    # The bench's tools fold a batch outside any loop: the same records and figures.
+    monkeypatch.setattr(agents, "SLICE_SECONDS", 0.0)
+    now, now_state, _ = _agent(taxonomy, ctx)
+    assert len(now.apply_now(batch)) == 7
+    assert now.pending == whole.writer.writes[0][0]
+    assert now_state.parts[(TOPIC, 1)].to_json() == whole_state.parts[(TOPIC, 1)].to_json()
+
+
+@pytest.mark.asyncio
+async def test_a_spent_turn_lets_the_loop_go_from_every_agent_until_it_is_renewed():
+    import time
+
+    from stream.worker.agents import Turn
+
+    turn = Turn(seconds=60.0)
+    turn.until = time.perf_counter() - 1.0  # one agent's batch has spent it
+    order: list[str] = []
+    renewed = turn.renew
+
+    def renew():
+        order.append("renewed")
+        renewed()
+    turn.renew = renew  # type: ignore[method-assign]
+
+    async def agent(name):
+        order.append(f"{name} ticks")
+        await turn.tick()
+        order.append(f"{name} goes on")
+        await turn.tick()  # a fresh turn: no letting go
+        order.append(f"{name} still on")
+
+    await asyncio.gather(agent("a"), agent("b"))
+    # Both let the loop go (one slice per turn in all, not one each); the turn was
+    # renewed once, at the next turn's start, before either went on.
+    assert order == ["a ticks", "b ticks", "renewed", "a goes on", "a still on",
+                     "b goes on", "b still on"]
+    assert turn.until > time.perf_counter() + 50 and not turn.renewing
