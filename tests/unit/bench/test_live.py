@@ -49,3 +49,22 @@ def test_where_keeps_every_frame():
             "stream/worker/agents.py:74(run) ")
     assert stalls_logged(line)[0]["where"] == (
         "stream/worker/rekey.py:68(hops_of) < stream/worker/agents.py:74(run)")
+
+
+def test_the_stall_summary_counts_each_stall_of_a_worker_logging_every_one(caplog, tmp_path):
+    from types import SimpleNamespace
+
+    from bench.live import stall_summary
+
+    caplog.set_level(logging.WARNING, logger="cspa.worker")
+    watch = StallWatch(report_seconds=0)  # as the bench runs its workers: a line each
+    for lag, at in ((0.25, 100.0), (0.07, 100.5), (0.9, 101.0), (0.01, 102.0)):
+        watch.woke(lag, at)
+    formatter = logging.Formatter(FORMAT)
+    log = tmp_path / "worker.log"
+    log.write_text("\n".join(["[2026-12-06 16:04:00,000] [1] [INFO] Worker ready"]
+                             + [formatter.format(r) for r in caplog.records]) + "\n")
+    worker = SimpleNamespace(log_path=log)
+    assert stall_summary(worker) == {"count": 3, "longest_ms": 900, "held_ms": 1220}
+    log.write_text("[2026-12-06 16:04:00,000] [1] [INFO] Worker ready\n")
+    assert stall_summary(worker) == {"count": 0, "longest_ms": 0, "held_ms": 0}
