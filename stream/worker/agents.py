@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
@@ -27,61 +26,12 @@ from stream.worker.changelog import ChangelogWriter, record_reader
 from stream.worker.metrics import PipelineMetrics
 from stream.worker.processor import FamilyProcessor, deadletter_message
 from stream.worker.rekey import Rekey
+from stream.worker.turn import CHUNK, WHOLE, Turn
 
 log = logging.getLogger("cspa.worker")
 
 #: (partition, offset, timestamp ms, key, value, why)
 Rejected = tuple[int, int, float, bytes | None, bytes | None, Rejection]
-
-#: Seconds of batch work in one turn of the event loop, all agents together (as a
-#: scrape's slices): then the loop is let go, for scrapes, ``/due`` and its timers
-SLICE_SECONDS = 0.01
-#: Records folded (or cases recounted) between two looks at the clock: 2-4 ms of work
-#: with a national year; a look costs a fraction of a microsecond
-CHUNK = 64
-
-
-class Turn:
-    """The time left for batch work in the loop's current turn, shared by every agent.
-
-    Each agent's ``tick`` lets the loop go once the turn's time is spent. The first to
-    find it spent has the turn renewed at the start of the loop's next turn (a
-    callback queued ahead of it); until then every other agent lets go too, after
-    one chunk. So a turn holds one slice of batch work, however many agents are
-    catching up (a budget each held the loop for one slice per agent).
-
-    Another agent's batch, a scrape or ``/due`` may run between two slices: each sees
-    every case either before a batch touched it or as the batch left it (a case is
-    recounted whole, and ``pending`` reaches the table only with the batch's write). A
-    checkpoint or a rebalance still waits for the whole batch (``busy``, ``idle``).
-    """
-
-    def __init__(self, seconds: float | None = None) -> None:
-        #: None: ``SLICE_SECONDS`` as it is when the turn is renewed
-        self.seconds = seconds
-        self.until = time.perf_counter() + self._slice()
-        self.renewing = False
-
-    def _slice(self) -> float:
-        return SLICE_SECONDS if self.seconds is None else self.seconds
-
-    def renew(self) -> None:
-        """A new turn of the loop: a new slice of time."""
-        self.until = time.perf_counter() + self._slice()
-        self.renewing = False
-
-    async def tick(self) -> None:
-        """Let the loop go if the turn's time is spent."""
-        if time.perf_counter() > self.until:
-            if not self.renewing:
-                self.renewing = True
-                asyncio.get_running_loop().call_soon(self.renew)
-            await asyncio.sleep(0)
-
-
-#: A turn that is never spent: ``TopicAgent.apply_now``'s, outside any loop
-_WHOLE = Turn(math.inf)
-
 
 @dataclass
 class TopicAgent:
@@ -137,10 +87,12 @@ class TopicAgent:
                 if rejected:
                     await self.dead_letter(rejected)
                 if self.rekey is None:
-                    await self.writer.write(self.pending, self.owners, self.frontier)
+                    await self.writer.write(self.pending, self.owners, self.frontier,
+                                            turn=self.turn)
                 else:  # made before the write: it clears pending
-                    hops = self.rekey.hops(self.pending, self.records)
-                    await self.writer.write(self.pending, self.owners, self.frontier, hops)
+                    hops = await self.rekey.hops(self.pending, self.records, self.turn)
+                    await self.writer.write(self.pending, self.owners, self.frontier, hops,
+                                            self.turn)
                     self.metrics.hops_sent.inc(len(hops))
             finally:
                 self.idle.set()
@@ -180,7 +132,7 @@ class TopicAgent:
         """``apply`` run to its end at once, outside any loop (the bench's in-process
         tools). A turn that is never spent: nothing is awaited, and anything awaited
         there would raise here."""
-        steps = self.apply(batch, _WHOLE)
+        steps = self.apply(batch, WHOLE)
         try:
             while True:
                 steps.send(None)

@@ -44,7 +44,7 @@ from stream.state.timeliness import OpenWork
 from stream.state.working_days import OfficeHours, WorkingCalendar
 from stream.worker import cell_dump, exposition, hugepages, localstate, webauth
 from stream.worker import collector as memory
-from stream.worker.agents import TopicAgent, Turn
+from stream.worker.agents import TopicAgent
 from stream.worker.batches import BatchApp, batch_consumer
 from stream.worker.changelog import ChangelogWriter
 from stream.worker.checkpoint import BrokerView, Checkpointer, usable
@@ -70,6 +70,7 @@ from stream.worker.rekey import ChildProcessor, Rekey
 from stream.worker.roster import Roster, keep_following
 from stream.worker.scrape_rhythm import ScrapeRhythm
 from stream.worker.stallwatch import StallWatch
+from stream.worker.turn import Turn
 from stream.worker.watch import WatchCollector
 
 log = logging.getLogger("cspa.worker")

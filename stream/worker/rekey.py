@@ -34,6 +34,7 @@ from stream.state.contacts import REFERRAL
 from stream.state.facts import FactContext
 from stream.state.records import Progression, Receipt, Record
 from stream.worker.processor import Applied, FamilyProcessor
+from stream.worker.turn import WHOLE, Turn
 
 #: the events that change a hop: the receipt (child, time, source) and a progression
 HOP_EVENTS = frozenset({"contact.received", "contact.progressed"})
@@ -85,18 +86,20 @@ class Rekey:
         if applied.event_type in HOP_EVENTS:
             self.touched.add(applied.table_key)
 
-    def hops(self, pending: Mapping[str, Record],
-             table: Mapping[str, bytes]) -> list[Hop]:
-        """The batch's hops, from each touched contact as the batch leaves it."""
-        made: list[tuple[bytes, bytes]] = []
-        for tkey in self.touched:
+    async def hops(self, pending: Mapping[str, Record], table: Mapping[str, bytes],
+                   turn: Turn = WHOLE) -> list[Hop]:
+        """The batch's hops, from each touched contact as the batch leaves it; made
+        ``CHUNK`` contacts between two of the turn's ticks."""
+        def of(tkey: str) -> list[tuple[bytes, bytes]]:
             record = pending.get(tkey)
             if record is None:
                 raw = table.get(tkey)
                 record = records.loads(raw) if raw is not None else None
-            if record:
-                made += [(child.encode(), value)
-                         for child, value in hops_of(record, tkey[len(_CONTACT):], self.ctx)]
+            if not record:
+                return []
+            return [(child.encode(), value)
+                    for child, value in hops_of(record, tkey[len(_CONTACT):], self.ctx)]
+        made = [hop for each in await turn.map(of, list(self.touched)) for hop in each]
         self.touched.clear()
         where = partitions_of([k for k, _ in made], self.partitions)
         return [(p, k, v) for p, (k, v) in zip(where, made, strict=True) if p is not None]

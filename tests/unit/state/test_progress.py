@@ -57,14 +57,17 @@ def test_rewind_plan_leaves_other_topics_alone():
 
 
 class _Batch:
-    def __init__(self, room: int) -> None:
+    def __init__(self, room: int, producer: _Producer | None = None) -> None:
         self.items: list[tuple[bytes, bytes]] = []
         self.room = room
+        self.producer = producer
 
     def append(self, key, value, timestamp):
         if len(self.items) >= self.room:
             return None
         self.items.append((key, value))
+        if self.producer is not None:
+            self.producer.appended += 1
         return object()
 
 
@@ -75,9 +78,10 @@ class _Producer:
         self.sent: list[tuple[str, bytes, int]] = []
         self.futures: list[asyncio.Future] = []
         self.room = room
+        self.appended = 0  # records and hops put in a batch, sent or not
 
     def create_batch(self):
-        return _Batch(self.room)
+        return _Batch(self.room, self)
 
     async def send_batch(self, batch, topic, partition):
         self.sent += [(orjson.loads(k), v, partition) for k, v in batch.items]
@@ -181,6 +185,65 @@ async def test_a_batchs_marker_waits_for_its_hops_as_for_its_records():
     await writer.write({}, {}, frontier)
     assert [k for k, _, _ in producer.sent[2:]] == [progress.marker_key(0)]
     assert progress.resume_offset(data, 0) == 11
+
+
+async def _written(turn, records, hops):
+    """A write of ``records`` records and ``hops`` hops: what was sent and stored, what a
+    task beside it saw at each turn of the loop it had (records and hops put in a
+    producer batch, records stored), and how much had been sent when a drain (a
+    checkpoint's, a rebalance's) started in the first turn after the store began to
+    fill got the writer and returned (None: no such turn)."""
+    writer, producer, data = _writer(room=100)
+    writer.hops_to = "app-hops"
+    pending = {f"contact:{i:04x}": {"p": i % 3} for i in range(records)}
+    owners = {k: r["p"] for k, r in pending.items()} | {progress.marker_key(0): 0}
+    made = [(i % 4, orjson.dumps(f"child-{i}"), b"{}") for i in range(hops)]
+    turns, done, drains = [], False, []
+
+    async def drain():
+        await writer.drain()
+        return len(producer.sent)
+
+    async def beside():
+        while not done:
+            turns.append((producer.appended, len(data)))
+            if 0 < len(data) < records and not drains:
+                drains.append(asyncio.ensure_future(drain()))
+            for fut in producer.futures:  # acknowledged as they come
+                if not fut.done():
+                    fut.set_result(None)
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(beside())
+    await asyncio.sleep(0)
+    turns.clear()
+    await writer.write(pending, owners, _frontier({0: 0}, (0, 7)), made, turn)
+    drained = await drains[0] if drains else None
+    done = True
+    await task
+    stored = {k: v for k, v in data.items() if not progress.is_marker(k)}  # (the drain's)
+    return producer.sent[:records + hops], stored, turns, drained
+
+
+@pytest.mark.asyncio
+async def test_a_large_write_lets_the_loop_go_between_chunks_and_sends_the_same():
+    """A catch-up's batch writes thousands of records: encoded and handed to the producer
+    ``CHUNK`` at a time (stream/worker/turn.py), the loop is let go between chunks."""
+    from stream.worker.turn import WHOLE, Turn
+
+    whole = await _written(WHOLE, 300, 130)
+    sliced = await _written(Turn(seconds=0.0), 300, 130)
+    assert sliced[0] == whole[0] and sliced[1] == whole[1]  # the same sends, in order
+    assert len(whole[0]) == 300 + 130 and len(whole[1]) == 300
+    assert whole[2] == [] and whole[3] is None  # whole: nothing else had the loop
+    # 300 records encoded (5 chunks), then 300 stored and sent (4) and 130 hops (2)
+    assert len(sliced[2]) >= 11, sliced[2]
+    # The store was filled a chunk at a time, not in one go, and so were the hops sent...
+    assert len({stored for _, stored in sliced[2] if 0 < stored < 300}) >= 3, sliced[2]
+    assert any(300 < appended < 430 for appended, _ in sliced[2]), sliced[2]
+    # ...and a drain that came meanwhile got the writer only once the whole write was
+    # handed to the producer (records and hops): never half of a batch's records.
+    assert sliced[3] is not None and sliced[3] >= 430
 
 
 @pytest.mark.asyncio

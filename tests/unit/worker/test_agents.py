@@ -31,7 +31,8 @@ class _Writer:
     def __init__(self):
         self.writes: list[tuple[dict, dict, dict]] = []
 
-    async def write(self, pending, owners, frontier, hops=None):
+    async def write(self, pending, owners, frontier, hops=None, turn=None):
+        self.turn = turn
         self.writes.append((dict(pending), dict(owners), dict(frontier.next)))
         self.hops = list(hops or [])
         pending.clear()
@@ -168,9 +169,9 @@ def _figure(state, name):
 async def _handled_in_slices(taxonomy, ctx, monkeypatch, batch, seconds):
     """Handle the batch with slices of ``seconds``; what it gave, and what a task
     running beside it saw each time it had the loop."""
-    from stream.worker import agents
+    from stream.worker import turn
 
-    monkeypatch.setattr(agents, "SLICE_SECONDS", seconds)
+    monkeypatch.setattr(turn, "SLICE_SECONDS", seconds)
     agent, state, _ = _agent(taxonomy, ctx)
     seen: list[tuple[int, int]] = []  # (received, decided) at each turn of the loop
     done = False
@@ -192,7 +193,7 @@ async def _handled_in_slices(taxonomy, ctx, monkeypatch, batch, seconds):
 @pytest.mark.asyncio
 async def test_a_long_batch_lets_the_loop_go_between_slices_and_counts_as_one(
         taxonomy, ctx, monkeypatch):
-    from stream.worker import agents
+    from stream.worker import turn
 
     batch = _big_batch(330)
     whole, whole_state, held = await _handled_in_slices(taxonomy, ctx, monkeypatch, batch,
@@ -207,45 +208,15 @@ async def test_a_long_batch_lets_the_loop_go_between_slices_and_counts_as_one(
     assert turns[0] == (0, 0) and turns[-1][0] > 0  # before the recount, and part way
     # The same write, dead letters and figures as the batch folded in one go.
     assert sliced.writer.writes == whole.writer.writes
+    assert sliced.writer.turn is sliced.turn  # the write is sliced in the same turns
     def letters(agent):  # (the time each was rejected differs)
         return [{k: v for k, v in d.items() if k != "rejected_at"} for d in agent.dlq.sent]
     assert letters(sliced) == letters(whole) and len(sliced.dlq.sent) == 7
     assert (sliced_state.parts[(TOPIC, 1)].to_json() == whole_state.parts[(TOPIC, 1)].to_json())
     assert _figure(sliced_state, "contacts_decided") == 330
     # The bench's tools fold a batch outside any loop: the same records and figures.
-    monkeypatch.setattr(agents, "SLICE_SECONDS", 0.0)
+    monkeypatch.setattr(turn, "SLICE_SECONDS", 0.0)
     now, now_state, _ = _agent(taxonomy, ctx)
     assert len(now.apply_now(batch)) == 7
     assert now.pending == whole.writer.writes[0][0]
     assert now_state.parts[(TOPIC, 1)].to_json() == whole_state.parts[(TOPIC, 1)].to_json()
-
-
-@pytest.mark.asyncio
-async def test_a_spent_turn_lets_the_loop_go_from_every_agent_until_it_is_renewed():
-    import time
-
-    from stream.worker.agents import Turn
-
-    turn = Turn(seconds=60.0)
-    turn.until = time.perf_counter() - 1.0  # one agent's batch has spent it
-    order: list[str] = []
-    renewed = turn.renew
-
-    def renew():
-        order.append("renewed")
-        renewed()
-    turn.renew = renew  # type: ignore[method-assign]
-
-    async def agent(name):
-        order.append(f"{name} ticks")
-        await turn.tick()
-        order.append(f"{name} goes on")
-        await turn.tick()  # a fresh turn: no letting go
-        order.append(f"{name} still on")
-
-    await asyncio.gather(agent("a"), agent("b"))
-    # Both let the loop go (one slice per turn in all, not one each); the turn was
-    # renewed once, at the next turn's start, before either went on.
-    assert order == ["a ticks", "b ticks", "renewed", "a goes on", "a still on",
-                     "b goes on", "b still on"]
-    assert turn.until > time.perf_counter() + 50 and not turn.renewing

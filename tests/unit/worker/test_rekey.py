@@ -40,7 +40,8 @@ class _Writer:
         self.table = table
         self.hops: list[tuple[int, bytes, bytes]] = []
 
-    async def write(self, pending, owners, frontier, hops=None):
+    async def write(self, pending, owners, frontier, hops=None, turn=None):
+        self.turn = turn
         for k, r in pending.items():
             self.table[k] = records.dumps(r)
         self.hops += hops or []
@@ -97,6 +98,7 @@ async def test_a_batch_read_again_sends_its_hops_again_and_counts_once(taxonomy,
     ])
     await contacts.handle(batch)
     first = list(contacts.writer.hops)
+    assert contacts.writer.turn is contacts.turn  # the write is sliced in the agents' turns
     assert len(first) == 2 and {p for p, _, _ in first} == {partition_of(child.encode(), PARTS)}
     await contacts.handle(batch)  # the same batch again: every record a duplicate
     assert sorted(contacts.writer.hops[2:]) == sorted(first)  # the same hops, again
@@ -216,3 +218,27 @@ async def test_a_settled_contact_corrected_to_another_child_stays_counted_once(t
         _msg(4, recent["contact_key"],
              _corrected({**recent, "child_key": other}, T0 + timedelta(days=500 + 363)))]))
     assert {k for _, k, _ in contacts.writer.hops[3:]} == {child.encode(), other.encode()}
+
+
+@pytest.mark.asyncio
+async def test_a_large_batchs_hops_are_made_in_slices_and_are_the_same(taxonomy, ctx):
+    """A catch-up's contacts batch names thousands of children: its hops are made
+    ``CHUNK`` contacts at a time, letting the loop go between chunks (turn.py)."""
+    from stream.worker.turn import WHOLE, Turn
+    from tests.unit.worker.test_turn import with_turns_beside
+
+    msgs = [_msg(i, key(f"c{i}"), received(key(f"c{i}"), T0, child=key(f"child{i % 90}")))
+            for i in range(150)]
+
+    async def made(turn):
+        state, metrics = CellState(), PipelineMetrics(CollectorRegistry())
+        contacts = _contacts(taxonomy, ctx, metrics, state)
+        contacts.apply_now(Batch(TP(CONTACTS, 0), 1, msgs))
+        hops, turns = await with_turns_beside(
+            contacts.rekey.hops(contacts.pending, contacts.records, turn))
+        return hops, turns, contacts.rekey.touched
+
+    whole, sliced = await made(WHOLE), await made(Turn(seconds=0.0))
+    assert len(whole[0]) == 150 and sliced[0] == whole[0]  # the same hops, in order
+    assert whole[1] == 0 and sliced[1] >= 3  # 150 contacts: 3 chunks of at most 64
+    assert whole[2] == set() and sliced[2] == set()  # each batch's contacts forgotten
