@@ -19,6 +19,14 @@ with its parent (``PR_SET_PDEATHSIG``, Linux): an orphan must not hold the data
 directory's files or the web port, nor finish a checkpoint a new worker has moved past.
 Short of memory, the kernel kills the child first (``oom_score_adj`` 1000).
 
+CPU: the child runs at the lowest priority (nice 19). Its pickling takes a core for
+5-20 s with a national year, and on a host with two cores (the bench's; a small
+council VM) the loop's thread otherwise waited for a CPU behind it: the national run
+of step 59 logged a loop stall of 97 ms in a checkpoint, in which the loop's thread ran
+16 ms and waited 120 ms for a CPU. Niced, the child takes only what the worker leaves
+idle; a checkpoint may take longer under load, which costs a longer replay after a
+crash, never a figure (BENCHMARKS.md, step 60).
+
 Memory: the pages the child touches are copied, and pickling touches the reference
 count of every object it writes, so the child comes to hold most of the state's
 pages as its own while it runs (about the size of the state, besides the parent).
@@ -37,6 +45,8 @@ from dataclasses import dataclass
 
 #: prctl(2) option: the signal the kernel sends a process when its parent exits
 _PR_SET_PDEATHSIG = 1
+#: the child's niceness: the lowest priority there is, so the worker's loop runs first
+_NICEST = 19
 #: signals the parent may handle itself (asyncio, Faust): the child takes the defaults
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -114,5 +124,6 @@ def _detach(reader: int, writer: int, parent: int) -> None:
             f.write("1000")
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    os.nice(_NICEST)  # the parent's loop first
     if os.getppid() != parent:  # the parent died before the line above
         raise SnapshotFailed("parent gone")

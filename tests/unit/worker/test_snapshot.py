@@ -67,6 +67,15 @@ def test_the_child_keeps_none_of_the_parents_files(tmp_path):
     assert held not in fds and len([fd for fd in fds if fd > 2]) <= 2
 
 
+def test_the_child_yields_the_cpu_to_the_worker():
+    # The child's pickling takes a core for seconds; on a two-core host the loop's
+    # thread must not wait behind it (the parent keeps its own priority).
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    child = snapshot.start(lambda: os.getpriority(os.PRIO_PROCESS, 0))
+    assert child.wait() == "19"
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before < 19
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="/proc/self/oom_score_adj is Linux's")
 def test_out_of_memory_the_kernel_kills_the_child_first():
     child = snapshot.start(lambda: Path("/proc/self/oom_score_adj").read_text().strip())
