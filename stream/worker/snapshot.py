@@ -125,5 +125,5 @@ def _detach(reader: int, writer: int, parent: int) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     os.nice(_NICEST)  # the parent's loop first
-    if os.getppid() != parent:  # the parent died before the line above
+    if os.getppid() != parent:  # the parent died before the prctl above
         raise SnapshotFailed("parent gone")
