@@ -1,5 +1,9 @@
 """Throughput as interleaved pairs: worker, Quix, worker, Quix... each after the quiet wait.
 
+Quix runs twice a round, both after their quiet wait: checking every event by the
+worker's contract before its fold, as the worker does (the pair, the verdict's), then
+without the check (``plain``: the peer of the runs before 2026-12-07, its ratio beside).
+
 Each run replays the whole backlog into a fresh consumer group with empty state. Both
 sides' periodic work falls inside their measured windows because the intervals are set,
 not left at their defaults: the worker checkpoints every ``periodic`` seconds
@@ -42,10 +46,13 @@ def worker_run(bootstrap: str, tmp: Path, i: int, total: int, want: Figures,
 
 
 def quix_run(python: Path, bootstrap: str, tmp: Path, i: int, total: int, want: Figures,
-             topics: list[str], timeout: float, periodic: float) -> dict[str, Any]:
-    """The ``i``-th Quix replay (its own group and state directory), checked exact."""
-    peer = peer_quix.run_peer(python, bootstrap, total, topics, tmp / f"quix-{i}",
-                              f"bench-quix-{i}", timeout, commit_seconds=periodic)
+             topics: list[str], timeout: float, periodic: float,
+             contract: bool = True) -> dict[str, Any]:
+    """The ``i``-th Quix replay (its own group and state directory), checked exact;
+    ``contract``: every event checked by the worker's contract first."""
+    name = f"quix-{i}" if contract else f"quix-plain-{i}"
+    peer = peer_quix.run_peer(python, bootstrap, total, topics, tmp / name, f"bench-{name}",
+                              timeout, commit_seconds=periodic, contract=contract)
     problems = expected.compare(want, peer.pop("figures"), expected.PEER_FIGURES)
     peer["exact"], peer["differences"] = not problems, problems[:20]
     return peer
@@ -54,9 +61,10 @@ def quix_run(python: Path, bootstrap: str, tmp: Path, i: int, total: int, want: 
 def run_pairs(bootstrap: str, tmp: Path, total: int, want: Figures, timeout: float,
               periodic: float, quix: tuple[Path, list[str]] | None,
               quiet: Callable[[str], None]) -> dict[str, Any]:
-    """``PAIRS`` rounds of (worker, Quix); without Quix, the worker's runs alone."""
+    """``PAIRS`` rounds of (worker, Quix, Quix plain); without Quix, the worker's runs."""
     workers: list[dict[str, Any]] = []
     peers: list[dict[str, Any]] = []
+    plain: list[dict[str, Any]] = []
     for i in range(1, PAIRS + 1):
         quiet(f"throughput_worker_{i}")
         workers.append(worker_run(bootstrap, tmp, i, total, want, timeout, periodic))
@@ -64,12 +72,16 @@ def run_pairs(bootstrap: str, tmp: Path, total: int, want: Figures, timeout: flo
             quiet(f"throughput_quix_{i}")
             peers.append(quix_run(quix[0], bootstrap, tmp, i, total, want, quix[1], timeout,
                                   periodic))
-    return summary(workers, peers, periodic)
+            quiet(f"throughput_quix_plain_{i}")
+            plain.append(quix_run(quix[0], bootstrap, tmp, i, total, want, quix[1], timeout,
+                                  periodic, contract=False))
+    return summary(workers, peers, periodic, plain)
 
 
 def summary(workers: list[dict[str, Any]], peers: list[dict[str, Any]],
-            periodic: float) -> dict[str, Any]:
-    """Each side's and the ratio's median and range, and the pairs the worker won."""
+            periodic: float, plain: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Each side's and the ratio's median and range, and the pairs the worker won; the
+    ratio to the plain peer (no contract check) beside, when it ran."""
     rates = [w["events_per_s"] for w in workers]
     out: dict[str, Any] = {"periodic_seconds": periodic, "worker_runs": workers,
                            "worker": spread(rates), "quix_runs": peers}
@@ -81,4 +93,9 @@ def summary(workers: list[dict[str, Any]], peers: list[dict[str, Any]],
                           for w, q, r in zip(rates, quix, ratios, strict=True)],
                 "won": sum(r > 1 for r in ratios),
                 "quix_exact": all(p["exact"] for p in peers)}
+    if peers and plain:
+        rates_plain = [p["events_per_s"] for p in plain]
+        out |= {"quix_plain_runs": plain, "quix_plain": spread(rates_plain),
+                "ratio_plain": spread([w / q for w, q in zip(rates, rates_plain, strict=True)]),
+                "quix_plain_exact": all(p["exact"] for p in plain)}
     return out

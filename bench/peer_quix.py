@@ -15,7 +15,11 @@ from bench import CACHE, ROOT
 from bench.procs import proc_status
 
 #: The peer's pinned packages (quixstreams: latest 3.x when the harness was written).
-QUIX_PINS = ("quixstreams==3.28.1", "orjson==3.13.0", "holidays==0.109")
+#: pydantic as the worker pins it (pyproject.toml): the peer's ``--contract`` check runs
+#: the worker's own models on it. pydantic-settings (read only by the contract's import
+#: of ``stream.settings``, never per event) at the latest quixstreams allows (< 2.16).
+QUIX_PINS = ("quixstreams==3.28.1", "orjson==3.13.0", "holidays==0.109", "pydantic==2.13.4",
+             "pydantic-settings==2.15.0")
 DEFAULT_VENV = CACHE / "bench-quix-venv"
 
 
@@ -41,10 +45,12 @@ def ensure_venv(path: Path = DEFAULT_VENV) -> tuple[Path, float]:
 
 
 def run_peer(python: Path, bootstrap: str, n: int, topics: list[str], workdir: Path,
-             group: str, timeout: float, commit_seconds: float = 5.0) -> dict[str, Any]:
+             group: str, timeout: float, commit_seconds: float = 5.0,
+             contract: bool = True) -> dict[str, Any]:
     """Run the Quix app until it has consumed ``n`` messages; its result and peak RSS.
 
-    ``commit_seconds``: Quix's commit interval (its default is 5 s).
+    ``commit_seconds``: Quix's commit interval (its default is 5 s). ``contract``: it
+    checks every event by the worker's contract before its fold, as the worker does.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / "result.json"
@@ -53,7 +59,7 @@ def run_peer(python: Path, bootstrap: str, n: int, topics: list[str], workdir: P
     cmd = [str(python), str(ROOT / "bench" / "quix_app.py"), "--bootstrap", bootstrap,
            "--group", group, "--n", str(n), "--state-dir", str(workdir / "state"),
            "--out", str(out), "--topics", ",".join(topics),
-           "--commit-seconds", f"{commit_seconds:g}"]
+           "--commit-seconds", f"{commit_seconds:g}", *(["--contract"] if contract else [])]
     peak, t0 = 0, time.monotonic()
     with (workdir / "quix.log").open("wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,

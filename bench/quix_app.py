@@ -1,8 +1,8 @@
 """The peer: the worker's aggregation written as a Quix Streams application.
 
 Runs inside the benchmark's own virtualenv (``bench.peer_quix``), so it imports only
-quixstreams, orjson, holidays and the standard library; the working-day clock is the
-project's own ``stream/state/working_days.py``, loaded by path (same arithmetic, no pydantic).
+quixstreams, orjson, holidays, pydantic and the standard library; the working-day clock is
+the project's own ``stream/state/working_days.py``, loaded by path (same arithmetic).
 
 Same shape as the worker: every event folds into the record of its case in Quix state
 (RocksDB, changelog topic: Quix defaults; commits every --commit-seconds), the latest
@@ -11,7 +11,11 @@ event per type winning by
 from in-memory aggregates and the new one added. Figures: decided contacts by month x
 source group x outcome (count, working-day sum), calls by month (offered, answered within
 20 s), MAP enquiries completed by month x outcome, audits by month x team x grade.
-Unlike the worker it does not validate the contract nor compute the other figures.
+It does not compute the worker's other figures. With ``--contract`` it checks every
+event as the worker does before its fold (``stream.contract.decoder``: the worker's
+pydantic models, strict, with the taxonomy's code sets and the key and time bounds;
+loaded from this checkout, so the peer's virtualenv pins the worker's pydantic) and
+folds the validated event; without it, Quix's JSON deserializer's dict, unchecked.
 It gets the worker's care: months memoised per clock hour (the worker's ``local_month``)
 and working days on POSIX seconds (``working_days_between_ts``), no ``datetime`` per fact.
 
@@ -102,19 +106,35 @@ def audit_fact(rec: Record) -> Fact | None:
     return ("audits", f"{month(g[0])}|{g[2]}|{g[3]}", 1.0, 0.0) if g else None
 
 
+#: event type -> the fields its slot keeps, in order (what the facts above read)
+FIELDS: dict[str, tuple[str, ...]] = {
+    "contact.received": ("source_code",), "contact.decided": ("outcome",),
+    "call.answered": ("wait_seconds",), "call.abandoned": ("wait_seconds",),
+    "map_enquiry.completed": ("outcome",), "audit.graded": ("team", "grade"),
+}
+
+
 def slot(value: dict[str, Any]) -> list[Any]:
-    et = value["event_type"]
-    if et == "contact.received":
-        return [value["source_code"]]
-    if et == "contact.decided":
-        return [value["outcome"]]
-    if et in ("call.answered", "call.abandoned"):
-        return [value["wait_seconds"]]
-    if et == "map_enquiry.completed":
-        return [value["outcome"]]
-    if et == "audit.graded":
-        return [value["team"], value["grade"]]
-    return []
+    """The slot's fields of an unchecked event (a JSON object)."""
+    return [value[f] for f in FIELDS.get(value["event_type"], ())]
+
+
+def checked_slot(event: Any) -> list[Any]:
+    """The slot's fields of a validated event (the contract's model)."""
+    return [getattr(event, f) for f in FIELDS.get(event.event_type, ())]
+
+
+def contract(topics: list[str]) -> dict[str, Callable[[bytes | None, bytes, float], Any]]:
+    """Each topic's decode by the worker's own contract: an event, or a rejection."""
+    sys.path.insert(0, str(ROOT))
+    from stream.contract.decoder import Decoder
+    from stream.contract.taxonomy import load_taxonomy
+    from stream.contract.topics import event_families, load_topics
+
+    taxonomy = load_taxonomy()
+    by_name = {spec.name: Decoder(family, taxonomy).decode
+               for family, spec in event_families(load_topics()).items()}
+    return {name: by_name[name] for name in topics}
 
 
 def apply(fact: Fact | None, sign: float) -> None:
@@ -127,37 +147,60 @@ def apply(fact: Fact | None, sign: float) -> None:
 class Run:
     def __init__(self, app: Application, n: int, out: Path) -> None:
         self.app, self.n, self.out = app, n, out
-        self.count, self.first, self.duplicates = 0, 0.0, 0
+        self.count, self.first, self.duplicates, self.rejected = 0, 0.0, 0, 0
 
     def folder(self, fact_of: Callable[[Record], Fact | None]) -> Callable[[Any, Any], None]:
+        """The fold of an unchecked event: Quix's JSON deserializer's dict."""
         def fold(value: dict[str, Any], state: Any) -> None:
             if not self.first:
                 self.first = time.time()
             ts = datetime.fromisoformat(value["occurred_at"]).timestamp()
-            et, eid = value["event_type"], value["event_id"]
-            rec = state.get("r") or {}
-            current = rec.get(et)
-            if current is not None and (current[0], current[1]) >= (ts, eid):
-                self.duplicates += 1
-            else:
-                old = fact_of(rec)
-                rec[et] = [ts, eid, *slot(value)]
-                state.set("r", rec)
-                new = fact_of(rec)
-                if old != new:
-                    apply(old, -1.0)
-                    apply(new, +1.0)
-            self.count += 1
-            if self.count == self.n:
-                self.finish()
+            self.fold(state, value["event_type"], ts, value["event_id"], slot(value), fact_of)
         return fold
+
+    def checked_folder(self, fact_of: Callable[[Record], Fact | None],
+                       decode: Callable[[bytes | None, bytes, float], Any]
+                       ) -> Callable[[Any, Any, int, Any, Any], None]:
+        """The fold of an event checked by the contract (the message's bytes and key)."""
+        def fold(value: bytes, key: bytes | None, _ts: int, _headers: Any, state: Any) -> None:
+            if not self.first:
+                self.first = time.time()
+            event = decode(key, value, time.time())
+            if not hasattr(event, "event_type"):  # a rejection: counted, not folded
+                self.rejected += 1
+                self.counted()
+                return
+            self.fold(state, event.event_type, event.timestamp, event.event_id,
+                      checked_slot(event), fact_of)
+        return fold
+
+    def fold(self, state: Any, et: str, ts: float, eid: str, fields: list[Any],
+             fact_of: Callable[[Record], Fact | None]) -> None:
+        rec = state.get("r") or {}
+        current = rec.get(et)
+        if current is not None and (current[0], current[1]) >= (ts, eid):
+            self.duplicates += 1
+        else:
+            old = fact_of(rec)
+            rec[et] = [ts, eid, *fields]
+            state.set("r", rec)
+            new = fact_of(rec)
+            if old != new:
+                apply(old, -1.0)
+                apply(new, +1.0)
+        self.counted()
+
+    def counted(self) -> None:
+        self.count += 1
+        if self.count == self.n:
+            self.finish()
 
     def finish(self) -> None:
         seconds = max(time.time() - self.first, 1e-9)
         figures = {f: {k: v for k, v in cells.items() if v[0]} for f, cells in AGG.items()}
         self.out.write_text(json.dumps({
             "events": self.count, "seconds": seconds, "events_per_s": self.count / seconds,
-            "duplicates": self.duplicates, "figures": figures}))
+            "duplicates": self.duplicates, "rejected": self.rejected, "figures": figures}))
         self.app.stop()
 
 
@@ -171,16 +214,24 @@ def main() -> int:
     ap.add_argument("--topics", required=True, help="contacts,map,calls,audits topic names")
     ap.add_argument("--commit-seconds", type=float, default=5.0,
                     help="Quix's commit interval (its default: 5 s)")
+    ap.add_argument("--contract", action="store_true",
+                    help="check every event by the worker's contract before the fold")
     a = ap.parse_args()
     app = Application(broker_address=a.bootstrap, consumer_group=a.group,
                       auto_offset_reset="earliest", state_dir=a.state_dir, loglevel="WARNING",
                       commit_interval=a.commit_seconds)
     run = Run(app, a.n, a.out)
-    contacts, maps, calls, audits = a.topics.split(",")
-    for name, fact_of in ((contacts, contact_fact), (maps, map_fact), (calls, call_fact),
-                          (audits, audit_fact)):
-        sdf = app.dataframe(app.topic(name, value_deserializer="json"))
-        sdf.update(run.folder(fact_of), stateful=True)
+    names = a.topics.split(",")
+    decoders = contract(names) if a.contract else {}
+    for name, fact_of in zip(names, (contact_fact, map_fact, call_fact, audit_fact),
+                             strict=True):
+        if a.contract:
+            sdf = app.dataframe(app.topic(name, value_deserializer="bytes"))
+            sdf.update(run.checked_folder(fact_of, decoders[name]), stateful=True,
+                       metadata=True)
+        else:
+            sdf = app.dataframe(app.topic(name, value_deserializer="json"))
+            sdf.update(run.folder(fact_of), stateful=True)
     app.run()
     return 0 if a.out.exists() else 1
 

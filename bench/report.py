@@ -66,8 +66,12 @@ FIGURES: dict[str, tuple[str, str, str, Check, bool]] = {
                                   "-", None, True),
     "ceiling_java_mb_per_s": ("Ceiling: Kafka ConsumerPerformance (fetch)", "MB/s", "-",
                               None, False),
-    "quix_events_per_s": ("Peer: Quix Streams, same aggregation (median of 3 runs)",
-                          "events/s", "-", None, True),
+    "quix_events_per_s": ("Peer: Quix Streams, same aggregation, each event checked by the "
+                          "worker's contract (median of 3 runs)", "events/s", "-", None, True),
+    "quix_plain_events_per_s": ("Peer without the contract check (JSON only; median of 3)",
+                                "events/s", "-", None, False),
+    "ratio_to_quix_plain": ("Worker / the peer without the contract check (median)", "x", "-",
+                            None, False),
     "latency_p50_ms": ("Latency p50 (Kafka timestamp -> figure)", "ms", "-", None, False),
     "latency_p99_ms": ("Latency p99 (within histogram buckets)", "ms", "<= 100",
                        _at_most(100, " ms"), False),
@@ -129,6 +133,8 @@ FIGURES: dict[str, tuple[str, str, str, Check, bool]] = {
                               "~0 (<= max(16 MiB, 5%))", _steady, False),
     "worker_exact": ("Worker figures exact (1 = yes)", "", "1", None, False),
     "quix_exact": ("Quix figures exact (1 = yes)", "", "1", None, False),
+    "quix_plain_exact": ("Quix figures exact without the contract check (1 = yes)", "", "1",
+                         None, False),
 }
 
 
@@ -139,7 +145,10 @@ NOTES = [
     "Throughput: three interleaved pairs (worker, Quix, worker, Quix, worker, Quix), each run "
     "after the quiet wait, each a fresh consumer group with empty state replaying the whole "
     "backlog. Figures are medians; phases.throughput has every run, each side's and the "
-    "ratio's median and min-max. Verdict: ahead only when the worker won every pair.",
+    "ratio's median and min-max. Verdict: ahead only when the worker won every pair. The "
+    "pair's Quix checks every event by the worker's contract before its fold, as the worker "
+    "does (the same pydantic models, strict); after each pair Quix runs again without the "
+    "check (JSON only, as the runs before 2026-12-07 did), its ratio given beside.",
     "Clocks, read the same way on both sides: the wall-clock time (time.time(), in the "
     "process) the first record reached the fold, to the time the last one was processed. "
     "Worker: cspa_first_consumed_timestamp_seconds to cspa_last_processed_timestamp_seconds "
@@ -295,6 +304,11 @@ def pairs_markdown(r: dict[str, Any]) -> list[str]:
               f"{_fmt(q['max'])} | {x['min']:.2f}x-{x['max']:.2f}x |", "",
               f"Worker ahead in {tp['won']} of {len(tp['pairs'])} pairs: "
               + ("ahead." if tp["won"] == len(tp["pairs"]) else "not ahead.")]
+    if "quix_plain" in tp:
+        qp, xp = tp["quix_plain"], tp["ratio_plain"]
+        lines += ["", f"Quix without the contract check (after each pair): "
+                  f"{_fmt(qp['median'])} events/s median ({_fmt(qp['min'])}-{_fmt(qp['max'])}), "
+                  f"worker / it {xp['median']:.2f}x ({xp['min']:.2f}x-{xp['max']:.2f}x)."]
     stalls = [w["stalls"] for w in tp.get("worker_runs", []) if "stalls" in w]
     if stalls:
         lines += ["", "The worker's event loop held over 50 ms while it replayed (each run: "

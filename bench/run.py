@@ -310,6 +310,14 @@ def _throughput_figures(tput: dict[str, Any], fig: dict[str, Any], errors: list[
         errors.append("Quix peer figures NOT exact (phases.throughput.quix_runs)")
     log(f"quix {tput['quix']['median']:,.0f}/s (median); worker ahead in {tput['won']} of "
         f"{pairs.PAIRS} pairs, ratio median {tput['ratio']['median']:.2f}x")
+    if "quix_plain" in tput:
+        fig["quix_plain_events_per_s"] = tput["quix_plain"]["median"]
+        fig["ratio_to_quix_plain"] = tput["ratio_plain"]["median"]
+        fig["quix_plain_exact"] = float(tput["quix_plain_exact"])
+        if not tput["quix_plain_exact"]:
+            errors.append("Quix plain peer figures NOT exact (phases.throughput.quix_plain_runs)")
+        log(f"quix without the contract check {tput['quix_plain']['median']:,.0f}/s (median), "
+            f"ratio median {tput['ratio_plain']['median']:.2f}x")
 
 
 def scrape_ms(worker: Worker, times: int = 3) -> float:

@@ -42,3 +42,19 @@ def test_the_ratio_meets_its_target_only_ahead_in_every_pair(ratio, won, met):
 
 def test_the_report_keeps_the_bench_pair_count():
     assert report.PAIRS == pairs.PAIRS
+
+
+def test_the_peer_without_the_contract_check_gets_its_own_ratio_beside_the_verdict():
+    out = pairs.summary(_runs(30_000, 24_000, 27_000), _runs(20_000, 16_000, 30_000), 5.0,
+                        _runs(40_000, 30_000, 27_000))
+    # ratios per run: 0.75, 0.8, 1.0; the verdict stays the checked peer's
+    assert out["ratio_plain"]["median"] == pytest.approx(0.8)
+    assert out["ratio_plain"]["max"] == pytest.approx(1.0)
+    assert out["quix_plain"] == {"median": 30_000, "min": 27_000, "max": 40_000}
+    assert out["won"] == 2 and out["quix_plain_exact"] is True
+
+
+def test_an_inexact_plain_peer_is_said():
+    plain = [{"events_per_s": 1.0, "exact": True}, {"events_per_s": 1.0, "exact": False}]
+    out = pairs.summary(_runs(2.0, 2.0), _runs(1.0, 1.0), 5.0, plain)
+    assert out["quix_plain_exact"] is False and out["quix_exact"] is True
