@@ -166,8 +166,10 @@ NOTES = [
     "Java ceiling: ConsumerPerformance per topic, fetch rate (group join excluded).",
     "Quix peer: the same fold into per-case state (RocksDB + changelog, Quix defaults, "
     "at-least-once) and the same working-day clock, with the worker's care (months memoised "
-    "per clock hour, working days on POSIX seconds), computing 4 figure families; it does not "
-    "validate the contract nor compute the worker's other figures (so it does less work).",
+    "per clock hour, working days on POSIX seconds), computing 4 figure families; each event "
+    "checked by the worker's own contract first (stream.contract.decoder, the same pydantic "
+    "release), the plain runs without that check. It does not compute the worker's other "
+    "figures, open work or the repartition hop (so it does less work).",
     "Latency: p50/p99 interpolated within the worker's cspa_event_latency_seconds buckets "
     "(Kafka timestamp -> processed, which is when the figure cell changes); max is the upper "
     "bound of the highest bucket holding an observation (a ceiling: results.json also has "

@@ -300,7 +300,7 @@ class FiguresCollector(Collector):
         calls = [((outcome, *v), c) for outcome in OUTCOMES
                  for v, c in cells.get("calls_" + outcome, ()) if keep(v[0])]
         yield Unit("cspa_calls", None, calls, partial(self._calls_families, calls))
-        yield from self._recent_units(cells, self._now())
+        yield from self._recent_units(agg, cells, self._now())
         yield self._windows_unit(cells, keep)
 
     def _windows_unit(self, cells: Filed,
@@ -368,7 +368,7 @@ class FiguresCollector(Collector):
                 wait.add_metric([*labels, outcome], cumulative, cell.total)
         return [*families.values(), wait]
 
-    def _recent_units(self, cells: Filed,
+    def _recent_units(self, agg: Aggregates, cells: Filed,
                       now: datetime) -> Iterator[Unit]:
         """Live-window gauges: counts over this hour, the last 24 clock hours and today.
 
@@ -378,13 +378,29 @@ class FiguresCollector(Collector):
         hours = set().union(*windows.values())
         clock = tuple((window, tuple(sorted(h))) for window, h in windows.items())
         for recent in RECENT:
-            kept = [(v, c) for v, c in cells.get(recent.figure, ()) if v[0] in hours]
+            kept = _in_hours(agg, cells, recent.figure, hours)
             yield Unit(recent.metric, clock, kept, partial(_recent, recent, kept, windows))
         calls = [(("calls_" + o + "_hourly", *v), c) for o in OUTCOMES
                  for v, c in cells.get("calls_" + o + "_hourly", ()) if v[0] in hours]
         view = _view([(figure, tuple(v), c) for (figure, *v), c in calls])
         yield Unit("cspa_recent_calls", clock, calls,
                    partial(_recent_calls, view, self._calls, windows))
+
+
+def _in_hours(agg: Aggregates, cells: Filed, figure: str,
+              hours: Collection[str]) -> list[tuple[tuple[str, ...], Cell]]:
+    """The cells of an hourly figure labelled by its hour alone (``Recent``) in ``hours``.
+
+    A kept merge has each figure's cells filed by their labels: the hours are looked
+    up, in order. Filtering every hourly cell of a year at every scrape was a quarter of
+    a scrape after live traffic with a national year, and where the loaded phase's one
+    stall was caught (BENCHMARKS.md, step 62).
+    """
+    if isinstance(agg, Merged):
+        filed = agg.by_figure.get(figure, {})
+        return [((hour,), cell) for hour in sorted(hours)
+                if (cell := filed.get((hour,))) is not None]
+    return [(v, c) for v, c in cells.get(figure, ()) if v[0] in hours]
 
 
 #: figure -> its cells' (labels, cell) pairs (``by_figure``)

@@ -404,3 +404,27 @@ async def test_a_scrape_with_open_work_to_sum_does_it_in_slices_and_holds_the_ba
     for (rule, team, state), n in items.items():
         assert f'cspa_open_items{{rule="{rule}",state="{state}",team="{team}"}} {float(n)}' \
             in text
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_live_windows_read_from_a_kept_merge_equal_those_of_the_same_cells_unfiled(
+        seed: int) -> None:
+    # A kept merge's hourly cells are looked up by hour (``metrics._in_hours``), a plain
+    # Aggregates' filtered: the same gauges either way, and not all of them zero.
+    rng = random.Random(seed)
+    state, owned = CellState(), set(TPS)
+    for _ in range(300):
+        state.part(*rng.choice(TPS)).apply([_fact(rng, START)], +1)
+    served, plain = state.current(owned), Aggregates()
+    plain.cells = dict(served.cells)
+    assert isinstance(served, Merged)
+
+    def text(agg: Aggregates) -> bytes:
+        return _afresh(FiguresCollector(lambda: (agg, {"t": 4}), DEFS, 0, lambda: START))
+
+    recent = [line for line in text(served).splitlines() if line.startswith(b"cspa_recent_")]
+    assert recent == [line for line in text(plain).splitlines()
+                      if line.startswith(b"cspa_recent_")]
+    counted = [line for line in recent if not line.startswith(b"cspa_recent_calls")
+               and not line.startswith(b"#") and not line.endswith(b" 0.0")]
+    assert len(counted) >= 8  # four figures, two windows or more each
