@@ -61,10 +61,9 @@ class TopicAgent:
     def __post_init__(self) -> None:
         self.idle.set()
 
-    @property
-    def records(self) -> MutableMapping[str, bytes]:
-        """The store's records dict, looked up per batch: a restore replaces it."""
-        return record_reader(self.table)
+    def records(self, partition: int) -> MutableMapping[str, bytes]:
+        """One partition's records, looked up per batch: a restore replaces them."""
+        return record_reader(self.table, partition)
 
     @property
     def topic(self) -> str:
@@ -90,7 +89,8 @@ class TopicAgent:
                     await self.writer.write(self.pending, self.owners, self.frontier,
                                             turn=self.turn)
                 else:  # made before the write: it clears pending
-                    hops = await self.rekey.hops(self.pending, self.records, self.turn)
+                    hops = await self.rekey.hops(self.pending, self.records(batch.tp.partition),
+                                                 self.turn)
                     await self.writer.write(self.pending, self.owners, self.frontier, hops,
                                             self.turn)
                     self.metrics.hops_sent.inc(len(hops))
@@ -144,8 +144,8 @@ class TopicAgent:
               misplaced: dict[int, Rejection], rejected: list[Rejected]) -> None:
         """Fold the batch's records ``[start, stop)`` into ``pending``."""
         partition = batch.tp.partition
-        fold, table, pending, before = (self.processor.fold, self.records, self.pending,
-                                        self.before)
+        fold, table, pending, before = (self.processor.fold, self.records(partition),
+                                        self.pending, self.before)
         owners: dict[str, int] = self.owners
         note = self.rekey.note if self.rekey is not None else None
         records = batch.records

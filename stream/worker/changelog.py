@@ -18,13 +18,17 @@ from stream.worker.localstate import LocalStore
 from stream.worker.turn import CHUNK, WHOLE, Turn
 
 
-def record_reader(table: Any) -> MutableMapping[str, bytes]:
-    """The records as the agents read them: the store itself, past the table.
+def record_reader(table: Any, partition: int) -> MutableMapping[str, bytes]:
+    """The records of one partition as the agents read them: the store itself, past the
+    table.
 
     A Faust table's ``get`` runs its sensors for every key (a third of a record
-    look-up); the memory store's own dict holds the same str keys and bytes.
+    look-up); a ``LocalStore`` keeps the partition's records in a dict of their own,
+    Faust's memory store every partition's in one, with the same str keys and bytes.
     """
     store = table.data
+    if isinstance(store, LocalStore):
+        return store.part(partition)
     raw = getattr(store, "data", None)
     if isinstance(store, MemoryStore) and isinstance(raw, dict):
         return raw
@@ -170,29 +174,32 @@ class ChangelogWriter:
             return
         producer = self.app.producer._producer  # type: ignore[attr-defined]
         store = self.table.data
-        data = store.data
-        # a local store reads a record's partition from the record; Faust's keeps a dict
+        # a local store keeps a dict per partition (``target``, partition ``at``'s);
+        # Faust's one dict of them all, and each key's partition in another
         local = isinstance(store, LocalStore)
-        key_partition = None if local else store._key_partition
+        target: MutableMapping[str, bytes] = {} if local else store.data
+        at = -1
         batches: dict[int, Any] = {}
         counts: dict[int, int] = {}
         futures, sizes = [], []
         for i, (partition, key, value) in enumerate((*due, *records)):
             if i % CHUNK == CHUNK - 1:  # (under the lock: a checkpoint's drain waits)
                 await turn.tick()
-            data[key] = value
-            if key_partition is not None:
-                key_partition[key] = partition
+                at = -1  # (a drop meanwhile takes the partition's dict: ask again)
+            if local and partition != at:
+                target, at = store.part(partition), partition
+            target[key] = value
+            if not local:
+                store._key_partition[key] = partition
             raw_key = encode_key(key)
             batch = batches.get(partition)
             if batch is None:
-                if local:  # before the first await: a drop meanwhile must see it
-                    store.held.add(partition)
                 batch = batches[partition] = producer.create_batch()
                 counts[partition] = 0
             if batch.append(key=raw_key, value=value, timestamp=None) is None:  # full
                 futures.append(await producer.send_batch(batch, self.name,
                                                          partition=partition))
+                at = -1
                 sizes.append(counts[partition])
                 batch = batches[partition] = producer.create_batch()
                 counts[partition] = 0

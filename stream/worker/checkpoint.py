@@ -29,6 +29,8 @@ log = logging.getLogger("cspa.worker")
 
 #: the checkpoint's derived state (cells, open work): the file's tail
 DERIVED = "derived"
+#: source topic -> the runs of its records dict (``stream.worker.partitioned``)
+RUNS = "runs"
 
 
 @dataclass(frozen=True)
@@ -198,10 +200,14 @@ class Checkpointer:
         at once, or, in the file, as its tail (``localstate.write``), read only when its
         fingerprint is the worker's.
         """
+        exported = {topic: store.export(copy) for topic, store in self.stores.items()}
         return {
             "format": localstate.FORMAT, "app_id": self.app_id, "cluster": self.cluster,
             "fingerprint": self.fingerprint,
-            "tables": {topic: store.export(copy) for topic, store in self.stores.items()},
+            "tables": {topic: table for topic, (table, _) in exported.items()},
+            # where each partition's records are in its table's dict: a key an older
+            # release does not read (the format is unchanged)
+            RUNS: {topic: runs for topic, (_, runs) in exported.items()},
             DERIVED: {"cells": self.state.export(),
                       "work": {tp: self.work.export(tp) for tp in self.state.parts}},
         }
@@ -228,11 +234,10 @@ class Checkpointer:
             except Exception as exc:  # noqa: BLE001 - an unusable checkpoint: a full restore
                 log.warning("checkpoint not used reason=derived error=%s", type(exc).__name__)
                 return None
-        records, tables = 0, cp.pop("tables")
+        records, tables, runs = 0, cp.pop("tables"), cp.pop(RUNS, {})
         while tables:
             topic, table = tables.popitem()
-            self.stores[topic].restore(table)
-            records += len(table[0])
+            records += self.stores[topic].restore(table, runs.get(topic))
         if derived is None:
             return records
         self.state.restore(derived["cells"])

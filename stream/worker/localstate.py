@@ -39,10 +39,9 @@ import hmac
 import logging
 import os
 import pickle
-import re
 import secrets
 import stat
-from collections.abc import Callable, Iterable, Mapping, MutableMapping, Set
+from collections.abc import Callable, Iterable, Mapping, Set
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,7 @@ from faust.stores import STORES
 from faust.stores.memory import Store as MemoryStore
 from faust.types import TP
 
-from stream.state import archive, progress
+from stream.worker.partitioned import PartitionedRecords, Runs, split
 
 log = logging.getLogger("cspa.worker")
 
@@ -59,7 +58,7 @@ OnChange = Callable[[int, str, bytes | None, bytes | None], None]
 
 #: a store's part of a checkpoint: records, the partitions held (a checkpoint written
 #: before 2026-12-05 has each key's partition instead), partition -> offset
-Exported = tuple[MutableMapping[str, bytes], set[int] | Mapping[str, int], dict[int, int]]
+Exported = tuple[dict[str, bytes], set[int] | Mapping[str, int], dict[int, int]]
 
 #: bumped whenever what a checkpoint holds changes shape, or a class it pickles moves
 #: (2: the modules moved into packages): an older file is ignored
@@ -67,21 +66,32 @@ FORMAT = 2
 
 
 class LocalStore(MemoryStore[str, bytes]):
-    """A memory store with per-partition changelog offsets and a change listener."""
+    """A memory store with per-partition changelog offsets and a change listener, its
+    records kept one dict per partition (``stream.worker.partitioned``)."""
+
+    data: PartitionedRecords
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        #: Faust's memory store keeps one dict of every record, and each key's partition
+        #: in another as big (``_key_partition``, about 170 MB at a national year): this
+        #: store keeps a dict per partition instead, and leaves Faust's dict empty
+        self.data = PartitionedRecords()
         #: changelog partition -> the last changelog offset the store reflects
         self.offsets: dict[int, int] = {}
         self.on_change: OnChange | None = None
         #: partitions dropped since they were last assigned: a write of this worker's
         #: landing for one of them must not put its offset back (``written``)
         self.dropped: set[int] = set()
-        #: the partitions that may have records here. Faust's memory store keeps each
-        #: key's partition (``_key_partition``), a dict as big as the records' own (about
-        #: 170 MB at a national year); this store reads it from the record (``partition``)
-        #: on the rare drop instead, and leaves Faust's dict empty.
-        self.held: set[int] = set()
+
+    @property
+    def held(self) -> set[int]:
+        """The partitions that may have records here (those with a dict)."""
+        return set(self.data.parts)
+
+    def part(self, partition: int) -> dict[str, bytes]:
+        """One partition's records: the dict the agents read and the writer writes."""
+        return self.data.part(partition)
 
     def persisted_offset(self, tp: TP) -> int | None:
         """Where Faust's recovery resumes reading this changelog partition (after it)."""
@@ -90,13 +100,12 @@ class LocalStore(MemoryStore[str, bytes]):
     def put(self, partition: int, key: str, value: bytes | None, offset: int) -> None:
         """One changelog record into the store (None: a tombstone deletes the key)."""
         self.dropped.discard(partition)  # read from its changelog: held again
-        data = self.data
-        old = data.get(key)
+        records = self.data.part(partition)
+        old = records.get(key)
         if value is None:
-            data.pop(key, None)
+            records.pop(key, None)
         else:
-            data[key] = value
-            self.held.add(partition)
+            records[key] = value
         self.written(partition, offset)
         if self.on_change is not None and old != value:
             self.on_change(partition, key, old, value)
@@ -138,63 +147,41 @@ class LocalStore(MemoryStore[str, bytes]):
         self.drop(p for p in self.held | set(self.offsets) if p not in kept)
 
     def drop(self, partitions: Iterable[int]) -> None:
-        """Forget every record and the offset of these partitions.
-
-        Records are found by reading each one's partition (``partition``): a pass over
-        them all, only when a rebalance takes partitions away (about 2 s at a national
-        year) rather than a key -> partition dict kept all the time."""
+        """Forget every record and the offset of these partitions: their dicts go."""
         gone = set(partitions)
-        if not gone:
-            return
-        if gone & self.held:
-            data = self.data
-            for key in [k for k, v in data.items() if partition(k, v) in gone]:
-                del data[key]
-            self.held -= gone
         for partition_ in gone:
+            self.data.parts.pop(partition_, None)
             self.offsets.pop(partition_, None)
         self.dropped |= gone
 
-    def export(self, copy: bool = True) -> Exported:
-        """What a checkpoint keeps of the store. A copy: shallow (the values are
-        immutable bytes), so it can be pickled while the store moves on (3.2 million
-        records copy in about a tenth of a second); the store's own dicts with
-        ``copy`` False, for a process whose store nobody changes meanwhile."""
-        if not copy:
-            return self.data, set(self.held), self.offsets
-        return dict(self.data), set(self.held), dict(self.offsets)
+    def export(self, copy: bool = True) -> tuple[Exported, Runs]:
+        """What a checkpoint keeps of the store, and the runs of its records dict.
 
-    def restore(self, state: Exported) -> None:
-        """Take a checkpoint's records and offsets (before Faust's recovery starts).
+        The records are one dict, partition by partition, as before the store was
+        split (a worker of an older release reads the checkpoint as it always did);
+        the runs say where each partition's stretch is (``partitioned.split``). Always
+        a new dict, so ``copy`` matters only for the offsets: the store's own with
+        ``copy`` False, for a process whose store nobody changes meanwhile.
+        """
+        records, runs = self.data.flat()
+        offsets = dict(self.offsets) if copy else self.offsets
+        return (records, self.held, offsets), runs
 
-        The checkpoint's records dict becomes the store's own, not copied: a national
-        year's is about 170 MB, and a copy held it twice at the restart's peak. The
-        caller gives it up; everything else reads the store's dict through the store,
-        never keeps it (``changelog.record_reader`` is called per batch). The second
-        part names the partitions held (as keys: an older checkpoint's key -> partition
-        dict gives them as values).
+    def restore(self, state: Exported, runs: Runs | None = None) -> int:
+        """Take a checkpoint's records and offsets (before Faust's recovery starts); the
+        records taken.
+
+        The checkpoint's records dict is split into the store's (``partitioned.split``)
+        and emptied: a national year's is about 170 MB, and kept it would be held twice
+        at the restart's peak. The second part names the partitions held (as keys: an
+        older checkpoint's key -> partition dict gives them as values).
         """
         data, partitions, offsets = state
-        self.data = data
-        self.held = set(partitions if isinstance(partitions, set) else partitions.values())
+        held = partitions if isinstance(partitions, set) else set(partitions.values())
+        self.data = PartitionedRecords(split(data, runs, held))
         self.offsets.clear()
         self.offsets.update(offsets)
-
-
-#: a record's JSON starts with its kind and its partition (``records.fold``)
-_PARTITION = re.compile(rb'\{"k":"[^"]*","p":(\d+)[,}]')
-
-
-def partition(key: str, value: bytes) -> int:
-    """The partition of a stored record, progress marker or archive: a record keeps it
-    (``"p"``, its second field, after its kind) and the others' keys name it."""
-    for prefix in (progress.PREFIX, archive.PREFIX):
-        if key.startswith(prefix):
-            return int(key[len(prefix):])
-    found = _PARTITION.match(value)
-    if found is None:
-        raise ValueError("a stored value without a partition")
-    return int(found[1])
+        return len(self.data)
 
 
 #: the key of a head naming the tail that follows it (``write``)

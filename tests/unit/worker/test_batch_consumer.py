@@ -294,7 +294,7 @@ class _Table:
 
 
 def _contents(table: Any) -> dict[str, bytes]:
-    return dict(record_reader(table).items())
+    return dict(record_reader(table, 2).items())  # (ROWS are partition 2's)
 
 
 @pytest.mark.asyncio
@@ -304,7 +304,7 @@ async def test_a_changelog_batch_goes_into_the_table_at_once_but_its_last_record
     consumer, tp, table, passed = _restoring(worker)
     positions = worker.app.tables.recovery.active_offsets
     positions[tp] = 0  # offset 0 restored already: its older value must not come back
-    table.data[orjson.loads(b'"contact:aa"')] = b"restored before"
+    table.data[orjson.loads(b'"contact:aa"')] = b'{"k":"contact","p":2,"restored":1}'
     assert await consumer._restore(tp, _changelog(tp, [("contact:aa", b"stale"), *ROWS]))
     # Offsets 1-4 applied here, offset 5 (the last) along Faust's path, which ends the
     # recovery when the partition's position reaches the end.
@@ -433,14 +433,24 @@ async def test_a_failed_commit_still_ends_the_commit_sensors_span():
 # -- changelog: record_reader and drain ------------------------------------------------------
 
 
-@pytest.mark.parametrize("store", ["memory://", "local://"])
-def test_the_agents_read_a_memory_store_through_its_own_dict(store):
-    table = _worker(store).tables[CONTACTS]
-    assert isinstance(table.data, MemoryStore)  # LocalStore is one
-    reader = record_reader(table)
+def test_the_agents_read_a_memory_store_through_its_own_dict():
+    table = _worker("memory://").tables[CONTACTS]
+    assert type(table.data) is MemoryStore
+    reader = record_reader(table, 1)
     assert reader is table.data.data
     table.data["contact:aa"] = b"x"
     assert reader["contact:aa"] == b"x"
+
+
+def test_the_agents_read_a_local_store_through_the_partition_s_own_dict():
+    table = _worker("local://").tables[CONTACTS]
+    assert isinstance(table.data, LocalStore)
+    reader = record_reader(table, 1)
+    assert reader is table.data.part(1) is record_reader(table, 1)
+    table.data["contact:aa"] = b'{"k":"contact","p":1}'  # (a record names its partition)
+    table.data["contact:bb"] = b'{"k":"contact","p":0}'
+    assert reader == {"contact:aa": b'{"k":"contact","p":1}'}
+    assert record_reader(table, 0) == {"contact:bb": b'{"k":"contact","p":0}'}
 
 
 def test_the_agents_read_any_other_store_itself():
@@ -448,7 +458,7 @@ def test_the_agents_read_any_other_store_itself():
         data = {"contact:aa": b"not this"}
 
     store = OtherStore({"contact:aa": b"x"})
-    assert record_reader(SimpleNamespace(data=store)) is store
+    assert record_reader(SimpleNamespace(data=store), 0) is store
 
 
 class _Producer:
@@ -499,7 +509,7 @@ async def test_drain_waits_for_every_write_and_sends_the_held_back_marker():
     producer.land()
     await asyncio.wait_for(draining, 5)
     assert writer.flights == deque() and writer.due == [] and writer.durable == {2: 41}
-    assert record_reader(table)[marker] == b"41"
+    assert record_reader(table, 2)[marker] == b"41"
 
 
 

@@ -28,6 +28,7 @@ from stream.worker.agents import TopicAgent
 from stream.worker.checkpoint import BrokerView, Checkpointer, usable
 from stream.worker.localstate import LocalStore
 from stream.worker.metrics import PipelineMetrics
+from stream.worker.partitioned import partition, split
 from stream.worker.processor import CellState, FamilyProcessor
 from tests.conftest import LONDON
 from tests.factories import decided, key, received
@@ -193,11 +194,11 @@ def test_a_checkpoint_and_the_tail_after_it_equal_a_refold(taxonomy, ctx, tmp_pa
     _same((state2, work2), _refold(again, ctx))
 
 
-def test_a_restore_takes_the_checkpoints_dicts_and_the_agents_read_them(taxonomy, ctx,
-                                                                         tmp_path):
-    """A restart holds each record once: the store takes the checkpoint's dicts (a copy
-    held a national year's dicts twice at the peak), and an agent made before the
-    restore reads what it restored."""
+def test_a_restore_splits_the_checkpoints_dict_and_the_agents_read_the_parts(taxonomy, ctx,
+                                                                             tmp_path):
+    """A restart holds each record once: the checkpoint's one dict is split into the
+    store's dicts by partition and emptied (kept, a national year's would be held twice
+    at the peak), and an agent made before the restore reads what it restored."""
     store = _store()
     for offset, (p, k, v) in enumerate(_changelog(taxonomy, ctx)):
         store.put(p, k, v, offset)
@@ -207,16 +208,55 @@ def test_a_restore_takes_the_checkpoints_dicts_and_the_agents_read_them(taxonomy
         tmp_path / "cp", "app", "cluster", {TOPIC: store}, {}, {}, state, work, metrics,
         lambda: True, lambda: ()).content()))
     records, partitions, _ = cp["tables"][TOPIC]
+    assert records == dict(store.data.items()) and partitions == {0, 1}
     again, (state2, work2) = _store(), _derived(ctx)
     agent = TopicAgent(FamilyProcessor(TOPIC, Decoder("contacts", taxonomy), ctx, state2,
                                        metrics), SimpleNamespace(data=again),
                        progress.Frontier(), None, None, metrics, epoch_of=lambda tp: 1)
     taken = Checkpointer(tmp_path / "cp", "app", "cluster", {TOPIC: again}, {}, {}, state2,
                          work2, metrics, lambda: True, lambda: ()).restore(cp)
-    assert taken == len(store.data) > 0
-    assert again.data is records and again.held == partitions == {0, 1}
-    assert "tables" not in cp and "derived" not in cp  # nothing held twice
-    assert agent.records is records and agent.records == store.data
+    assert taken == len(store.data) > 0 and again.held == {0, 1}
+    assert records == {}  # emptied: each record is held once, in its partition's dict
+    assert "tables" not in cp and "derived" not in cp and "runs" not in cp
+    for p in (0, 1):
+        assert agent.records(p) is again.part(p) and again.part(p) == store.part(p)
+        assert {partition(k, v) for k, v in again.part(p).items()} == {p}
+
+
+def test_a_checkpoint_of_a_release_before_the_split_is_split_record_by_record(taxonomy,
+                                                                               ctx):
+    """An older worker's checkpoint has no runs: each record's partition is read from it.
+    Runs that do not add up to the dict are not trusted either. Both give what the runs
+    give, and a partition held with no record keeps an empty dict."""
+    store = _store()
+    for offset, (p, k, v) in enumerate(_changelog(taxonomy, ctx)):
+        store.put(p, k, v, offset)
+    (flat, held, _), runs = store.export()
+    assert [p for p, _ in runs] == list(store.data.parts) and sum(n for _, n in runs) == len(flat)
+    by_runs = split(dict(flat), runs)
+    assert by_runs == split(dict(flat), None) == split(dict(flat), [(0, 1), *runs])
+    assert by_runs == store.data.parts and set(by_runs) == held == {0, 1}
+    assert split({}, None, {0, 3}) == {0: {}, 3: {}}
+
+
+def test_the_store_read_as_one_mapping_finds_each_record_in_its_partition():
+    store = _store()
+    store.put(0, "c:a", b'{"k":"c","p":0}', 1)
+    store.data["c:b"] = b'{"k":"c","p":1,"x":2}'  # Faust's table API: placed by its "p"
+    store.data[progress.marker_key(1)] = b"7"  # a marker by its key
+    assert store.part(1) == {"c:b": b'{"k":"c","p":1,"x":2}', progress.marker_key(1): b"7"}
+    assert store.data["c:a"] == b'{"k":"c","p":0}' and "c:b" in store.data
+    assert "c:z" not in store.data and store.data.get("c:z") is None
+    assert sorted(store.data) == sorted(store.data.keys()) == ["!offset:1", "c:a", "c:b"]
+    assert len(store.data) == len(store.data.items()) == 3
+    assert sorted(store.data.values()) == [b"7", b'{"k":"c","p":0}', b'{"k":"c","p":1,"x":2}']
+    del store.data["c:a"]
+    with pytest.raises(KeyError):
+        del store.data["c:a"]
+    with pytest.raises(ValueError, match="without a partition"):
+        store.data["c:c"] = b"no partition here"
+    store.drop([1])  # a rebalance's drop: the partition's dict goes whole
+    assert dict(store.data.items()) == {} and store.held == {0}
 
 
 def test_a_checkpoint_is_used_only_with_the_broker_it_was_taken_against():
