@@ -160,16 +160,20 @@ def latency(worker: Worker, bootstrap: str, consumed: int, rate: float, seconds:
             "buckets": {str(k): v for k, v in delta.items()}}, sent
 
 
+#: (``faults`` is optional: a worker before it logged none)
 _STALLED = re.compile(r"event loop stalled stalls=(\d+) longest_ms=(\d+) samples=(\d+) "
-                      r"ran_ms=(\d+|-) cpu_wait_ms=(\d+|-) where=(.*?)\s*$")
+                      r"ran_ms=(\d+|-) cpu_wait_ms=(\d+|-) (?:faults=(\d+|-) )?"
+                      r"where=(.*?)\s*$")
 
 
 def stalls_logged(log: str) -> list[dict[str, Any]]:
     """The worker's ``event loop stalled`` lines (stream/worker/stallwatch.py): each one's
     count of stalls over 50 ms, the longest (ms), the milliseconds the loop's thread ran
-    and waited for a CPU in it (None: unknown) and the code it held the loop in."""
+    and waited for a CPU in it and the minor page faults it took (None: unknown) and the
+    code it held the loop in."""
     return [{"stalls": int(m[1]), "longest_ms": int(m[2]), "samples": int(m[3]),
-             "ran_ms": _ms(m[4]), "cpu_wait_ms": _ms(m[5]), "where": m[6]}
+             "ran_ms": _ms(m[4]), "cpu_wait_ms": _ms(m[5]), "faults": _ms(m[6] or "-"),
+             "where": m[7]}
             for line in log.splitlines() if (m := _STALLED.search(line)) is not None]
 
 

@@ -6,7 +6,7 @@ wakes every ``INTERVAL_SECONDS`` and, while the loop's timer (``LoopLag``) is mo
 timer finally runs, the stall's most frequent record is its ``where``.
 
 The log line, ``event loop stalled stalls=... longest_ms=... samples=... ran_ms=...
-cpu_wait_ms=... where=...``,
+cpu_wait_ms=... faults=... where=...``,
 comes at the first stall, then at most once per ``report_seconds`` (60 by default,
 setting ``CSPA_STALL_LOG_SECONDS``; a backlog replay folds batches of 50-600 ms back to
 back: a line each would flood the log): ``stalls``
@@ -21,6 +21,12 @@ those it was ready but waited for a CPU. The rest it was blocked: idle in ``sele
 waiting for the interpreter lock. A stall mostly ``cpu_wait_ms`` is the machine's, not
 the worker's code: ``where`` is then only where the thread happened to be. ``-`` where
 the counters cannot be read.
+
+``faults`` counts the minor page faults the loop thread took in the same window
+(``/proc/thread-self/stat``): pages the kernel had to map or copy for it, such as the
+first write to each page a checkpoint's forked child still shares. A few hundred is a
+batch's usual allocation; many thousands in a stall that mostly ran is memory work, not
+Python (each costs a few microseconds, more with a copy).
 
 Reading ``where``:
 - a worker function (``stream/worker/...``): that call held the loop;
@@ -65,6 +71,10 @@ UNSEEN = "-"
 log = logging.getLogger("cspa.worker")
 #: the calling thread's scheduler counters: ns on a CPU, ns waiting for one, slices
 _SCHEDSTAT = "/proc/thread-self/schedstat"
+#: the calling thread's status line: its minor page faults are the 8th field after the
+#: command name's closing parenthesis (``proc(5)``: field 10, ``minflt``)
+_STAT = "/proc/thread-self/stat"
+_MINFLT = 7
 
 
 class _Stall(NamedTuple):
@@ -73,13 +83,37 @@ class _Stall(NamedTuple):
     samples: int
     ran: float | None  # seconds the loop thread ran in the stall's window (None: unknown)
     waited: float | None  # seconds it was ready and waited for a CPU
+    faults: int | None  # minor page faults it took
 
 
-_NONE = _Stall(0.0, UNSEEN, 0, None, None)
+class _Counts(NamedTuple):
+    """The loop thread's counters at one instant (None: not readable here)."""
+
+    ran: float | None  # seconds on a CPU so far
+    waited: float | None  # seconds ready and waiting for one so far
+    faults: int | None  # minor page faults so far
+
+
+_NONE = _Stall(0.0, UNSEEN, 0, None, None, None)
 
 
 def _ms(seconds: float | None) -> str:
     return UNSEEN if seconds is None else f"{seconds * 1e3:.0f}"
+
+
+def _count(n: int | None) -> str:
+    return UNSEEN if n is None else str(n)
+
+
+def _spent(before: _Counts | None, after: _Counts) -> tuple[float | None, float | None,
+                                                             int | None]:
+    """(ran, waited, faults) between two readings, each None where either lacks it."""
+    if before is None:
+        return None, None, None
+    b, a = before, after
+    return (None if b.ran is None or a.ran is None else a.ran - b.ran,
+            None if b.waited is None or a.waited is None else a.waited - b.waited,
+            None if b.faults is None or a.faults is None else a.faults - b.faults)
 
 
 #: path prefixes dropped up to their end: installed packages, the standard library
@@ -131,14 +165,15 @@ class StallWatch:
         self._longest = _NONE
         self._next_line = 0.0  # monotonic time a line may next be logged
         self._stat: int | None = None  # the loop thread's schedstat, opened on it
-        self._counted: tuple[float, float] | None = None  # at the window's start
+        self._faults: int | None = None  # the loop thread's stat, opened on it
+        self._counted: _Counts | None = None  # at the window's start
 
     def expect(self, due: float) -> None:
         """On the loop: its timer is due at monotonic ``due``; starts the watcher once."""
         self._due = due
         if self._thread_id is None:
             self._thread_id = threading.get_ident()
-            self._stat = _open_stat()
+            self._stat, self._faults = _open_stat(), _open_stat(_STAT)
             threading.Thread(target=self._watch, name="cspa-stall-watch",
                              daemon=True).start()
         if self._counted is None:  # else ``woke`` has just read them (one read a tick)
@@ -151,27 +186,26 @@ class StallWatch:
         if lag > self.threshold:
             self._stalls += 1
             if lag > self._longest.lag:
-                ran, waited = ((after[0] - before[0], after[1] - before[1])
-                               if before and after else (None, None))
-                self._longest = _Stall(lag, where, samples, ran, waited)
+                self._longest = _Stall(lag, where, samples, *_spent(before, after))
         if self._stalls and (now >= self._next_line or lag >= ALWAYS_SECONDS):
             s = self._longest
             log.warning("event loop stalled stalls=%d longest_ms=%.0f samples=%d ran_ms=%s "
-                        "cpu_wait_ms=%s where=%s", self._stalls, s.lag * 1e3, s.samples,
-                        _ms(s.ran), _ms(s.waited), s.where)
+                        "cpu_wait_ms=%s faults=%s where=%s", self._stalls, s.lag * 1e3,
+                        s.samples, _ms(s.ran), _ms(s.waited), _count(s.faults), s.where)
             self._stalls, self._longest = 0, _NONE
             self._next_line = now + self.report_seconds
         self._counted = after  # the next window starts now (the timer sleeps again next)
 
-    def _counters(self) -> tuple[float, float] | None:
-        """The loop thread's (seconds run, seconds waited for a CPU) so far, or None."""
-        if self._stat is None:
-            return None
-        try:
-            ran, waited, _ = os.pread(self._stat, 96, 0).split()
-        except (OSError, ValueError):
-            return None
-        return int(ran) / 1e9, int(waited) / 1e9
+    def _counters(self) -> _Counts:
+        """The loop thread's counters so far (two ``pread`` calls: once a tick)."""
+        ran = waited = None
+        if self._stat is not None:
+            try:
+                run_ns, wait_ns, _ = os.pread(self._stat, 96, 0).split()
+                ran, waited = int(run_ns) / 1e9, int(wait_ns) / 1e9
+            except (OSError, ValueError):
+                pass
+        return _Counts(ran, waited, _minor_faults(self._faults))
 
     def take(self) -> tuple[str, int]:
         """(most frequent sampled stack, samples) since the last take; clears them."""
@@ -184,9 +218,10 @@ class StallWatch:
     def stop(self) -> None:
         """Ends the watcher thread (tests; the worker's is a daemon)."""
         self._stopped.set()
-        if self._stat is not None:
-            os.close(self._stat)
-            self._stat = None
+        for fd in (self._stat, self._faults):
+            if fd is not None:
+                os.close(fd)
+        self._stat = self._faults = None
 
     def _watch(self) -> None:
         while not self._stopped.wait(self.interval):
@@ -202,10 +237,23 @@ class StallWatch:
             self._samples[where] += 1
 
 
-def _open_stat() -> int | None:
-    """The calling thread's schedstat, kept open (it names the thread that opened it);
-    None where there is none (not Linux, or the kernel keeps no such counters)."""
+def _open_stat(path: str = _SCHEDSTAT) -> int | None:
+    """One of the calling thread's ``/proc`` files, kept open (it names the thread that
+    opened it); None where there is none (not Linux, or the kernel keeps no such
+    counters)."""
     try:
-        return os.open(_SCHEDSTAT, os.O_RDONLY)
+        return os.open(path, os.O_RDONLY)
     except OSError:
+        return None
+
+
+def _minor_faults(fd: int | None) -> int | None:
+    """The minor page faults so far of the thread whose ``stat`` ``fd`` is, or None."""
+    if fd is None:
+        return None
+    try:
+        line = os.pread(fd, 1024, 0)
+        # after the command name, which may hold spaces and parentheses itself
+        return int(line[line.rindex(b")") + 2:].split()[_MINFLT])
+    except (OSError, ValueError, IndexError):
         return None

@@ -23,9 +23,9 @@ def test_the_worker_s_stall_lines_round_trip(caplog):
                      + [formatter.format(r) for r in caplog.records])
     assert stalls_logged(text) == [
         {"stalls": 1, "longest_ms": 250, "samples": 0, "ran_ms": None, "cpu_wait_ms": None,
-         "where": "-"},
+         "faults": None, "where": "-"},
         {"stalls": 2, "longest_ms": 900, "samples": 0, "ran_ms": None, "cpu_wait_ms": None,
-         "where": "-"}]
+         "faults": None, "where": "-"}]
 
 
 def test_a_stall_line_with_the_thread_s_counters_round_trips(caplog):
@@ -40,6 +40,7 @@ def test_a_stall_line_with_the_thread_s_counters_round_trips(caplog):
     (line,) = stalls_logged(logging.Formatter(FORMAT).format(caplog.records[0]))
     assert line["longest_ms"] == 250 and line["where"] == "-"
     assert line["ran_ms"] > 0 and line["cpu_wait_ms"] is not None
+    assert line["faults"] is not None and line["faults"] >= 0
 
 
 def test_where_keeps_every_frame():
@@ -49,6 +50,17 @@ def test_where_keeps_every_frame():
             "stream/worker/agents.py:74(run) ")
     assert stalls_logged(line)[0]["where"] == (
         "stream/worker/rekey.py:68(hops_of) < stream/worker/agents.py:74(run)")
+
+
+def test_a_stall_line_s_page_faults_are_read_and_an_older_line_has_none():
+    newer = ("[2026-12-07 12:10:01,004] [6403] [WARNING] event loop stalled stalls=1 "
+             "longest_ms=86 samples=7 ran_ms=70 cpu_wait_ms=12 faults=23456 "
+             "where=stream/worker/changelog.py:201(_send)")
+    older = newer.replace(" faults=23456", "")
+    assert stalls_logged(newer)[0]["faults"] == 23456
+    assert stalls_logged(newer)[0]["where"] == "stream/worker/changelog.py:201(_send)"
+    assert stalls_logged(older)[0]["faults"] is None
+    assert stalls_logged(older)[0]["cpu_wait_ms"] == 12
 
 
 def test_the_stall_summary_counts_each_stall_of_a_worker_logging_every_one(caplog, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mmap
 import os
 import re
 import subprocess
@@ -70,9 +71,9 @@ def stalls(caplog: pytest.LogCaptureFixture, hold: Callable[[], None] | None,
 def test_a_stall_is_logged_with_the_function_that_held_the_loop(caplog):
     found = stalls(caplog, _holding)
     assert len(found) == 1
-    stalls_, lag_ms, samples, ran_ms, _, where = re.fullmatch(
+    stalls_, lag_ms, samples, ran_ms, _, faults, where = re.fullmatch(
         r"event loop stalled stalls=(\d+) longest_ms=(\d+) samples=(\d+) ran_ms=(\d+) "
-        r"cpu_wait_ms=(\d+) where=(.*)", found[0]).groups()
+        r"cpu_wait_ms=(\d+) faults=(\d+) where=(.*)", found[0]).groups()
     assert stalls_ == "1"
     assert int(lag_ms) >= (HOLD - PERIOD_SECONDS) * 1e3
     assert int(samples) >= 5  # every 10 ms while over 50 ms late: about 20
@@ -103,6 +104,36 @@ def test_a_stall_in_the_code_is_time_the_loop_thread_ran(caplog):
     # Busy in Python: the thread was on a CPU for most of the stall's window.
     lag, ran, waited = _stall_of(caplog, _holding)
     assert ran >= 0.6 * lag and waited <= 0.3 * lag
+
+
+PAGES = 20_000  # 78 MiB of fresh 4 KiB pages
+
+
+def _touching_fresh_pages() -> None:
+    """Hold the loop while the kernel maps pages for it: one write to each page of a new
+    anonymous mapping (each a minor fault), then busy for the rest of the hold."""
+    ends = time.monotonic() + HOLD
+    with mmap.mmap(-1, PAGES * mmap.PAGESIZE) as fresh:
+        fresh.madvise(mmap.MADV_NOHUGEPAGE)  # a fault a 4 KiB page, whatever the THP setting
+        for at in range(0, PAGES * mmap.PAGESIZE, mmap.PAGESIZE):
+            fresh[at] = 1
+    _hold_the_loop("x", max(0.0, ends - time.monotonic()))
+
+
+def _faults(line: str) -> int:
+    found = re.search(r" faults=(\d+) where=", line)
+    assert found, line
+    return int(found[1])
+
+
+def test_a_stall_counts_the_page_faults_the_loop_thread_took_in_it(caplog):
+    # Pages mapped (or copied from a forked child) for the loop thread in the stall's
+    # window are counted; a stall of the same length in plain Python takes few.
+    (touching,) = stalls(caplog, _touching_fresh_pages)
+    caplog.clear()
+    (busy,) = stalls(caplog, _holding)
+    assert _faults(touching) >= PAGES * 0.9
+    assert _faults(busy) < PAGES * 0.05
 
 
 def test_a_loop_blocked_off_the_cpu_neither_ran_nor_waited_for_one(caplog):
