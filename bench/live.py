@@ -172,12 +172,14 @@ def stalls_logged(log: str) -> list[dict[str, Any]]:
     and waited for a CPU in it and the minor page faults it took (None: unknown) and the
     code it held the loop in."""
     return [{"stalls": int(m[1]), "longest_ms": int(m[2]), "samples": int(m[3]),
-             "ran_ms": _ms(m[4]), "cpu_wait_ms": _ms(m[5]), "faults": _ms(m[6] or "-"),
+             "ran_ms": _count(m[4]), "cpu_wait_ms": _count(m[5]),
+             "faults": _count(m[6] or "-"),
              "where": m[7]}
             for line in log.splitlines() if (m := _STALLED.search(line)) is not None]
 
 
-def _ms(field: str) -> int | None:
+def _count(field: str) -> int | None:
+    """A logged whole number; None for ``-`` (the kernel gave none)."""
     return None if field == "-" else int(field)
 
 

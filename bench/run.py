@@ -271,7 +271,7 @@ def _loaded_latency(a: argparse.Namespace, worker: Worker, bootstrap: str, timeo
     for line in lat["stalls_logged"]:  # where the loop was held (stream/worker/stallwatch.py)
         log(f"  loop stalled {line['stalls']}x, longest {line['longest_ms']} ms (ran "
             f"{_or_dash(line['ran_ms'])} ms, waited for a CPU {_or_dash(line['cpu_wait_ms'])} ms,"
-            f" {_or_dash(line.get('faults'))} page faults) at {line['where']}")
+            f" {_or_dash(line['faults'])} page faults) at {line['where']}")
 
 
 def _or_dash(ms: int | None) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +42,7 @@ from stream.state.fingerprint import fingerprint, fold_inputs
 from stream.state.rules import load_rules
 from stream.state.timeliness import OpenWork
 from stream.state.working_days import OfficeHours, WorkingCalendar
-from stream.worker import cell_dump, exposition, hugepages, localstate, webauth
+from stream.worker import cell_dump, hugepages, localstate, webauth
 from stream.worker import collector as memory
 from stream.worker.agents import TopicAgent
 from stream.worker.batches import BatchApp, batch_consumer
@@ -69,6 +69,7 @@ from stream.worker.recovery import TableRecovery
 from stream.worker.rekey import ChildProcessor, Rekey
 from stream.worker.roster import Roster, keep_following
 from stream.worker.scrape_rhythm import ScrapeRhythm
+from stream.worker.slices import Slices
 from stream.worker.stallwatch import StallWatch
 from stream.worker.turn import Turn
 from stream.worker.watch import WatchCollector
@@ -81,10 +82,10 @@ log = logging.getLogger("cspa.worker")
 MERGE_WAIT_VALUES = 100_000
 #: ... for at most this long (seconds): then it merges, within a 15 s scrape timeout.
 MERGE_WAIT_SECONDS = 5.0
-#: A scrape merges the cells changed since the last one, and renders their series, in
-#: slices of this much of the event loop (seconds), yielding it between them (issue
-#: 28.2: no stall over 50 ms; the last merge slice and the first render run back to
-#: back).
+#: A scrape merges the cells changed since the last one, moves open work's runs and
+#: renders each part of the page in slices of about this much of the event loop
+#: (seconds), letting it go after each (issue 28.2: no stall over 50 ms;
+#: ``stream.worker.slices``).
 MERGE_SLICE_SECONDS = 0.01
 
 
@@ -169,9 +170,13 @@ class Worker:
         (``warm``): the same merge would hold the event loop, and the recovery with it,
         for seconds with a national year.
 
-        Otherwise it merges (``merge``) and renders in slices of ``MERGE_SLICE_SECONDS``,
-        the loop free between them and the batches held past the first slice: 15,000
-        changed series took 0.7 s to render in one go. Its end is noted in ``rhythm``."""
+        Otherwise it makes the page in slices of about ``MERGE_SLICE_SECONDS``, the loop
+        free after each (``stream.worker.slices``): the cells changed since the last
+        scrape merged, open work's runs moved to the clock, then each part of the page
+        rendered; the batches held once a step leaves work over. 15,000 changed series
+        took 0.7 s to render in one go, and a usual scrape's three phases, run back to
+        back, held the loop 59 ms in the national bench of steps 1-64. Its end is noted
+        in ``rhythm``."""
         text = await self._rendered()
         self.rhythm.scraped()
         return text
@@ -181,53 +186,27 @@ class Worker:
             until = time.monotonic() + MERGE_WAIT_SECONDS
             while not self.ready() and time.monotonic() < until:
                 await asyncio.sleep(0.1)
-        await self.merge()
-        await self.judge_open_work()
-        try:
-            with exposition.budget(MERGE_SLICE_SECONDS):
-                return self.page.render()  # the usual scrape: done in one slice
-        except exposition.OutOfTime:
-            pass
-        async with self._batches_held():
-            while True:
-                await asyncio.sleep(0)
-                try:
-                    with exposition.budget(MERGE_SLICE_SECONDS):
-                        self.page.catch_up()  # (the kept parts only: the rest once, below)
-                    return self.page.render()
-                except exposition.OutOfTime:
-                    continue
+        async with self._slices() as slices:
+            await slices.until_done(lambda: self.state.merge_some(self.owned(),
+                                                                  MERGE_SLICE_SECONDS))
+            now = self.clock.time()
+            await slices.until_done(lambda: self.work.prepare(
+                now, self.owned(), day_blocks.Budget(MERGE_SLICE_SECONDS)))
+            return b"".join([await slices.text(part) for part in self.page.parts])
 
     async def merge(self) -> None:
         """Merge the cells changed since the last scrape, a slice of
-        ``MERGE_SLICE_SECONDS`` at a time (``_in_slices``); the scrape's render then finds
-        them merged. The first scrape after a national year's replay merged every cell
-        in one go, 2-3 s of the loop held (BENCHMARKS.md, step 48).
+        ``MERGE_SLICE_SECONDS`` at a time, the batches held past the first (a read of the
+        cells then finds them merged). The first scrape after a national year's replay
+        merged every cell in one go, 2-3 s of the loop held (BENCHMARKS.md, step 48).
         """
-        await self._in_slices(lambda: self.state.merge_some(self.owned(), MERGE_SLICE_SECONDS))
+        async with self._slices() as slices:
+            await slices.until_done(lambda: self.state.merge_some(self.owned(),
+                                                                  MERGE_SLICE_SECONDS))
 
-    async def judge_open_work(self) -> None:
-        """Do open work's heavy part for the scrape's clock (``OpenWork.prepare``: the runs
-        of stale and overdue days moved, changed days summed again) in slices; the
-        gauges then find it done. After a bulk load, every day's summary was made again
-        in the scrape that rendered them: 166 ms of the loop with a national year
-        (BENCHMARKS.md, step 49)."""
-        now = self.clock.time()
-        await self._in_slices(lambda: self.work.prepare(
-            now, self.owned(), day_blocks.Budget(MERGE_SLICE_SECONDS)))
-
-    async def _in_slices(self, step: Callable[[], bool]) -> None:
-        """Call ``step`` (True: done) until done, the loop free between calls.
-
-        Past one call every agent's batches are held (as a checkpoint holds them):
-        folding meanwhile would change more than the slices could catch up with.
-        """
-        if step():
-            return  # the usual scrape: done in one slice
-        async with self._batches_held():
-            await asyncio.sleep(0)
-            while not step():
-                await asyncio.sleep(0)
+    def _slices(self) -> Slices:
+        """A scrape's slices (``stream.worker.slices``), holding the batches when needed."""
+        return Slices(MERGE_SLICE_SECONDS, self._batches_held)
 
     @asynccontextmanager
     async def _batches_held(self) -> AsyncIterator[None]:

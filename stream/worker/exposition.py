@@ -16,8 +16,8 @@ tests/unit/worker/test_exposition.py checks it on random states.
 A render may be given a ``budget``: once the series it renders afresh have taken that
 long, ``SeriesCache`` keeps what it has rendered and raises ``OutOfTime``, and the next
 render goes on from there. The worker renders a page with thousands of changed series
-(the first scrape after a replay: 0.7 s for 15,000) in slices that way, the event loop
-free between them, and only the parts that keep their text again (``Page.catch_up``).
+(the first scrape after a replay: 0.7 s for 15,000) in slices that way, part by part
+(``text_of``), the event loop free between them.
 """
 
 from __future__ import annotations
@@ -165,22 +165,16 @@ class Page:
     """``/metrics``: its parts' text in order, each collector's as ``generate_latest``'s."""
 
     def __init__(self, parts: Sequence[Collector | Exposing]) -> None:
-        self._parts = parts
+        self.parts = parts
 
     def render(self) -> bytes:
-        return b"".join(_text_of(part) for part in self._parts)
-
-    def catch_up(self) -> None:
-        """Render the parts that keep their text (``Exposing``), not the rest: within a
-        ``budget``, what one call rendered the next goes on from, and the ``render``
-        after the last finds it kept."""
-        for part in self._parts:
-            exposition = getattr(part, "exposition", None)
-            if exposition is not None:
-                exposition()
+        """The whole page in one go (a recovery's warm render; tests)."""
+        return b"".join(text_of(part) for part in self.parts)
 
 
-def _text_of(part: Collector | Exposing) -> bytes:
+def text_of(part: Collector | Exposing) -> bytes:
+    """One part's text. Within a ``budget``, a part that keeps its text (``Exposing``)
+    may raise ``OutOfTime``: what it rendered is kept, and the next call goes on."""
     exposition = getattr(part, "exposition", None)
     if exposition is not None:
         body: bytes = exposition()

@@ -24,9 +24,10 @@ the counters cannot be read.
 
 ``faults`` counts the minor page faults the loop thread took in the same window
 (``/proc/thread-self/stat``): pages the kernel had to map or copy for it, such as the
-first write to each page a checkpoint's forked child still shares. A few hundred is a
-batch's usual allocation; many thousands in a stall that mostly ran is memory work, not
-Python (each costs a few microseconds, more with a copy).
+first write to each page a checkpoint's forked child still shares. Tens to a few hundred
+are a batch's usual allocation (a median of 32 per logged stall in the national bench);
+many thousands in a stall that mostly ran is memory work, not Python (each costs a few
+microseconds, more with a copy).
 
 Reading ``where``:
 - a worker function (``stream/worker/...``): that call held the loop;

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gc
 import random
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -299,16 +300,73 @@ async def test_a_scrape_with_much_to_merge_yields_the_loop_and_holds_the_batches
     assert worker.rhythm.interval() is not None
 
 
-def test_a_budget_counts_series_rendering_only_and_catch_up_skips_the_other_parts() -> None:
+@pytest.mark.asyncio
+async def test_a_usual_scrape_lets_the_loop_go_after_each_phase_and_part_without_the_batches(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 28.2: a usual scrape merged, moved open work's runs and rendered the whole
+    # page in one slice: 59 ms of the loop in the national bench of steps 1-64. Each
+    # phase and each part of the page now ends its own loop turn. A usual scrape does
+    # not take the batches, so one agent stuck in a batch (a changelog write to a broker
+    # that is down) does not hold /metrics up.
+    import asyncio
+
+    from stream.settings import Settings
+    from stream.worker import app as worker_app
+    from stream.worker import exposition
+
+    worker = worker_app.create_app(Settings())
+    t = next(iter(worker.processors.values())).topic
+    owned = {(t, 0), (t, 1)}
+    worker.owned = lambda: owned  # type: ignore[method-assign]  # (no assignment: not started)
+    worker.ready = lambda: True  # type: ignore[method-assign]
+    turn, steps = [0], []  # steps: (what, loop turn it ran in)
+
+    async def tick() -> None:
+        while True:
+            turn[0] += 1
+            await asyncio.sleep(0)
+
+    def watched(what: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def step(*args: Any) -> Any:
+            steps.append((what, turn[0]))
+            return call(*args)
+        return step
+
+    monkeypatch.setattr(worker.state, "merge_some", watched("merge", worker.state.merge_some))
+    monkeypatch.setattr(worker.work, "prepare", watched("prepare", worker.work.prepare))
+    monkeypatch.setattr(exposition, "text_of", watched("part", exposition.text_of))
+    stuck = next(iter(worker.agents.values())).busy
+    await stuck.acquire()  # a batch that does not end
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0)
+    text = await asyncio.wait_for(worker.metrics_text(), 5)
+    ticker.cancel()
+    stuck.release()
+    first_part = next(i for i, (what, _) in enumerate(steps) if what == "part")
+    phases = steps[:first_part] + [s for s in steps[first_part:] if s[0] == "part"]
+    assert [what for what, _ in phases] == ["merge", "prepare", *["part"] * len(
+        worker.page.parts)]  # (the figures' render merges what a batch changed since)
+    assert len({at for _, at in phases}) == len(phases)  # each in a loop turn of its own
+    assert _steady(text) == _steady(generate_latest(worker.registry))
+
+
+@pytest.mark.asyncio
+async def test_a_budget_counts_series_rendering_only_and_a_part_goes_on_from_what_it_kept(
+        ) -> None:
     # The budget starts at the first series rendered afresh: a slow part before the
-    # figures (the pipeline's histograms) does not spend it. catch_up renders only the
-    # parts that keep their text; the render after it serves them as kept.
+    # figures (the pipeline's histograms) does not spend it. A part out of time keeps
+    # what it rendered and goes on in the next slice: the slow part is collected once,
+    # the batches are taken once, at the first part out of time, and the page is every
+    # series, as generate_latest's.
+    import asyncio
     import time
+    from contextlib import asynccontextmanager
 
     from prometheus_client.core import GaugeMetricFamily
 
     from stream.worker.exposition import OutOfTime, budget
     from stream.worker.metrics import DISTRIBUTIONS
+    from stream.worker.slices import Slices
 
     class Slow:
         collected = 0
@@ -330,20 +388,31 @@ def test_a_budget_counts_series_rendering_only_and_catch_up_skips_the_other_part
         page.render()
     kept = sum(len(series) for series in figures._series._kept.values())
     assert kept > 5  # more than the one a family gets in any case
-    Slow.collected = 0
-    for _ in range(1_000):
-        try:
-            with budget(0.005):
-                page.catch_up()
-            break
-        except OutOfTime:
-            continue
-    assert Slow.collected == 0
+    for series in figures._series._kept.values():
+        series.clear()  # rendered afresh again, now in slices
+    Slow.collected, taken, turns = 0, [], [0]
+
+    @asynccontextmanager
+    async def hold() -> AsyncIterator[None]:
+        taken.append(turns[0])
+        yield
+
+    async def tick() -> None:
+        while True:
+            turns[0] += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(tick())
+    async with Slices(0.005, hold) as slices:
+        text = b"".join([await slices.text(part) for part in page.parts])
+    ticker.cancel()
+    assert Slow.collected == 1 and len(taken) == 1 and taken[0] >= 1
+    assert turns[0] > 5  # the figures in several slices, the loop going on between
     registry = CollectorRegistry()
     registry.register(Slow())
     registry.register(FiguresCollector(lambda: (state.current(owned), {"t": 1}), DEFS, 0,
                                        lambda: START))
-    assert page.render() == generate_latest(registry)  # every series, as kept
+    assert text == generate_latest(registry)  # every series, as kept
 
 
 @pytest.mark.asyncio
@@ -371,7 +440,7 @@ async def test_a_scrape_with_open_work_to_sum_does_it_in_slices_and_holds_the_ba
     owned = {(t, 0), (t, 1)}
     worker.owned = lambda: owned  # type: ignore[method-assign]  # (no assignment: not started)
     worker.ready = lambda: True  # type: ignore[method-assign]
-    for part in worker.page._parts:  # (the gauges hold the bound method they were given)
+    for part in worker.page.parts:  # (the gauges hold the bound method they were given)
         if isinstance(part, TimelinessCollector):
             part._owned = worker.owned
     fresh = OpenWork(worker.work.rules, worker.work.calendar, worker.work.horizon)
