@@ -196,9 +196,11 @@ class Worker:
 
     async def merge(self) -> None:
         """Merge the cells changed since the last scrape, a slice of
-        ``MERGE_SLICE_SECONDS`` at a time, the batches held past the first (a read of the
-        cells then finds them merged). The first scrape after a national year's replay
-        merged every cell in one go, 2-3 s of the loop held (BENCHMARKS.md, step 48).
+        ``MERGE_SLICE_SECONDS`` at a time, the batches held past the first: a read of the
+        cells just after has at most what one turn's batches changed left to merge (the
+        loop is let go once after the last slice). The first scrape after a national
+        year's replay merged every cell in one go, 2-3 s of the loop held (BENCHMARKS.md,
+        step 48).
         """
         async with self._slices() as slices:
             await slices.until_done(lambda: self.state.merge_some(self.owned(),
