@@ -166,7 +166,7 @@ class StallWatch:
         self._longest = _NONE
         self._next_line = 0.0  # monotonic time a line may next be logged
         self._stat: int | None = None  # the loop thread's schedstat, opened on it
-        self._faults: int | None = None  # the loop thread's stat, opened on it
+        self._proc_stat: int | None = None  # the loop thread's stat (its faults), opened on it
         self._counted: _Counts | None = None  # at the window's start
 
     def expect(self, due: float) -> None:
@@ -174,7 +174,7 @@ class StallWatch:
         self._due = due
         if self._thread_id is None:
             self._thread_id = threading.get_ident()
-            self._stat, self._faults = _open_stat(), _open_stat(_STAT)
+            self._stat, self._proc_stat = _open_stat(), _open_stat(_STAT)
             threading.Thread(target=self._watch, name="cspa-stall-watch",
                              daemon=True).start()
         if self._counted is None:  # else ``woke`` has just read them (one read a tick)
@@ -206,7 +206,7 @@ class StallWatch:
                 ran, waited = int(run_ns) / 1e9, int(wait_ns) / 1e9
             except (OSError, ValueError):
                 pass
-        return _Counts(ran, waited, _minor_faults(self._faults))
+        return _Counts(ran, waited, _minor_faults(self._proc_stat))
 
     def take(self) -> tuple[str, int]:
         """(most frequent sampled stack, samples) since the last take; clears them."""
@@ -219,10 +219,10 @@ class StallWatch:
     def stop(self) -> None:
         """Ends the watcher thread (tests; the worker's is a daemon)."""
         self._stopped.set()
-        for fd in (self._stat, self._faults):
+        for fd in (self._stat, self._proc_stat):
             if fd is not None:
                 os.close(fd)
-        self._stat = self._faults = None
+        self._stat = self._proc_stat = None
 
     def _watch(self) -> None:
         while not self._stopped.wait(self.interval):
