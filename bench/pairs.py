@@ -1,8 +1,11 @@
 """Throughput as interleaved pairs: worker, Quix, worker, Quix... each after the quiet wait.
 
-Quix runs twice a round, both after their quiet wait: checking every event by the
+Quix runs three times a round, each after its quiet wait: checking every event by the
 worker's contract before its fold, as the worker does (the pair, the verdict's), then
-without the check (``plain``: the peer of the runs before 2026-12-07, its ratio beside).
+without the check (``plain``: the peer of the runs before 2026-12-07, its ratio beside),
+then doing the worker's whole work (``whole``: the worker's own fold, every figure and
+open work, bench/same_fold.py; its ratio and pairs won beside). The first two compute
+four figure families; the worker and the third compute them all.
 
 Each run replays the whole backlog into a fresh consumer group with empty state. Both
 sides' periodic work falls inside their measured windows because the intervals are set,
@@ -47,13 +50,16 @@ def worker_run(bootstrap: str, tmp: Path, i: int, total: int, want: Figures,
 
 def quix_run(python: Path, bootstrap: str, tmp: Path, i: int, total: int, want: Figures,
              topics: list[str], timeout: float, periodic: float,
-             contract: bool = True) -> dict[str, Any]:
+             contract: bool = True, whole: bool = False) -> dict[str, Any]:
     """The ``i``-th Quix replay (its own group and state directory), checked exact;
-    ``contract``: every event checked by the worker's contract first."""
-    name = f"quix-{i}" if contract else f"quix-plain-{i}"
+    ``contract``: every event checked by the worker's contract first; ``whole``: checked
+    and folded as the worker does, its figures checked as the worker's are."""
+    name = f"quix-whole-{i}" if whole else f"quix-{i}" if contract else f"quix-plain-{i}"
     peer = peer_quix.run_peer(python, bootstrap, total, topics, tmp / name, f"bench-{name}",
-                              timeout, commit_seconds=periodic, contract=contract)
-    problems = expected.compare(want, peer.pop("figures"), expected.PEER_FIGURES)
+                              timeout, commit_seconds=periodic, contract=contract,
+                              whole=whole)
+    checked = expected.WORKER_FIGURES if whole else expected.PEER_FIGURES
+    problems = expected.compare(want, peer.pop("figures"), checked)
     peer["exact"], peer["differences"] = not problems, problems[:20]
     return peer
 
@@ -61,10 +67,12 @@ def quix_run(python: Path, bootstrap: str, tmp: Path, i: int, total: int, want: 
 def run_pairs(bootstrap: str, tmp: Path, total: int, want: Figures, timeout: float,
               periodic: float, quix: tuple[Path, list[str]] | None,
               quiet: Callable[[str], None]) -> dict[str, Any]:
-    """``PAIRS`` rounds of (worker, Quix, Quix plain); without Quix, the worker's runs."""
+    """``PAIRS`` rounds of (worker, Quix, Quix plain, Quix whole); without Quix, the
+    worker's runs."""
     workers: list[dict[str, Any]] = []
     peers: list[dict[str, Any]] = []
     plain: list[dict[str, Any]] = []
+    whole: list[dict[str, Any]] = []
     for i in range(1, PAIRS + 1):
         quiet(f"throughput_worker_{i}")
         workers.append(worker_run(bootstrap, tmp, i, total, want, timeout, periodic))
@@ -75,13 +83,18 @@ def run_pairs(bootstrap: str, tmp: Path, total: int, want: Figures, timeout: flo
             quiet(f"throughput_quix_plain_{i}")
             plain.append(quix_run(quix[0], bootstrap, tmp, i, total, want, quix[1], timeout,
                                   periodic, contract=False))
-    return summary(workers, peers, periodic, plain)
+            quiet(f"throughput_quix_whole_{i}")
+            whole.append(quix_run(quix[0], bootstrap, tmp, i, total, want, quix[1], timeout,
+                                  periodic, whole=True))
+    return summary(workers, peers, periodic, plain, whole)
 
 
 def summary(workers: list[dict[str, Any]], peers: list[dict[str, Any]],
-            periodic: float, plain: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Each side's and the ratio's median and range, and the pairs the worker won; the
-    ratio to the plain peer (no contract check) beside, when it ran."""
+            periodic: float, plain: list[dict[str, Any]] | None = None,
+            whole: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Each side's and the ratio's median and range, and the pairs the worker won; beside
+    them, when they ran, the ratio to the plain peer (no contract check) and to the peer
+    doing the worker's whole work (with the pairs won against it)."""
     rates = [w["events_per_s"] for w in workers]
     out: dict[str, Any] = {"periodic_seconds": periodic, "worker_runs": workers,
                            "worker": spread(rates), "quix_runs": peers}
@@ -94,8 +107,17 @@ def summary(workers: list[dict[str, Any]], peers: list[dict[str, Any]],
                 "won": sum(r > 1 for r in ratios),
                 "quix_exact": all(p["exact"] for p in peers)}
     if peers and plain:
-        rates_plain = [p["events_per_s"] for p in plain]
-        out |= {"quix_plain_runs": plain, "quix_plain": spread(rates_plain),
-                "ratio_plain": spread([w / q for w, q in zip(rates, rates_plain, strict=True)]),
-                "quix_plain_exact": all(p["exact"] for p in plain)}
+        out |= _beside("plain", rates, plain)
+    if peers and whole:
+        out |= _beside("whole", rates, whole)
+        out["won_whole"] = sum(r > 1 for r in out["ratios_whole"])
     return out
+
+
+def _beside(name: str, rates: list[float], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Another peer's runs, their spread, the worker's ratio to each and its spread."""
+    theirs = [p["events_per_s"] for p in runs]
+    ratios = [w / q for w, q in zip(rates, theirs, strict=True)]
+    return {f"quix_{name}_runs": runs, f"quix_{name}": spread(theirs),
+            f"ratios_{name}": ratios, f"ratio_{name}": spread(ratios),
+            f"quix_{name}_exact": all(p["exact"] for p in runs)}

@@ -41,8 +41,8 @@ from stream.contract.taxonomy import load_taxonomy
 from stream.contract.topics import event_families, load_topics
 from stream.settings import Settings
 from stream.state import progress
+from stream.state.facts import fact_context
 from stream.worker.agents import TopicAgent
-from stream.worker.app import fact_context
 from stream.worker.batches import Batch
 from stream.worker.metrics import PipelineMetrics
 from stream.worker.processor import CellState, FamilyProcessor

@@ -46,11 +46,12 @@ def ensure_venv(path: Path = DEFAULT_VENV) -> tuple[Path, float]:
 
 def run_peer(python: Path, bootstrap: str, n: int, topics: list[str], workdir: Path,
              group: str, timeout: float, commit_seconds: float = 5.0,
-             contract: bool = True) -> dict[str, Any]:
+             contract: bool = True, whole: bool = False) -> dict[str, Any]:
     """Run the Quix app until it has consumed ``n`` messages; its result and peak RSS.
 
     ``commit_seconds``: Quix's commit interval (its default is 5 s). ``contract``: it
     checks every event by the worker's contract before its fold, as the worker does.
+    ``whole``: it folds as the worker does, every figure and open work (``--whole``).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / "result.json"
@@ -59,7 +60,8 @@ def run_peer(python: Path, bootstrap: str, n: int, topics: list[str], workdir: P
     cmd = [str(python), str(ROOT / "bench" / "quix_app.py"), "--bootstrap", bootstrap,
            "--group", group, "--n", str(n), "--state-dir", str(workdir / "state"),
            "--out", str(out), "--topics", ",".join(topics),
-           "--commit-seconds", f"{commit_seconds:g}", *(["--contract"] if contract else [])]
+           "--commit-seconds", f"{commit_seconds:g}", *(["--contract"] if contract else []),
+           *(["--whole"] if whole else [])]
     peak, t0 = 0, time.monotonic()
     with (workdir / "quix.log").open("wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,

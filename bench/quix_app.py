@@ -18,6 +18,10 @@ loaded from this checkout, so the peer's virtualenv pins the worker's pydantic) 
 folds the validated event; without it, Quix's JSON deserializer's dict, unchecked.
 It gets the worker's care: months memoised per clock hour (the worker's ``local_month``)
 and working days on POSIX seconds (``working_days_between_ts``), no ``datetime`` per fact.
+With ``--whole`` (implies ``--contract``) it does the worker's whole work instead of its
+four figures: each checked event is folded by ``bench.same_fold.WholeFold``, the
+worker's own record fold, facts, cells and open work from this checkout, event by event
+in Quix state; its figures are then the worker's, checked as the worker's are.
 
 Stops after N messages and writes ``{events, seconds, events_per_s, figures}`` to --out.
 Its clock is read as the worker's is (bench/replay.py): wall-clock time when the first
@@ -39,7 +43,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from quixstreams import Application  # type: ignore[import-not-found,unused-ignore]
+from quixstreams import (  # type: ignore[import-not-found,unused-ignore]
+    Application,
+    message_context,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 LONDON = ZoneInfo("Europe/London")
@@ -137,6 +144,14 @@ def contract(topics: list[str]) -> dict[str, Callable[[bytes | None, bytes, floa
     return {name: by_name[name] for name in topics}
 
 
+def same_fold() -> Any:
+    """The worker's whole fold (bench/same_fold.py, from this checkout)."""
+    sys.path.insert(0, str(ROOT))
+    from bench.same_fold import WholeFold
+
+    return WholeFold()
+
+
 def apply(fact: Fact | None, sign: float) -> None:
     if fact is not None:
         cell = AGG[fact[0]][fact[1]]
@@ -145,8 +160,8 @@ def apply(fact: Fact | None, sign: float) -> None:
 
 
 class Run:
-    def __init__(self, app: Application, n: int, out: Path) -> None:
-        self.app, self.n, self.out = app, n, out
+    def __init__(self, app: Application, n: int, out: Path, whole: Any = None) -> None:
+        self.app, self.n, self.out, self.whole = app, n, out, whole
         self.count, self.first, self.duplicates, self.rejected = 0, 0.0, 0, 0
 
     def folder(self, fact_of: Callable[[Record], Fact | None]) -> Callable[[Any, Any], None]:
@@ -158,10 +173,11 @@ class Run:
             self.fold(state, value["event_type"], ts, value["event_id"], slot(value), fact_of)
         return fold
 
-    def checked_folder(self, fact_of: Callable[[Record], Fact | None],
-                       decode: Callable[[bytes | None, bytes, float], Any]
+    def checked_folder(self, decode: Callable[[bytes | None, bytes, float], Any],
+                       then: Callable[[Any, Any], None]
                        ) -> Callable[[Any, Any, int, Any, Any], None]:
-        """The fold of an event checked by the contract (the message's bytes and key)."""
+        """The fold of an event checked by the contract (the message's bytes and key):
+        ``then`` folds the validated event into the key's state and counts it."""
         def fold(value: bytes, key: bytes | None, _ts: int, _headers: Any, state: Any) -> None:
             if not self.first:
                 self.first = time.time()
@@ -170,9 +186,24 @@ class Run:
                 self.rejected += 1
                 self.counted()
                 return
+            then(event, state)
+        return fold
+
+    def four_figures(self, fact_of: Callable[[Record], Fact | None]
+                     ) -> Callable[[Any, Any], None]:
+        """The four figures' fold of a validated event."""
+        def then(event: Any, state: Any) -> None:
             self.fold(state, event.event_type, event.timestamp, event.event_id,
                       checked_slot(event), fact_of)
-        return fold
+        return then
+
+    def whole_work(self, topic: str, whole: Any) -> Callable[[Any, Any], None]:
+        """The worker's own fold and recount of a validated event (``--whole``)."""
+        def then(event: Any, state: Any) -> None:
+            if not whole.fold(event, topic, message_context().partition, state):
+                self.duplicates += 1
+            self.counted()
+        return then
 
     def fold(self, state: Any, et: str, ts: float, eid: str, fields: list[Any],
              fact_of: Callable[[Record], Fact | None]) -> None:
@@ -197,7 +228,8 @@ class Run:
 
     def finish(self) -> None:
         seconds = max(time.time() - self.first, 1e-9)
-        figures = {f: {k: v for k, v in cells.items() if v[0]} for f, cells in AGG.items()}
+        figures = (self.whole.figures() if self.whole is not None else
+                   {f: {k: v for k, v in cells.items() if v[0]} for f, cells in AGG.items()})
         self.out.write_text(json.dumps({
             "events": self.count, "seconds": seconds, "events_per_s": self.count / seconds,
             "duplicates": self.duplicates, "rejected": self.rejected, "figures": figures}))
@@ -216,18 +248,24 @@ def main() -> int:
                     help="Quix's commit interval (its default: 5 s)")
     ap.add_argument("--contract", action="store_true",
                     help="check every event by the worker's contract before the fold")
+    ap.add_argument("--whole", action="store_true",
+                    help="fold as the worker does, every figure and open work (implies "
+                         "--contract): bench/same_fold.py")
     a = ap.parse_args()
     app = Application(broker_address=a.bootstrap, consumer_group=a.group,
                       auto_offset_reset="earliest", state_dir=a.state_dir, loglevel="WARNING",
                       commit_interval=a.commit_seconds)
-    run = Run(app, a.n, a.out)
     names = a.topics.split(",")
-    decoders = contract(names) if a.contract else {}
+    decoders = contract(names) if a.contract or a.whole else {}
+    whole = same_fold() if a.whole else None
+    run = Run(app, a.n, a.out, whole)
     for name, fact_of in zip(names, (contact_fact, map_fact, call_fact, audit_fact),
                              strict=True):
-        if a.contract:
+        if decoders:
+            then = (run.four_figures(fact_of) if whole is None
+                    else run.whole_work(name, whole))
             sdf = app.dataframe(app.topic(name, value_deserializer="bytes"))
-            sdf.update(run.checked_folder(fact_of, decoders[name]), stateful=True,
+            sdf.update(run.checked_folder(decoders[name], then), stateful=True,
                        metadata=True)
         else:
             sdf = app.dataframe(app.topic(name, value_deserializer="json"))

@@ -72,6 +72,12 @@ FIGURES: dict[str, tuple[str, str, str, Check, bool]] = {
                                 "events/s", "-", None, False),
     "ratio_to_quix_plain": ("Worker / the peer without the contract check (median)", "x", "-",
                             None, False),
+    "quix_whole_events_per_s": ("Peer doing the worker's whole work: its fold, every figure "
+                                "and open work (median of 3)", "events/s", "-", None, False),
+    "ratio_to_quix_whole": ("Worker / the peer doing its whole work (median)", "x", "-", None,
+                            False),
+    "worker_pairs_won_whole": ("Pairs the worker won against the peer doing its whole work",
+                               "pairs", "-", None, False),
     "latency_p50_ms": ("Latency p50 (Kafka timestamp -> figure)", "ms", "-", None, False),
     "latency_p99_ms": ("Latency p99 (within histogram buckets)", "ms", "<= 100",
                        _at_most(100, " ms"), False),
@@ -135,6 +141,8 @@ FIGURES: dict[str, tuple[str, str, str, Check, bool]] = {
     "quix_exact": ("Quix figures exact (1 = yes)", "", "1", None, False),
     "quix_plain_exact": ("Quix figures exact without the contract check (1 = yes)", "", "1",
                          None, False),
+    "quix_whole_exact": ("Quix doing the worker's whole work: the worker's figures exact "
+                         "(1 = yes)", "", "1", None, False),
 }
 
 
@@ -148,7 +156,11 @@ NOTES = [
     "ratio's median and min-max. Verdict: ahead only when the worker won every pair. The "
     "pair's Quix checks every event by the worker's contract before its fold, as the worker "
     "does (the same pydantic models, strict); after each pair Quix runs again without the "
-    "check (JSON only, as the runs before 2026-12-07 did), its ratio given beside.",
+    "check (JSON only, as the runs before 2026-12-07 did), its ratio given beside. Both "
+    "compute four figure families. Then Quix runs a third time doing the worker's whole "
+    "work (bench/same_fold.py: the worker's own record fold, every figure family, open work "
+    "and calls waiting, event by event; no children hop), its figures checked as the "
+    "worker's are, its ratio and the pairs won against it given beside.",
     "Clocks, read the same way on both sides: the wall-clock time (time.time(), in the "
     "process) the first record reached the fold, to the time the last one was processed. "
     "Worker: cspa_first_consumed_timestamp_seconds to cspa_last_processed_timestamp_seconds "
@@ -311,6 +323,13 @@ def pairs_markdown(r: dict[str, Any]) -> list[str]:
         lines += ["", f"Quix without the contract check (after each pair): "
                   f"{_fmt(qp['median'])} events/s median ({_fmt(qp['min'])}-{_fmt(qp['max'])}), "
                   f"worker / it {xp['median']:.2f}x ({xp['min']:.2f}x-{xp['max']:.2f}x)."]
+    if "quix_whole" in tp:
+        qw, xw = tp["quix_whole"], tp["ratio_whole"]
+        lines += ["", f"Quix doing the worker's whole work (its fold, every figure and open "
+                  f"work; after each pair): {_fmt(qw['median'])} events/s median "
+                  f"({_fmt(qw['min'])}-{_fmt(qw['max'])}), worker / it {xw['median']:.2f}x "
+                  f"({xw['min']:.2f}x-{xw['max']:.2f}x), worker ahead in {tp['won_whole']} of "
+                  f"{len(tp['pairs'])}."]
     stalls = [w["stalls"] for w in tp.get("worker_runs", []) if "stalls" in w]
     if stalls:
         lines += ["", "The worker's event loop held over 50 ms while it replayed (each run: "

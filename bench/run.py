@@ -318,6 +318,17 @@ def _throughput_figures(tput: dict[str, Any], fig: dict[str, Any], errors: list[
             errors.append("Quix plain peer figures NOT exact (phases.throughput.quix_plain_runs)")
         log(f"quix without the contract check {tput['quix_plain']['median']:,.0f}/s (median), "
             f"ratio median {tput['ratio_plain']['median']:.2f}x")
+    if "quix_whole" in tput:
+        fig["quix_whole_events_per_s"] = tput["quix_whole"]["median"]
+        fig["ratio_to_quix_whole"] = tput["ratio_whole"]["median"]
+        fig["worker_pairs_won_whole"] = float(tput["won_whole"])
+        fig["quix_whole_exact"] = float(tput["quix_whole_exact"])
+        if not tput["quix_whole_exact"]:
+            errors.append("Quix whole-fold peer figures NOT exact "
+                          "(phases.throughput.quix_whole_runs)")
+        log(f"quix doing the worker's whole work {tput['quix_whole']['median']:,.0f}/s "
+            f"(median), ratio median {tput['ratio_whole']['median']:.2f}x, worker ahead in "
+            f"{tput['won_whole']} of {pairs.PAIRS}")
 
 
 def scrape_ms(worker: Worker, times: int = 3) -> float:

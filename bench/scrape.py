@@ -36,10 +36,10 @@ from stream.settings import Settings
 from stream.state import progress, records
 from stream.state.calls import CallDefinitions
 from stream.state.calls_waiting import listen
+from stream.state.facts import fact_context
 from stream.state.timeliness import OpenWork
 from stream.worker import collector
 from stream.worker.agents import TopicAgent
-from stream.worker.app import fact_context
 from stream.worker.batches import Batch
 from stream.worker.exposition import Page
 from stream.worker.live_gauges import CallsWaitingCollector, TimelinessCollector

@@ -6,8 +6,7 @@ import pytest
 
 from stream.contract.taxonomy import Taxonomy, load_taxonomy
 from stream.settings import Settings
-from stream.state.facts import FactContext
-from stream.worker.app import fact_context
+from stream.state.facts import FactContext, fact_context
 
 LONDON = ZoneInfo("Europe/London")
 

@@ -25,10 +25,11 @@ from datetime import datetime
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from stream.contract.taxonomy import Taxonomy
+from stream.contract.taxonomy import Taxonomy, load_taxonomy
+from stream.settings import Settings
 from stream.state.records import Progression, Record
-from stream.state.rules import Rule, Versions
-from stream.state.working_days import WorkingCalendar, local_month, us_rounded
+from stream.state.rules import Rule, Versions, load_rules
+from stream.state.working_days import OfficeHours, WorkingCalendar, local_month, us_rounded
 
 Fact = tuple[str, tuple[str, ...], float | None]
 
@@ -85,6 +86,16 @@ class FactContext:
         """(destination, its progression's slot key) in the taxonomy's order, made once:
         every contact record asks (a frozen dataclass still takes a cached property)."""
         return tuple((d, Progression.key(d)) for d in self.taxonomy.ordered("destination"))
+
+
+def fact_context(settings: Settings) -> FactContext:
+    """Calendar, taxonomy and rules as the settings configure them."""
+    calendar = WorkingCalendar(settings.timezone,
+                               OfficeHours(settings.office_start, settings.office_end),
+                               roll_after_hours=settings.roll_after_hours)
+    return FactContext(calendar, load_taxonomy(settings.taxonomy_path),
+                       load_rules(settings.rules_path, settings.timezone),
+                       ZoneInfo(settings.timezone))
 
 
 def durations(ctx: FactContext, figure: str, labels: tuple[str, ...], start: float,

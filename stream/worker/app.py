@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -30,18 +29,15 @@ from prometheus_client import (
 
 from stream.contract import partitioner
 from stream.contract.decoder import Decoder, Limits
-from stream.contract.taxonomy import load_taxonomy
 from stream.contract.topics import CHILDREN, DEADLETTER, event_families, folded, load_topics
 from stream.settings import Settings
 from stream.state import day_blocks, partner_responses, progress
 from stream.state.calls import CallDefinitions
 from stream.state.calls_waiting import listen
 from stream.state.clock import Clock, make_clock
-from stream.state.facts import FactContext
+from stream.state.facts import FactContext, fact_context
 from stream.state.fingerprint import fingerprint, fold_inputs
-from stream.state.rules import load_rules
 from stream.state.timeliness import OpenWork
-from stream.state.working_days import OfficeHours, WorkingCalendar
 from stream.worker import cell_dump, hugepages, localstate, webauth
 from stream.worker import collector as memory
 from stream.worker.agents import TopicAgent
@@ -350,16 +346,6 @@ class Worker:
         for topic, _ in owned:
             counts[topic] += 1
         return self.state.current(owned), counts
-
-
-def fact_context(settings: Settings) -> FactContext:
-    """Calendar, taxonomy and rules as the settings configure them."""
-    calendar = WorkingCalendar(settings.timezone,
-                               OfficeHours(settings.office_start, settings.office_end),
-                               roll_after_hours=settings.roll_after_hours)
-    return FactContext(calendar, load_taxonomy(settings.taxonomy_path),
-                       load_rules(settings.rules_path, settings.timezone),
-                       ZoneInfo(settings.timezone))
 
 
 def create_app(settings: Settings, broker: BrokerView | None = None) -> Worker:

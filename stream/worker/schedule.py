@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 from stream.contract.topics import load_topics
 from stream.settings import Settings
+from stream.state.facts import fact_context
 from stream.worker import retention
-from stream.worker.app import fact_context
 
 _DURATION = re.compile(r"^(\d+)([dwmy])$")
 

@@ -38,6 +38,7 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
         assert label in markdown
         assert results["verdicts"][key]["value"] == value
     assert results["figures"]["worker_exact"] == 1 and results["figures"]["quix_exact"] == 1
+    assert results["figures"]["quix_whole_exact"] == 1  # the worker's figures, from Quix
     assert results["phases"]["throughput"]["exactness"]["exact"] is True
     restart = results["phases"]["recovery"]  # read from the restarted worker's log
     assert restart["checkpoint_records"] > 0  # the warm restart: from the checkpoint

@@ -58,3 +58,26 @@ def test_an_inexact_plain_peer_is_said():
     plain = [{"events_per_s": 1.0, "exact": True}, {"events_per_s": 1.0, "exact": False}]
     out = pairs.summary(_runs(2.0, 2.0), _runs(1.0, 1.0), 5.0, plain)
     assert out["quix_plain_exact"] is False and out["quix_exact"] is True
+
+
+def test_the_peer_doing_the_whole_work_gets_its_ratio_and_pairs_won_beside():
+    out = pairs.summary(_runs(30_000, 24_000, 27_000), _runs(20_000, 16_000, 30_000), 5.0,
+                        _runs(40_000, 30_000, 27_000), _runs(20_000, 25_000, 18_000))
+    # ratios per run: 1.5, 0.96, 1.5; pairs won against it counted apart from the verdict's
+    assert out["ratio_whole"]["median"] == pytest.approx(1.5)
+    assert out["ratio_whole"]["min"] == pytest.approx(0.96)
+    assert out["won_whole"] == 2 and out["won"] == 2
+    assert out["quix_whole"] == {"median": 20_000, "min": 18_000, "max": 25_000}
+    assert out["quix_whole_exact"] is True and out["ratio_plain"]["median"] == pytest.approx(0.8)
+
+
+def test_the_whole_peer_shows_in_the_pairs_section_and_the_figures():
+    tp = pairs.summary(_runs(30_000, 24_000, 27_000), _runs(20_000, 16_000, 30_000), 5.0,
+                       _runs(40_000, 30_000, 27_000), _runs(20_000, 25_000, 18_000))
+    lines = report.pairs_markdown({"phases": {"throughput": tp},
+                                   "machine": {"cpu": "x", "nproc": 2}})
+    text = "\n".join(lines)
+    assert "worker / it 1.50x (0.96x-1.50x), worker ahead in 2 of 3" in text
+    for name in ("quix_whole_events_per_s", "ratio_to_quix_whole", "worker_pairs_won_whole",
+                 "quix_whole_exact"):
+        assert name in report.FIGURES

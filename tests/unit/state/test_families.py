@@ -18,8 +18,8 @@ from stream.contract.events import Event
 from stream.contract.quotes import new_key, seal
 from stream.settings import Settings
 from stream.state import children, records
+from stream.state.facts import fact_context
 from stream.state.families import BY_KIND, FAMILIES, LABELS, facts_of
-from stream.worker.app import fact_context
 from tests import factories as f
 from tests.conftest import LONDON
 

@@ -546,7 +546,7 @@ def test_a_checkpoint_judged_by_other_rules_gives_its_records_only(taxonomy, ctx
     # Taken under today's rules; restored under contact_decision at 3 working days, with
     # the out-of-hours roll-over: the records are taken, the derived state refolded.
     from stream.settings import Settings
-    from stream.worker.app import fact_context
+    from stream.state.facts import fact_context
 
     rules = tmp_path / "rules.toml"
     text = Settings().rules_path.read_text()
