@@ -66,26 +66,37 @@ def quix_run(python: Path, bootstrap: str, tmp: Path, i: int, total: int, want: 
 
 def run_pairs(bootstrap: str, tmp: Path, total: int, want: Figures, timeout: float,
               periodic: float, quix: tuple[Path, list[str]] | None,
-              quiet: Callable[[str], None]) -> dict[str, Any]:
+              quiet: Callable[[str], None],
+              tidy: Callable[[Path], dict[str, Any]] | None = None) -> dict[str, Any]:
     """``PAIRS`` rounds of (worker, Quix, Quix plain, Quix whole); without Quix, the
-    worker's runs."""
+    worker's runs. ``tidy``: called with each run's work directory after it (its topics
+    and directories removed, ``bench.tidy``); what it removed goes in the run's result."""
     workers: list[dict[str, Any]] = []
     peers: list[dict[str, Any]] = []
     plain: list[dict[str, Any]] = []
     whole: list[dict[str, Any]] = []
+
+    def after(run: dict[str, Any], workdir: Path) -> dict[str, Any]:
+        if tidy is not None:
+            run["tidied"] = tidy(workdir)
+        return run
+
     for i in range(1, PAIRS + 1):
         quiet(f"throughput_worker_{i}")
-        workers.append(worker_run(bootstrap, tmp, i, total, want, timeout, periodic))
+        workers.append(after(worker_run(bootstrap, tmp, i, total, want, timeout, periodic),
+                             tmp / f"bench-tp-{i}"))
         if quix is not None:
             quiet(f"throughput_quix_{i}")
-            peers.append(quix_run(quix[0], bootstrap, tmp, i, total, want, quix[1], timeout,
-                                  periodic))
+            peers.append(after(quix_run(quix[0], bootstrap, tmp, i, total, want, quix[1],
+                                        timeout, periodic), tmp / f"quix-{i}"))
             quiet(f"throughput_quix_plain_{i}")
-            plain.append(quix_run(quix[0], bootstrap, tmp, i, total, want, quix[1], timeout,
-                                  periodic, contract=False))
+            plain.append(after(quix_run(quix[0], bootstrap, tmp, i, total, want, quix[1],
+                                        timeout, periodic, contract=False),
+                               tmp / f"quix-plain-{i}"))
             quiet(f"throughput_quix_whole_{i}")
-            whole.append(quix_run(quix[0], bootstrap, tmp, i, total, want, quix[1], timeout,
-                                  periodic, whole=True))
+            whole.append(after(quix_run(quix[0], bootstrap, tmp, i, total, want, quix[1],
+                                        timeout, periodic, whole=True),
+                               tmp / f"quix-whole-{i}"))
     return summary(workers, peers, periodic, plain, whole)
 
 

@@ -152,7 +152,9 @@ NOTES = [
     "30 s; phases.quiet_waits_s), so one phase's background work does not land on the next.",
     "Throughput: three interleaved pairs (worker, Quix, worker, Quix, worker, Quix), each run "
     "after the quiet wait, each a fresh consumer group with empty state replaying the whole "
-    "backlog. Figures are medians; phases.throughput has every run, each side's and the "
+    "backlog; after each run its topics and directories are removed (bench/tidy.py; "
+    "tidied in each run), so every run starts from the broker and disk the first one had. "
+    "Figures are medians; phases.throughput has every run, each side's and the "
     "ratio's median and min-max. Verdict: ahead only when the worker won every pair. The "
     "pair's Quix checks every event by the worker's contract before its fold, as the worker "
     "does (the same pydantic models, strict); after each pair Quix runs again without the "

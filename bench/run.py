@@ -25,6 +25,7 @@ from bench import (
     replay,
     report,
     scale,
+    tidy,
 )
 from bench.ceiling import aiokafka_ceiling, java_ceiling
 from bench.procs import Worker, free_port, wait_quiet
@@ -170,7 +171,8 @@ def _run(a: argparse.Namespace, broker: LocalBroker, tmp: Path, results: dict[st
         f"java {fig['ceiling_java_events_per_s']:,.0f}/s")
     order = [dataset.TOPICS[f].name for f in ("contacts", "map_enquiries", "calls", "audits")]
     tput = pairs.run_pairs(bootstrap, tmp, len(msgs), want, timeout, a.periodic_seconds,
-                           None if quix_python is None else (quix_python, order), quiet)
+                           None if quix_python is None else (quix_python, order), quiet,
+                           tidy.Tidy(bootstrap))
     _throughput_figures(tput, fig, errors)
     # The state the next phases need, from one more replay by a worker with the default
     # intervals (the pairs' short checkpoint interval would weigh on the latency phase).

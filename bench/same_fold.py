@@ -5,7 +5,8 @@ worker computes every family, its open work and the calls waiting, so the ratio 
 peer measures the two tools *and* the amount of work each does. ``WholeFold`` is the
 worker's own work from this checkout's ``stream.state`` (records, facts, cells, open
 work), so a peer running it does the same work as the worker's fold and recount,
-through its own framework; only the children hop (``stream.worker.rekey``) is left out.
+through its own framework. Left out: the children hop (``stream.worker.rekey``), the
+dead-letter topic and the Prometheus export (BENCHMARKS.md, "What is measured").
 
 It runs inside the peer's virtualenv, which has neither Faust nor prometheus-client:
 it imports only ``stream.settings``, ``stream.contract`` and ``stream.state``.

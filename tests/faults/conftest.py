@@ -122,17 +122,32 @@ async def _read_topic(bootstrap: str, topic: str, n: int, timeout: float,
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
-            got = [r for records in batch.values() for r in records]
-            out += got
-            if len(out) >= n and not got:
+            out += [r for records in batch.values() for r in records]
+            # To the end, not to the first empty poll: a poll can come back empty while a
+            # fetch is still on its way (a loaded machine), and the records it would have
+            # brought are the newest, the ones a test counts against the last incarnation.
+            if len(out) >= n and await _read_to_end(consumer):
                 break
     finally:
         await consumer.stop()
     return out
 
 
+async def _read_to_end(consumer: AIOKafkaConsumer) -> bool:
+    """Whether every partition of the topic has been read up to its end offset now."""
+    parts = consumer.assignment()
+    if not parts:
+        return False
+    ends = await consumer.end_offsets(list(parts))
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
+
+
 def read_deadletter(bootstrap: str, n: int, timeout: float = 60, **kw: Any) -> list[dict]:
-    """At least ``n`` dead-letter records (all there are once ``n`` are in), decoded."""
+    """At least ``n`` dead-letter records, decoded: every one on the topic once ``n`` are
+    in (read up to the end offsets of that moment)."""
     records = run(_read_topic(bootstrap, DEADLETTER, n, timeout, **kw))
     out = []
     for r in records:

@@ -210,10 +210,10 @@ def test_sigkill_during_replay_loses_nothing_and_counts_nothing_twice(broker, wo
     assert {b64(d["value_b64"]) for d in by_offset.values()} == bad_values
     assert len(by_offset) == ds.bad
     assert {d["reason"] for d in dead} == {"invalid_json"}
-    assert rejected_now == by_last
+    assert rejected_now == by_last, (rejected_now, by_last, len(dead))
     assert (lost, double) == (0, 0), differences(samples, truth)
     assert_figures_match(samples, truth)
-    assert kills >= 5 and restarts == kills
+    assert kills >= 5 and restarts == kills, (kills, restarts)
     # Every restart that found a checkpoint file resumed from it (the first one always
     # finds one: the first kill waits for it).
     sections = [log_bytes[start:end].decode(errors="replace") for (_, start), end in

@@ -39,7 +39,13 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
         assert results["verdicts"][key]["value"] == value
     assert results["figures"]["worker_exact"] == 1 and results["figures"]["quix_exact"] == 1
     assert results["figures"]["quix_whole_exact"] == 1  # the worker's figures, from Quix
-    assert results["phases"]["throughput"]["exactness"]["exact"] is True
+    tput = results["phases"]["throughput"]
+    assert tput["exactness"]["exact"] is True
+    # Every run's topics and directories went after it (bench/tidy.py): each side leaves
+    # changelogs, Quix its RocksDB too, and a later run must not start among them.
+    peers = [*tput["quix_runs"], *tput["quix_plain_runs"], *tput["quix_whole_runs"]]
+    assert all(run["tidied"]["topics_deleted"] > 0 for run in [*tput["worker_runs"], *peers])
+    assert all(run["tidied"]["bytes_removed"] > 0 for run in peers)
     restart = results["phases"]["recovery"]  # read from the restarted worker's log
     assert restart["checkpoint_records"] > 0  # the warm restart: from the checkpoint
     assert restart["cold"]["restore_s"] is not None and restart["cold"]["records_rebuilt"] > 0
